@@ -1,0 +1,26 @@
+"""The ``vasari`` command line: a thin Typer layer over the library.
+
+Each area registers its verbs from its own module (``vasari/cli/<area>.py`` with a
+``register(app)`` function) so the CLI stays thin and areas stay independent. Heavy imports
+(torch, onnxruntime) happen inside commands, so ``vasari --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="vasari",
+    help="Attribute European paintings: artist, period, school, type and style from an image.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+#: The CLI areas, in the order ``vasari --help`` lists their verbs.
+AREAS: tuple[str, ...] = ()
+
+for _area in AREAS:
+    importlib.import_module(f"vasari.cli.{_area}").register(app)
