@@ -1,0 +1,273 @@
+"""``vasari dataset build | show | diff``: catalogs -> a leakage-free, split dataset folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+dataset_app = typer.Typer(
+    name="dataset",
+    help="Build datasets from catalogs (filters, near-duplicate groups, splits) and inspect them.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(dataset_app, name="dataset")
+
+
+def _fail(message: str) -> NoReturn:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    raise typer.Exit(code=2)
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean bad input (reported in one line, exit 2), not a bug."""
+    from vasari.dataset import DatasetError
+    from vasari.images import ImageError
+
+    errors: list[type[BaseException]] = [DatasetError, ImageError, OSError, ValueError, KeyError]
+    try:
+        from vasari import catalog as catalog_module
+
+        for name in ("CatalogError", "ParseError"):
+            if isinstance(getattr(catalog_module, name, None), type):
+                errors.insert(0, getattr(catalog_module, name))
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc) or type(exc).__name__
+
+
+def class_count_tables(counts: dict[str, dict[str, dict[str, int]]], tasks: list[str] | None = None) -> list[Table]:
+    """One rich table per task: label | train | val | test | total."""
+    from vasari.dataset import SPLITS
+
+    tables = []
+    for task, per_label in counts.items():
+        if tasks and task not in tasks:
+            continue
+        table = Table(title=f"{task}: {len(per_label)} classes", title_justify="left")
+        table.add_column(task)
+        for split in SPLITS:
+            table.add_column(split, justify="right")
+        table.add_column("total", justify="right")
+        totals = {s: 0 for s in SPLITS}
+        for label, per in sorted(per_label.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])):
+            for s in SPLITS:
+                totals[s] += per.get(s, 0)
+            table.add_row(label, *(str(per.get(s, 0)) for s in SPLITS), str(sum(per.values())))
+        if per_label:
+            table.add_section()
+            table.add_row("all", *(str(totals[s]) for s in SPLITS), str(sum(totals.values())), style="bold")
+        else:
+            table.add_row("(no labels)", "", "", "", "")
+        tables.append(table)
+    return tables
+
+
+def summary_table(info: dict, splits: dict[str, int]) -> Table:
+    """Sources (records, kept, per split, dropped) and the near-duplicate summary."""
+    table = Table(title="sources", title_justify="left")
+    for column in ("source", "records", "kept", "train", "val", "test", "dropped"):
+        table.add_column(column, justify="left" if column in ("source", "dropped") else "right")
+    for name, stats in sorted(info.get("sources", {}).items()):
+        per = stats.get("splits", {})
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("dropped", {}).items(), key=lambda kv: -kv[1]))
+        records = stats.get("records")
+        table.add_row(
+            name, "" if records is None else str(records), str(stats.get("kept", "")),
+            *(str(per.get(s, "")) for s in ("train", "val", "test")), dropped or "-",
+        )
+    table.add_section()
+    table.add_row("all", "", str(sum(splits.values())), *(str(splits.get(s, 0)) for s in ("train", "val", "test")), "")
+    return table
+
+
+def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
+    info = ds.info
+    console.print(summary_table(info, ds.split_sizes()))
+    dup = info.get("duplicates")
+    config = ds.config
+    grouping = "random (stratified)" if config.split == "random" else (
+        "grouped by near-duplicate group" + (" and artist" if config.group_by_artist else "")
+    )
+    console.print(
+        f"split: {grouping}, seed {config.seed}, val {config.val_fraction:g}, test {config.test_fraction:g}"
+        + (f", stratified on {config.stratify_on}" if config.stratify_on else "")
+    )
+    if dup:
+        console.print(
+            f"near-duplicates (phash distance <= {dup['phash_distance']}): {dup['groups_with_duplicates']} groups "
+            f"holding {dup['images_in_duplicate_groups']} of {dup['images_hashed']} images (largest {dup['largest_group']}); "
+            f"groups straddling splits: {dup['groups_straddling_splits']}, "
+            f"artists straddling splits: {dup['artists_straddling_splits']}"
+        )
+    if info.get("dropped"):
+        console.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1])))
+    for task, removed in (info.get("removed_labels") or {}).items():
+        console.print(
+            f"{task}: {len(removed)} classes under {config.min_per_class} training examples lost their label "
+            f"({sum(removed.values())} records)"
+        )
+    unreadable = info.get("unreadable") or []
+    if unreadable:
+        console.print(f"unreadable images: {len(unreadable)}")
+        for item in unreadable[:10]:
+            console.print(f"  {item['artwork_id']}: {item['error']}", markup=False)
+        if len(unreadable) > 10:
+            console.print(f"  ... and {len(unreadable) - 10} more (listed in dataset.json)")
+    for table in class_count_tables(ds.class_counts(), tasks):
+        console.print(table)
+
+
+def _check_tasks(tasks: list[str] | None) -> list[str] | None:
+    from vasari.labels import TASKS
+
+    for task in tasks or []:
+        if task not in TASKS:
+            _fail(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
+    return tasks or None
+
+
+@dataset_app.command("build")
+def build(
+    specs: Optional[list[str]] = typer.Argument(
+        None, metavar="SPEC...", help='Catalogs: "kind:path[?opt=val]" (wga, kaggle, folder, manifest, wikiart) or a path.'
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write dataset.csv, splits.csv, dataset.json into."),
+    shared: bool = typer.Option(False, "--shared", help="Add every labelled source of ../shared/data."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Shared data folder (default: ../shared/data or $VASARI_DATA)."),
+    include_photos: bool = typer.Option(False, "--include-photos", help="With --shared: also the Louvre museum photos."),
+    split: str = typer.Option("grouped", "--split", help="grouped (near-duplicates, optionally artists, in one split) or random (stratified)."),
+    by_artist: bool = typer.Option(False, "--by-artist/--no-by-artist", help="Grouped split: also keep each artist inside one split."),
+    stratify: Optional[str] = typer.Option("type", "--stratify", help="Task whose class balance the split keeps ('none' to not stratify)."),
+    min_per_class: int = typer.Option(10, "--min-per-class", help="Classes with fewer training examples lose their label."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
+    val: float = typer.Option(0.1, "--val", help="Validation fraction."),
+    test: float = typer.Option(0.1, "--test", help="Test fraction."),
+    first_year: int = typer.Option(1401, "--first-year"),
+    last_year: int = typer.Option(1900, "--last-year"),
+    keep_undated: bool = typer.Option(True, "--keep-undated/--drop-undated", help="Keep works without a date."),
+    paintings_only: bool = typer.Option(True, "--paintings-only/--all-forms", help="Drop non-paintings (WGA FORM)."),
+    types: Optional[list[str]] = typer.Option(None, "--type", help="Keep only these types (repeatable); untyped works stay."),
+    phash_distance: int = typer.Option(8, "--phash-distance", help="Max Hamming distance (of 64 bits) between near-duplicates."),
+    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Show class counts for these tasks only (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar while hashing images."),
+) -> None:
+    """Build a dataset folder from catalogs.
+
+    Example: vasari dataset build --shared --out runs/ds --split grouped --min-per-class 10
+
+    Example: vasari dataset build "folder:../shared/data/louvre/train?task=type" kaggle:../shared/data/artists7 --out runs/ds2 --by-artist
+    """
+    from vasari.dataset import DatasetConfig, build_dataset, save_dataset
+
+    console = Console(highlight=False)
+    tasks = _check_tasks(tasks)
+    errors = _input_errors()
+    started = time.perf_counter()
+    try:
+        config = DatasetConfig(
+            first_year=first_year, last_year=last_year, keep_undated=keep_undated, paintings_only=paintings_only,
+            types=tuple(types) if types else None, min_per_class=min_per_class, split=split,
+            group_by_artist=by_artist, stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
+            val_fraction=val, test_fraction=test, seed=seed, phash_distance=phash_distance,
+        )
+        catalogs = _read_catalogs(specs or [], shared, data_dir, include_photos)
+        for catalog in catalogs:
+            report = getattr(catalog, "report", None)
+            if report is not None and hasattr(report, "as_table"):
+                console.print(report.as_table())
+        out.mkdir(parents=True, exist_ok=True)
+        ds = build_dataset(catalogs, config, progress=progress, cache_dir=out)
+        save_dataset(ds, out)
+    except errors as exc:
+        _fail(_message(exc))
+    _print_dataset(console, ds, tasks)
+    console.print(f"wrote {out} ({len(ds.artworks)} artworks) in {time.perf_counter() - started:.1f} s")
+
+
+def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, include_photos: bool) -> list:
+    from vasari.catalog import read_catalog
+
+    if not specs and not shared:
+        _fail("give at least one catalog SPEC or --shared")
+    catalogs = []
+    if shared:
+        from vasari.catalog import shared_catalogs
+        from vasari.shared import shared_data_dir
+
+        folder = data_dir or shared_data_dir()
+        if folder is None or not Path(folder).is_dir():
+            _fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
+        catalogs.extend(shared_catalogs(Path(folder), include_photos=include_photos))
+    for spec in specs:
+        catalogs.append(read_catalog(spec))
+    return catalogs
+
+
+@dataset_app.command("show")
+def show(
+    path: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
+    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
+) -> None:
+    """Print a dataset's sources, near-duplicate summary and per-task, per-split class counts.
+
+    Example: vasari dataset show runs/ds --task type --task school
+    """
+    from vasari.dataset import load_dataset
+
+    tasks = _check_tasks(tasks)
+    try:
+        ds = load_dataset(path)
+    except _input_errors() as exc:
+        _fail(_message(exc))
+    _print_dataset(Console(highlight=False), ds, tasks)
+
+
+@dataset_app.command("diff")
+def diff(
+    a: Path = typer.Argument(..., help="A dataset folder or splits.csv."),
+    b: Path = typer.Argument(..., help="Another dataset folder or splits.csv."),
+    limit: int = typer.Option(20, "--limit", help="How many moved ids to list."),
+) -> None:
+    """Compare two split files: which artworks moved between train/val/test.
+
+    Example: vasari dataset diff runs/ds-seed0 runs/ds-seed1
+    """
+    from vasari.dataset import diff_splits, load_splits
+
+    def splits_of(p: Path) -> dict[str, str]:
+        return load_splits(p / "splits.csv" if p.is_dir() else p)
+
+    try:
+        result = diff_splits(splits_of(a), splits_of(b))
+    except _input_errors() as exc:
+        _fail(_message(exc))
+    console = Console(highlight=False)
+    moved = result["moved"]
+    console.print(
+        f"same split: {result['same']}, moved: {len(moved)}, only in A: {len(result['only_in_a'])}, "
+        f"only in B: {len(result['only_in_b'])}"
+    )
+    if moved:
+        table = Table("artwork_id", "A", "B")
+        for art_id, (was, now) in list(moved.items())[:limit]:
+            table.add_row(art_id, was, now)
+        console.print(table)
+        if len(moved) > limit:
+            console.print(f"... and {len(moved) - limit} more")

@@ -1,0 +1,762 @@
+"""The web service: a page for museum visitors and a REST API for developers.
+
+``create_app(predictor)`` builds a FastAPI app around one loaded ``Predictor``:
+
+- ``POST /api/v1/predict``: one image (multipart field ``file``, or the raw image bytes as
+  the body with an ``image/*`` or ``application/octet-stream`` content type) -> the
+  prediction object of ``vasari predict --json``; ``?top_k=``.
+- ``POST /api/v1/predict/batch``: several images (multipart field ``files``) -> an array.
+- ``GET /api/v1/model``: tasks, labels, backbone and model card.
+- ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded and warm).
+- ``GET /docs`` (Swagger UI from locally served assets) and ``GET /openapi.json``.
+- ``GET /`` and ``GET /about``: the visitor page and the page explaining tasks, classes and
+  the model card; every asset is served from ``vasari/web`` (nothing from a CDN).
+
+Every error is ``{"error": {"code": ..., "message": ...}}`` with a precise status: 400 bad
+parameters or request shape, 405 wrong method, 413 body too large (checked on
+Content-Length before reading, and again while streaming), 415 not an image, 422 corrupt
+or truncated image or decompression bomb, 503 not ready. No input takes the server down.
+
+Inference never runs on the event loop: images are decoded in the thread pool and handed to
+a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
+runs them as one embedder batch (and waits at most ``batch_window_ms`` for requests that
+are still being decoded), so concurrent clients share one forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from vasari.images import ImageError, ImageLimits, load_image
+
+log = logging.getLogger("vasari.service")
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+API_PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Limits and tuning of the service (``vasari serve`` flags map onto these)."""
+
+    #: Largest body accepted by ``/api/v1/predict`` (and largest single file in a batch).
+    max_upload_bytes: int = 20 * 1024 * 1024
+    #: Largest body accepted by ``/api/v1/predict/batch``, all files together.
+    max_batch_upload_bytes: int = 64 * 1024 * 1024
+    #: Most files in one batch request.
+    max_batch_files: int = 16
+    default_top_k: int = 3
+    max_top_k: int = 100
+    #: Most images the micro-batcher puts into one predictor call.
+    max_batch_size: int = 8
+    #: How long the batcher waits for requests still being decoded before it runs a batch.
+    batch_window_ms: float = 5.0
+    #: Decode JPEGs at the smallest 1/2^k scale keeping this short side (None: derived from
+    #: the backbone's input size and crop; 0: always decode at full resolution).
+    decode_min_side: int | None = None
+    #: Pixel limit against decompression bombs (width x height).
+    max_pixels: int = ImageLimits().max_pixels
+    #: Run one prediction at start-up so the first visitor does not pay for lazy set-up.
+    warmup: bool = True
+
+
+class ServiceError(Exception):
+    """An error answered as ``{"error": {"code", "message"}}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+class BodyTooLarge(ServiceError):
+    def __init__(self, limit: int, size: int | None = None):
+        what = f"{size} bytes" if size is not None else "more bytes"
+        super().__init__(
+            413, "too_large", f"request body of {what} exceeds the {limit}-byte limit ({limit / 2**20:.0f} MB)"
+        )
+
+
+#: How each ImageError code is answered.
+IMAGE_ERROR_STATUS = {
+    "empty": 400,
+    "not_an_image": 415,
+    "too_large": 413,
+    "corrupt": 422,
+    "decompression_bomb": 422,
+}
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def _plain(obj: Any) -> Any:
+    """Make predictor output JSON-safe (numpy scalars/arrays, tuples, paths, NaN -> None)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    if isinstance(obj, Path):
+        return str(obj)
+    tolist = getattr(obj, "tolist", None)  # numpy scalar or array
+    if callable(tolist):
+        return _plain(tolist())
+    if hasattr(obj, "__dataclass_fields__"):
+        return _plain(asdict(obj))
+    return str(obj)
+
+
+# --------------------------------------------------------------------------- batching
+
+
+@dataclass
+class _Job:
+    images: list
+    top_k: int
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+
+
+def _truncate(result: dict, top_k: int) -> dict:
+    predictions = result.get("predictions")
+    if isinstance(predictions, dict):
+        result = dict(result)
+        result["predictions"] = {task: list(items)[:top_k] for task, items in predictions.items()}
+    return result
+
+
+class MicroBatcher:
+    """One worker thread that owns the predictor and groups waiting requests into batches.
+
+    ``submit`` returns a ``concurrent.futures.Future`` with one prediction dict per image.
+    The worker takes every job already queued (up to ``max_batch`` images); if requests are
+    known to be on their way (``expect()`` was called and they have not been submitted yet)
+    it waits up to ``window_s`` for them. A lone request therefore never waits.
+    """
+
+    def __init__(self, predict_fn: Callable[[list, int], list[dict]], max_batch: int = 8, window_s: float = 0.005):
+        self._predict = predict_fn
+        self.max_batch = max(1, max_batch)
+        self.window_s = max(0.0, window_s)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._incoming = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="vasari-batcher", daemon=True)
+        self.batches = 0
+        self.images = 0
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._started = False
+
+    @contextlib.contextmanager
+    def expecting(self):
+        """Announce a request that is decoding and will ``submit`` soon (or fail)."""
+        with self._lock:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._incoming -= 1
+
+    def submit(self, images: Sequence, top_k: int) -> concurrent.futures.Future:
+        job = _Job(list(images), top_k)
+        if not self._started:
+            job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
+        else:
+            self._queue.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            jobs, count, stop = [first], len(first.images), False
+            deadline = time.monotonic() + self.window_s
+            while count < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    with self._lock:
+                        incoming = self._incoming
+                    remaining = deadline - time.monotonic()
+                    if incoming <= 0 or remaining <= 0:
+                        break
+                    try:
+                        job = self._queue.get(timeout=min(remaining, 0.001))
+                    except queue.Empty:
+                        continue
+                if job is None:
+                    stop = True
+                    break
+                jobs.append(job)
+                count += len(job.images)
+            self._execute(jobs)
+            if stop:
+                return
+
+    def _execute(self, jobs: list[_Job]) -> None:
+        images = [image for job in jobs for image in job.images]
+        try:
+            results = self._predict(images, max(job.top_k for job in jobs))
+            if len(results) != len(images):
+                raise RuntimeError(f"predictor returned {len(results)} results for {len(images)} images")
+        except Exception as exc:  # noqa: BLE001 - one failing batch must not fail its neighbours
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._execute([job])
+                return
+            log.exception("prediction failed")
+            jobs[0].future.set_exception(exc)
+            return
+        self.batches += 1
+        self.images += len(images)
+        start = 0
+        for job in jobs:
+            chunk = results[start : start + len(job.images)]
+            start += len(job.images)
+            job.future.set_result([_truncate(r, job.top_k) for r in chunk])
+
+
+# --------------------------------------------------------------------------- body limit
+
+
+class BodyLimitMiddleware:
+    """Reject oversized bodies: on Content-Length before reading, and while streaming.
+
+    ``limit_for(path)`` gives the byte limit for a path (None: unlimited). An oversized
+    Content-Length is answered at once with 413 without reading the body; a body that grows
+    past the limit while streaming (chunked or lying Content-Length) raises ``BodyTooLarge``
+    inside the endpoint, which answers 413 as well.
+    """
+
+    def __init__(self, app, limit_for: Callable[[str], int | None]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope.get("path", ""))
+        if limit is None:
+            await self.app(scope, receive, send)
+            return
+        from starlette.responses import JSONResponse
+
+        length = None
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError:
+                    response = JSONResponse(error_body("bad_request", "invalid Content-Length header"), 400)
+                    await response(scope, receive, send)
+                    return
+        if length is not None and length > limit:
+            exc = BodyTooLarge(limit, length)
+            response = JSONResponse(error_body(exc.code, exc.message), 413, headers={"Connection": "close"})
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
+
+
+class SecurityHeadersMiddleware:
+    """Adds nosniff everywhere and a same-origin-only Content-Security-Policy to our pages
+    (Swagger UI at /docs needs an inline script, so it is left without the CSP)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with_csp = not scope.get("path", "").startswith("/docs")
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if with_csp and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CSP.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def _decode_min_side(info: dict, config: ServiceConfig) -> int | None:
+    if config.decode_min_side is not None:
+        return config.decode_min_side or None
+    pre = (info.get("backbone") or {}).get("preprocess") or {}
+    try:
+        size, crop = float(pre.get("size", 260)), float(pre.get("crop", 1.0)) or 1.0
+    except (TypeError, ValueError):
+        return 300
+    return int(math.ceil(size / crop))
+
+
+def _filename(name: str | None) -> str:
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:200] or "upload"
+
+
+OPENAPI_SINGLE = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "the image"}},
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+OPENAPI_BATCH = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            }
+        },
+    }
+}
+ERROR_SCHEMA = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    }
+                },
+            }
+        }
+    }
+}
+PREDICT_ERRORS = {
+    400: {"description": "bad parameter, empty body or missing field", **ERROR_SCHEMA},
+    413: {"description": "body too large", **ERROR_SCHEMA},
+    415: {"description": "not an image", **ERROR_SCHEMA},
+    422: {"description": "corrupt or truncated image, or decompression bomb", **ERROR_SCHEMA},
+    503: {"description": "model not loaded yet", **ERROR_SCHEMA},
+}
+
+
+def _swagger_assets() -> Path | None:
+    """Swagger UI's JS/CSS from an installed package (fastapi-offline), if any."""
+    try:
+        import fastapi_offline  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    static = Path(fastapi_offline.__file__).resolve().parent / "static"
+    return static if (static / "swagger-ui-bundle.js").is_file() else None
+
+
+def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
+    """The FastAPI app serving ``predictor``.
+
+    ``predictor`` is a loaded ``vasari.predict.Predictor`` (anything with
+    ``predict_images(images, top_k)`` and ``info()``), or a zero-argument callable that
+    loads one: it is then loaded at start-up in a worker thread while ``/healthz`` already
+    answers and ``/readyz`` says 503 until the model is warm.
+    """
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    import vasari
+
+    state: dict[str, Any] = {"predictor": None, "info": {}, "ready": False, "error": None, "min_side": None}
+    batcher = MicroBatcher(
+        lambda images, top_k: state["predictor"].predict_images(images, top_k=top_k),
+        max_batch=config.max_batch_size,
+        window_s=config.batch_window_ms / 1000.0,
+    )
+    limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
+
+    def _load() -> None:
+        pred = predictor() if callable(predictor) and not hasattr(predictor, "predict_images") else predictor
+        state["predictor"] = pred
+        info = _plain(pred.info()) if hasattr(pred, "info") else {}
+        state["info"] = info if isinstance(info, dict) else {"info": info}
+        state["min_side"] = _decode_min_side(state["info"], config)
+
+    async def _warmup() -> None:
+        try:
+            await run_in_threadpool(_load)
+            if config.warmup:
+                from PIL import Image
+
+                probe = Image.new("RGB", (320, 320), (128, 110, 90))
+                await asyncio.wrap_future(batcher.submit([probe], 1))
+            state["ready"] = True
+            log.info("model ready")
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz
+            log.exception("model failed to load")
+            state["error"] = f"{type(exc).__name__}: {exc}"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        task = asyncio.create_task(_warmup())
+        if not callable(predictor) or hasattr(predictor, "predict_images"):
+            await task  # an already-loaded predictor: be ready before serving
+        try:
+            yield
+        finally:
+            task.cancel()
+            await run_in_threadpool(batcher.stop)
+
+    app = FastAPI(
+        title="Vasari",
+        version=vasari.__version__,
+        description=(
+            "Attribute European paintings (1401-1900) from an image: type, school, period, style "
+            "and artist with calibrated probabilities, a year estimate with an interval, similar "
+            "works and artist affinities. Errors are `{\"error\": {\"code\", \"message\"}}`."
+        ),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.vasari = state
+    app.state.batcher = batcher
+    app.state.config = config
+
+    def limit_for(path: str) -> int | None:
+        if path.rstrip("/") == f"{API_PREFIX}/predict/batch":
+            return config.max_batch_upload_bytes
+        if path.startswith(API_PREFIX):
+            return config.max_upload_bytes
+        return 1024 * 1024
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+
+    # ---------------------------------------------------------------- errors
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError):
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        parts = []
+        for err in exc.errors():
+            loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "body", "path", "header")]
+            value = err.get("input")
+            shown = f" (got {value!r})" if isinstance(value, (str, int, float)) else ""
+            parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}{shown}")
+        return JSONResponse(error_body("bad_parameter", "; ".join(parts) or "invalid request"), 400)
+
+    STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        code = STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        elif exc.status_code == 404:
+            message = f"no such page or endpoint: {request.url.path}"
+        return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse(error_body("internal", f"internal error: {type(exc).__name__}"), 500)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _require_ready() -> None:
+        if not state["ready"]:
+            detail = state["error"] or "the model is still loading"
+            raise ServiceError(503, "not_ready", detail, headers={"Retry-After": "5"})
+
+    async def _read_raw(request: Request) -> bytes:
+        chunks = []
+        async for chunk in request.stream():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _form(request: Request, max_files: int):
+        try:
+            return await request.form(max_files=max_files, max_fields=32)
+        except StarletteHTTPException as exc:
+            raise ServiceError(400, "bad_multipart", f"cannot parse the multipart body: {exc.detail}") from exc
+
+    def _content_type(request: Request) -> str:
+        return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    async def _decode(data: bytes, name: str):
+        if len(data) > config.max_upload_bytes:
+            raise BodyTooLarge(config.max_upload_bytes, len(data))
+        try:
+            image = await run_in_threadpool(load_image, data, min_side=state["min_side"], limits=limits)
+        except ImageError as exc:
+            message = str(exc).replace("<bytes>", name)
+            raise ServiceError(IMAGE_ERROR_STATUS.get(exc.code, 422), exc.code, message) from exc
+        return image
+
+    async def _predict(images: list, top_k: int) -> list[dict]:
+        try:
+            results = await asyncio.wrap_future(batcher.submit(images, top_k))
+        except ServiceError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}") from exc
+        return results
+
+    def _finish(result: dict, name: str) -> dict:
+        out = _plain(result)
+        out["image"] = name
+        return out
+
+    top_k_query = Query(
+        config.default_top_k,
+        ge=1,
+        le=config.max_top_k,
+        description="how many labels to return per task",
+    )
+
+    # ---------------------------------------------------------------- API
+
+    @app.post(
+        f"{API_PREFIX}/predict",
+        summary="Predict one image",
+        description=(
+            "Send the image as multipart field `file`, or as the raw body with an `image/*` or "
+            "`application/octet-stream` content type. The format is sniffed from the bytes, "
+            "never from the file name. Returns the prediction object of `vasari predict --json`."
+        ),
+        openapi_extra=OPENAPI_SINGLE,
+        responses=PREDICT_ERRORS,
+        tags=["predict"],
+    )
+    async def predict(request: Request, top_k: int = top_k_query):
+        _require_ready()
+        with batcher.expecting():
+            kind = _content_type(request)
+            if kind == "multipart/form-data":
+                form = await _form(request, max_files=4)
+                upload = form.get("file")
+                if upload is None or isinstance(upload, str):
+                    fields = sorted(set(form.keys()))
+                    got = f"; got field(s) {', '.join(fields)}" if fields else "; the form was empty"
+                    hint = " (a text value, not a file)" if isinstance(upload, str) else ""
+                    raise ServiceError(400, "missing_file", f"send the image in multipart field 'file'{hint}{got}")
+                name = _filename(upload.filename)
+                data = await upload.read()
+                await form.close()
+            elif kind.startswith("image/") or kind in ("application/octet-stream", ""):
+                data = await _read_raw(request)
+                name = _filename(request.headers.get("x-filename"))
+            else:
+                raise ServiceError(
+                    415,
+                    "unsupported_media_type",
+                    f"content type {kind!r} is not accepted: send multipart/form-data with field 'file', "
+                    "or the image bytes with an image/* content type",
+                )
+            if not data:
+                raise ServiceError(400, "empty", f"{name}: the upload is empty")
+            image = await _decode(data, name)
+        result = (await _predict([image], top_k))[0]
+        return JSONResponse(_finish(result, name))
+
+    @app.post(
+        f"{API_PREFIX}/predict/batch",
+        summary="Predict several images",
+        description=(
+            "Send the images as repeated multipart field `files` (at most "
+            f"{config.max_batch_files}). Returns an array of prediction objects in upload order; "
+            "an image that cannot be read gives `{\"image\", \"error\": {\"code\", \"message\"}}` "
+            "in its place while the others are predicted."
+        ),
+        openapi_extra=OPENAPI_BATCH,
+        responses=PREDICT_ERRORS,
+        tags=["predict"],
+    )
+    async def predict_batch(request: Request, top_k: int = top_k_query):
+        _require_ready()
+        if _content_type(request) != "multipart/form-data":
+            raise ServiceError(
+                415, "unsupported_media_type", "send multipart/form-data with one or more 'files' fields"
+            )
+        with batcher.expecting():
+            form = await _form(request, max_files=config.max_batch_files)
+            uploads = [u for u in form.getlist("files") if not isinstance(u, str)]
+            if not uploads:
+                fields = sorted(set(form.keys()))
+                got = f"; got field(s) {', '.join(fields)}" if fields else "; the form was empty"
+                raise ServiceError(400, "missing_file", f"send the images in multipart field 'files'{got}")
+            items: list[tuple[str, Any]] = []
+            for upload in uploads:
+                name = _filename(upload.filename)
+                data = await upload.read()
+                try:
+                    if not data:
+                        raise ServiceError(400, "empty", f"{name}: the upload is empty")
+                    items.append((name, await _decode(data, name)))
+                except ServiceError as exc:
+                    items.append((name, exc))
+            await form.close()
+        good = [image for _, image in items if not isinstance(image, ServiceError)]
+        results = iter(await _predict(good, top_k) if good else [])
+        out = []
+        for name, image in items:
+            if isinstance(image, ServiceError):
+                out.append({"image": name, "error": {"code": image.code, "message": image.message}})
+            else:
+                out.append(_finish(next(results), name))
+        return JSONResponse(out)
+
+    @app.get(f"{API_PREFIX}/model", summary="The loaded model", tags=["model"])
+    async def model_info():
+        """Tasks, labels per task, backbone and preprocessing, model card and metrics."""
+        _require_ready()
+        info = dict(state["info"])
+        info["service"] = {
+            "version": vasari.__version__,
+            "max_upload_bytes": config.max_upload_bytes,
+            "max_batch_files": config.max_batch_files,
+            "max_top_k": config.max_top_k,
+            "default_top_k": config.default_top_k,
+        }
+        return JSONResponse(info)
+
+    @app.get("/healthz", summary="Liveness", tags=["ops"])
+    async def healthz():
+        """200 while the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness", tags=["ops"], responses={503: {"description": "not ready", **ERROR_SCHEMA}})
+    async def readyz():
+        """200 once the model is loaded and warm, 503 before (or if loading failed)."""
+        _require_ready()
+        return {"status": "ready", "batches": batcher.batches, "images": batcher.images}
+
+    # ---------------------------------------------------------------- docs
+
+    assets = _swagger_assets()
+    if assets is not None:
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        if assets is None:
+            return RedirectResponse("/api")
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Vasari API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 0},
+        )
+
+    # ---------------------------------------------------------------- pages
+
+    def _page(name: str):
+        async def page():
+            return FileResponse(WEB_DIR / name, media_type="text/html")
+
+        return page
+
+    for route, page_file in (("/", "index.html"), ("/about", "about.html"), ("/api", "api.html")):
+        app.add_api_route(route, _page(page_file), methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    return app
+
+
+def create_app_from_env():
+    """App factory for ``uvicorn --factory vasari.service:create_app_from_env``.
+
+    Reads ``VASARI_MODEL`` (bundle dir; default bundle when unset), ``VASARI_MAX_UPLOAD_MB``,
+    ``VASARI_BATCH_WINDOW_MS`` and ``VASARI_MAX_BATCH``; the model loads in the background.
+    """
+    config = ServiceConfig(
+        max_upload_bytes=int(float(os.environ.get("VASARI_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
+        batch_window_ms=float(os.environ.get("VASARI_BATCH_WINDOW_MS", "5")),
+        max_batch_size=int(os.environ.get("VASARI_MAX_BATCH", "8")),
+    )
+    model = os.environ.get("VASARI_MODEL") or None
+
+    def load():
+        from vasari.predict import Predictor
+
+        return Predictor.load(Path(model) if model else None)
+
+    return create_app(load, config)
