@@ -159,6 +159,10 @@ def parse_year_range(text: str | None, *, low: int = 100, high: int = 2100) -> t
     s = s.replace("\u00a0", " ")
     if not s or _UNKNOWN_DATE.match(s):
         return None
+    # two centuries: "16th-17th century"
+    m = re.search(r"(\d{1,2})(?:st|nd|rd|th)\s*(?:-|to|or|/)\s*(\d{1,2})(?:st|nd|rd|th)\s*(?:c\b|c\.|cent|century)", s)
+    if m and int(m.group(1)) < int(m.group(2)) <= 21 and not re.search(r"\d{3}", s[: m.start()]):
+        return (int(m.group(1)) - 1) * 100 + 1, int(m.group(2)) * 100
     # centuries: "17th century", "XVII century", "second half of the 17th c."
     m = _CENTURY.search(s)
     first_number = _NUMBER_RANGE.search(s)
@@ -171,11 +175,6 @@ def parse_year_range(text: str | None, *, low: int = 100, high: int = 2100) -> t
         if span:
             a, b = span
             start, end = start + round(a * 100), (n - 1) * 100 + round(b * 100)
-        # "16th-17th century": extend to the second century
-        rest = s[m.end():]
-        m2 = re.match(r"\s*(?:-|to|or|/)\s*(\d{1,2})\s*(?:st|nd|rd|th)", rest)
-        if m2 and int(m2.group(1)) > n:
-            end = int(m2.group(1)) * 100
         return (start, end) if low <= start <= high else None
     if first_number is None:
         return None
@@ -371,6 +370,12 @@ ARTIST_ALIASES: dict[str, str] = {
     "georges pierre seurat": "Georges Seurat",
     "edgar hilaire germain degas": "Edgar Degas",
     "oscar claude monet": "Claude Monet",
+    "anders leonard zorn": "Anders Zorn",
+    "felix edouard vallotton": "Félix Vallotton",
+    "felix vallotton": "Félix Vallotton",
+    "peder severin kroyer": "Peder Severin Krøyer",
+    "james abbot mcneill whistler": "James McNeill Whistler",
+    "james mcneill whistler": "James McNeill Whistler",
 }
 
 # Prefixes that make a work *not* the named artist's own (name -> None, school kept).
@@ -516,6 +521,9 @@ def slug_to_title(slug: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_PATRONYMIC = re.compile(r"(?:ovich|evich|yich|ovna|evna|ichna)$")
+
+
 def display_artist(name: str | None) -> str | None:
     """One display name per artist across sources: aliases for famous names ("REMBRANDT
     Harmenszoon van Rijn" / "Rembrandt van Rijn" -> "Rembrandt"), honorifics dropped
@@ -527,7 +535,14 @@ def display_artist(name: str | None) -> str | None:
     if not text:
         return None
     alias = ARTIST_ALIASES.get(fold(text))
-    return alias or text
+    if alias:
+        return alias
+    # Russian patronymics: WGA "Ivan Konstantinovich Aivazovsky", WikiArt "ivan-aivazovsky"
+    words = text.split()
+    if len(words) >= 3:
+        kept = [w for i, w in enumerate(words) if not (0 < i < len(words) - 1 and _PATRONYMIC.search(w))]
+        text = " ".join(kept)
+    return ARTIST_ALIASES.get(fold(text)) or text
 
 
 def _split_parens(text: str) -> tuple[str, list[str]]:

@@ -38,6 +38,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import vasari
 from vasari.images import ImageError, ImageLimits, load_image
 
 log = logging.getLogger("vasari.service")
@@ -84,9 +93,9 @@ class ServiceError(Exception):
 
 class BodyTooLarge(ServiceError):
     def __init__(self, limit: int, size: int | None = None):
-        what = f"{size} bytes" if size is not None else "more bytes"
+        what = f" ({size} bytes)" if size is not None else ""
         super().__init__(
-            413, "too_large", f"request body of {what} exceeds the {limit}-byte limit ({limit / 2**20:.0f} MB)"
+            413, "too_large", f"request body{what} exceeds the {limit}-byte limit ({limit / 2**20:.4g} MB)"
         )
 
 
@@ -269,8 +278,6 @@ class BodyLimitMiddleware:
         if limit is None:
             await self.app(scope, receive, send)
             return
-        from starlette.responses import JSONResponse
-
         length = None
         for name, value in scope.get("headers", []):
             if name == b"content-length":
@@ -425,15 +432,6 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     loads one: it is then loaded at start-up in a worker thread while ``/healthz`` already
     answers and ``/readyz`` says 503 until the model is warm.
     """
-    from fastapi import FastAPI, Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException as StarletteHTTPException
-
-    import vasari
 
     state: dict[str, Any] = {"predictor": None, "info": {}, "ready": False, "error": None, "min_side": None}
     batcher = MicroBatcher(
@@ -628,7 +626,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                     "or the image bytes with an image/* content type",
                 )
             if not data:
-                raise ServiceError(400, "empty", f"{name}: the upload is empty")
+                raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
             image = await _decode(data, name)
         result = (await _predict([image], top_k))[0]
         return JSONResponse(_finish(result, name))
@@ -665,7 +663,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                 data = await upload.read()
                 try:
                     if not data:
-                        raise ServiceError(400, "empty", f"{name}: the upload is empty")
+                        raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
                     items.append((name, await _decode(data, name)))
                 except ServiceError as exc:
                     items.append((name, exc))

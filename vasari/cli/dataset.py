@@ -111,7 +111,8 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     )
     if dup:
         console.print(
-            f"near-duplicates (phash distance <= {dup['phash_distance']}): {dup['groups_with_duplicates']} groups "
+            f"near-duplicates (pHash-64 <= {dup['phash_distance']}, pHash-256 <= {dup.get('confirm_distance')} bits): "
+            f"{dup['groups_with_duplicates']} groups "
             f"holding {dup['images_in_duplicate_groups']} of {dup['images_hashed']} images (largest {dup['largest_group']}); "
             f"groups straddling splits: {dup['groups_straddling_splits']}, "
             f"artists straddling splits: {dup['artists_straddling_splits']}"
@@ -164,7 +165,12 @@ def build(
     keep_undated: bool = typer.Option(True, "--keep-undated/--drop-undated", help="Keep works without a date."),
     paintings_only: bool = typer.Option(True, "--paintings-only/--all-forms", help="Drop non-paintings (WGA FORM)."),
     types: Optional[list[str]] = typer.Option(None, "--type", help="Keep only these types (repeatable); untyped works stay."),
-    phash_distance: int = typer.Option(8, "--phash-distance", help="Max Hamming distance (of 64 bits) between near-duplicates."),
+    phash_distance: int = typer.Option(
+        18, "--phash-distance", help="Near-duplicate candidates: max Hamming distance of the 64-bit pHashes."
+    ),
+    confirm_distance: int = typer.Option(
+        64, "--confirm-distance", help="...confirmed when their 256-bit pHashes differ in at most this many bits (256: no check)."
+    ),
     tasks: Optional[list[str]] = typer.Option(None, "--task", help="Show class counts for these tasks only (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar while hashing images."),
 ) -> None:
@@ -186,6 +192,7 @@ def build(
             types=tuple(types) if types else None, min_per_class=min_per_class, split=split,
             group_by_artist=by_artist, stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
             val_fraction=val, test_fraction=test, seed=seed, phash_distance=phash_distance,
+            confirm_distance=confirm_distance,
         )
         catalogs = _read_catalogs(specs or [], shared, data_dir, include_photos)
         for catalog in catalogs:

@@ -137,17 +137,22 @@ def embed(
     from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
 
     t0 = time.perf_counter()
+    from vasari.backbones import backbone_spec
+
     try:
-        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
+        spec = backbone_spec(backbone, feature)
     except (BackboneError, ValueError) as exc:
         _fail(str(exc))
-    spec = embedder.spec
     store = None
-    if not no_cache:
+    if not no_cache:  # refuse a wrong cache before any slow model work
         try:
             store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
         except (CacheMismatchError, CacheCorruptError) as exc:
             _fail(str(exc))
+    try:
+        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
+    except (BackboneError, ValueError) as exc:
+        _fail(str(exc))
     console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · engine {embedder.engine.name} "
                   f"({getattr(embedder.engine, 'device', 'cpu')}) · cache {store.dir if store is not None else 'off'}")
     try:

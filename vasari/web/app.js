@@ -115,7 +115,7 @@ function renderTasks(result) {
     if (verdict === undefined || verdict === null || verdict === "unknown") {
       verdictNode.classList.add("unsure");
       verdictNode.append(el("strong", {}, "Not sure"),
-        el("span", { class: "small" }, " — its best guesses are below, but none is likely enough."));
+        el("span", { class: "small" }, " best guesses:"));
       verdictNode.title = glossary.unknown || "";
     } else {
       verdictNode.append(el("span", { class: "small" }, "Most likely "),
