@@ -119,8 +119,19 @@ def test_phash_resized_recompressed_copy_is_close(tmp_path):
     near_copy(img, 0.4, 60).save(tmp_path / "b.jpg")
     painting(8, (400, 300)).save(tmp_path / "c.png")
     a, b, c = (phash_image(tmp_path / n) for n in ("a.png", "b.jpg", "c.png"))
-    assert bin(a ^ b).count("1") <= DatasetConfig().phash_distance
-    assert bin(a ^ c).count("1") > 16
+    config = DatasetConfig()
+    assert bin(a[0] ^ b[0]).count("1") <= config.phash_distance
+    assert bin(a[1] ^ b[1]).count("1") <= config.confirm_distance
+    assert bin(a[0] ^ c[0]).count("1") > 16 and bin(a[1] ^ c[1]).count("1") > 80
+
+
+def test_fine_hash_confirms_candidate_pairs():
+    coarse = np.array([0, 1, 3, 2**40 - 1], dtype=np.uint64)  # 0-1-2 within 2 bits of each other
+    fine = np.zeros((4, 4), dtype=np.uint64)
+    fine[2, 0] = np.uint64(2**64 - 1)  # 64 bits away from the others in the fine hash
+    assert near_duplicate_pairs(coarse, 2).tolist() == [[0, 1], [0, 2], [1, 2]]
+    assert near_duplicate_pairs(coarse, 2, fine=fine, fine_distance=63).tolist() == [[0, 1]]
+    assert near_duplicate_pairs(coarse, 2, fine=fine, fine_distance=64).tolist() == [[0, 1], [0, 2], [1, 2]]
 
 
 # --------------------------------------------------------------------------- grouped splits
@@ -443,11 +454,11 @@ def _artists7(shared_data: Path) -> list[Artwork]:
 
 
 @pytest.mark.shared_data
-def test_artists7_real_near_duplicates_never_straddle(shared_data):
+def test_artists7_real_near_duplicates_never_straddle(shared_data, tmp_path):
     arts = _artists7(shared_data)
     for by_artist in (False, True):
-        ds = build_dataset([catalog(arts, "artists7")], DatasetConfig(group_by_artist=by_artist, min_per_class=0,
-                                                                      stratify_on="artist"), progress=False)
+        config = DatasetConfig(group_by_artist=by_artist, min_per_class=0, stratify_on="artist")
+        ds = build_dataset([catalog(arts, "artists7")], config, progress=False, cache_dir=tmp_path)
         assert len(ds.artworks) == len(arts)
         by_id = {a.artwork_id: a for a in ds.artworks}
         # known copies of one painting at different sizes (checked by eye)
