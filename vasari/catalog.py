@@ -60,6 +60,7 @@ class Artwork:
 
 import collections  # noqa: E402
 import csv  # noqa: E402
+import functools  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -256,9 +257,10 @@ def read_csv_rows(path: str | Path, required: Iterable[str] = ()) -> tuple[list[
 
 def _get(row: dict[str, str], *names: str) -> str:
     """The first non-empty value among columns ``names`` (case-insensitive)."""
-    lowered = {k.lower(): v for k, v in row.items()}
     for name in names:
-        value = lowered.get(name.lower())
+        value = row.get(name)
+        if value is None:
+            value = next((v for k, v in row.items() if k.lower() == name.lower()), None)
         if value:
             return value
     return ""
@@ -272,7 +274,13 @@ def _source_name(path: Path, default: str) -> str:
 
 
 def _abs(path: Path) -> str:
-    return str(path.resolve())
+    """An absolute path (the folder resolved once; the file name kept)."""
+    return os.path.join(_resolved_dir(str(path.parent)), path.name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_dir(folder: str) -> str:
+    return str(Path(folder).resolve())
 
 
 def _set_label(report: ParseReport, task: str, raw: str | None, mapped: str | None) -> str | None:
@@ -483,6 +491,9 @@ def read_wga(
         ))
     if report.rows == 0:
         raise CatalogError(path, "the catalog has a header but no rows")
+    if not artworks:
+        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.most_common())
+        raise CatalogError(path, f"no images found: every row was skipped ({reasons})")
     return Catalog(artworks, report)
 
 
@@ -614,12 +625,9 @@ def read_folder(
                 report.rows += 1
                 _set_label(report, task, label_raw, label)
                 rel = image.resolve().relative_to(base).with_suffix("").as_posix()
-                values = {task: label}
-                if task == "year":
-                    values = {}
                 artworks.append(Artwork(
                     artwork_id=f"{source}:{rel}", source=source, image=_abs(image),
-                    extra={"folder": label_raw, "root": root.name}, **values,
+                    extra={"folder": label_raw, "root": root.name}, **{task: label},
                 ))
     _no_images(roots[0] if len(roots) == 1 else base, artworks, "no images found in class folders (<root>/<class>/*.jpg)")
     return Catalog(artworks, report)

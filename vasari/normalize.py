@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from vasari.labels import (
     SCHOOL_MAP,
@@ -68,6 +69,7 @@ def fix_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+@lru_cache(maxsize=1 << 16)
 def fold(text: str) -> str:
     """Lower case, accents removed, "_" "-" "." "," and friends -> single spaces.
 
@@ -145,6 +147,7 @@ def has_date(text: str | None) -> bool:
     return bool(s) and not _UNKNOWN_DATE.match(s)
 
 
+@lru_cache(maxsize=1 << 15)
 def parse_year_range(text: str | None, *, low: int = 100, high: int = 2100) -> tuple[int, int] | None:
     """A free-text date as an inclusive (first, last) year range, or None.
 
@@ -235,16 +238,18 @@ def parse_date(text: str | None) -> tuple[int | None, str | None]:
 # ----------------------------------------------------------------------------- vocabularies
 
 
+@lru_cache(maxsize=None)
+def _folded(vocabulary: tuple[str, ...]) -> dict[str, str]:
+    return {fold(v): v for v in vocabulary}
+
+
 def _lookup(raw: str | None, vocabulary: tuple[str, ...], table: dict[str, str]) -> str | None:
     if raw is None:
         return None
     key = fold(str(raw))
     if not key:
         return None
-    for value in vocabulary:
-        if fold(value) == key:
-            return value
-    return table.get(key)
+    return _folded(vocabulary).get(key) or table.get(key)
 
 
 def map_type(raw: str | None) -> str | None:
@@ -253,6 +258,7 @@ def map_type(raw: str | None) -> str | None:
     return _lookup(raw, TYPES, TYPE_MAP)
 
 
+@lru_cache(maxsize=1 << 14)
 def map_school(raw: str | None) -> str | None:
     """A school or nationality ("British", "Dutch", "Bolognese", "Germany", "Italian; Tuscany")
     -> Vasari school ("English", "Dutch", "Italian", "German", "Italian"), or None.
@@ -589,6 +595,7 @@ def _looks_like_place(text: str) -> bool:
     return bool(re.search(r"(?:ish|ese|ian|an|ic|ine|ch)$", words[-1])) and len(words) <= 3
 
 
+@lru_cache(maxsize=1 << 15)
 def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
     """Parse an artist string from any source.
 
@@ -626,7 +633,7 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
             break
     # a place, not a person: "Italian; Tuscany", "Dutch", "Netherlandish or German; possibly Rhenish"
     head = name_part.split(";")[0].strip()
-    if not groups and head and _looks_like_place(head) and not _is_upper(head.split(",")[0]):
+    if not wga and not groups and head and not _is_upper(head.split(",")[0].split()[0]) and _looks_like_place(head):
         if re.search(r"\bor\b", head) or map_school(head) or len(head.split()) <= 2:
             return ParsedArtist(name=None, nationality=head, school=map_school(head), anonymous=True)
     if wga is None:

@@ -109,6 +109,29 @@ IMAGE_ERROR_STATUS = {
 }
 
 
+#: Leading bytes of the formats Vasari reads: an upload starting with one of these that
+#: still cannot be opened is a damaged image (422), not "not an image" (415).
+IMAGE_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format the bytes claim to be by their signature, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    for magic, name in IMAGE_MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
 def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
@@ -562,7 +585,11 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             image = await run_in_threadpool(load_image, data, min_side=state["min_side"], limits=limits)
         except ImageError as exc:
             message = str(exc).replace("<bytes>", name)
-            raise ServiceError(IMAGE_ERROR_STATUS.get(exc.code, 422), exc.code, message) from exc
+            code = exc.code
+            claimed = sniff_format(data) if code == "not_an_image" else None
+            if claimed:  # e.g. a PNG header declaring 0x0 pixels: damaged, not "not an image"
+                code, message = "corrupt", f"{name}: starts like a {claimed} file but cannot be decoded ({message})"
+            raise ServiceError(IMAGE_ERROR_STATUS.get(code, 422), code, message) from exc
         return image
 
     async def _predict(images: list, top_k: int) -> list[dict]:

@@ -34,17 +34,15 @@ def _fail(message: str) -> NoReturn:
 
 
 def _catalog_jobs(spec: str, console: Console):
-    """Jobs from a vasari.catalog spec or path; None when it is not a catalog read_catalog knows."""
+    """Jobs from a vasari.catalog spec or path (WGA page URLs mapped to image URLs); None when
+    a bare path is not a catalog with URLs, so that it is read as a plain CSV instead."""
+    from vasari.catalog import parse_spec, read_catalog
     from vasari.download import jobs_from_urls
 
-    try:
-        from vasari.catalog import read_catalog
-    except ImportError:  # the catalog readers are not there: plain CSV only
-        return None
-    explicit = ":" in spec.split("/")[0] and not Path(spec).exists()
+    explicit = parse_spec(spec)[0] is not None
     try:
         catalog = read_catalog(spec)
-    except Exception as exc:  # noqa: BLE001 - any reader error: fall back to a plain CSV, or report it
+    except (ValueError, OSError) as exc:  # CatalogError is a ValueError
         if explicit:
             _fail(str(exc) or type(exc).__name__)
         return None
@@ -53,7 +51,9 @@ def _catalog_jobs(spec: str, console: Console):
         if explicit:
             _fail(f"{spec}: the catalog has no image URLs ({len(catalog.artworks)} artworks)")
         return None
-    console.print(f"{spec}: {len(urls)} image URLs from {len(catalog.artworks)} artworks")
+    skipped = sum(catalog.report.skipped.values())
+    console.print(f"{spec}: {len(urls)} image URLs from {len(catalog.artworks)} artworks"
+                  + (f" ({skipped} rows skipped by the reader)" if skipped else ""), soft_wrap=True)
     return jobs_from_urls(urls)
 
 
@@ -91,7 +91,7 @@ def download(
             out = out or folder
             jobs = failed_jobs(folder)
             if not jobs:
-                console.print(f"{folder}: no failed.csv, nothing to retry")
+                console.print(f"{folder}: no failed.csv, nothing to retry", soft_wrap=True)
                 raise typer.Exit(code=0)
         else:
             if out is None:
@@ -110,5 +110,6 @@ def download(
         _fail(str(exc))
     console.print(summary.as_table())
     if summary.failed:
-        console.print(f"{summary.failed} failed; see {out / 'failed.csv'} and retry with: vasari download --retry-failed {out}")
+        console.print(f"{summary.failed} failed; see {out / 'failed.csv'} and retry with: vasari download --retry-failed {out}",
+                      soft_wrap=True)
         raise typer.Exit(code=1)

@@ -1,0 +1,55 @@
+"""CLI verb of the "serve" area: ``vasari serve`` (web page + REST API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface, e.g. for a phone on the same network)."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Bundle folder (default: the bundle shipped with Vasari)."),
+    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest image upload accepted, in MB (bigger: 413)."),
+    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, help="How long to wait for concurrent requests to share one forward pass."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most images per forward pass."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
+) -> None:
+    """Serve the visitor page and the REST API (one process; the model is loaded once).
+
+    Example: vasari serve --port 8000 --model runs/model
+    Then open http://127.0.0.1:8000/ (API docs at /docs).
+    """
+    console = Console(stderr=True)
+    try:
+        import uvicorn
+
+        from vasari.predict import Predictor
+        from vasari.service import ServiceConfig, create_app
+    except ImportError as exc:  # pragma: no cover - broken install
+        console.print(f"[red]vasari serve: {exc}")
+        raise typer.Exit(1) from None
+    if model is not None and not model.is_dir():
+        console.print(f"[red]vasari serve: --model {model}: no such bundle folder")
+        raise typer.Exit(2)
+    with console.status(f"loading the model {model or '(default bundle)'}…"):
+        try:
+            predictor = Predictor.load(model)
+        except Exception as exc:  # BundleError, missing files, wrong backbone...
+            console.print(f"[red]vasari serve: cannot load the model {model or '(default bundle)'}: {exc}")
+            raise typer.Exit(1) from None
+    config = ServiceConfig(
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        batch_window_ms=batch_window_ms,
+        max_batch_size=max_batch,
+    )
+    app = create_app(predictor, config)
+    console.print(f"Vasari on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), workers=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
