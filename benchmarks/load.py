@@ -1,0 +1,378 @@
+"""Load benchmark of the web service: N concurrent clients posting 768 px JPEGs.
+
+Starts ``uvicorn`` (one worker) serving the default bundle (or ``--model``), waits until
+``/readyz`` answers, then runs ``--clients`` threads that POST JPEGs to
+``/api/v1/predict`` back to back for ``--duration`` seconds (after a short warm-up that is
+not counted). Records p50/p90/p99 latency, throughput, errors, the server's resident memory
+(peak and end, psutil when installed, else /proc) and the load average of the machine, prints a
+table and writes ``benchmarks/results/load.json``.
+
+    python benchmarks/load.py                       # default bundle, 4 clients, 60 s
+    python benchmarks/load.py --model runs/model --duration 30 --max-batch 1
+    python benchmarks/load.py --url http://127.0.0.1:8000   # an already running server
+
+Goals (issue 4): p50 <= 80 ms, p99 <= 250 ms, >= 25 req/s, 0 errors, RSS <= 600 MB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+GOALS = {"p50_ms": 80.0, "p99_ms": 250.0, "throughput_rps": 25.0, "errors": 0, "rss_mb_peak": 600.0}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _shared_images(limit: int) -> list[Path]:
+    from vasari.shared import shared_data_dir
+
+    data = shared_data_dir()
+    if data is None:
+        return []
+    found: list[Path] = []
+    for sub in ("wga/images", "aic", "louvre/val", "louvre/train"):
+        folder = data / sub
+        if folder.is_dir():
+            found += sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    random.Random(0).shuffle(found)
+    return found[:limit]
+
+
+def _generated(index: int, size: int) -> Image.Image:
+    """A painting-like picture: smooth colour fields, a horizon, blobs and noise."""
+    rng = np.random.default_rng(index)
+    h, w = int(size * 0.75), size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = rng.uniform(40, 200, size=3)
+    img = np.empty((h, w, 3), np.float32)
+    for c in range(3):
+        img[..., c] = base[c] + 40 * np.sin(x / rng.uniform(30, 120) + c) + 30 * np.cos(y / rng.uniform(20, 90))
+    horizon = int(h * rng.uniform(0.3, 0.7))
+    img[horizon:] *= rng.uniform(0.5, 0.9)
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(20, 120)
+        mask = ((y - cy) ** 2 + (x - cx) ** 2) < r * r
+        img[mask] = rng.uniform(0, 255, size=3)
+    img += rng.normal(0, 8, size=img.shape)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_jpegs(count: int = 24, size: int = 768, quality: int = 90) -> tuple[list[bytes], str]:
+    """``count`` JPEGs with a ``size`` px long side: real paintings when shared data exists."""
+    from vasari.images import load_image
+
+    out: list[bytes] = []
+    for path in _shared_images(count * 2):
+        try:
+            img = load_image(path)
+        except Exception:  # noqa: BLE001 - skip unreadable files
+            continue
+        scale = size / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.BICUBIC)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality)
+        out.append(buf.getvalue())
+        if len(out) == count:
+            return out, "shared data, resized"
+    source = "shared data, resized + generated" if out else "generated"
+    while len(out) < count:
+        buf = io.BytesIO()
+        _generated(len(out), size).save(buf, "JPEG", quality=quality)
+        out.append(buf.getvalue())
+    return out, source
+
+
+# --------------------------------------------------------------------------- server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)]) / 2**20
+    except ImportError:
+        pass
+    except Exception:  # noqa: BLE001 - process gone
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def start_server(model: str | None, port: int, window_ms: float, max_batch: int, log: Path) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["VASARI_BATCH_WINDOW_MS"] = str(window_ms)
+    env["VASARI_MAX_BATCH"] = str(max_batch)
+    if model:
+        env["VASARI_MODEL"] = str(Path(model).resolve())
+    else:
+        env.pop("VASARI_MODEL", None)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [
+        sys.executable, "-m", "uvicorn", "--factory", "vasari.service:create_app_from_env",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning",
+        "--no-access-log",
+    ]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("wb")
+    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with status {proc.returncode} before it was ready")
+        try:
+            r = httpx.get(f"{url}/readyz", timeout=2.0)
+            if r.status_code == 200:
+                return
+            if r.status_code == 503 and "Error" in r.text:
+                raise RuntimeError(f"server failed to load the model: {r.text}")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"server not ready after {timeout:.0f} s")
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class ClientStats:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_at: float, stats: ClientStats) -> None:
+    rng = random.Random(seed)
+    with httpx.Client(timeout=30.0) as client:
+        while True:
+            now = time.perf_counter()
+            if now >= stop_at:
+                return
+            data = jpegs[rng.randrange(len(jpegs))]
+            t0 = time.perf_counter()
+            try:
+                r = client.post(f"{url}/api/v1/predict", files={"file": ("painting.jpg", data, "image/jpeg")})
+                ok = r.status_code == 200 and "predictions" in r.json()
+                key = None if ok else f"http_{r.status_code}"
+            except Exception as exc:  # noqa: BLE001 - counted
+                key = type(exc).__name__
+            t1 = time.perf_counter()
+            if t0 < start_at:  # warm-up, not counted
+                continue
+            if t1 > stop_at:
+                return
+            if key is None:
+                stats.latencies.append(t1 - t0)
+            else:
+                stats.errors[key] = stats.errors.get(key, 0) + 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup: float, pid: int | None) -> dict:
+    start_at = time.perf_counter() + warmup
+    stop_at = start_at + duration
+    stats = [ClientStats() for _ in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(url, jpegs, i, start_at, stop_at, stats[i]), daemon=True)
+        for i in range(clients)
+    ]
+    rss_samples: list[float] = []
+    load_samples: list[float] = []
+    done = threading.Event()
+
+    def sampler() -> None:
+        while not done.wait(0.5):
+            if time.perf_counter() < start_at:
+                continue
+            if pid is not None:
+                value = rss_mb(pid)
+                if value is not None:
+                    rss_samples.append(value)
+            load_samples.append(os.getloadavg()[0])
+
+    sampler_thread = threading.Thread(target=sampler, daemon=True)
+    sampler_thread.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done.set()
+    sampler_thread.join()
+    latencies = [x for s in stats for x in s.latencies]
+    errors: dict[str, int] = {}
+    for s in stats:
+        for k, v in s.errors.items():
+            errors[k] = errors.get(k, 0) + v
+    ms = [x * 1000 for x in latencies]
+    return {
+        "requests": len(latencies) + sum(errors.values()),
+        "ok": len(latencies),
+        "errors": sum(errors.values()),
+        "error_kinds": errors,
+        "throughput_rps": len(latencies) / duration,
+        "p50_ms": percentile(ms, 50),
+        "p90_ms": percentile(ms, 90),
+        "p99_ms": percentile(ms, 99),
+        "max_ms": max(ms) if ms else float("nan"),
+        "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+        "rss_mb_peak": max(rss_samples) if rss_samples else None,
+        "rss_mb_end": rss_samples[-1] if rss_samples else None,
+        "loadavg_1m_during": statistics.fmean(load_samples) if load_samples else None,
+    }
+
+
+def print_table(result: dict) -> None:
+    r = result["results"]
+    rows = [
+        ("requests (ok / errors)", f"{r['ok']} / {r['errors']}", ""),
+        ("throughput", f"{r['throughput_rps']:.1f} req/s", f">= {GOALS['throughput_rps']:.0f}"),
+        ("latency p50", f"{r['p50_ms']:.0f} ms", f"<= {GOALS['p50_ms']:.0f}"),
+        ("latency p90", f"{r['p90_ms']:.0f} ms", ""),
+        ("latency p99", f"{r['p99_ms']:.0f} ms", f"<= {GOALS['p99_ms']:.0f}"),
+        ("latency max", f"{r['max_ms']:.0f} ms", ""),
+        ("server RSS peak / end", f"{r['rss_mb_peak'] or float('nan'):.0f} / {r['rss_mb_end'] or float('nan'):.0f} MB", f"<= {GOALS['rss_mb_peak']:.0f}"),
+        ("images per forward pass", f"{result['server'].get('avg_batch', float('nan')):.2f}", ""),
+        ("load average (before / during / after)",
+         f"{result['machine']['loadavg_before']:.2f} / {r['loadavg_1m_during'] or float('nan'):.2f} / {result['machine']['loadavg_after']:.2f}", ""),
+    ]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"vasari serve under load: {result['config']['clients']} clients, {result['config']['duration_s']:.0f} s, "
+                            f"{result['config']['image_px']} px JPEGs ({result['config']['images']})")
+        for col in ("measure", "value", "goal"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        table.add_row("all goals met", "yes" if result["goals_met"] else "no", "")
+        Console().print(table)
+    except ImportError:  # pragma: no cover
+        for row in rows:
+            print(" | ".join(row))
+
+
+def _finite(obj):
+    """NaN/inf -> None so the file is strict JSON."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="bundle folder (default: the shipped default bundle)")
+    parser.add_argument("--url", help="benchmark a server already running at this URL instead of starting one")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring")
+    parser.add_argument("--size", type=int, default=768, help="long side of the JPEGs")
+    parser.add_argument("--window-ms", type=float, default=5.0, help="micro-batch window of the server")
+    parser.add_argument("--max-batch", type=int, default=8, help="micro-batch size limit of the server")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load.json")
+    args = parser.parse_args(argv)
+
+    jpegs, source = make_jpegs(size=args.size)
+    load_before = os.getloadavg()[0]
+    proc = None
+    if args.url:
+        url, pid = args.url.rstrip("/"), None
+    else:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = args.out.parent / "load-server.log"
+        proc = start_server(args.model, port, args.window_ms, args.max_batch, log)
+        pid = proc.pid
+    try:
+        t0 = time.perf_counter()
+        wait_ready(url, proc)
+        ready_s = time.perf_counter() - t0
+        before = httpx.get(f"{url}/readyz").json()
+        results = run_load(url, jpegs, args.clients, args.duration, args.warmup, pid)
+        after = httpx.get(f"{url}/readyz").json()
+        healthy = httpx.get(f"{url}/healthz").status_code == 200
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    batches = after.get("batches", 0) - before.get("batches", 0)
+    images = after.get("images", 0) - before.get("images", 0)
+    result = {
+        "config": {
+            "clients": args.clients, "duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size,
+            "images": source, "jpeg_kb_mean": round(statistics.fmean(len(j) for j in jpegs) / 1024, 1),
+            "model": args.model or "default bundle", "window_ms": args.window_ms, "max_batch": args.max_batch,
+            "server": args.url or "uvicorn, 1 worker, started by the benchmark",
+        },
+        "results": results,
+        "server": {"ready_s": None if args.url else round(ready_s, 1), "batches": batches, "images": images,
+                   "avg_batch": images / batches if batches else float("nan"), "healthy_after": healthy},
+        "machine": {
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0],
+        },
+        "goals": GOALS,
+    }
+    r = results
+    result["goals_met"] = bool(
+        r["p50_ms"] <= GOALS["p50_ms"] and r["p99_ms"] <= GOALS["p99_ms"]
+        and r["throughput_rps"] >= GOALS["throughput_rps"] and r["errors"] == GOALS["errors"]
+        and (r["rss_mb_peak"] is None or r["rss_mb_peak"] <= GOALS["rss_mb_peak"])
+    )
+    print_table(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f"{args.out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0 if r["errors"] == 0 and healthy else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

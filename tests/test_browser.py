@@ -1,0 +1,238 @@
+"""The visitor page in a real browser: Debian chromium driven by Playwright (sync API).
+
+uvicorn serves the real app (real predictor, see ``test_service.service_bundle``) on
+127.0.0.1 and a free port in a thread; chromium uploads a painting from ../shared/data (a
+generated picture when that folder is absent) by the file picker, the camera input and
+drag-and-drop, and the tests check the task sections, bars, texts and accessibility
+attributes against the API's own answer. Screenshots go to test-artifacts/.
+
+Skips with a reason when /usr/bin/chromium or playwright is missing (``bash
+.ci/install-chromium.sh`` installs chromium; never ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (run: bash .ci/install-chromium.sh)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install -e '.[dev]')")
+    pytest.importorskip("vasari.predict", reason="the learning stage (vasari/predict.py) is not in this checkout yet")
+    from test_service import LiveServer, service_bundle
+
+    from vasari.predict import Predictor
+    from vasari.service import create_app
+
+    predictor = Predictor.load(service_bundle(tmp_path_factory.getbasetemp()))
+    with LiveServer(create_app(predictor)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(live):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def painting(tmp_path_factory) -> Path:
+    """A real painting from ../shared/data, else a generated picture."""
+    from vasari.shared import shared_data_dir
+
+    data = shared_data_dir()
+    if data is not None:
+        for folder in ("louvre/val/portrait", "louvre/val", "wga/images", "aic/images"):
+            candidates = sorted((data / folder).rglob("*.jpg")) if (data / folder).is_dir() else []
+            if candidates:
+                return random.Random(4).choice(candidates)
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    arr = np.stack([90 + 60 * np.sin(x / 50), 70 + 40 * np.cos(y / 40), 40 + 30 * np.sin((x + y) / 70)], -1)
+    arr = np.clip(arr + rng.normal(0, 12, arr.shape), 0, 255).astype(np.uint8)
+    path = tmp_path_factory.mktemp("browser") / "generated-painting.jpg"
+    Image.fromarray(arr).save(path, quality=92)
+    return path
+
+
+@pytest.fixture(scope="module")
+def api_answer(live, painting) -> dict:
+    import httpx
+
+    r = httpx.post(f"{live.url}/api/v1/predict", files={"file": (painting.name, painting.read_bytes(), "image/jpeg")}, timeout=60)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def new_page(browser, live, width=1280, height=900, mobile=False):
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, device_scale_factor=1 if not mobile else 2,
+        is_mobile=mobile, has_touch=mobile,
+    )
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    foreign: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda req: foreign.append(req.url) if not req.url.startswith((live.url, "data:", "blob:")) else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return context, page, foreign, errors
+
+
+def check_results(page, answer: dict) -> None:
+    """The page shows one section per task with top-3 bars matching the API's answer."""
+    page.wait_for_selector("#tasks .task .bar-row")
+    sections = page.locator("#tasks section.task")
+    tasks = list(answer["predictions"])
+    assert sections.count() == len(tasks) >= 3
+    for task in tasks:
+        section = page.locator(f"#task-{task}")
+        assert section.get_attribute("aria-labelledby") == f"task-{task}-title"
+        rows = section.locator(".bar-row")
+        expected = answer["predictions"][task][:3]
+        assert rows.count() == len(expected)
+        for i, item in enumerate(expected):
+            row = rows.nth(i)
+            assert row.get_attribute("data-label") == item["label"]
+            bar = row.locator("[role=meter]")
+            assert bar.get_attribute("aria-valuemin") == "0" and bar.get_attribute("aria-valuemax") == "100"
+            value = float(bar.get_attribute("aria-valuenow"))
+            assert abs(value - item["score"] * 100) <= 0.51
+            assert "percent" in bar.get_attribute("aria-label")
+            assert row.locator(".bar-value").inner_text().endswith("%")
+            width = page.evaluate("(el) => el.getBoundingClientRect().width", row.locator(".bar-fill").element_handle())
+            assert width > 0
+        verdict = section.locator(".verdict").inner_text()
+        if answer["verdict"][task] == "unknown":
+            assert "Not sure" in verdict
+        else:
+            assert "Most likely" in verdict
+    assert page.locator("#summary").inner_text().strip()
+    if answer.get("year"):
+        assert page.locator("#year").is_visible()
+        assert str(round(answer["year"]["estimate"])) in page.locator("#year-text").inner_text()
+    assert page.locator("#preview-img").evaluate("(img) => img.complete && img.naturalWidth > 0")
+    assert page.locator("#similar").is_visible() == bool(answer.get("similar"))
+    assert page.locator("#affinity").is_visible() == bool(answer.get("affinity"))
+
+
+def test_upload_by_file_picker_desktop(browser, live, painting, api_answer):
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/")
+    assert page.title().startswith("Vasari")
+    page.set_input_files("#file-input", str(painting))
+    check_results(page, api_answer)
+    assert "Done" in page.locator("#status").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-desktop.png"), full_page=True)
+    assert not foreign, f"the page loaded something from elsewhere: {foreign}"
+    assert not errors, errors
+    context.close()
+
+
+def test_phone_camera_input(browser, live, painting, api_answer):
+    context, page, foreign, errors = new_page(browser, live, width=390, height=844, mobile=True)
+    page.goto(live.url + "/")
+    camera = page.locator("#camera-input")
+    assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
+    page.set_input_files("#camera-input", str(painting))
+    check_results(page, api_answer)
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-phone.png"), full_page=True)
+    assert not foreign and not errors, (foreign, errors)
+    context.close()
+
+
+def test_drag_and_drop(browser, live, painting, api_answer):
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/")
+    payload = base64.b64encode(painting.read_bytes()).decode()
+    transfer = page.evaluate_handle(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+            return dt;
+        }""",
+        [payload, painting.name],
+    )
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
+    assert "dragging" in page.locator("#dropzone").get_attribute("class")
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    check_results(page, api_answer)
+    assert "dragging" not in page.locator("#dropzone").get_attribute("class")
+    context.close()
+
+
+def test_bad_file_shows_an_error_and_page_recovers(browser, live, painting, tmp_path, api_answer):
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/")
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not a picture")
+    page.set_input_files("#file-input", str(text))
+    page.wait_for_selector("#status.error")
+    assert "does not look like an image" in page.locator("#status").inner_text()
+    assert page.locator("#result").is_hidden()
+    page.set_input_files("#file-input", str(painting))
+    check_results(page, api_answer)
+    context.close()
+
+
+def test_explanation_page_and_model_card(browser, live):
+    import httpx
+
+    info = httpx.get(f"{live.url}/api/v1/model").json()
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/about")
+    page.wait_for_selector("#glossary section.glossary-task")
+    for task in info["tasks"]:
+        section = page.locator(f"#task-{task}")
+        assert section.is_visible()
+        terms = section.locator("dl.classes dt")
+        assert terms.count() == len(info["labels"][task])
+    school = page.locator("#task-school")
+    if school.count() and "Flemish" in info["labels"].get("school", []):
+        assert "Flanders" in school.inner_text()
+    assert page.locator("#task-timeframe").count() == 0 or "50" in page.locator("#task-timeframe").inner_text()
+    card = page.locator("#model-card")
+    page.wait_for_function("document.querySelector('#model-card').innerText.trim() !== 'Loading…'")
+    card_info = info.get("card") or info.get("model_card") or {}
+    for value in card_info.values():
+        if isinstance(value, str) and len(value) < 200:
+            assert value in card.inner_text()
+            break
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-about.png"), full_page=True)
+    assert not foreign and not errors, (foreign, errors)
+    context.close()
+
+
+def test_api_docs_page_is_offline(browser, live):
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/docs")
+    page.get_by_text("/api/v1/predict", exact=True).first.wait_for()
+    assert not foreign, f"/docs loaded something from elsewhere: {foreign}"
+    context.close()
