@@ -12,7 +12,7 @@
    and listed with their reasons.
 4. **Split** into train / val / test with a fixed seed: ``"grouped"`` (the default) keeps every
    group, and with ``group_by_artist`` every artist, inside one split, stratified on one task
-   where possible (``StratifiedGroupKFold``); ``"random"`` is the stratified random split of
+   where possible (greedy, seeded); ``"random"`` is the stratified random split of
    the seed studies (it leaks duplicates; the number of straddling groups is reported).
 5. **Rare classes**: per task, a class with fewer than ``min_per_class`` *training* examples
    loses its label (the record stays if it has other labels) and is counted.
@@ -498,64 +498,11 @@ def merge_catalogs(catalogs: Sequence["Catalog"]) -> tuple[list[Artwork], dict[s
 # --------------------------------------------------------------------------- splits
 
 
-def _fold_plan(fraction: float, max_folds: int = 20) -> tuple[int, int]:
-    """(n_splits, folds to take) so that folds/n_splits ≈ fraction with few folds."""
-    for n in range(2, max_folds + 1):
-        k = round(fraction * n)
-        if k >= 1 and abs(fraction * n - k) < 0.01 * n:
-            return n, k
-    return max_folds, max(1, round(fraction * max_folds))
-
-
 def _stratify_values(labels: Sequence[str | None], min_count: int = 2) -> np.ndarray:
     """Labels for stratification: missing -> "<none>", classes rarer than min_count -> "<rare>"."""
     values = ["<none>" if label is None else label for label in labels]
     counts = Counter(values)
     return np.array([v if counts[v] >= min_count else "<rare>" for v in values], dtype=object)
-
-
-def _take_grouped(
-    indices: np.ndarray, y: np.ndarray, groups: np.ndarray, fraction: float, seed: int
-) -> np.ndarray:
-    """A subset of ``indices`` holding about ``fraction`` of them, whole groups only, stratified."""
-    if fraction <= 0 or len(indices) == 0:
-        return np.zeros(0, dtype=int)
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    n_splits, take = _fold_plan(fraction)
-    sub_groups = groups[indices]
-    n_groups = len(set(sub_groups.tolist()))
-    if n_groups < n_splits:
-        # Too few groups for k folds: shuffle whole groups and fill the quota greedily.
-        rng = np.random.default_rng(seed)
-        unique = sorted(set(sub_groups.tolist()))
-        rng.shuffle(unique)
-        quota = fraction * len(indices)
-        chosen: set[str] = set()
-        size = 0
-        sizes = Counter(sub_groups.tolist())
-        for g in unique:
-            if size >= quota or len(chosen) >= n_groups - 1:
-                break
-            if size + sizes[g] <= max(1, round(quota)) or not chosen:
-                chosen.add(g)
-                size += sizes[g]
-        return indices[np.array([g in chosen for g in sub_groups], dtype=bool)]
-    y_sub = y[indices]
-    # StratifiedGroupKFold warns when a class has fewer members than folds; that is expected.
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-        try:
-            folds = [test for _, test in splitter.split(np.zeros(len(indices)), y_sub, sub_groups)]
-        except ValueError:  # every class smaller than the number of folds: group-only split
-            flat = np.zeros(len(indices), dtype=int)
-            folds = [test for _, test in splitter.split(flat, flat, sub_groups)]
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(n_splits, size=take, replace=False)
-    return indices[np.concatenate([folds[i] for i in sorted(picked)])]
 
 
 def split_grouped(
@@ -567,21 +514,44 @@ def split_grouped(
     test_fraction: float,
     seed: int,
 ) -> dict[str, str]:
-    """Whole groups to train/val/test, stratified on ``strata`` where the groups allow."""
-    n = len(ids)
-    split = np.full(n, "train", dtype=object)
-    if n == 0:
+    """Whole groups to train/val/test, stratified on ``strata`` (None = a class of its own).
+
+    Every record of a group gets its group's split, so no group can straddle splits. Groups
+    are visited in a seeded random order, largest first, and each goes to the split whose
+    quota for the group's classes is the most unfilled (relative to the quota): a greedy
+    stratified group split that, unlike k-fold schemes (sklearn's StratifiedGroupKFold took
+    20 s on the shared data), hits arbitrary fractions and takes milliseconds for 10k groups.
+    """
+    if not ids:
         return {}
-    groups_arr = np.asarray(list(groups), dtype=object)
-    y = _stratify_values(strata)
-    everything = np.arange(n)
-    test = _take_grouped(everything, y, groups_arr, test_fraction, seed)
-    split[test] = "test"
-    rest = everything[split == "train"]
-    val_share = val_fraction / (1.0 - test_fraction) if test_fraction < 1 else 0.0
-    val = _take_grouped(rest, y, groups_arr, val_share, seed + 1)
-    split[val] = "val"
-    return dict(zip(ids, split.tolist()))
+    targets = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
+    active = [s for s in SPLITS if targets[s] > 0]
+    y = ["<none>" if label is None else label for label in strata]
+    class_total = Counter(y)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    rng = np.random.default_rng(seed)
+    names = sorted(members)
+    order = [names[k] for k in rng.permutation(len(names))]
+    order.sort(key=lambda g: -len(members[g]))  # stable: random among equal sizes
+    jitter = rng.random((len(order), len(active))) * 1e-9
+    filled: dict[str, Counter[str]] = {s: Counter() for s in active}
+    assignment: dict[str, str] = {}
+    for k, g in enumerate(order):
+        counts = Counter(y[i] for i in members[g])
+        best, best_score = active[0], -math.inf
+        for j, s in enumerate(active):
+            score = jitter[k, j]
+            for label, count in counts.items():
+                quota = targets[s] * class_total[label]
+                score += count * (quota - filled[s][label]) / quota
+            if score > best_score:
+                best, best_score = s, score
+        filled[best].update(counts)
+        for i in members[g]:
+            assignment[ids[i]] = best
+    return assignment
 
 
 def split_random(

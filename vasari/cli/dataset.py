@@ -128,7 +128,7 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     if unreadable:
         console.print(f"unreadable images: {len(unreadable)}")
         for item in unreadable[:10]:
-            console.print(f"  {item['artwork_id']}: {item['error']}", markup=False)
+            console.print(f"  {item['artwork_id']}: {item['error']}", markup=False, soft_wrap=True)
         if len(unreadable) > 10:
             console.print(f"  ... and {len(unreadable) - 10} more (listed in dataset.json)")
     for table in class_count_tables(ds.class_counts(), tasks):
