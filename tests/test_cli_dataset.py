@@ -96,7 +96,8 @@ def test_cli_defaults_match_config():
                           ("test", "test_fraction"), ("phash_distance", "phash_distance"),
                           ("confirm_distance", "confirm_distance"), ("first_year", "first_year"),
                           ("last_year", "last_year"), ("split", "split"), ("by_artist", "group_by_artist"),
-                          ("stratify", "stratify_on")]:
+                          ("stratify", "stratify_on"),
+                          ("group_details", "group_details")]:
         assert params[option].default.default == getattr(config, field), option
 
 

@@ -222,6 +222,27 @@ def test_preset_groups_are_respected():
     assert len(where) == 10 and all(len(s) == 1 for s in where.values())
 
 
+def test_details_join_their_work_by_title():
+    arts = [
+        Artwork("d:whole", "d", artist="Fra Angelico", title="The Last Supper", type="religious"),
+        Artwork("d:det1", "d", artist="Fra Angelico", title="Last Supper (detail)", type="religious"),
+        Artwork("d:det2", "d", artist="Fra Angelico", title="Detail of the Last Supper", type="religious"),
+        Artwork("d:other", "d", artist="Giotto", title="Last Supper (detail)", type="religious"),
+        Artwork("d:anon1", "d", title="Crucifixion (detail)", type="religious"),
+        Artwork("d:anon2", "d", title="Crucifixion", type="religious"),
+        Artwork("d:same-title", "d", artist="Fra Angelico", title="Portrait of a Man", type="portrait"),
+        Artwork("d:same-title2", "d", artist="Fra Angelico", title="Portrait of a Man", type="portrait"),
+    ] + [Artwork(f"d:{i}", "d", type="portrait") for i in range(30)]
+    ds = build_dataset([catalog(arts, "d")], DatasetConfig(min_per_class=0), progress=False)
+    g = {a.artwork_id: a.group for a in ds.artworks}
+    assert g["d:whole"] == g["d:det1"] == g["d:det2"] != g["d:other"]
+    assert g["d:anon1"] == g["d:anon2"]
+    assert g["d:same-title"] != g["d:same-title2"]  # same title, no detail: two works
+    assert ds.info["duplicates"]["details_joined"] == 3
+    off = build_dataset([catalog(arts, "d")], DatasetConfig(min_per_class=0, group_details=False), progress=False)
+    assert len({a.group for a in off.artworks if a.artwork_id in ("d:whole", "d:det1")}) == 2
+
+
 # --------------------------------------------------------------------------- random split, weights
 
 

@@ -139,6 +139,9 @@ def test_timeframe_of_unchanged():
         ("Jean-Baptiste-Camille Corot (French, 1796–1875)", "Camille Corot", "French"),
         ("ARCHITECT, French", None, "French"),
         ("UNKNOWN ICON PAINTER, Greek", None, "Greek"),
+        ("Titian", "Titian", None),  # a name ending in -ian is not a nationality
+        ("Canaletto", "Canaletto", None),
+        ("Byzantine", None, None),  # a nationality outside Vasari's schools
     ],
 )
 def test_parse_artist_real_strings(raw, name, school):

@@ -84,7 +84,6 @@ TYPE_MAP: dict[str, str] = {
     "bodegon": "still-life",
     "paysage": "landscape",
     "portret": "portrait",
-    "portrait historie": "historical",
     "scene de genre": "genre",
     "genre scene": "genre",
     # plural / variant spellings
@@ -115,7 +114,7 @@ SCHOOL_MAP: dict[str, str] = {
     "venetian": "Italian", "florentine": "Italian", "sienese": "Italian", "bolognese": "Italian",
     "tuscan": "Italian", "umbrian": "Italian", "lombard": "Italian", "roman": "Italian",
     "neapolitan": "Italian", "genoese": "Italian", "ferrarese": "Italian", "milanese": "Italian",
-    "emilian": "Italian", "piedmontese": "Italian", "sicilian": "Italian", "veronese": "Italian",
+    "emilian": "Italian", "piedmontese": "Italian", "sicilian": "Italian",
     "central italian": "Italian", "northern italian": "Italian", "north italian": "Italian",
     "southern italian": "Italian", "south italian": "Italian",
     "northern spanish": "Spanish", "southern spanish": "Spanish", "castilian": "Spanish",
@@ -128,7 +127,6 @@ SCHOOL_MAP: dict[str, str] = {
     "south netherlandish": "Netherlandish", "southern netherlandish": "Netherlandish",
     "early netherlandish": "Netherlandish",
     "anglo american": "American", "american colonial": "American",
-    "french canadian": "French",
 }
 # Deliberately unmapped: WGA "Other"; "Byzantine", "Coptic" (WGA architects); Kaggle
 # "Mexican", "Jewish", "Belarusian", ...; ambiguous strings such as "Italian or Spanish".

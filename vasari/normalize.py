@@ -585,14 +585,20 @@ def _nationality_in(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+#: Nationalities outside Vasari's schools (recognised as places, left unmapped).
+OTHER_NATIONALITIES = frozenset({
+    "byzantine", "coptic", "mexican", "jewish", "belarusian", "ukrainian", "armenian", "georgian",
+    "persian", "ottoman", "turkish", "japanese", "chinese", "indian", "peruvian", "cuzco", "bolivian",
+    "brazilian", "canadian", "australian", "icelandic", "romanian", "bulgarian", "serbian", "croatian",
+    "slovak", "slovenian", "lithuanian", "latvian", "estonian", "cretan", "egyptian", "syrian",
+})
+
+
 def _looks_like_place(text: str) -> bool:
-    """True for nationality-ish strings ("Netherlandish or German", "Byzantine", "Bolognese")."""
-    words = fold(text).split()
-    if not words or len(words) > 5:
-        return False
-    if any(map_school(w) for w in re.split(r"\bor\b|\band\b", text) if w.strip()):
-        return True
-    return bool(re.search(r"(?:ish|ese|ian|an|ic|ine|ch)$", words[-1])) and len(words) <= 3
+    """True for nationality strings ("Dutch", "Bolognese", "Netherlandish or German",
+    "Byzantine"), False for names ("Titian", "Jan Steen")."""
+    parts = [p for p in re.split(r"\s+(?:or|and)\s+|/", text) if p.strip()]
+    return bool(parts) and all(map_school(p) or fold(p) in OTHER_NATIONALITIES for p in parts)
 
 
 @lru_cache(maxsize=1 << 15)
@@ -634,8 +640,7 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
     # a place, not a person: "Italian; Tuscany", "Dutch", "Netherlandish or German; possibly Rhenish"
     head = name_part.split(";")[0].strip()
     if not wga and not groups and head and not _is_upper(head.split(",")[0].split()[0]) and _looks_like_place(head):
-        if re.search(r"\bor\b", head) or map_school(head) or len(head.split()) <= 2:
-            return ParsedArtist(name=None, nationality=head, school=map_school(head), anonymous=True)
+        return ParsedArtist(name=None, nationality=head, school=map_school(head), anonymous=True)
     if wga is None:
         wga = _is_upper(name_part.split(",")[0].split()[0]) if name_part.split() else False
     # attribution qualifiers
