@@ -7,7 +7,8 @@
    ``keep_undated=False``), paintings only, optionally some types only.
 3. **Near-duplicates**: every local image gets a 64-bit perceptual hash (``imagehash.phash``);
    images within ``phash_distance`` bits of each other are joined (union-find, transitively)
-   into one ``group``. Records sharing an image path, a URL or a reader-preset group join too;
+   into one ``group``. Records sharing an image path, a URL or a reader-preset group join too,
+   and so do details ("… (detail)") with the same artist's work of that title;
    records without a local image form a group of their own. Unreadable images are dropped
    and listed with their reasons.
 4. **Split** into train / val / test with a fixed seed: ``"grouped"`` (the default) keeps every
@@ -66,7 +67,8 @@ class DatasetConfig:
     ``types``: keep only works whose (known) type is one of these; works without a type
     label are kept. ``min_per_class``: per task, classes with fewer training examples lose
     their label. ``stratify_on``: the task whose class balance the split preserves
-    (records lacking it are spread like a class of their own).
+    (records lacking it are spread like a class of their own). ``group_details``: a detail
+    ("Last Supper (detail)") joins the group of the same artist's work of that title.
 
     Near-duplicates: two images are copies of one artwork when their 64-bit perceptual hashes
     differ in at most ``phash_distance`` bits *and* their 256-bit perceptual hashes (16x16
@@ -89,6 +91,7 @@ class DatasetConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 0
+    group_details: bool = True
     phash_distance: int = 18
     confirm_distance: int | None = 64
 
@@ -435,6 +438,48 @@ def _name_components(roots: Sequence[int], ids: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- filters
 
 
+_DETAIL_RE = re.compile(r"\(\s*[^()]*\bdetails?\b[^()]*\)|^\s*details?\s+(?:of\s+)?", re.IGNORECASE)
+_TITLE_JUNK_RE = re.compile(r"[^\w]+")
+
+
+def detail_base(title: str | None) -> str | None:
+    """For a title marking a detail ("Last Supper (detail)", "Detail of the Last Supper"),
+    the normalised title of the whole work ("last supper"); None for other titles."""
+    if not title or not _DETAIL_RE.search(title):
+        return None
+    return _title_key(_DETAIL_RE.sub(" ", title))
+
+
+def _title_key(title: str) -> str:
+    key = _TITLE_JUNK_RE.sub(" ", title.lower()).strip()
+    return key[4:] if key.startswith("the ") else key
+
+
+def _join_details(artworks: Sequence[Artwork], uf: "UnionFind") -> int:
+    """Put each detail ("… (detail)") in one group with the works of the same artist (or,
+    anonymous, the same source) and the same title: WGA shows many details of one painting,
+    and pHashes do not match a crop with its whole. Returns how many details were joined."""
+    by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
+    details: list[tuple[int, tuple[str, str]]] = []
+    for i, art in enumerate(artworks):
+        if not art.title:
+            continue
+        who = art.artist or f"source:{art.source}"
+        base = detail_base(art.title)
+        if base is not None:
+            details.append((i, (who, base)))
+            by_key[(who, base)].append(i)
+        else:
+            by_key[(who, _title_key(art.title))].append(i)
+    joined = 0
+    for i, key in details:
+        others = [j for j in by_key[key] if j != i]
+        if others:
+            joined += 1
+            uf.union_all([i, *others])
+    return joined
+
+
 def _is_painting(art: Artwork) -> bool:
     for key in FORM_KEYS:
         form = art.extra.get(key) if art.extra else None
@@ -703,6 +748,8 @@ def build_dataset(
     by_hash_row = {row: i for i, row in hash_of.items()}
     for a, b in pairs.tolist():
         uf.union(by_hash_row[a], by_hash_row[b])
+    phash_sizes = Counter(uf.find(i) for i in by_hash_row.values())
+    phash_groups = [size for size in phash_sizes.values() if size > 1]
     for attr in ("image", "url", "group"):
         buckets: dict[str, list[int]] = defaultdict(list)
         for i, art in enumerate(kept):
@@ -711,6 +758,7 @@ def build_dataset(
                 buckets[str(value)].append(i)
         for members in buckets.values():
             uf.union_all(members)
+    detail_links = _join_details(kept, uf) if config.group_details else 0
     ids = [a.artwork_id for a in kept]
     group_names = _name_components(uf.components(), ids)
     kept = [replace(a, group=g) for a, g in zip(kept, group_names)]
@@ -791,9 +839,12 @@ def build_dataset(
             "confirm_distance": config.confirm_distance,
             "images_hashed": len(good),
             "pairs": int(len(pairs)),
+            "phash_groups": len(phash_groups),
+            "phash_images": sum(phash_groups),
             "groups_with_duplicates": dup_groups,
             "images_in_duplicate_groups": sum(size for size in group_sizes.values() if size > 1),
             "largest_group": max(group_sizes.values()) if group_sizes else 0,
+            "details_joined": detail_links,
             "groups_straddling_splits": len(leaks),
             "artists_straddling_splits": len(artist_leaks),
         },

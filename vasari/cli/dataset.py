@@ -111,11 +111,13 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     )
     if dup:
         console.print(
-            f"near-duplicates (pHash-64 <= {dup['phash_distance']}, pHash-256 <= {dup.get('confirm_distance')} bits): "
-            f"{dup['groups_with_duplicates']} groups "
-            f"holding {dup['images_in_duplicate_groups']} of {dup['images_hashed']} images (largest {dup['largest_group']}); "
+            f"near-duplicates (pHash-64 <= {dup['phash_distance']} bits, confirmed by pHash-256 <= "
+            f"{dup.get('confirm_distance')}): {dup.get('phash_groups', '?')} groups of {dup.get('phash_images', '?')} "
+            f"images; details joined to their work by title: {dup.get('details_joined', 0)}; "
+            f"groups of more than one image in all: {dup['groups_with_duplicates']} (largest {dup['largest_group']}); "
             f"groups straddling splits: {dup['groups_straddling_splits']}, "
-            f"artists straddling splits: {dup['artists_straddling_splits']}"
+            f"artists straddling splits: {dup['artists_straddling_splits']}",
+            soft_wrap=True,
         )
     if info.get("dropped"):
         console.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1])))
@@ -165,6 +167,9 @@ def build(
     keep_undated: bool = typer.Option(True, "--keep-undated/--drop-undated", help="Keep works without a date."),
     paintings_only: bool = typer.Option(True, "--paintings-only/--all-forms", help="Drop non-paintings (WGA FORM)."),
     types: Optional[list[str]] = typer.Option(None, "--type", help="Keep only these types (repeatable); untyped works stay."),
+    group_details: bool = typer.Option(
+        True, "--group-details/--no-group-details", help='Put a "... (detail)" in the group of the same artist\'s work of that title.'
+    ),
     phash_distance: int = typer.Option(
         18, "--phash-distance", help="Near-duplicate candidates: max Hamming distance of the 64-bit pHashes."
     ),
@@ -192,7 +197,7 @@ def build(
             types=tuple(types) if types else None, min_per_class=min_per_class, split=split,
             group_by_artist=by_artist, stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
             val_fraction=val, test_fraction=test, seed=seed, phash_distance=phash_distance,
-            confirm_distance=confirm_distance,
+            confirm_distance=confirm_distance, group_details=group_details,
         )
         catalogs = _read_catalogs(specs or [], shared, data_dir, include_photos)
         for catalog in catalogs:
