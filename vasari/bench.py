@@ -59,23 +59,18 @@ class BenchConfig:
     quick: bool = False
     backbone: str = "efficientnet_lite2"
     feature: str = "stats"
-    max_images: int | None = None        # cap for the pipeline images (None: quick 48, full all)
-    throughput_images: int | None = None  # images per throughput measurement (None: quick 32, full 256)
-    latency_runs: int | None = None      # single-image runs for p50/p99 (None: quick 20, full 200)
+    max_images: int | None = None        # cap for the pipeline images (None: quick 32, full all)
+    latency_runs: int | None = None      # single-image runs for p50/p99 and batch-1 img/s (None: quick 10, full 100)
     warmup: int = 2
     seed: int = 0
 
     @property
     def n_pipeline(self) -> int | None:
-        return self.max_images if self.max_images is not None else (48 if self.quick else None)
-
-    @property
-    def n_throughput(self) -> int:
-        return self.throughput_images if self.throughput_images is not None else (32 if self.quick else 256)
+        return self.max_images if self.max_images is not None else (32 if self.quick else None)
 
     @property
     def n_latency(self) -> int:
-        return self.latency_runs if self.latency_runs is not None else (20 if self.quick else 200)
+        return self.latency_runs if self.latency_runs is not None else (10 if self.quick else 100)
 
 
 # --------------------------------------------------------------------------- machine
@@ -125,6 +120,8 @@ def machine_info() -> dict[str, Any]:
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "ram_gib": ram_gib(),
         "python": platform.python_version(),
+        # other work on the machine skews every number: record how busy it was
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
     packages = {"numpy": "numpy", "torch": "torch", "torchvision": "torchvision", "onnxruntime": "onnxruntime",
                 "timm": "timm", "onnx": "onnx", "scikit-learn": "scikit-learn", "pillow": "pillow"}
@@ -319,26 +316,14 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_throughput(embed: Callable[[list], np.ndarray], images: list, batch_size: int, device: str,
-                       warmup: int = 1) -> float:
-    """Images per second embedding ``images`` in batches of ``batch_size`` (after ``warmup`` batches)."""
-    batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
-    for batch in (batches * (warmup // max(len(batches), 1) + 1))[:warmup]:
-        embed(batch)
-    _sync(device)
-    start = time.perf_counter()
-    for batch in batches:
-        embed(batch)
-    _sync(device)
-    return len(images) / (time.perf_counter() - start)
-
-
-def measure_latency(embed: Callable[[list], np.ndarray], image, runs: int, device: str, warmup: int = 2) -> dict:
-    """Single-image latency (ms): p50, p99, mean over ``runs`` calls."""
-    for _ in range(warmup):
-        embed([image])
+def measure_latency(embed: Callable[[list], np.ndarray], images: Sequence, runs: int, device: str,
+                    warmup: int = 2) -> dict:
+    """Single-image latency (ms) over ``runs`` calls on distinct images (cycled): p50, p99, mean."""
+    for i in range(warmup):
+        embed([images[i % len(images)]])
     times = []
-    for _ in range(runs):
+    for i in range(runs):
+        image = images[i % len(images)]
         _sync(device)
         start = time.perf_counter()
         embed([image])
@@ -412,15 +397,28 @@ def bench_engine(
     config: BenchConfig,
     embedder_factory: Callable[..., Any] = make_embedder,
 ) -> EngineResult:
-    """Measure one engine on one device; a failure becomes an error in its row, not a crash."""
+    """Measure one engine on one device; a failure becomes an error in its row, not a crash.
+
+    * ``load_s``: building the embedder (ONNX session / torch module) plus one warm-up batch
+      of 32 (first calls pay for kernel selection and memory allocation);
+    * batch 1: ``latency_runs`` single-image calls over distinct images (cycled), after two
+      warm-up calls: p50/p99 latency, and throughput = 1000 / mean latency;
+    * batch 32: every pipeline image embedded in batches of 32 — this is also the pipeline's
+      embed stage, so throughput(batch 32) = images / embed_s;
+    * pipeline total = load + decode + embed + head training + evaluation.
+    """
     result = EngineResult(name=name, engine=engine, device=device, available=True)
     try:
-        result.load_s, embedder = _timed(lambda: embedder_factory(config.backbone, config.feature, engine, device))
+        def load():
+            embedder = embedder_factory(config.backbone, config.feature, engine, device)
+            embedder.embed_images(decoded[:32])
+            _sync(device)
+            return embedder
+
+        result.load_s, embedder = _timed(load)
         embed = embedder.embed_images
-        tp_images = (decoded * (config.n_throughput // max(len(decoded), 1) + 1))[: config.n_throughput]
-        result.throughput["batch_1"] = measure_throughput(embed, tp_images[: max(8, config.n_throughput // 4)], 1, device, config.warmup)
-        result.throughput["batch_32"] = measure_throughput(embed, tp_images, 32, device, 1)
-        result.latency_ms = measure_latency(embed, decoded[0], config.n_latency, device, config.warmup)
+        result.latency_ms = measure_latency(embed, decoded, config.n_latency, device, config.warmup)
+        result.throughput["batch_1"] = 1000.0 / result.latency_ms["mean"]
 
         def embed_all() -> np.ndarray:
             out = [embed(decoded[i : i + 32]) for i in range(0, len(decoded), 32)]
@@ -428,11 +426,13 @@ def bench_engine(
             return np.concatenate(out).astype(np.float32)
 
         embed_s, features = _timed(embed_all)
+        result.throughput["batch_32"] = len(decoded) / embed_s
         stages = _train_and_evaluate(features, images)
         result.head_training_s = stages["train_s"]
-        total = decode_s + embed_s + stages["train_s"] + stages["evaluate_s"]
+        total = result.load_s + decode_s + embed_s + stages["train_s"] + stages["evaluate_s"]
         result.pipeline = {
             "images": len(decoded),
+            "load_s": result.load_s,
             "decode_s": decode_s,
             "embed_s": embed_s,
             "train_s": stages["train_s"],
@@ -467,6 +467,7 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
     """Run the benchmark and return the JSON-ready report (see module docstring)."""
     say = progress or (lambda msg: None)
     started = time.perf_counter()
+    machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="vasari-bench-") as tmp:
         if config.images is not None:
             images = collect_images(config.images, seed=config.seed)
@@ -503,15 +504,16 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
             "backbone": config.backbone,
             "feature": config.feature,
             "pipeline_images": len(images.paths),
-            "throughput_images": config.n_throughput,
             "latency_runs": config.n_latency,
         },
-        "machine": machine_info(),
+        "machine": machine,
         "images": images.summary(),
         "seed_study": SEED_STUDY,
         "results": [r.to_dict() for r in rows],
     }
     report["duration_s"] = time.perf_counter() - started
+    if hasattr(os, "getloadavg"):
+        machine["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     return report
 
 
@@ -584,29 +586,37 @@ def _fmt(value: Any, spec: str = ".1f") -> str:
 
 
 def report_table(report: dict[str, Any]):
-    """A rich table of the report, one row per engine."""
+    """A rich table of the report, one row per engine (unavailable engines say why in the caption)."""
     from rich.table import Table
 
     m = report["machine"]
-    table = Table(title=f"vasari bench — {report['mode']} mode, {report['images']['count']} images, "
-                        f"{m['cpu']} ({m['cores_usable']} cores)")
-    for col in ("engine", "img/s b1", "img/s b32", "p50 ms", "p99 ms", "heads s", "pipeline s", "pipeline img/s", "× seed K80", "val top-1"):
-        table.add_column(col, justify="left" if col == "engine" else "right")
+    gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
+    table = Table(
+        title=f"vasari bench ({report['mode']}, {report['images']['count']} images)",
+        caption=f"{m['cpu']}, {m['cores_usable']} cores, {gpu}; load average {m.get('load_average', '?')}",
+    )
+    for col in ("engine", "b1 img/s", "b32 img/s", "p50 ms", "p99 ms", "heads s", "e2e s", "e2e img/s", "vs K80", "top-1"):
+        table.add_column(col, justify="left" if col == "engine" else "right", no_wrap=col == "engine")
+    notes = []
     for r in report["results"]:
         if not r["available"]:
-            table.add_row(r["name"], f"[dim]{r['reason']}[/dim]", *[""] * 8)
+            table.add_row(r["name"], "[dim]not available[/dim]", *["[dim]—[/dim]"] * 8)
+            notes.append(f"{r['name']}: {r['reason']}")
             continue
         if r.get("error"):
-            table.add_row(r["name"], f"[red]error: {r['error']}[/red]", *[""] * 8)
+            table.add_row(r["name"], "[red]error[/red]", *["—"] * 8)
+            notes.append(f"{r['name']}: {r['error']}")
             continue
         p = r["pipeline"]
         top1 = next(iter(p.get("metrics", {}).values()), None)
         table.add_row(
             r["name"], _fmt(r["throughput"].get("batch_1")), _fmt(r["throughput"].get("batch_32")),
-            _fmt(r["latency_ms"].get("p50")), _fmt(r["latency_ms"].get("p99")), _fmt(r["head_training_s"], ".2f"),
-            _fmt(p.get("total_s"), ".1f"), _fmt(p.get("images_per_s")), _fmt(p.get("vs_seed_study"), ".1f"),
-            _fmt(top1, ".3f"),
+            _fmt(r["latency_ms"].get("p50"), ".0f"), _fmt(r["latency_ms"].get("p99"), ".0f"),
+            _fmt(r["head_training_s"], ".2f"), _fmt(p.get("total_s"), ".1f"), _fmt(p.get("images_per_s"), ".2f"),
+            _fmt(p.get("vs_seed_study"), ".1f") + "x", _fmt(top1, ".3f"),
         )
+    if notes:
+        table.caption += "\n" + "\n".join(notes)
     return table
 
 

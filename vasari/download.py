@@ -33,8 +33,10 @@ import math
 import os
 import random
 import re
+import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -59,6 +61,7 @@ _TEMP_RE = re.compile(r"\.tmp-\d+$")
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\x00-\x1f]')
 _SAVE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 _OCTET_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+_CHECK_SIDE = 64  # JPEGs are checked by decoding at a reduced scale (Image.draft), not below this
 _URL_COLUMNS = ("url", "image_url", "img_url", "jpg_link", "image", "link", "href")
 
 
@@ -361,7 +364,7 @@ class Manifest:
     """``manifest.jsonl``: one JSON record per line, appended durably (flush + fsync).
 
     A line torn by a kill is cut off when the manifest is opened; the latest record of a
-    path wins.
+    path wins. Thread-safe.
     """
 
     def __init__(self, out_dir: Path):
@@ -381,13 +384,16 @@ class Manifest:
                 if isinstance(record, dict) and isinstance(record.get("path"), str):
                     self.latest[record["path"]] = record
         self._file = self.path.open("a", encoding="utf-8")
+        self._lock = threading.Lock()
 
-    def append(self, record: DownloadRecord) -> None:
-        row = asdict(record)
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.latest[record.path] = row
+    def append(self, *records: DownloadRecord) -> None:
+        """Write records and make them durable (one fsync for all of them)."""
+        rows = [asdict(r) for r in records]
+        with self._lock:
+            self._file.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self.latest.update((row["path"], row) for row in rows)
 
     def close(self) -> None:
         self._file.close()
@@ -487,11 +493,16 @@ def _resized(data: bytes, img: Image.Image, max_side: int, quality: int) -> byte
     return out.getvalue()
 
 
+def _open_temp(tmp: Path):
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    return tmp.open("wb")
+
+
 def _finish(tmp: Path, dest: Path, config: DownloadConfig) -> tuple[int, str]:
     """Decode the downloaded body, resize if asked, and move it into place (runs in a thread)."""
     data = tmp.read_bytes()
-    try:
-        img = load_image(data, limits=ImageLimits(max_bytes=config.max_bytes))
+    try:  # a reduced-scale JPEG decode still reads every byte, so it still catches truncation
+        img = load_image(data, min_side=config.max_side or _CHECK_SIDE, limits=ImageLimits(max_bytes=config.max_bytes))
     except ImageError as exc:
         raise _Failure(exc.code, str(exc).replace("<bytes>", "body")) from exc
     smaller = _resized(data, img, config.max_side, config.jpeg_quality) if config.max_side else None
@@ -510,7 +521,7 @@ def _adopt(dest: Path, config: DownloadConfig) -> tuple[int, str] | None:
     """A valid image already at ``dest`` with no manifest record (e.g. killed right after
     the rename): its size and sha256, or None if it is not a usable image."""
     try:
-        load_image(dest, limits=ImageLimits(max_bytes=config.max_bytes))
+        load_image(dest, min_side=_CHECK_SIDE, limits=ImageLimits(max_bytes=config.max_bytes))
     except ImageError:
         return None
     return dest.stat().st_size, _sha256_file(dest)
@@ -520,6 +531,8 @@ class _Downloader:
     def __init__(self, out_dir: Path, config: DownloadConfig, manifest: Manifest, on_done: Callable[[DownloadRecord], None]):
         self.out_dir, self.config, self.manifest, self.on_done = out_dir, config, manifest, on_done
         self.buckets: dict[str, TokenBucket] = {}
+        self.unsaved: list[DownloadRecord] = []
+        self.saving = asyncio.Lock()
 
     def bucket(self, url: str) -> TokenBucket:
         host = urlsplit(url).netloc.lower()
@@ -527,8 +540,19 @@ class _Downloader:
             self.buckets[host] = TokenBucket(self.config.rate, self.config.burst)
         return self.buckets[host]
 
+    async def save(self, record: DownloadRecord) -> None:
+        """Append ``record`` to the manifest; returns once it is on disk. Records that come in
+        while an fsync runs share the next one (group commit), so fsync is not the bottleneck."""
+        self.unsaved.append(record)
+        async with self.saving:
+            if any(r is record for r in self.unsaved):  # else an earlier holder saved it
+                batch, self.unsaved = self.unsaved, []
+                await asyncio.to_thread(self.manifest.append, *batch)
+
     async def run(self, jobs: list[DownloadJob]) -> list[DownloadRecord]:
         c = self.config
+        # decoding, fsync and hashing run in threads: one per request in flight (+1 for the manifest)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(c.concurrency + 1, "vasari-download"))
         timeout = httpx.Timeout(connect=c.connect_timeout, read=c.read_timeout, write=c.read_timeout, pool=None)
         limits = httpx.Limits(max_connections=c.concurrency, max_keepalive_connections=c.concurrency)
         results: list[DownloadRecord | None] = [None] * len(jobs)
@@ -546,9 +570,9 @@ class _Downloader:
                 for i, job in queue:
                     results[i] = record = await self.job(client, job)
                     if record.status != "skipped":
-                        await asyncio.to_thread(self.manifest.append, record)
+                        await self.save(record)
                     elif record.reason == "existing":  # adopted: later runs skip it by size
-                        await asyncio.to_thread(self.manifest.append, replace(record, status="ok"))
+                        await self.save(replace(record, status="ok"))
                     self.on_done(record)
 
             await asyncio.gather(*(worker() for _ in range(min(c.concurrency, max(1, len(jobs))))))
@@ -573,7 +597,6 @@ class _Downloader:
                 if adopted:
                     return DownloadRecord(job.url, job.path, "skipped", "existing", bytes=adopted[0],
                                           sha256=adopted[1], time=stamp)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
         attempt = 0
         try:
@@ -591,8 +614,9 @@ class _Downloader:
                     if exc.retry_after is not None:
                         self.bucket(job.url).pause(delay)
                     await asyncio.sleep(delay)
-        finally:
+        except asyncio.CancelledError:  # Ctrl-C: leave no partial file behind
             tmp.unlink(missing_ok=True)
+            raise
 
     async def attempt(self, client: httpx.AsyncClient, url: str, tmp: Path, dest: Path) -> tuple[int, str]:
         await self.bucket(url).acquire()
@@ -604,7 +628,7 @@ class _Downloader:
                     expected = response.headers.get("content-length")
                     in_body = True
                     size = 0
-                    with tmp.open("wb") as f:
+                    with await asyncio.to_thread(_open_temp, tmp) as f:
                         async for chunk in response.aiter_bytes():
                             size += len(chunk)
                             if size > self.config.max_bytes:

@@ -134,7 +134,7 @@ _UNKNOWN_DATE = re.compile(r"^(?:date unknown|unknown|undated|n\.?\s?d\.?|no dat
 def _part_of(prefix: str) -> tuple[float, float] | None:
     prefix = prefix.strip()
     for pattern, span in _PARTS:
-        if re.search(r"(?:^|\s)(?:" + pattern + r")\s*(?:the|of)?\s*$", prefix):
+        if re.search(r"(?:^|\s)(?:" + pattern + r")(?:\s+(?:of|the|in))*[\s-]*$", prefix):
             return span
     return None
 

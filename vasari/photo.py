@@ -36,15 +36,16 @@ class PhotoConfig:
 
     work_side: int = 640            # detection runs at this long side (pixels)
     min_area: float = 0.06          # smallest plausible painting, fraction of the picture
-    max_area: float = 0.97          # larger than this is "the whole picture": nothing to crop
+    max_area: float = 0.90          # larger than this is "the whole photo": nothing to crop
+    max_area_padded: float = 0.985  # the same inside letterbox padding (the picture's own edge)
     max_aspect: float = 4.0         # long side / short side of the rectified painting
-    min_angle: float = 55.0         # interior angles must lie in [min_angle, 180 - min_angle]
+    min_angle: float = 62.0         # interior angles must lie in [min_angle, 180 - min_angle]
     min_score: float = 0.45         # below this the finder falls back to the whole image
     trim_padding: bool = True       # remove flat letterbox borders first
     trim_frame: bool = True         # cut the frame moulding off (canvas only)
     max_frame: float = 0.22         # a frame is at most this fraction of each side
     min_frame_contrast: float = 2.2 # frame edge strength vs. the band's median, to trust it
-    pad_tolerance: int = 14         # per-channel difference still counted as padding colour
+    pad_tolerance: int = 6          # per-channel difference still counted as padding colour
 
 
 @dataclass
@@ -180,11 +181,15 @@ def _padding_box(rgb: np.ndarray, tol: int) -> tuple[int, int, int, int]:
     return x0, y0, x1, y1
 
 
-def _edges(gray: np.ndarray) -> np.ndarray:
-    blur = cv2.GaussianBlur(gray, (5, 5), 0)
-    med = float(np.median(blur))
-    lo, hi = max(10.0, 0.5 * med), max(30.0, min(255.0, 1.2 * med))
-    return cv2.Canny(blur, lo, hi)
+def _edges(rgb: np.ndarray) -> np.ndarray:
+    """Canny edges of lightness and of both colour axes (a gilt frame on a wall of the same
+    brightness is only visible in colour), OR-ed together."""
+    lab = cv2.cvtColor(cv2.GaussianBlur(rgb, (5, 5), 0), cv2.COLOR_RGB2LAB)
+    out = cv2.Canny(lab[..., 0], 30, 80)
+    for c in (1, 2):
+        chan = np.clip((lab[..., c].astype(np.int16) - 128) * 2 + 128, 0, 255).astype(np.uint8)
+        out |= cv2.Canny(chan, 30, 80)
+    return out
 
 
 def _edge_candidates(edges: np.ndarray, area_total: float, cfg: PhotoConfig) -> list[np.ndarray]:
@@ -445,6 +450,46 @@ def _whole(image: Image.Image, score: float = 0.0) -> PhotoCrop:
     return PhotoCrop(image=image, found=False, corners=corners, score=score, method="none")
 
 
+def _on_wall(f: dict) -> bool:
+    """Whether a candidate is surrounded by a smooth wall (not by the rest of a picture)."""
+    return f["outside_frac"] >= 0.2 and f["out_density"] <= 0.02 and f["contrast"] >= 0.3
+
+
+def _choose(candidates: list, cfg: PhotoConfig):
+    """The painting's outline among scored candidates, or None.
+
+    Among the strong candidates the outermost wins: a frame's outer edge over the canvas
+    inside it (the frame is trimmed afterwards) and over a window painted in the scene. But
+    when that outermost one is just the photo's own extent (it fills the picture) while a
+    strong candidate stands on a smooth wall inside it, that one is the painting.
+    """
+    if not candidates:
+        return None
+    top_score = max(c[0] for c in candidates)
+    good = [c for c in candidates if c[0] >= max(cfg.min_score, top_score - 0.08)]
+    if not good:
+        return None
+    best = max(good, key=lambda c: (_quad_area(c[1]), c[0]))
+    if best[3]["area"] > 0.85:
+        on_wall = [c for c in candidates if c[0] >= cfg.min_score + 0.1 and _on_wall(c[3])]
+        if on_wall:
+            best = max(on_wall, key=lambda c: (_quad_area(c[1]), c[0]))
+    return best
+
+
+def _parallel_inside(inner: np.ndarray, outer: np.ndarray, tol: float) -> bool:
+    """Each side of ``inner`` runs at a near-constant distance inside the matching side of ``outer``."""
+    for i in range(4):
+        a, b = outer[i], outer[(i + 1) % 4]
+        d = (b - a) / (np.linalg.norm(b - a) + 1e-9)
+        n = np.array([-d[1], d[0]])
+        d1 = float((inner[i] - a) @ n)
+        d2 = float((inner[(i + 1) % 4] - a) @ n)
+        if abs(d1 - d2) > tol:
+            return False
+    return True
+
+
 def _nested_canvas(outer: np.ndarray, candidates: list, cfg: PhotoConfig) -> np.ndarray | None:
     """A good candidate centred inside ``outer`` and filling most of it: the canvas in its frame."""
     area_outer = _quad_area(outer)
@@ -462,6 +507,8 @@ def _nested_canvas(outer: np.ndarray, candidates: list, cfg: PhotoConfig) -> np.
             continue
         if any(cv2.pointPolygonTest(poly, (float(x), float(y)), False) < 0 for x, y in q):
             continue
+        if not _parallel_inside(q, outer, 0.03 * size):
+            continue
         if best is None or score > best[0]:
             best = (score, q)
     return None if best is None else best[1]
@@ -475,13 +522,15 @@ def _detect(small: np.ndarray, cfg: PhotoConfig) -> tuple[tuple[int, int, int, i
     area_total = float(ch * cw)
     gray = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
     lab = cv2.cvtColor(content, cv2.COLOR_RGB2LAB).astype(np.float32)
-    edges = _edges(gray)
+    edges = _edges(content)
     edges_d = cv2.dilate(edges, np.ones((5, 5), np.uint8))
+    padded = (x1 - x0) < small.shape[1] - 2 or (y1 - y0) < small.shape[0] - 2
+    max_area = cfg.max_area_padded if padded else cfg.max_area
     candidates = []
     for method, quads in (("edges", _edge_candidates(edges, area_total, cfg)), ("wall", _wall_candidates(content, area_total, cfg))):
         for q in quads:
             for cand in (q, _refine(q, edges)):
-                if _plausible(cand, area_total, cfg):
+                if _plausible(cand, area_total, cfg, max_area):
                     feats = _features(cand, edges, edges_d, lab, area_total)
                     candidates.append((_score(feats), cand, method, feats))
     return (x0, y0, x1, y1), candidates
@@ -505,12 +554,7 @@ def find_painting(image: Image.Image, config: PhotoConfig = PhotoConfig()) -> Ph
     ch, cw = y1 - y0, x1 - x0
     # prefer the outermost strong candidate: a frame's outer edge over the canvas inside it
     # (the frame is trimmed afterwards) and over a window or picture painted in the scene
-    best = None
-    if candidates:
-        top_score = max(c[0] for c in candidates)
-        good = [c for c in candidates if c[0] >= max(cfg.min_score, top_score - 0.08)]
-        if good:
-            best = max(good, key=lambda c: (_quad_area(c[1]), c[0]))
+    best = _choose(candidates, cfg)
     if best is None and not padded:
         return _whole(image, score=max((c[0] for c in candidates), default=0.0))
     if best is None:

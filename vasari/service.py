@@ -71,6 +71,8 @@ class ServiceConfig:
     max_batch_size: int = 8
     #: How long the batcher waits for requests still being decoded before it runs a batch.
     batch_window_ms: float = 5.0
+    #: Batches run at once (threads calling the predictor).
+    inference_workers: int = 1
     #: Decode JPEGs at the smallest 1/2^k scale keeping this short side (None: derived from
     #: the backbone's input size and crop; 0: always decode at full resolution).
     decode_min_side: int | None = None
@@ -175,22 +177,31 @@ def _truncate(result: dict, top_k: int) -> dict:
 
 
 class MicroBatcher:
-    """One worker thread that owns the predictor and groups waiting requests into batches.
+    """Worker thread(s) that own the predictor and group waiting requests into batches.
 
     ``submit`` returns a ``concurrent.futures.Future`` with one prediction dict per image.
     The worker takes every job already queued (up to ``max_batch`` images); if requests are
-    known to be on their way (``expect()`` was called and they have not been submitted yet)
-    it waits up to ``window_s`` for them. A lone request therefore never waits.
+    known to be on their way (inside ``expecting()`` and not submitted yet) it waits up to
+    ``window_s`` for them. A lone request therefore never waits. ``workers`` > 1 runs that
+    many batches at once (for predictors whose engine uses fewer threads than there are
+    cores; the predictor must then be thread-safe, as onnxruntime sessions are).
     """
 
-    def __init__(self, predict_fn: Callable[[list, int], list[dict]], max_batch: int = 8, window_s: float = 0.005):
+    def __init__(
+        self,
+        predict_fn: Callable[[list, int], list[dict]],
+        max_batch: int = 8,
+        window_s: float = 0.005,
+        workers: int = 1,
+    ):
         self._predict = predict_fn
         self.max_batch = max(1, max_batch)
         self.window_s = max(0.0, window_s)
+        self.workers = max(1, workers)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._incoming = 0
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="vasari-batcher", daemon=True)
+        self._threads: list[threading.Thread] = []
         self.batches = 0
         self.images = 0
         self._started = False
@@ -198,12 +209,18 @@ class MicroBatcher:
     def start(self) -> None:
         if not self._started:
             self._started = True
-            self._thread.start()
+            self._threads = [
+                threading.Thread(target=self._run, name=f"vasari-batcher-{i}", daemon=True) for i in range(self.workers)
+            ]
+            for thread in self._threads:
+                thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._started:
-            self._queue.put(None)
-            self._thread.join(timeout)
+            for _ in self._threads:
+                self._queue.put(None)
+            for thread in self._threads:
+                thread.join(timeout)
             self._started = False
 
     @contextlib.contextmanager
@@ -268,8 +285,9 @@ class MicroBatcher:
             log.exception("prediction failed")
             jobs[0].future.set_exception(exc)
             return
-        self.batches += 1
-        self.images += len(images)
+        with self._lock:
+            self.batches += 1
+            self.images += len(images)
         start = 0
         for job in jobs:
             chunk = results[start : start + len(job.images)]
@@ -373,7 +391,7 @@ def _decode_min_side(info: dict, config: ServiceConfig) -> int | None:
         size, crop = float(pre.get("size", 260)), float(pre.get("crop", 1.0)) or 1.0
     except (TypeError, ValueError):
         return 300
-    return int(math.ceil(size / crop))
+    return int(math.floor(size / crop))  # Preprocess.resize_to, as the CLI decodes files
 
 
 def _filename(name: str | None) -> str:
@@ -461,6 +479,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         lambda images, top_k: state["predictor"].predict_images(images, top_k=top_k),
         max_batch=config.max_batch_size,
         window_s=config.batch_window_ms / 1000.0,
+        workers=config.inference_workers,
     )
     limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
 
@@ -776,6 +795,7 @@ def create_app_from_env():
         max_upload_bytes=int(float(os.environ.get("VASARI_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
         batch_window_ms=float(os.environ.get("VASARI_BATCH_WINDOW_MS", "5")),
         max_batch_size=int(os.environ.get("VASARI_MAX_BATCH", "8")),
+        inference_workers=int(os.environ.get("VASARI_INFERENCE_WORKERS", "1")),
     )
     model = os.environ.get("VASARI_MODEL") or None
 

@@ -16,10 +16,11 @@ def bench(
     images: Optional[Path] = typer.Option(
         None, "--images", help="Folder of images, class subfolders = labels (default: ../shared/data/louvre, else generated)."
     ),
-    quick: bool = typer.Option(False, "--quick", help="CI-sized run: 48 images, short throughput/latency loops (< 2 min on 2 cores)."),
+    quick: bool = typer.Option(False, "--quick", help="CI-sized run: 32 images, 10 single-image runs, short throughput/latency loops (< 2 min on 2 cores)."),
     out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for bench.json and bench.png."),
     backbone: str = typer.Option("efficientnet_lite2", "--backbone", help="Backbone to measure."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Cap on the pipeline images (default: quick 48, full all)."),
+    latency_runs: Optional[int] = typer.Option(None, "--latency-runs", help="Single-image runs (default: quick 10, full 100)."),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Cap on the pipeline images (default: quick 32, full all).."),
 ) -> None:
     """Measure embedding throughput, latency, head training and the whole pipeline per engine and device.
 
@@ -33,7 +34,8 @@ def bench(
         console.print(f"[red]--device must be one of {', '.join(DEVICES)}, got {device!r}")
         raise typer.Exit(2)
     devices = ("cpu", "cuda") if device == "all" else (device,)
-    config = BenchConfig(devices=devices, images=images, quick=quick, backbone=backbone, max_images=max_images)
+    config = BenchConfig(devices=devices, images=images, quick=quick, backbone=backbone, max_images=max_images,
+                         latency_runs=latency_runs)
     try:
         with console.status("benchmarking…") as status:
             report = run_bench(config, progress=lambda msg: status.update(msg))
