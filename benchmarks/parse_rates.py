@@ -51,7 +51,10 @@ def main(argv: list[str]) -> int:
         summary.add_row(rep.source, str(rep.rows), str(len(cat)), *cells)
         entry = rep.to_dict()
         entry["artworks"] = len(cat)
-        entry["labelled"] = {t: sum(a.label(t) is not None for a in cat.artworks) for t in ("type", "school", "timeframe", "style", "artist")}
+        entry["labelled"] = {
+            t: sum(a.label(t) is not None for a in cat.artworks)
+            for t in ("type", "school", "timeframe", "style", "artist")
+        }
         entry["with_year"] = sum(a.year is not None for a in cat.artworks)
         results[rep.source] = entry
     console.print(summary)
@@ -59,17 +62,27 @@ def main(argv: list[str]) -> int:
     for source, entry in results.items():
         parts = [
             f"{field} parsed for {v['parsed']} of {v['present']} rows giving a {field}"
-            for field, v in entry["fields"].items() if v["present"]
+            for field, v in entry["fields"].items()
+            if v["present"]
         ]
         lines.append(f"{source}: " + "; ".join(parts))
     for line in lines:
         console.print(line, highlight=False)
-    console.print(f"read {sum(len(c) for c in catalogs)} artworks from {len(catalogs)} shared sources in {seconds:.1f} s")
+    console.print(
+        f"read {sum(len(c) for c in catalogs)} artworks from {len(catalogs)} shared sources in {seconds:.1f} s"
+    )
     out = Path(__file__).resolve().parent / "results" / "parse_rates.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"data_dir": str(data), "seconds": round(seconds, 2), "sources": results,
-                               "summary": lines}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(
+        json.dumps(
+            {"data_dir": str(data), "seconds": round(seconds, 2), "sources": results, "summary": lines},
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     os.replace(tmp, out)
     console.print(f"wrote {out}")
     return 0

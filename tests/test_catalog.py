@@ -59,7 +59,7 @@ def wga_latin1(tmp_path: Path) -> Path:
         WGA_HEADER,
         '"DÜRER, Albrecht";(b. 1471, Nürnberg, d. 1528, Nürnberg);Self-Portrait;1500;Oil on panel;"Alte Pinakothek, Munich";'
         "https://www.wga.hu/html/d/durer/1/02/1self28.html;painting;portrait;German;1451-1500;img/duerer.jpg",
-        "\"ABBATE, Niccolò dell'\";;Stag Hunt;1550-52;Oil on canvas;;;painting;landscape;Italian;1501-1550;img/abbate.jpg",
+        '"ABBATE, Niccolò dell\'";;Stag Hunt;1550-52;Oil on canvas;;;painting;landscape;Italian;1501-1550;img/abbate.jpg',
         '"ARCHITECT, French";;Cathedral;;;;;architecture;religious;French;1151-1200;img/cathedral.jpg',
         '"UNKNOWN MASTER, Portuguese";;Man with a Glass of Wine;c. 1460;Wood;;'
         "https://www.wga.hu/html/m/master/zunk_sp/man_wine.html;painting;portrait;;;",
@@ -72,7 +72,10 @@ def wga_latin1(tmp_path: Path) -> Path:
 
 
 def test_wga_image_url():
-    assert wga_image_url("https://www.wga.hu/html/a/aachen/allegory.html") == "https://www.wga.hu/art/a/aachen/allegory.jpg"
+    assert (
+        wga_image_url("https://www.wga.hu/html/a/aachen/allegory.html")
+        == "https://www.wga.hu/art/a/aachen/allegory.jpg"
+    )
     assert wga_image_url("http://www.wga.hu/art/a/abbate/deerhunt.jpg") == "http://www.wga.hu/art/a/abbate/deerhunt.jpg"
     assert wga_image_url("") is None
     assert wga_image_url("https://example.org/page") is None
@@ -131,9 +134,9 @@ def test_wga_extract_without_images(tmp_path: Path):
     path = write(
         tmp_path / "wga_paintings.csv",
         "jpg_link,AUTHOR,TITLE,TECHNIQUE,LOCATION,TYPE,SCHOOL,TIMEFRAME\n"
-        'http://www.wga.hu/art/m/master/aix_annu/jeremiax.jpg,MASTER of the Aix Annunciation,The Prophet Jeremiah,'
+        "http://www.wga.hu/art/m/master/aix_annu/jeremiax.jpg,MASTER of the Aix Annunciation,The Prophet Jeremiah,"
         'Oil on panel,"Musées Royaux des Beaux-Arts, Brussels",religious,French,1401-1450\n'
-        'http://www.wga.hu/art/r/rembrand/self.jpg,REMBRANDT Harmenszoon van Rijn,Self-Portrait,Oil,,portrait,Dutch,1651-1700\n',
+        "http://www.wga.hu/art/r/rembrand/self.jpg,REMBRANDT Harmenszoon van Rijn,Self-Portrait,Oil,,portrait,Dutch,1651-1700\n",
     )
     cat = read_catalog(path)  # sniffed as WGA
     assert cat.source == "wga_paintings"
@@ -149,7 +152,9 @@ def test_wga_school_from_author(tmp_path: Path):
     jpeg(tmp_path / "a.jpg")
     jpeg(tmp_path / "b.jpg")
     jpeg(tmp_path / "c.jpg")
-    lookup = write(tmp_path / "extract.csv", "AUTHOR,TITLE,SCHOOL,jpg_link\n\"HALS, Frans\",X,Dutch,http://x/art/h/a.jpg\n")
+    lookup = write(
+        tmp_path / "extract.csv", 'AUTHOR,TITLE,SCHOOL,jpg_link\n"HALS, Frans",X,Dutch,http://x/art/h/a.jpg\n'
+    )
     path = write(
         tmp_path / "catalog.csv",
         "AUTHOR,TITLE,SCHOOL,FILE\n"
@@ -312,7 +317,7 @@ def test_manifest_reader(aic_like: Path):
 
 def test_manifest_column_mapping(tmp_path: Path):
     jpeg(tmp_path / "pics" / "a.jpg")
-    path = write(tmp_path / "list.csv", "file,maker,made,kind\npics/a.jpg,\"HALS, Frans\",1630s,still_life\n")
+    path = write(tmp_path / "list.csv", 'file,maker,made,kind\npics/a.jpg,"HALS, Frans",1630s,still_life\n')
     cat = read_catalog(f"manifest:{path}?image=file&artist=maker&date=made&type=kind")
     art = cat.artworks[0]
     assert (art.artist, art.year, art.type, art.timeframe) == ("Frans Hals", 1635, "still-life", "1601-1650")
@@ -359,7 +364,12 @@ def test_wikiart_reader(wikiart_dir: Path):
     by_id = {a.artwork_id: a for a in cat.artworks}
     rembrandt = by_id["wikiart:Baroque/rembrandt_self-portrait-1630-1"]
     assert (rembrandt.artist, rembrandt.year, rembrandt.timeframe, rembrandt.style, rembrandt.type) == (
-        "Rembrandt", 1630, "1601-1650", "Baroque", "portrait")
+        "Rembrandt",
+        1630,
+        "1601-1650",
+        "Baroque",
+        "portrait",
+    )
     assert by_id["wikiart:Baroque/adriaen-van-de-velde_agony-in-the-garden-1665"].type == "religious"
     monet = by_id["wikiart:Impressionism/claude-monet_haystacks-1891"]
     assert monet.type is None and monet.extra["genre"] == "sketch_and_study"
@@ -392,7 +402,10 @@ def test_wikiart_errors(tmp_path: Path):
 
 def test_parse_spec():
     assert parse_spec("wga:data/wga/catalog.csv?form=all&paintings_only=false") == (
-        "wga", "data/wga/catalog.csv", {"form": "all", "paintings_only": False})
+        "wga",
+        "data/wga/catalog.csv",
+        {"form": "all", "paintings_only": False},
+    )
     assert parse_spec("../x/y") == (None, "../x/y", {})
     assert parse_spec("folder:/a/b?task=school") == ("folder", "/a/b", {"task": "school"})
 
@@ -438,9 +451,15 @@ def test_report_contract_fields():
 
 def test_harmonize_artists():
     a = Catalog([Artwork("w:1", "w", artist="Pierre Auguste Renoir")], ParseReport("w"))
-    b = Catalog([Artwork("a:1", "a", artist="Pierre-Auguste Renoir"), Artwork("a:2", "a", artist="Jan Steen")], ParseReport("a"))
+    b = Catalog(
+        [Artwork("a:1", "a", artist="Pierre-Auguste Renoir"), Artwork("a:2", "a", artist="Jan Steen")], ParseReport("a")
+    )
     out = harmonize_artists([a, b])
-    assert [x.artist for c in out for x in c.artworks] == ["Pierre-Auguste Renoir", "Pierre-Auguste Renoir", "Jan Steen"]
+    assert [x.artist for c in out for x in c.artworks] == [
+        "Pierre-Auguste Renoir",
+        "Pierre-Auguste Renoir",
+        "Jan Steen",
+    ]
 
 
 # ----------------------------------------------------------------------------- real data
@@ -456,8 +475,13 @@ def test_shared_catalogs_sources_and_sizes(shared):
     assert list(shared) == list(SHARED_SOURCES)
     sizes = {name: len(cat) for name, cat in shared.items()}
     assert sizes == {
-        "louvre": 1150, "louvre_photos": 55, "wga": 166, "wga_thumbs": 604,
-        "aic": 202, "artists7": 1039, "wikiart": 5543,
+        "louvre": 1150,
+        "louvre_photos": 55,
+        "wga": 166,
+        "wga_thumbs": 604,
+        "aic": 202,
+        "artists7": 1039,
+        "wikiart": 5543,
     }
 
 
@@ -545,8 +569,13 @@ def test_real_artists7(shared):
     cat = shared["artists7"]
     artists = collections.Counter(a.artist for a in cat.artworks)
     assert set(artists) == {
-        "John Constable", "Claude Monet", "Peter Paul Rubens", "L. S. Lowry", "Edward Hopper",
-        "J. M. W. Turner", "Rembrandt",
+        "John Constable",
+        "Claude Monet",
+        "Peter Paul Rubens",
+        "L. S. Lowry",
+        "Edward Hopper",
+        "J. M. W. Turner",
+        "Rembrandt",
     }
     schools = {a.artist: a.school for a in cat.artworks}
     assert schools["John Constable"] == "English" and schools["Rembrandt"] == "Dutch"
@@ -558,14 +587,23 @@ def test_real_artists7(shared):
 
 def test_real_wikiart(shared):
     cat = shared["wikiart"]
-    art = next(a for a in cat.artworks if a.artwork_id == "wikiart:Baroque/adriaen-brouwer_peasants-quarrelling-in-an-interior-1630")
+    art = next(
+        a
+        for a in cat.artworks
+        if a.artwork_id == "wikiart:Baroque/adriaen-brouwer_peasants-quarrelling-in-an-interior-1630"
+    )
     assert (art.artist, art.year, art.style, art.type) == ("Adriaen Brouwer", 1630, "Baroque", "genre")
     rep = cat.report
     assert rep.fields["year"][0] >= 5500 and rep.fields["artist"][0] == rep.rows
     parsed, present = rep.fields["type"]
     assert present >= 4700 and parsed >= 4450
     assert rep.unmapped[("type", "sketch_and_study")] > 100
-    assert collections.Counter(a.style for a in cat.artworks).keys() == {"Baroque", "Impressionism", "Rococo", "Pointillism"}
+    assert collections.Counter(a.style for a in cat.artworks).keys() == {
+        "Baroque",
+        "Impressionism",
+        "Rococo",
+        "Pointillism",
+    }
     assert sum(a.school is not None for a in cat.artworks) >= 4500  # schools filled per artist
 
 

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import collections
+import csv
+import functools
+import io
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from urllib.parse import parse_qsl
 
-from vasari.labels import TASKS
+from vasari import normalize as nz
+from vasari.labels import TASKS, timeframe_of
 
 
 @dataclass(frozen=True)
@@ -57,20 +67,6 @@ class Artwork:
 # ======================================================================================
 # Readers
 # ======================================================================================
-
-import collections  # noqa: E402
-import csv  # noqa: E402
-import functools  # noqa: E402
-import io  # noqa: E402
-import os  # noqa: E402
-import re  # noqa: E402
-from collections.abc import Iterable, Sequence  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-from urllib.parse import parse_qsl  # noqa: E402
-
-from vasari import normalize as nz  # noqa: E402
-from vasari.labels import timeframe_of  # noqa: E402
 
 #: Image file extensions the readers pick up (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -240,7 +236,9 @@ def read_csv_rows(path: str | Path, required: Iterable[str] = ()) -> tuple[list[
     missing = [c for c in required if c.lower() not in lower]
     if missing:
         raise CatalogError(
-            path, f"missing required column(s) {', '.join(missing)}; the header has {', '.join(header) or 'nothing'}", row=1
+            path,
+            f"missing required column(s) {', '.join(missing)}; the header has {', '.join(header) or 'nothing'}",
+            row=1,
         )
     rows = []
     try:
@@ -267,7 +265,20 @@ def _get(row: dict[str, str], *names: str) -> str:
 
 
 def _source_name(path: Path, default: str) -> str:
-    generic = {"catalog", "metadata", "artists", "genre", "style", "manifest", "labels", "index", "data", "train", "val", "test"}
+    generic = {
+        "catalog",
+        "metadata",
+        "artists",
+        "genre",
+        "style",
+        "manifest",
+        "labels",
+        "index",
+        "data",
+        "train",
+        "val",
+        "test",
+    }
     if path.is_dir():
         return path.name or default
     return path.parent.name if path.stem.lower() in generic else path.stem
@@ -472,23 +483,38 @@ def read_wga(
                 report.notes["school from the AUTHOR's nationality"] += 1
         type_raw = _get(row, "TYPE")
         kind = _set_label(report, "type", type_raw, nz.map_type(type_raw)) if type_raw else None
-        extra = {k: v for k, v in {
-            "form": row_form,
-            "technique": _get(row, "TECHNIQUE"),
-            "location": _get(row, "LOCATION"),
-            "born_died": _get(row, "BORN-DIED"),
-            "date": date,
-            "author": author,
-            "page": page if page and page != url else "",
-            "row": str(row_no),
-        }.items() if v}
+        extra = {
+            k: v
+            for k, v in {
+                "form": row_form,
+                "technique": _get(row, "TECHNIQUE"),
+                "location": _get(row, "LOCATION"),
+                "born_died": _get(row, "BORN-DIED"),
+                "date": date,
+                "author": author,
+                "page": page if page and page != url else "",
+                "row": str(row_no),
+            }.items()
+            if v
+        }
         if parsed.attribution:
             extra["attribution"] = parsed.attribution
-        artworks.append(Artwork(
-            artwork_id=artwork_id, source=source, image=image, url=url,
-            title=_get(row, "TITLE") or None, artist=parsed.name, year=year, timeframe=timeframe,
-            school=school, type=kind, style=None, extra=extra,
-        ))
+        artworks.append(
+            Artwork(
+                artwork_id=artwork_id,
+                source=source,
+                image=image,
+                url=url,
+                title=_get(row, "TITLE") or None,
+                artist=parsed.name,
+                year=year,
+                timeframe=timeframe,
+                school=school,
+                type=kind,
+                style=None,
+                extra=extra,
+            )
+        )
     if report.rows == 0:
         raise CatalogError(path, "the catalog has a header but no rows")
     if not artworks:
@@ -522,7 +548,10 @@ def read_kaggle(path: str | Path, *, source: str | None = None, images_dir: str 
     if images_dir is not None:
         img_root = Path(images_dir)
     else:
-        img_root = next((p for p in (root / "images" / "images", root / "images", root / "resized") if p.is_dir()), root / "images" / "images")
+        img_root = next(
+            (p for p in (root / "images" / "images", root / "images", root / "resized") if p.is_dir()),
+            root / "images" / "images",
+        )
     if not img_root.is_dir():
         raise CatalogError(root, "no images/images/ folder beside artists.csv")
     source = source or root.name or "kaggle"
@@ -540,7 +569,10 @@ def read_kaggle(path: str | Path, *, source: str | None = None, images_dir: str 
         row = by_key.get(key)
         if row is None:  # "Albrecht_Du╠êrer": compare without the damaged letters
             loose = re.sub(r"[^a-z ]", "", key)
-            row = next((r for k, r in by_key.items() if re.sub(r"[^a-z ]", "", k).replace(" ", "") == loose.replace(" ", "")), None)
+            row = next(
+                (r for k, r in by_key.items() if re.sub(r"[^a-z ]", "", k).replace(" ", "") == loose.replace(" ", "")),
+                None,
+            )
         images = sorted((p for p in folder.iterdir() if p.is_file() and _is_image(p)), key=lambda p: _natural(p.name))
         if row is None:
             report.rows += len(images)
@@ -565,11 +597,19 @@ def read_kaggle(path: str | Path, *, source: str | None = None, images_dir: str 
                 extra["born"] = str(born)
             if died:
                 extra["died"] = str(died)
-            artworks.append(Artwork(
-                artwork_id=f"{source}:{image.stem}", source=source, image=_abs(image), url=None,
-                title=None, artist=artist, school=school, style=style,
-                extra={k: v for k, v in extra.items() if v},
-            ))
+            artworks.append(
+                Artwork(
+                    artwork_id=f"{source}:{image.stem}",
+                    source=source,
+                    image=_abs(image),
+                    url=None,
+                    title=None,
+                    artist=artist,
+                    school=school,
+                    style=style,
+                    extra={k: v for k, v in extra.items() if v},
+                )
+            )
     _no_images(img_root, artworks, "no images found under the artist folders (images/images/<Artist_Name>/*.jpg)")
     return Catalog(artworks, report)
 
@@ -604,10 +644,10 @@ def read_folder(
     ``path`` may be a list of roots (Louvre train + val); ids are the image paths relative to
     the roots' common parent, so they stay unique and stable.
     """
-    from vasari.labels import TASKS
-
     if task not in TASKS:
-        raise CatalogError(path if isinstance(path, (str, Path)) else path[0], f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
+        raise CatalogError(
+            path if isinstance(path, (str, Path)) else path[0], f"unknown task {task!r}; tasks are {', '.join(TASKS)}"
+        )
     roots = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
     for root in roots:
         if not root.is_dir():
@@ -625,11 +665,18 @@ def read_folder(
                 report.rows += 1
                 _set_label(report, task, label_raw, label)
                 rel = image.resolve().relative_to(base).with_suffix("").as_posix()
-                artworks.append(Artwork(
-                    artwork_id=f"{source}:{rel}", source=source, image=_abs(image),
-                    extra={"folder": label_raw, "root": root.name}, **{task: label},
-                ))
-    _no_images(roots[0] if len(roots) == 1 else base, artworks, "no images found in class folders (<root>/<class>/*.jpg)")
+                artworks.append(
+                    Artwork(
+                        artwork_id=f"{source}:{rel}",
+                        source=source,
+                        image=_abs(image),
+                        extra={"folder": label_raw, "root": root.name},
+                        **{task: label},
+                    )
+                )
+    _no_images(
+        roots[0] if len(roots) == 1 else base, artworks, "no images found in class folders (<root>/<class>/*.jpg)"
+    )
     return Catalog(artworks, report)
 
 
@@ -677,14 +724,18 @@ def read_manifest(
         if fld in mapping:
             col = lower.get(str(mapping[fld]).lower())
             if col is None:
-                raise CatalogError(path, f"column {mapping[fld]!r} (for {fld}) is not in the header: {', '.join(header)}", row=1)
+                raise CatalogError(
+                    path, f"column {mapping[fld]!r} (for {fld}) is not in the header: {', '.join(header)}", row=1
+                )
             resolved[fld] = col
             continue
         col = next((lower[n] for n in names if n in lower), None)
         if col is not None and col not in resolved.values():
             resolved[fld] = col
     if "image" not in resolved and "url" not in resolved:
-        raise CatalogError(path, f"missing required column: an image path or url column; the header has {', '.join(header)}", row=1)
+        raise CatalogError(
+            path, f"missing required column: an image path or url column; the header has {', '.join(header)}", row=1
+        )
     base = Path(images_dir) if images_dir else path.parent
     source = source or _source_name(path, "manifest")
     report = ParseReport(source)
@@ -735,17 +786,36 @@ def read_manifest(
         kind = _set_label(report, "type", type_raw, nz.map_type(type_raw)) if type_raw else None
         style_raw = value(row, "style")
         style = _set_label(report, "style", style_raw, nz.map_style(style_raw)) if style_raw else None
-        extra = {k: v for k, v in {
-            "artist_raw": artist_raw, "date": date, "row": str(row_no),
-            "attribution": parsed.attribution or "", "attributed_to": parsed.attributed_to or "",
-        }.items() if v}
+        extra = {
+            k: v
+            for k, v in {
+                "artist_raw": artist_raw,
+                "date": date,
+                "row": str(row_no),
+                "attribution": parsed.attribution or "",
+                "attributed_to": parsed.attributed_to or "",
+            }.items()
+            if v
+        }
         for col in header:
             if col not in resolved.values() and row.get(col):
                 extra[col.lower()] = row[col]
-        artworks.append(Artwork(
-            artwork_id=artwork_id, source=source, image=image, url=url, title=value(row, "title") or None,
-            artist=parsed.name, year=year, timeframe=timeframe, school=school, type=kind, style=style, extra=extra,
-        ))
+        artworks.append(
+            Artwork(
+                artwork_id=artwork_id,
+                source=source,
+                image=image,
+                url=url,
+                title=value(row, "title") or None,
+                artist=parsed.name,
+                year=year,
+                timeframe=timeframe,
+                school=school,
+                type=kind,
+                style=style,
+                extra=extra,
+            )
+        )
     if report.rows == 0:
         raise CatalogError(path, "the manifest has a header but no rows")
     _no_images(path, artworks, "no images found: no row's image file exists and no row has a url")
@@ -860,10 +930,20 @@ def read_wikiart(
             extra = {"folder": style_dir.name}
             if genre_raw:
                 extra["genre"] = genre_raw
-            artworks.append(Artwork(
-                artwork_id=f"{source}:{Path(rel).with_suffix('').as_posix()}", source=source, image=_abs(image),
-                title=title, artist=artist, year=year, timeframe=timeframe, type=kind, style=style, extra=extra,
-            ))
+            artworks.append(
+                Artwork(
+                    artwork_id=f"{source}:{Path(rel).with_suffix('').as_posix()}",
+                    source=source,
+                    image=_abs(image),
+                    title=title,
+                    artist=artist,
+                    year=year,
+                    timeframe=timeframe,
+                    type=kind,
+                    style=style,
+                    extra=extra,
+                )
+            )
     _no_images(root, artworks, "no images found (expected <root>/<Style>/<artist>_<title>-<year>.jpg)")
     return Catalog(artworks, report)
 
@@ -920,7 +1000,9 @@ def sniff_kind(path: str | Path) -> str:
         return "wikiart"
     if subdirs:
         return "folder"
-    raise CatalogError(path, "cannot tell the catalog kind (no catalog.csv, metadata.csv, artists.csv or class folders)")
+    raise CatalogError(
+        path, "cannot tell the catalog kind (no catalog.csv, metadata.csv, artists.csv or class folders)"
+    )
 
 
 def _peek_header(path: Path) -> tuple[list[str], str]:
@@ -930,7 +1012,7 @@ def _peek_header(path: Path) -> tuple[list[str], str]:
 
 
 def parse_spec(spec: str | Path) -> tuple[str | None, str, dict[str, object]]:
-    """"kind:path?opt=val&opt2=val" -> (kind or None, path, options)."""
+    """ "kind:path?opt=val&opt2=val" -> (kind or None, path, options)."""
     text = str(spec)
     kind = None
     m = re.match(r"^([a-z_]+):(?!\\)(.*)$", text)
@@ -991,16 +1073,14 @@ def harmonize_artists(catalogs: Sequence[Catalog]) -> list[Catalog]:
 
     best = {
         key: max(counter.items(), key=lambda kv: richness(*kv))[0]
-        for key, counter in spellings.items() if len(counter) > 1
+        for key, counter in spellings.items()
+        if len(counter) > 1
     }
     if not best:
         return list(catalogs)
     out = []
     for cat in catalogs:
-        arts = [
-            replace(a, artist=best.get(nz.artist_key(a.artist), a.artist)) if a.artist else a
-            for a in cat.artworks
-        ]
+        arts = [replace(a, artist=best.get(nz.artist_key(a.artist), a.artist)) if a.artist else a for a in cat.artworks]
         out.append(Catalog(arts, cat.report))
     return out
 
@@ -1014,7 +1094,9 @@ def artist_schools(catalogs: Sequence[Catalog], extra_wga: Sequence[str | Path] 
             if art.artist and art.school:
                 votes[nz.artist_key(art.artist)][art.school] += 1
     for csv_path in extra_wga:
-        for author, school in wga_author_schools(read_csv_rows(Path(csv_path), required=["AUTHOR", "SCHOOL"])[1]).items():
+        for author, school in wga_author_schools(
+            read_csv_rows(Path(csv_path), required=["AUTHOR", "SCHOOL"])[1]
+        ).items():
             name = nz.parse_artist(author, wga=True).name
             if name:
                 votes[nz.artist_key(name)][school] += 1
@@ -1042,7 +1124,9 @@ def fill_schools(catalogs: Sequence[Catalog], table: dict[str, str]) -> list[Cat
 SHARED_SOURCES: tuple[str, ...] = ("louvre", "louvre_photos", "wga", "wga_thumbs", "aic", "artists7", "wikiart")
 
 
-def shared_catalogs(data_dir: str | Path, include_photos: bool = False, *, wga_thumbs_form: str = "painting") -> list[Catalog]:
+def shared_catalogs(
+    data_dir: str | Path, include_photos: bool = False, *, wga_thumbs_form: str = "painting"
+) -> list[Catalog]:
     """Every labelled source of ``../shared/data`` read with the right options:
     louvre (train + val type folders), louvre_photos (only with ``include_photos``), wga,
     wga_thumbs (paintings only; ``wga_thumbs_form="not-painting"`` reads the negatives),
@@ -1062,7 +1146,11 @@ def shared_catalogs(data_dir: str | Path, include_photos: bool = False, *, wga_t
     if (data / "wga" / "catalog.csv").is_file():
         catalogs.append(read_wga(data / "wga" / "catalog.csv", source="wga", form="painting", schools_from=schools))
     if (data / "wga_thumbs" / "catalog.csv").is_file():
-        catalogs.append(read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form=wga_thumbs_form, schools_from=schools))
+        catalogs.append(
+            read_wga(
+                data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form=wga_thumbs_form, schools_from=schools
+            )
+        )
     if (data / "aic" / "metadata.csv").is_file():
         catalogs.append(read_manifest(data / "aic" / "metadata.csv", source="aic"))
     if (data / "artists7" / "artists.csv").is_file():

@@ -287,7 +287,7 @@ def map_style(raw: str | None) -> str | None:
 
 
 def map_timeframe(raw: str | None) -> str | None:
-    """"1601-1650" (or "1601 - 1650") -> "1601-1650" when it is one of Vasari's bins, else None."""
+    """ "1601-1650" (or "1601 - 1650") -> "1601-1650" when it is one of Vasari's bins, else None."""
     if raw is None:
         return None
     text = re.sub(r"\s+", "", _DASH.sub("-", str(raw)))
@@ -405,9 +405,40 @@ _ANONYMOUS = re.compile(
     re.I,
 )
 _PARTICLES = {
-    "van", "von", "der", "den", "de", "del", "della", "delle", "dei", "degli", "di", "da", "du",
-    "des", "la", "le", "ter", "ten", "tot", "y", "zu", "e", "het", "dello", "dal", "dalla", "d",
-    "the", "of", "in", "and", "called", "il", "lo",
+    "van",
+    "von",
+    "der",
+    "den",
+    "de",
+    "del",
+    "della",
+    "delle",
+    "dei",
+    "degli",
+    "di",
+    "da",
+    "du",
+    "des",
+    "la",
+    "le",
+    "ter",
+    "ten",
+    "tot",
+    "y",
+    "zu",
+    "e",
+    "het",
+    "dello",
+    "dal",
+    "dalla",
+    "d",
+    "the",
+    "of",
+    "in",
+    "and",
+    "called",
+    "il",
+    "lo",
 }
 _SUFFIXES = re.compile(
     r"^(?:the elder|the younger|the old|the young|elder|younger|jr\.?|sr\.?|junior|senior|"
@@ -467,7 +498,9 @@ def _is_upper(text: str) -> bool:
 
 def _join_name(parts: list[str]) -> str:
     text = " ".join(p for p in parts if p)
-    text = re.sub(r"\b([dD]|[dD]ell|[lL]|[aA]ll|[dD]all)(['\u2019])\s+", r"\1\2", text)  # "dell' Abbate" -> "dell'Abbate"
+    text = re.sub(
+        r"\b([dD]|[dD]ell|[lL]|[aA]ll|[dD]all)(['\u2019])\s+", r"\1\2", text
+    )  # "dell' Abbate" -> "dell'Abbate"
     text = re.sub(r"\.(?=[A-Za-z]{2})", ". ", text)  # "Jansz.van" -> "Jansz. van"
     return re.sub(r"\s+", " ", text).strip(" ,")
 
@@ -489,7 +522,7 @@ def wga_author_name(author: str) -> str:
             upper_words.append(w)
         else:
             break
-    tail_words = words[len(upper_words):]
+    tail_words = words[len(upper_words) :]
     surname = " ".join(_cap(w, i == 0) for i, w in enumerate(upper_words)) if upper_words else surname_part
     tail = " ".join(tail_words)
     if not rest:
@@ -552,13 +585,15 @@ def display_artist(name: str | None) -> str | None:
 
 
 def _split_parens(text: str) -> tuple[str, list[str]]:
-    """"Allegretto Nuzi (Italian, 1346–1373)" -> ("Allegretto Nuzi", ["Italian, 1346–1373"])."""
+    """ "Allegretto Nuzi (Italian, 1346–1373)" -> ("Allegretto Nuzi", ["Italian, 1346–1373"])."""
     groups = re.findall(r"\(([^()]*)\)", text)
     outside = re.sub(r"\([^()]*\)", " ", text)
     return re.sub(r"\s+", " ", outside).strip(" ,;"), groups
 
 
-_ACTIVE = re.compile(r"^(?:active|documented|born|died|probably|possibly|active in|working in|b\.|d\.)\b\s*(?:in\s+)?", re.I)
+_ACTIVE = re.compile(
+    r"^(?:active|documented|born|died|probably|possibly|active in|working in|b\.|d\.)\b\s*(?:in\s+)?", re.I
+)
 
 
 def _nationality_in(text: str) -> tuple[str | None, str | None]:
@@ -586,12 +621,43 @@ def _nationality_in(text: str) -> tuple[str | None, str | None]:
 
 
 #: Nationalities outside Vasari's schools (recognised as places, left unmapped).
-OTHER_NATIONALITIES = frozenset({
-    "byzantine", "coptic", "mexican", "jewish", "belarusian", "ukrainian", "armenian", "georgian",
-    "persian", "ottoman", "turkish", "japanese", "chinese", "indian", "peruvian", "cuzco", "bolivian",
-    "brazilian", "canadian", "australian", "icelandic", "romanian", "bulgarian", "serbian", "croatian",
-    "slovak", "slovenian", "lithuanian", "latvian", "estonian", "cretan", "egyptian", "syrian",
-})
+OTHER_NATIONALITIES = frozenset(
+    {
+        "byzantine",
+        "coptic",
+        "mexican",
+        "jewish",
+        "belarusian",
+        "ukrainian",
+        "armenian",
+        "georgian",
+        "persian",
+        "ottoman",
+        "turkish",
+        "japanese",
+        "chinese",
+        "indian",
+        "peruvian",
+        "cuzco",
+        "bolivian",
+        "brazilian",
+        "canadian",
+        "australian",
+        "icelandic",
+        "romanian",
+        "bulgarian",
+        "serbian",
+        "croatian",
+        "slovak",
+        "slovenian",
+        "lithuanian",
+        "latvian",
+        "estonian",
+        "cretan",
+        "egyptian",
+        "syrian",
+    }
+)
 
 
 def _looks_like_place(text: str) -> bool:
@@ -624,7 +690,9 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
     if first is not None:
         # several hands ("Workshop of A\nB", "A\nor Workshop of A"): keep the school only
         return ParsedArtist(
-            name=None, nationality=first.nationality, school=first.school,
+            name=None,
+            nationality=first.nationality,
+            school=first.school,
             attribution="several" if first.attribution is None else first.attribution,
             attributed_to=first.name or first.attributed_to,
         )
@@ -648,7 +716,7 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
     m = _ATTRIBUTION_PREFIX.match(name_part)
     if m:
         attribution = m.group("what").lower()
-        name_part = name_part[m.end():].strip()
+        name_part = name_part[m.end() :].strip()
     else:
         m = _ATTRIBUTION_SUFFIX.search(name_part)
         if m:
@@ -663,14 +731,18 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
         if _ANONYMOUS.match(head_fold) or re.match(r"^unknown\b|^anonymous\b", head_fold):
             nat = pieces[1] if len(pieces) > 1 else None
             return ParsedArtist(
-                name=None, nationality=nat or nationality, school=map_school(nat) if nat else school,
-                anonymous=True, attribution=attribution,
+                name=None,
+                nationality=nat or nationality,
+                school=map_school(nat) if nat else school,
+                anonymous=True,
+                attribution=attribution,
             )
         name = wga_author_name(name_part)
     else:
         if _ANONYMOUS.match(fold(name_part)) or re.match(r"^(?:unknown|anonymous)\b", fold(name_part)):
-            return ParsedArtist(name=None, nationality=nationality, school=school, anonymous=True,
-                                attribution=attribution)
+            return ParsedArtist(
+                name=None, nationality=nationality, school=school, anonymous=True, attribution=attribution
+            )
         # "Joos de Momper, II", "Johann Liss, the younger" -> suffix without comma
         name = _join_name([p.strip() for p in name_part.split(",")])
         name = re.sub(r"\bthe (elder|younger)\b", lambda mm: "the " + mm.group(1).capitalize(), name, flags=re.I)
@@ -678,6 +750,7 @@ def parse_artist(raw: str | None, *, wga: bool | None = None) -> ParsedArtist:
             name = " ".join(_cap(w, i == 0) for i, w in enumerate(name.split()))
     name = display_artist(name)
     if attribution:
-        return ParsedArtist(name=None, nationality=nationality, school=school, attribution=attribution,
-                            attributed_to=name)
+        return ParsedArtist(
+            name=None, nationality=nationality, school=school, attribution=attribution, attributed_to=name
+        )
     return ParsedArtist(name=name, nationality=nationality, school=school)
