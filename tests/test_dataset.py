@@ -85,6 +85,12 @@ def planted(tmp_path_factory) -> tuple[list[Artwork], dict[str, set[str]]]:
     return artworks, planted_groups
 
 
+@pytest.fixture(scope="module")
+def hash_cache(tmp_path_factory) -> Path:
+    """One phash cache for the planted images, so that each build does not hash them again."""
+    return tmp_path_factory.mktemp("phash_cache")
+
+
 # --------------------------------------------------------------------------- hashing
 
 
@@ -151,9 +157,9 @@ def assert_no_straddling(ds: Dataset, by_artist: bool) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_grouped_split_keeps_planted_duplicates_together(planted, seed):
+def test_grouped_split_keeps_planted_duplicates_together(planted, seed, hash_cache):
     artworks, groups = planted
-    ds = build_dataset([catalog(artworks)], DatasetConfig(seed=seed, min_per_class=0), progress=False)
+    ds = build_dataset([catalog(artworks)], DatasetConfig(seed=seed, min_per_class=0), progress=False, cache_dir=hash_cache)
     by_id = {a.artwork_id: a for a in ds.artworks}
     for members in groups.values():
         assert len({by_id[m].group for m in members}) == 1, f"planted duplicates {sorted(members)} not grouped"
@@ -169,31 +175,31 @@ def test_grouped_split_keeps_planted_duplicates_together(planted, seed):
     assert 0.05 < sizes["test"] / len(ds.artworks) < 0.2
 
 
-def test_grouped_by_artist_puts_each_artist_in_one_split(planted):
+def test_grouped_by_artist_puts_each_artist_in_one_split(planted, hash_cache):
     artworks, groups = planted
     config = DatasetConfig(group_by_artist=True, min_per_class=0, val_fraction=0.2, test_fraction=0.2)
-    ds = build_dataset([catalog(artworks)], config, progress=False)
+    ds = build_dataset([catalog(artworks)], config, progress=False, cache_dir=hash_cache)
     assert_no_straddling(ds, by_artist=True)
     assert ds.info["duplicates"]["artists_straddling_splits"] == 0
     assert {s for s in ds.splits.values()} == {"train", "val", "test"}
 
 
-def test_grouped_split_is_deterministic_and_seed_dependent(planted):
+def test_grouped_split_is_deterministic_and_seed_dependent(planted, hash_cache):
     artworks, _ = planted
-    a = build_dataset([catalog(artworks)], DatasetConfig(seed=5, min_per_class=0), progress=False)
-    b = build_dataset([catalog(artworks)], DatasetConfig(seed=5, min_per_class=0), progress=False)
-    c = build_dataset([catalog(artworks)], DatasetConfig(seed=6, min_per_class=0), progress=False)
+    a = build_dataset([catalog(artworks)], DatasetConfig(seed=5, min_per_class=0), progress=False, cache_dir=hash_cache)
+    b = build_dataset([catalog(artworks)], DatasetConfig(seed=5, min_per_class=0), progress=False, cache_dir=hash_cache)
+    c = build_dataset([catalog(artworks)], DatasetConfig(seed=6, min_per_class=0), progress=False, cache_dir=hash_cache)
     assert a.splits == b.splits
     assert diff_splits(a, c)["moved"]
 
 
-def test_grouped_split_stratifies_and_handles_missing_labels(planted):
+def test_grouped_split_stratifies_and_handles_missing_labels(planted, hash_cache):
     artworks, _ = planted
     # a third of the records lack the stratification label
     mixed = [a if i % 3 else Artwork(a.artwork_id, a.source, image=a.image, artist=a.artist, year=a.year)
              for i, a in enumerate(artworks)]
     ds = build_dataset([catalog(mixed)], DatasetConfig(min_per_class=0, val_fraction=0.2, test_fraction=0.2),
-                       progress=False)
+                       progress=False, cache_dir=hash_cache)
     counts = ds.class_counts()["type"]
     for label, per in counts.items():
         total = sum(per.values())
@@ -254,10 +260,10 @@ def test_random_split_is_stratified():
     assert counts["landscape"] == {"train": 80, "val": 10, "test": 10}
 
 
-def test_random_split_reports_leaking_duplicates(planted):
+def test_random_split_reports_leaking_duplicates(planted, hash_cache):
     artworks, groups = planted
     ds = build_dataset([catalog(artworks)], DatasetConfig(split="random", min_per_class=0, val_fraction=0.3,
-                                                          test_fraction=0.3), progress=False)
+                                                          test_fraction=0.3), progress=False, cache_dir=hash_cache)
     leaks = straddling(ds.artworks, ds.splits)
     assert ds.info["duplicates"]["groups_straddling_splits"] == len(leaks) > 0
 
@@ -395,9 +401,9 @@ def test_empty_input_is_a_clear_error():
 # --------------------------------------------------------------------------- save / load / diff
 
 
-def test_save_load_round_trip_and_diff(tmp_path, planted):
+def test_save_load_round_trip_and_diff(tmp_path, planted, hash_cache):
     artworks, _ = planted
-    ds = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=3), progress=False)
+    ds = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=3), progress=False, cache_dir=hash_cache)
     save_dataset(ds, tmp_path / "a")
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"dataset.csv", "splits.csv", "dataset.json"}
     back = load_dataset(tmp_path / "a")
@@ -411,7 +417,7 @@ def test_save_load_round_trip_and_diff(tmp_path, planted):
     rows = list(csv.DictReader((tmp_path / "a" / "splits.csv").open()))
     assert [r["artwork_id"] for r in rows] == sorted(ds.splits)
 
-    other = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=4), progress=False)
+    other = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=4), progress=False, cache_dir=hash_cache)
     save_dataset(other, tmp_path / "b")
     diff = diff_splits(load_splits(tmp_path / "a" / "splits.csv"), load_splits(tmp_path / "b" / "splits.csv"))
     assert diff["moved"] and not diff["only_in_a"] and not diff["only_in_b"]
