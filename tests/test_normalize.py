@@ -258,6 +258,7 @@ def test_fix_text_repairs_broken_accents():
     assert fix_text("caf%C3%A9") == "café"
     assert fix_text("  a   b ") == "a b"
     assert fix_text("Ce\u0301zanne") == "Cézanne"  # decomposed -> composed
+    assert fix_text("Albrecht_Du╠êrer") == "Albrecht_Dürer"  # Kaggle's folder name, UTF-8 read as cp437
 
 
 # ----------------------------------------------------------------------------- vocabularies

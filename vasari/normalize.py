@@ -52,7 +52,8 @@ __all__ = [
 
 def fix_text(text: str) -> str:
     """Repair common damage in catalog text: percent-encoding, UTF-8 read as Latin-1
-    ("CÃ©zanne" -> "Cézanne"), decomposed accents, stray whitespace."""
+    ("CÃ©zanne" -> "Cézanne") or as cp437 ("Du╠êrer" -> "Dürer"), decomposed accents,
+    stray whitespace."""
     if "%" in text and re.search(r"%[0-9A-Fa-f]{2}", text):
         from urllib.parse import unquote
 
@@ -65,6 +66,11 @@ def fix_text(text: str) -> str:
                 text = text.encode("latin-1").decode("utf-8")
             except (UnicodeEncodeError, UnicodeDecodeError):
                 pass
+    if re.search("[\u2500-\u257f]", text):  # UTF-8 read as cp437 (Kaggle's "Albrecht_Du╠êrer")
+        try:
+            text = text.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
     text = unicodedata.normalize("NFC", text)
     return re.sub(r"\s+", " ", text).strip()
 
