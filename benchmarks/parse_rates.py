@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     lines = []
     for source, entry in results.items():
         parts = [
-            f"{field} parsed for {v['parsed']} of {v['present']} rows giving a {field}"
+            f"{field} parsed for {v['parsed']} of {v['present']} rows with a value"
             for field, v in entry["fields"].items()
             if v["present"]
         ]

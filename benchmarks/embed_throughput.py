@@ -1,0 +1,181 @@
+"""Embedding throughput on ../shared/data/louvre (train + val, ~1,150 pictures).
+
+Measures, in the same run and interleaved round by round (so that load from other processes
+hits both alike):
+
+(a) bare onnxruntime forward throughput on pre-decoded uint8 crops (the ceiling);
+(b) ``Embedder.embed_paths`` end to end (what ``vasari embed`` runs): read + decode +
+    resize/crop in the thread pool overlapped with inference, cold (no embedding cache).
+
+Goal (issue 3): (b) >= 55 images/s on 2 cores and (b)/(a) >= 0.90. Also reports the CPU
+load: the load average and the cores busy with *other* processes during each measurement
+(from /proc/stat minus this process's own CPU time), since the machine is shared.
+
+    python benchmarks/embed_throughput.py [--rounds 3] [--batch-size 32] [--workers N] [--threads N]
+
+Prints a table and writes benchmarks/results/embed_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from vasari.images import is_image_file  # noqa: E402
+from vasari.shared import shared_data_dir  # noqa: E402
+
+
+def _cpu_ticks() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as fh:
+        parts = [float(v) for v in fh.readline().split()[1:]]
+    idle = parts[3] + parts[4]  # idle + iowait
+    return sum(parts) - idle, sum(parts)
+
+
+def _own_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+class Meter:
+    """Wall time, our CPU time and everybody else's CPU (in cores) over a block."""
+
+    def __enter__(self):
+        self.t0, self.own0, self.ticks0 = time.perf_counter(), _own_cpu(), _cpu_ticks()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        own = _own_cpu() - self.own0
+        busy1, total1 = _cpu_ticks()
+        hz = os.sysconf("SC_CLK_TCK")
+        busy = (busy1 - self.ticks0[0]) / hz
+        self.own_cores = own / self.wall
+        self.other_cores = max(0.0, busy - own) / self.wall
+
+
+def louvre_paths(data: Path) -> list[Path]:
+    paths = []
+    for split in ("train", "val"):
+        paths += sorted(p for p in (data / "louvre" / split).rglob("*") if p.is_file() and is_image_file(p))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=None, help="decode threads (default: Embedder's)")
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: cores)")
+    ap.add_argument("--limit", type=int, default=None, help="use the first N pictures only")
+    ap.add_argument("--backbone", default="efficientnet_lite2")
+    ap.add_argument("--feature", default="stats")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embed_throughput.json")
+    args = ap.parse_args(argv)
+
+    data = shared_data_dir()
+    if data is None:
+        print("../shared/data is absent (set VASARI_DATA); nothing to measure", file=sys.stderr)
+        return 2
+    paths = louvre_paths(data)[: args.limit]
+    from rich.console import Console
+    from rich.table import Table
+
+    from vasari.features import Embedder
+
+    console = Console()
+    t = time.perf_counter()
+    embedder = Embedder(args.backbone, args.feature, engine="onnx", threads=args.threads)
+    init_s = time.perf_counter() - t
+    console.print(f"{len(paths)} pictures from {data / 'louvre'} · {embedder.spec.key()} · "
+                  f"onnxruntime {embedder.engine.providers[0]} x{embedder.engine.threads} threads · init {init_s:.1f}s")
+
+    # pre-decode for (a); this also warms the page cache so (b) measures decoding, not the disk
+    t = time.perf_counter()
+    crops = np.stack([embedder.load(p) for p in paths])
+    predecode_s = time.perf_counter() - t
+    bs = args.batch_size
+    embedder.forward(crops[:bs])  # warm-up (allocations, kernels)
+
+    rounds = []
+    for r in range(args.rounds):
+        with Meter() as bare:
+            for start in range(0, len(crops), bs):
+                embedder.forward(crops[start:start + bs])
+        with Meter() as e2e:
+            res = embedder.embed_paths(paths, cache=None, batch_size=bs, progress=False, workers=args.workers)
+        assert not res.errors, list(res.errors.values())[:3]
+        row = {
+            "round": r + 1,
+            "bare_img_s": len(crops) / bare.wall,
+            "embed_img_s": len(paths) / e2e.wall,
+            "bare_other_cores": bare.other_cores,
+            "embed_other_cores": e2e.other_cores,
+            "embed_own_cores": e2e.own_cores,
+            "loadavg_1m": os.getloadavg()[0],
+        }
+        row["ratio"] = row["embed_img_s"] / row["bare_img_s"]
+        rounds.append(row)
+        console.print(f"round {r + 1}: bare {row['bare_img_s']:.1f} img/s, embed {row['embed_img_s']:.1f} img/s, "
+                      f"ratio {row['ratio']:.2f}, other processes {row['bare_other_cores']:.2f}/"
+                      f"{row['embed_other_cores']:.2f} cores, load {row['loadavg_1m']:.1f}")
+
+    best = max(rounds, key=lambda r: r["embed_img_s"])
+    summary = {
+        "pictures": len(paths),
+        "spec": embedder.spec.to_dict(),
+        "spec_key": embedder.spec.key(),
+        "batch_size": bs,
+        "ort_threads": embedder.engine.threads,
+        "decode_workers": args.workers or "default",
+        "cores": len(os.sched_getaffinity(0)),
+        "cpu": platform.processor() or platform.machine(),
+        "init_s": init_s,
+        "predecode_img_s": len(paths) / predecode_s,
+        "rounds": rounds,
+        "median_bare_img_s": statistics.median(r["bare_img_s"] for r in rounds),
+        "median_embed_img_s": statistics.median(r["embed_img_s"] for r in rounds),
+        "median_ratio": statistics.median(r["ratio"] for r in rounds),
+        "best_round": best,
+        "quietest_round": min(rounds, key=lambda r: r["bare_other_cores"] + r["embed_other_cores"]),
+        "goal": {"embed_img_s": 55, "ratio": 0.90},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    quiet = summary["quietest_round"]
+    summary["goal_met_quietest_round"] = quiet["embed_img_s"] >= 55 and quiet["ratio"] >= 0.90
+
+    table = Table(title=f"embedding throughput, {len(paths)} Louvre pictures, {summary['cores']} cores")
+    for col in ("round", "bare ORT img/s", "vasari embed img/s", "embed / bare", "other procs (cores)", "load 1m"):
+        table.add_column(col, justify="right")
+    for r in rounds:
+        table.add_row(str(r["round"]), f"{r['bare_img_s']:.1f}", f"{r['embed_img_s']:.1f}", f"{r['ratio']:.0%}",
+                      f"{r['bare_other_cores']:.2f} / {r['embed_other_cores']:.2f}", f"{r['loadavg_1m']:.1f}")
+    table.add_section()
+    table.add_row("median", f"{summary['median_bare_img_s']:.1f}", f"{summary['median_embed_img_s']:.1f}",
+                  f"{summary['median_ratio']:.0%}", "", "")
+    console.print(table)
+    console.print(f"goal: embed >= 55 img/s and >= 90% of bare · quietest round: {quiet['embed_img_s']:.1f} img/s, "
+                  f"{quiet['ratio']:.0%} -> {'met' if summary['goal_met_quietest_round'] else 'NOT met'}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, args.out)
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
