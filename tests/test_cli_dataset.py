@@ -92,12 +92,20 @@ def test_cli_defaults_match_config():
 
     params = inspect.signature(build_cmd).parameters
     config = DatasetConfig()
-    for option, field in [("min_per_class", "min_per_class"), ("seed", "seed"), ("val", "val_fraction"),
-                          ("test", "test_fraction"), ("phash_distance", "phash_distance"),
-                          ("confirm_distance", "confirm_distance"), ("first_year", "first_year"),
-                          ("last_year", "last_year"), ("split", "split"), ("by_artist", "group_by_artist"),
-                          ("stratify", "stratify_on"),
-                          ("group_details", "group_details")]:
+    for option, field in [
+        ("min_per_class", "min_per_class"),
+        ("seed", "seed"),
+        ("val", "val_fraction"),
+        ("test", "test_fraction"),
+        ("phash_distance", "phash_distance"),
+        ("confirm_distance", "confirm_distance"),
+        ("first_year", "first_year"),
+        ("last_year", "last_year"),
+        ("split", "split"),
+        ("by_artist", "group_by_artist"),
+        ("stratify", "stratify_on"),
+        ("group_details", "group_details"),
+    ]:
         assert params[option].default.default == getattr(config, field), option
 
 
@@ -151,8 +159,22 @@ def test_unreadable_images_are_reported_not_fatal(folder, tmp_path):
 
 @pytest.mark.shared_data
 def test_build_real_kaggle_layout_by_artist(shared_data, tmp_path):
-    result = invoke("build", f"kaggle:{shared_data / 'artists7'}", "--out", tmp_path / "a7", "--no-progress",
-                    "--by-artist", "--stratify", "none", "--min-per-class", "0", "--val", "0.15", "--test", "0.15")
+    result = invoke(
+        "build",
+        f"kaggle:{shared_data / 'artists7'}",
+        "--out",
+        tmp_path / "a7",
+        "--no-progress",
+        "--by-artist",
+        "--stratify",
+        "none",
+        "--min-per-class",
+        "0",
+        "--val",
+        "0.15",
+        "--test",
+        "0.15",
+    )
     assert result.exit_code == 0, result.output
     ds = load_dataset(tmp_path / "a7")
     assert len(ds.artworks) == 1039

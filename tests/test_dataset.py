@@ -96,7 +96,9 @@ def hash_cache(tmp_path_factory) -> Path:
 
 def test_near_duplicate_pairs_matches_brute_force():
     rng = np.random.default_rng(0)
-    hashes = rng.integers(0, 2**63, size=700, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 700).astype(np.uint64)
+    hashes = rng.integers(0, 2**63, size=700, dtype=np.uint64) * np.uint64(2) + rng.integers(0, 2, 700).astype(
+        np.uint64
+    )
     hashes[10] = hashes[3] ^ np.uint64(0b1011)  # 3 bits apart
     hashes[500] = hashes[3] ^ np.uint64(1 << 63)  # top bit
     hashes[600] = hashes[20]
@@ -159,7 +161,9 @@ def assert_no_straddling(ds: Dataset, by_artist: bool) -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_grouped_split_keeps_planted_duplicates_together(planted, seed, hash_cache):
     artworks, groups = planted
-    ds = build_dataset([catalog(artworks)], DatasetConfig(seed=seed, min_per_class=0), progress=False, cache_dir=hash_cache)
+    ds = build_dataset(
+        [catalog(artworks)], DatasetConfig(seed=seed, min_per_class=0), progress=False, cache_dir=hash_cache
+    )
     by_id = {a.artwork_id: a for a in ds.artworks}
     for members in groups.values():
         assert len({by_id[m].group for m in members}) == 1, f"planted duplicates {sorted(members)} not grouped"
@@ -196,10 +200,16 @@ def test_grouped_split_is_deterministic_and_seed_dependent(planted, hash_cache):
 def test_grouped_split_stratifies_and_handles_missing_labels(planted, hash_cache):
     artworks, _ = planted
     # a third of the records lack the stratification label
-    mixed = [a if i % 3 else Artwork(a.artwork_id, a.source, image=a.image, artist=a.artist, year=a.year)
-             for i, a in enumerate(artworks)]
-    ds = build_dataset([catalog(mixed)], DatasetConfig(min_per_class=0, val_fraction=0.2, test_fraction=0.2),
-                       progress=False, cache_dir=hash_cache)
+    mixed = [
+        a if i % 3 else Artwork(a.artwork_id, a.source, image=a.image, artist=a.artist, year=a.year)
+        for i, a in enumerate(artworks)
+    ]
+    ds = build_dataset(
+        [catalog(mixed)],
+        DatasetConfig(min_per_class=0, val_fraction=0.2, test_fraction=0.2),
+        progress=False,
+        cache_dir=hash_cache,
+    )
     counts = ds.class_counts()["type"]
     for label, per in counts.items():
         total = sum(per.values())
@@ -208,7 +218,9 @@ def test_grouped_split_stratifies_and_handles_missing_labels(planted, hash_cache
 
 
 def test_records_without_image_are_their_own_group():
-    arts = [Artwork(f"cat:{i}", "cat", url=f"https://example.org/{i}.jpg", type=TYPES[i % 2], year=1600) for i in range(40)]
+    arts = [
+        Artwork(f"cat:{i}", "cat", url=f"https://example.org/{i}.jpg", type=TYPES[i % 2], year=1600) for i in range(40)
+    ]
     arts.append(Artwork("cat:dup", "cat", url="https://example.org/3.jpg", type=TYPES[1], year=1600))
     ds = build_dataset([catalog(arts, "cat")], DatasetConfig(min_per_class=0), progress=False)
     groups = {a.artwork_id: a.group for a in ds.artworks}
@@ -253,7 +265,9 @@ def test_details_join_their_work_by_title():
 
 
 def test_random_split_is_stratified():
-    arts = [Artwork(f"r:{i:03d}", "r", type=t, year=1600) for i, t in enumerate(["portrait"] * 300 + ["landscape"] * 100)]
+    arts = [
+        Artwork(f"r:{i:03d}", "r", type=t, year=1600) for i, t in enumerate(["portrait"] * 300 + ["landscape"] * 100)
+    ]
     ds = build_dataset([catalog(arts, "r")], DatasetConfig(split="random", min_per_class=0), progress=False)
     counts = ds.class_counts()["type"]
     assert counts["portrait"] == {"train": 240, "val": 30, "test": 30}
@@ -262,8 +276,12 @@ def test_random_split_is_stratified():
 
 def test_random_split_reports_leaking_duplicates(planted, hash_cache):
     artworks, groups = planted
-    ds = build_dataset([catalog(artworks)], DatasetConfig(split="random", min_per_class=0, val_fraction=0.3,
-                                                          test_fraction=0.3), progress=False, cache_dir=hash_cache)
+    ds = build_dataset(
+        [catalog(artworks)],
+        DatasetConfig(split="random", min_per_class=0, val_fraction=0.3, test_fraction=0.3),
+        progress=False,
+        cache_dir=hash_cache,
+    )
     leaks = straddling(ds.artworks, ds.splits)
     assert ds.info["duplicates"]["groups_straddling_splits"] == len(leaks) > 0
 
@@ -307,8 +325,7 @@ def test_filters_years_forms_types_and_labels():
     assert strict.info["dropped"]["undated"] == 2  # f:undated and f:nolabel
     wide = build_dataset([catalog(arts, "f")], DatasetConfig(min_per_class=0, paintings_only=False), progress=False)
     assert "f:sculpture" in wide.splits
-    portraits = build_dataset([catalog(arts, "f")], DatasetConfig(min_per_class=0, types=("portrait",)),
-                              progress=False)
+    portraits = build_dataset([catalog(arts, "f")], DatasetConfig(min_per_class=0, types=("portrait",)), progress=False)
     assert "f:study" not in portraits.splits and "f:0" in portraits.splits
     with pytest.raises(DatasetError, match="'fantasy' has no artworks"):
         build_dataset([catalog(arts, "f")], DatasetConfig(types=("portrait", "fantasy")), progress=False)
@@ -349,8 +366,11 @@ def test_merge_keeps_ids_unique_and_reports_per_source(planted):
     a = artworks[:30]
     b = [Artwork(f"other:{i}", "other", type="portrait", year=1700) for i in range(10)]
     clash = [a[0], Artwork(a[1].artwork_id, "test", type="genre", year=1800)]
-    ds = build_dataset([catalog(a, "test"), catalog(b, "other"), catalog(clash, "test")],
-                       DatasetConfig(min_per_class=0), progress=False)
+    ds = build_dataset(
+        [catalog(a, "test"), catalog(b, "other"), catalog(clash, "test")],
+        DatasetConfig(min_per_class=0),
+        progress=False,
+    )
     assert len(ds.splits) == len(ds.artworks) == 30 + 10 + 1
     assert f"{a[1].artwork_id}~2" in ds.splits
     sources = ds.info["sources"]
@@ -367,13 +387,19 @@ def test_unreadable_images_are_dropped_and_listed(tmp_path, planted):
     buf = io.BytesIO()
     good.save(buf, "JPEG")
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[:300])
-    bad = [Artwork(f"bad:{n}", "bad", image=str(tmp_path / n), type="portrait")
-           for n in ("html.jpg", "empty.png", "cut.jpg", "missing.jpg")]
+    bad = [
+        Artwork(f"bad:{n}", "bad", image=str(tmp_path / n), type="portrait")
+        for n in ("html.jpg", "empty.png", "cut.jpg", "missing.jpg")
+    ]
     ds = build_dataset([catalog(artworks[:30]), catalog(bad, "bad")], DatasetConfig(min_per_class=0), progress=False)
     assert not any(i.startswith("bad:") for i in ds.splits)
     reasons = {u["artwork_id"]: u["code"] for u in ds.info["unreadable"]}
-    assert reasons == {"bad:html.jpg": "not_an_image", "bad:empty.png": "empty", "bad:cut.jpg": "corrupt",
-                       "bad:missing.jpg": "not_an_image"}
+    assert reasons == {
+        "bad:html.jpg": "not_an_image",
+        "bad:empty.png": "empty",
+        "bad:cut.jpg": "corrupt",
+        "bad:missing.jpg": "not_an_image",
+    }
     assert sum(v for k, v in ds.info["dropped"].items() if k.startswith("unreadable")) == 4
     with pytest.raises(DatasetError, match="no images"):
         build_dataset([catalog(bad, "bad")], progress=False)
@@ -403,7 +429,9 @@ def test_empty_input_is_a_clear_error():
 
 def test_save_load_round_trip_and_diff(tmp_path, planted, hash_cache):
     artworks, _ = planted
-    ds = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=3), progress=False, cache_dir=hash_cache)
+    ds = build_dataset(
+        [catalog(artworks)], DatasetConfig(min_per_class=0, seed=3), progress=False, cache_dir=hash_cache
+    )
     save_dataset(ds, tmp_path / "a")
     assert {p.name for p in (tmp_path / "a").iterdir()} == {"dataset.csv", "splits.csv", "dataset.json"}
     back = load_dataset(tmp_path / "a")
@@ -417,7 +445,9 @@ def test_save_load_round_trip_and_diff(tmp_path, planted, hash_cache):
     rows = list(csv.DictReader((tmp_path / "a" / "splits.csv").open()))
     assert [r["artwork_id"] for r in rows] == sorted(ds.splits)
 
-    other = build_dataset([catalog(artworks)], DatasetConfig(min_per_class=0, seed=4), progress=False, cache_dir=hash_cache)
+    other = build_dataset(
+        [catalog(artworks)], DatasetConfig(min_per_class=0, seed=4), progress=False, cache_dir=hash_cache
+    )
     save_dataset(other, tmp_path / "b")
     diff = diff_splits(load_splits(tmp_path / "a" / "splits.csv"), load_splits(tmp_path / "b" / "splits.csv"))
     assert diff["moved"] and not diff["only_in_a"] and not diff["only_in_b"]
@@ -476,7 +506,9 @@ def _artists7(shared_data: Path) -> list[Artwork]:
     root = shared_data / "artists7" / "images" / "images"
     arts = []
     for path in sorted(root.glob("*/*.jpg")):
-        arts.append(Artwork(f"artists7:{path.stem}", "artists7", image=str(path), artist=path.parent.name.replace("_", " ")))
+        arts.append(
+            Artwork(f"artists7:{path.stem}", "artists7", image=str(path), artist=path.parent.name.replace("_", " "))
+        )
     return arts
 
 
@@ -489,8 +521,12 @@ def test_artists7_real_near_duplicates_never_straddle(shared_data, tmp_path):
         assert len(ds.artworks) == len(arts)
         by_id = {a.artwork_id: a for a in ds.artworks}
         # known copies of one painting at different sizes (checked by eye)
-        for a, b in [("Claude_Monet_119", "Claude_Monet_30"), ("Claude_Monet_125", "Claude_Monet_43"),
-                     ("Claude_Monet_123", "Claude_Monet_28"), ("Edward_Hopper_56", "Edward_Hopper_59")]:
+        for a, b in [
+            ("Claude_Monet_119", "Claude_Monet_30"),
+            ("Claude_Monet_125", "Claude_Monet_43"),
+            ("Claude_Monet_123", "Claude_Monet_28"),
+            ("Edward_Hopper_56", "Edward_Hopper_59"),
+        ]:
             assert by_id[f"artists7:{a}"].group == by_id[f"artists7:{b}"].group
         assert_no_straddling(ds, by_artist=by_artist)
         groups = ds.info["duplicates"]["groups_with_duplicates"]

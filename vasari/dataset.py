@@ -240,8 +240,12 @@ class PhashCache:
                 with self.file.open(newline="", encoding="utf-8") as fh:
                     for row in csv.DictReader(fh):
                         self.entries[row["path"]] = (
-                            int(row["size"]), int(row["mtime_ns"]), row["phash"], row["phash256"],
-                            row["error_code"], row["error"],
+                            int(row["size"]),
+                            int(row["mtime_ns"]),
+                            row["phash"],
+                            row["phash256"],
+                            row["error_code"],
+                            row["error"],
                         )
             except (KeyError, ValueError, TypeError, csv.Error, UnicodeDecodeError):
                 self.entries = {}  # a damaged cache is only a cache: start again
@@ -348,8 +352,12 @@ def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        disable=not enabled, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+        transient=True,
     )
 
 
@@ -780,8 +788,12 @@ def build_dataset(
     strata = [a.label(config.stratify_on) if config.stratify_on else None for a in kept]
     if config.split == "grouped":
         splits = split_grouped(
-            ids, split_units, strata,
-            val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed,
+            ids,
+            split_units,
+            strata,
+            val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
         )
     else:
         splits = split_random(
@@ -822,7 +834,11 @@ def build_dataset(
         stats["dropped"] = dict(source_drop.get(name, Counter()))
     for name, counter in source_drop.items():  # records whose .source differs from their catalog's name
         if name not in per_source:
-            per_source[name] = {"records": None, "kept": sum(1 for a in final if a.source == name), "dropped": dict(counter)}
+            per_source[name] = {
+                "records": None,
+                "kept": sum(1 for a in final if a.source == name),
+                "dropped": dict(counter),
+            }
     leaks = straddling(final, splits, "group")
     artist_leaks = straddling(final, splits, "artist")
     info: dict[str, Any] = {
@@ -890,7 +906,9 @@ DATASET_COLUMNS: tuple[str, ...] = ARTWORK_COLUMNS + ("split",)
 
 def save_splits(splits: dict[str, str], path: Path) -> None:
     """``artwork_id,split`` sorted by id (stable, diffable)."""
-    _atomic_write_csv(Path(path), ("artwork_id", "split"), ({"artwork_id": k, "split": splits[k]} for k in sorted(splits)))
+    _atomic_write_csv(
+        Path(path), ("artwork_id", "split"), ({"artwork_id": k, "split": splits[k]} for k in sorted(splits))
+    )
 
 
 def load_splits(path: Path) -> dict[str, str]:
@@ -951,7 +969,9 @@ def save_dataset(ds: Dataset, out_dir: Path) -> None:
     meta["splits"] = ds.split_sizes()
     meta["class_counts"] = ds.class_counts()
     meta["class_weights"] = {task: ds.class_weights(task) for task in TASKS}
-    _atomic_write_text(out / "dataset.json", json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+    _atomic_write_text(
+        out / "dataset.json", json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default) + "\n"
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -997,7 +1017,7 @@ def load_dataset(path: Path) -> Dataset:
         missing = sorted(splits.keys() - from_file.keys())
         extra = sorted(from_file.keys() - splits.keys())
         if missing or extra:
-            detail = (f"lacks {missing[0]!r}" if missing else f"names {extra[0]!r} which dataset.csv lacks")
+            detail = f"lacks {missing[0]!r}" if missing else f"names {extra[0]!r} which dataset.csv lacks"
             raise DatasetError(
                 f"{split_file}: does not match {csv_path.name} ({len(missing)} missing, {len(extra)} unknown ids; "
                 f"e.g. it {detail})"

@@ -89,8 +89,11 @@ def summary_table(info: dict, splits: dict[str, int]) -> Table:
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(stats.get("dropped", {}).items(), key=lambda kv: -kv[1]))
         records = stats.get("records")
         table.add_row(
-            name, "" if records is None else str(records), str(stats.get("kept", "")),
-            *(str(per.get(s, "")) for s in ("train", "val", "test")), dropped or "-",
+            name,
+            "" if records is None else str(records),
+            str(stats.get("kept", "")),
+            *(str(per.get(s, "")) for s in ("train", "val", "test")),
+            dropped or "-",
         )
     table.add_section()
     table.add_row("all", "", str(sum(splits.values())), *(str(splits.get(s, 0)) for s in ("train", "val", "test")), "")
@@ -102,8 +105,10 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     console.print(summary_table(info, ds.split_sizes()))
     dup = info.get("duplicates")
     config = ds.config
-    grouping = "random (stratified)" if config.split == "random" else (
-        "grouped by near-duplicate group" + (" and artist" if config.group_by_artist else "")
+    grouping = (
+        "random (stratified)"
+        if config.split == "random"
+        else ("grouped by near-duplicate group" + (" and artist" if config.group_by_artist else ""))
     )
     console.print(
         f"split: {grouping}, seed {config.seed}, val {config.val_fraction:g}, test {config.test_fraction:g}"
@@ -120,7 +125,9 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
             soft_wrap=True,
         )
     if info.get("dropped"):
-        console.print("dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1])))
+        console.print(
+            "dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1]))
+        )
     for task, removed in (info.get("removed_labels") or {}).items():
         console.print(
             f"{task}: {len(removed)} classes under {config.min_per_class} training examples lost their label "
@@ -149,16 +156,30 @@ def _check_tasks(tasks: list[str] | None) -> list[str] | None:
 @dataset_app.command("build")
 def build(
     specs: Optional[list[str]] = typer.Argument(
-        None, metavar="SPEC...", help='Catalogs: "kind:path[?opt=val]" (wga, kaggle, folder, manifest, wikiart) or a path.'
+        None,
+        metavar="SPEC...",
+        help='Catalogs: "kind:path[?opt=val]" (wga, kaggle, folder, manifest, wikiart) or a path.',
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write dataset.csv, splits.csv, dataset.json into."),
     shared: bool = typer.Option(False, "--shared", help="Add every labelled source of ../shared/data."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Shared data folder (default: ../shared/data or $VASARI_DATA)."),
-    include_photos: bool = typer.Option(False, "--include-photos", help="With --shared: also the Louvre museum photos."),
-    split: str = typer.Option("grouped", "--split", help="grouped (near-duplicates, optionally artists, in one split) or random (stratified)."),
-    by_artist: bool = typer.Option(False, "--by-artist/--no-by-artist", help="Grouped split: also keep each artist inside one split."),
-    stratify: Optional[str] = typer.Option("type", "--stratify", help="Task whose class balance the split keeps ('none' to not stratify)."),
-    min_per_class: int = typer.Option(10, "--min-per-class", help="Classes with fewer training examples lose their label."),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Shared data folder (default: ../shared/data or $VASARI_DATA)."
+    ),
+    include_photos: bool = typer.Option(
+        False, "--include-photos", help="With --shared: also the Louvre museum photos."
+    ),
+    split: str = typer.Option(
+        "grouped", "--split", help="grouped (near-duplicates, optionally artists, in one split) or random (stratified)."
+    ),
+    by_artist: bool = typer.Option(
+        False, "--by-artist/--no-by-artist", help="Grouped split: also keep each artist inside one split."
+    ),
+    stratify: Optional[str] = typer.Option(
+        "type", "--stratify", help="Task whose class balance the split keeps ('none' to not stratify)."
+    ),
+    min_per_class: int = typer.Option(
+        10, "--min-per-class", help="Classes with fewer training examples lose their label."
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
     val: float = typer.Option(0.1, "--val", help="Validation fraction."),
     test: float = typer.Option(0.1, "--test", help="Test fraction."),
@@ -166,17 +187,25 @@ def build(
     last_year: int = typer.Option(1900, "--last-year"),
     keep_undated: bool = typer.Option(True, "--keep-undated/--drop-undated", help="Keep works without a date."),
     paintings_only: bool = typer.Option(True, "--paintings-only/--all-forms", help="Drop non-paintings (WGA FORM)."),
-    types: Optional[list[str]] = typer.Option(None, "--type", help="Keep only these types (repeatable); untyped works stay."),
+    types: Optional[list[str]] = typer.Option(
+        None, "--type", help="Keep only these types (repeatable); untyped works stay."
+    ),
     group_details: bool = typer.Option(
-        True, "--group-details/--no-group-details", help='Put a "... (detail)" in the group of the same artist\'s work of that title.'
+        True,
+        "--group-details/--no-group-details",
+        help='Put a "... (detail)" in the group of the same artist\'s work of that title.',
     ),
     phash_distance: int = typer.Option(
         18, "--phash-distance", help="Near-duplicate candidates: max Hamming distance of the 64-bit pHashes."
     ),
     confirm_distance: int = typer.Option(
-        64, "--confirm-distance", help="...confirmed when their 256-bit pHashes differ in at most this many bits (256: no check)."
+        64,
+        "--confirm-distance",
+        help="...confirmed when their 256-bit pHashes differ in at most this many bits (256: no check).",
     ),
-    tasks: Optional[list[str]] = typer.Option(None, "--task", help="Show class counts for these tasks only (repeatable)."),
+    tasks: Optional[list[str]] = typer.Option(
+        None, "--task", help="Show class counts for these tasks only (repeatable)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar while hashing images."),
 ) -> None:
     """Build a dataset folder from catalogs.
@@ -193,11 +222,21 @@ def build(
     started = time.perf_counter()
     try:
         config = DatasetConfig(
-            first_year=first_year, last_year=last_year, keep_undated=keep_undated, paintings_only=paintings_only,
-            types=tuple(types) if types else None, min_per_class=min_per_class, split=split,
-            group_by_artist=by_artist, stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
-            val_fraction=val, test_fraction=test, seed=seed, phash_distance=phash_distance,
-            confirm_distance=confirm_distance, group_details=group_details,
+            first_year=first_year,
+            last_year=last_year,
+            keep_undated=keep_undated,
+            paintings_only=paintings_only,
+            types=tuple(types) if types else None,
+            min_per_class=min_per_class,
+            split=split,
+            group_by_artist=by_artist,
+            stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
+            val_fraction=val,
+            test_fraction=test,
+            seed=seed,
+            phash_distance=phash_distance,
+            confirm_distance=confirm_distance,
+            group_details=group_details,
         )
         catalogs = _read_catalogs(specs or [], shared, data_dir, include_photos)
         for catalog in catalogs:
