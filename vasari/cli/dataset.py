@@ -112,7 +112,8 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     )
     console.print(
         f"split: {grouping}, seed {config.seed}, val {config.val_fraction:g}, test {config.test_fraction:g}"
-        + (f", stratified on {config.stratify_on}" if config.stratify_on else "")
+        + (f", stratified on {config.stratify_on}" if config.stratify_on else ""),
+        soft_wrap=True,
     )
     if dup:
         console.print(
