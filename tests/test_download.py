@@ -363,8 +363,7 @@ def test_cli_reads_a_wga_catalog_mapping_pages_to_images(server, tmp_path):
             writer.writerow([author, "", title, "1875", "Oil on canvas", "Rome", server.url(f"/html/{stem}.html"),
                              "painting", "landscape", "Italian", "1851-1900"])
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["download", f"wga:{table}", "--out", str(out), "--rate", "off", "--no-progress"],
-                                env=LOCAL_ENV)
+    result = CliRunner().invoke(app, ["download", f"wga:{table}", "--out", str(out), "--rate", "off"], env=LOCAL_ENV)
     assert result.exit_code == 0, result.output
     assert "2 image URLs" in result.output
     for _, _, stem in rows:

@@ -692,7 +692,7 @@ def download_images(
         manifest = Manifest(out)
         try:
             records, todo, slots = _plan(out, todo_all, manifest, config)
-            with _progress_display(progress, len(todo)) as on_done:
+            with _ProgressBar(progress, len(todo)) as on_done:
                 done = asyncio.run(_Downloader(out, config, manifest, on_done).run(todo)) if todo else []
             for slot, record in zip(slots, done):
                 records[slot] = record
@@ -728,7 +728,7 @@ def _plan(out: Path, jobs: list[DownloadJob], manifest: Manifest, config: Downlo
     return records, todo, slots
 
 
-class _progress_display:
+class _ProgressBar:
     """A rich progress bar (images, img/s, MB, ETA) or nothing; yields the per-record callback."""
 
     def __init__(self, enabled: bool, total: int):
