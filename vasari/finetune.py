@@ -214,7 +214,8 @@ def _model_class():
             super().__init__()
             self.backbone = backbone
             self.tasks = list(vocab)
-            self.heads = nn.ModuleDict({t: nn.Linear(dim, len(v)) for t, v in vocab.items()})
+            # a ModuleList, not a ModuleDict: task names such as "type" clash with nn.Module attributes
+            self.heads = nn.ModuleList([nn.Linear(dim, len(v)) for v in vocab.values()])
             self.year = nn.Linear(dim, 1) if year else None
             # features (e.g. std statistics next to pooled activations) have very different
             # scales: a non-affine LayerNorm-free standardisation keeps the heads well conditioned
@@ -222,7 +223,7 @@ def _model_class():
 
         def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
             f = self.norm(self.backbone(x).float())
-            logits = {t: self.heads[t](f) for t in self.tasks}
+            logits = {t: head(f) for t, head in zip(self.tasks, self.heads)}
             return logits, (self.year(f).squeeze(1) if self.year is not None else None)
 
     return MultiTaskModel
@@ -481,7 +482,7 @@ def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, 
                     else:
                         loss.backward()
                         optimizer.step()
-                    losses.append(float(loss))
+                    losses.append(float(loss.detach()))
                 scheduler.step()
                 bar.update(job, advance=1, loss=f"{np.mean(losses[-20:]):.3f}" if losses else "—")
             bar.remove_task(job)
@@ -516,3 +517,297 @@ def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, 
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def calibrate_norm(model, loader, device: str, max_batches: int = 8) -> None:
+    """Set the feature standardisation (``model.norm``) from a few training batches before training."""
+    import torch
+
+    feats = []
+    model.eval()
+    with torch.no_grad():
+        for i, (x, *_rest) in enumerate(loader):
+            if i >= max_batches:
+                break
+            feats.append(model.backbone(x.to(device)).float())
+    if not feats:
+        return
+    f = torch.cat(feats)
+    model.norm.running_mean.copy_(f.mean(0))
+    model.norm.running_var.copy_(f.var(0, unbiased=False) if len(f) > 1 else torch.ones_like(f[0]))
+
+
+# --------------------------------------------------------------------------- export
+
+
+def finetuned_spec(base, net: "nn.Module"):
+    """The ``BackboneSpec`` of a fine-tuned network: the base spec renamed
+    ``<base>+ft-<digest of its weights>``, so its key (caches, bundles) is its own."""
+    from vasari.backbones import BackboneSpec
+
+    h = hashlib.blake2b(digest_size=6)
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    base_name = base.name.split("+ft-")[0]
+    return BackboneSpec(name=f"{base_name}+ft-{h.hexdigest()}", feature=base.feature, dim=base.dim,
+                        preprocess=base.preprocess, version=base.version)
+
+
+#: File name of the fine-tuned backbone inside a bundle directory.
+BUNDLE_ONNX = "backbone.onnx"
+
+
+def _embedder_class():
+    from vasari.features import Embedder, OnnxEngine, TorchEngine
+
+    class FinetunedEmbedder(Embedder):
+        """An ``Embedder`` over a fine-tuned backbone exported to ONNX (a bundle's ``backbone.onnx``).
+
+        Same preprocessing, batching, caching and error handling as the stock ``Embedder``;
+        only the network differs. ``engine="torch"`` needs the torch module (``net``).
+        """
+
+        def __init__(self, onnx_file: Path, spec, engine: str = "onnx", device: str | None = None,
+                     threads: int | None = None, net: "nn.Module | None" = None):
+            self.spec = spec
+            self.preprocess = spec.preprocess
+            self.threads = threads
+            self._cache_dir = None
+            self.onnx_file = Path(onnx_file)
+            if engine == "torch":
+                if net is None:
+                    raise FinetuneError("the torch engine of a fine-tuned backbone needs its module")
+                from vasari.backbones import inference_module
+
+                self.engine = TorchEngine(inference_module(spec, net), device=device, threads=threads)
+            else:
+                self.engine = OnnxEngine(self.onnx_file, threads=threads, device=device)
+
+    return FinetunedEmbedder
+
+
+def finetuned_embedder(onnx_file: Path, spec=None, engine: str = "onnx", device: str | None = None, **kwargs):
+    """An Embedder running a fine-tuned ONNX backbone; ``spec`` defaults to the one stored in the graph."""
+    if spec is None:
+        spec = onnx_spec(onnx_file)
+    return _embedder_class()(Path(onnx_file), spec, engine=engine, device=device, **kwargs)
+
+
+def onnx_spec(onnx_file: Path):
+    """The ``BackboneSpec`` recorded in an exported graph's ``vasari_spec`` metadata."""
+    import json
+
+    import onnx
+
+    from vasari.backbones import BackboneSpec
+
+    model = onnx.load(str(onnx_file), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if "vasari_spec" not in meta:
+        raise FinetuneError(f"{onnx_file}: not a Vasari backbone export (no vasari_spec metadata)")
+    return BackboneSpec.from_dict(json.loads(meta["vasari_spec"]))
+
+
+def export_finetuned(net: "nn.Module", base_spec, out_dir: Path) -> tuple[Any, Path]:
+    """Export a fine-tuned backbone into ``out_dir/backbone.onnx`` under its own spec."""
+    from vasari.backbones import export_onnx
+
+    net = net.cpu().eval()
+    spec = finetuned_spec(base_spec, net)
+    path = Path(out_dir) / BUNDLE_ONNX
+    if path.exists():
+        path.unlink()  # export_onnx keeps an existing file: this one is stale
+    export_onnx(spec, path, net=net)
+    return spec, path
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class FinetuneResult:
+    """A finished fine-tune: where the bundle is, its spec, the training history and metrics."""
+
+    bundle_dir: Path
+    spec: Any
+    fit: FitResult
+    vocab: dict[str, list[str]]
+    trainable: dict[str, int]
+    device: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    skipped_images: dict[str, str] = field(default_factory=dict)
+
+
+def samples_from_dataset(ds, split: str, tasks: Sequence[str] = TASKS) -> list[Sample]:
+    """The artworks of one split that have a local image, as ``Sample``s."""
+    out = []
+    for art in ds.subset(split):
+        if not art.image:
+            continue
+        out.append(Sample(path=art.image, labels={t: art.label(t) for t in tasks}, year=art.year))
+    return out
+
+
+def _warn_cpu(console, config: FinetuneConfig, n_train: int) -> None:
+    from rich.panel import Panel
+
+    message = (f"Fine-tuning on the CPU: this works but will be slow ({n_train} training images, up to "
+               f"{config.epochs} epochs). A CUDA GPU is typically 20-100x faster; the frozen-backbone "
+               f"`vasari train` is the practical choice on a CPU.")
+    if console is not None:
+        console.print(Panel(message, title="[bold yellow]warning", border_style="yellow"))
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def _loaders(train: Sequence[Sample], val: Sequence[Sample], vocab, config: FinetuneConfig, preprocess, device: str):
+    from torch.utils.data import DataLoader
+
+    size = config.image_size or preprocess.size
+    min_side = int(math.ceil(size / preprocess.crop))
+    ImageSamples = _dataset_class()
+    workers = config.num_workers
+    if workers is None:
+        workers = min(8, max(0, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2) - 1))
+    common = {"num_workers": workers, "pin_memory": device.startswith("cuda"), "persistent_workers": workers > 0}
+    train_ds = ImageSamples(train, vocab, _transforms(size, preprocess, True), min_side)
+    val_ds = ImageSamples(val, vocab, _transforms(size, preprocess, False), min_side)
+    drop_last = len(train_ds) > config.batch_size
+    return (
+        DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, drop_last=drop_last, **common),
+        DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common),
+    )
+
+
+def run_finetune(train: Sequence[Sample], val: Sequence[Sample], out_dir: Path,
+                 config: FinetuneConfig = FinetuneConfig(), test: Sequence[Sample] = (),
+                 class_weights: dict[str, dict[str, float]] | None = None, console=None,
+                 progress: bool = True, card: dict[str, Any] | None = None) -> FinetuneResult:
+    """Fine-tune on ``train`` (early stopping on ``val``), export the backbone, refit heads, save a bundle."""
+    import torch
+
+    from vasari.backbones import backbone_spec, build_torch_backbone
+
+    out_dir = Path(out_dir)
+    device = resolve_device(config.device)
+    train, bad_train = usable_samples(train)
+    val, bad_val = usable_samples(val)
+    skipped = {**bad_train, **bad_val}
+    if console is not None and skipped:
+        console.print(f"[yellow]{len(skipped)} images cannot be decoded and are skipped (first: "
+                      f"{next(iter(skipped.values()))})")
+    if not train:
+        raise FinetuneError("no usable training images")
+    if not val:
+        raise FinetuneError("no usable validation images: early stopping and the heads' thresholds need a val split")
+    vocab = build_vocab(train, config.tasks)
+    has_years = config.year_weight > 0 and sum(s.year is not None for s in train) >= 10
+    if not vocab and not has_years:
+        raise FinetuneError(f"no task has two or more labelled classes in the training split (tasks: {', '.join(config.tasks)})")
+    if device == "cpu":
+        _warn_cpu(console, config, len(train))
+    torch.manual_seed(config.seed)
+
+    net = build_torch_backbone(config.backbone, config.feature)
+    base_spec = backbone_spec(config.backbone, config.feature, net=net)
+    trainable = set_trainable(net, config)
+    model = _model_class()(net, base_spec.dim, vocab, year=has_years)
+    model.to(device)
+    weights = {}
+    for task, labels in vocab.items():
+        given = (class_weights or {}).get(task)
+        w = (np.array([given.get(lab, 1.0) for lab in labels], dtype=np.float32) if given
+             else balanced_weights(train, task, labels))
+        weights[task] = torch.from_numpy(w)
+    train_loader, val_loader = _loaders(train, val, vocab, config, base_spec.preprocess, device)
+    calibrate_norm(model, train_loader, device)
+    if console is not None:
+        console.print(f"fine-tuning {base_spec.name} on {device}: {len(train)} train / {len(val)} val images, "
+                      f"tasks {', '.join(vocab) or '-'}{' + year' if has_years else ''}; unfreeze={config.unfreeze} "
+                      f"({trainable['unfrozen_stages']}/{trainable['stages']} stages, "
+                      f"{trainable['trainable_params']:,}/{trainable['params']:,} backbone parameters)")
+    work = out_dir / "finetune"
+    fit_result = fit(model, train_loader, val_loader, weights, config, device, checkpoint=work / "best.pt",
+                     extra_state={"vocab": vocab, "base_spec": base_spec.to_dict()}, console=console,
+                     progress=progress)
+    fit_result.trainable = trainable
+
+    # export: the fine-tuned backbone becomes this bundle's backbone
+    spec, onnx_file = export_finetuned(model.backbone, base_spec, out_dir)
+    embedder = finetuned_embedder(onnx_file, spec)
+    from vasari.train import HeadConfig, train_heads
+
+    splits = {"train": train, "val": val, **({"test": list(test)} if test else {})}
+    feats = {}
+    for name, samples in splits.items():
+        res = embedder.embed_paths([s.path for s in samples], progress=progress and console is not None)
+        feats[name] = res.features
+    tasks = tuple(t for t in config.tasks)
+
+    def labels_of(samples):
+        return {t: [s.labels.get(t) for s in samples] for t in tasks}
+
+    heads = train_heads(
+        feats["train"], labels_of(train), [s.year for s in train],
+        feats["val"], labels_of(val), [s.year for s in val],
+        config=HeadConfig(tasks=tasks), class_weights=class_weights,
+    )
+    metrics = _evaluate(heads, feats, splits, tasks)
+    result = FinetuneResult(bundle_dir=out_dir, spec=spec, fit=fit_result, vocab=vocab, trainable=trainable,
+                            device=device, metrics=metrics, skipped_images=skipped)
+    card = {
+        **(card or {}),
+        "finetune": {
+            "config": asdict(config),
+            "device": device,
+            "base_backbone": base_spec.to_dict(),
+            "trainable": trainable,
+            "best_epoch": fit_result.best_epoch,
+            "best_val_loss": fit_result.best_val_loss,
+            "stopped_early": fit_result.stopped_early,
+            "seconds": fit_result.seconds,
+            "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in fit_result.history],
+            "heads": "refit with vasari.train.train_heads on features of the exported fine-tuned backbone",
+            "backbone_file": BUNDLE_ONNX,
+        },
+    }
+    _save_bundle(out_dir, heads, spec, card, metrics)
+    return result
+
+
+def _evaluate(heads, feats: dict[str, np.ndarray], splits: dict[str, Sequence[Sample]], tasks) -> dict[str, Any]:
+    """Top-1 accuracy per task and split of the refit heads (full reports: ``vasari evaluate``)."""
+    out: dict[str, Any] = {}
+    proba_by_split = {name: heads.predict_proba(np.nan_to_num(f)) for name, f in feats.items()}
+    for name, samples in splits.items():
+        ok = np.isfinite(feats[name]).all(axis=1)
+        per_task = {}
+        for task, proba in proba_by_split[name].items():
+            classes = heads.classifiers[task].classes
+            rows = [i for i, s in enumerate(samples) if ok[i] and s.labels.get(task) is not None]
+            if rows:
+                hits = [classes[int(proba[i].argmax())] == samples[i].labels[task] for i in rows]
+                per_task[task] = {"top1": float(np.mean(hits)), "n": len(rows)}
+        out[name] = per_task
+    return out
+
+
+def _save_bundle(out_dir: Path, heads, spec, card: dict[str, Any], metrics: dict[str, Any]) -> None:
+    from vasari.bundle import save_bundle
+
+    save_bundle(heads=heads, spec=spec, card=card, metrics=metrics, out_dir=out_dir)
+
+
+def finetune_dataset(dataset_dir: Path, out_dir: Path, config: FinetuneConfig = FinetuneConfig(), console=None,
+                     progress: bool = True) -> FinetuneResult:
+    """``vasari finetune``: read a dataset folder (``vasari dataset build``) and run ``run_finetune``."""
+    from vasari.dataset import load_dataset
+
+    ds = load_dataset(Path(dataset_dir))
+    train = samples_from_dataset(ds, "train", config.tasks)
+    val = samples_from_dataset(ds, "val", config.tasks)
+    test = samples_from_dataset(ds, "test", config.tasks)
+    weights = {t: ds.class_weights(t) for t in config.tasks}
+    card = {"dataset": {"path": str(Path(dataset_dir).resolve()), "splits": ds.split_sizes()}}
+    return run_finetune(train, val, out_dir, config, test=test, class_weights=weights, console=console,
+                        progress=progress, card=card)
