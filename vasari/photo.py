@@ -503,11 +503,11 @@ def _nested_canvas(outer: np.ndarray, candidates: list, cfg: PhotoConfig) -> np.
         ratio = _quad_area(q) / area_outer
         if not 0.3 <= ratio <= 0.9:
             continue
-        if np.linalg.norm(q.mean(axis=0) - centre) > 0.12 * size:
+        if np.linalg.norm(q.mean(axis=0) - centre) > 0.15 * size:
             continue
         if any(cv2.pointPolygonTest(poly, (float(x), float(y)), False) < 0 for x, y in q):
             continue
-        if not _parallel_inside(q, outer, 0.03 * size):
+        if not _parallel_inside(q, outer, 0.06 * size):
             continue
         if best is None or score > best[0]:
             best = (score, q)
