@@ -12,7 +12,8 @@
   optionally resized. A truncated or HTML body never lands under an image's name, and no
   temp file outlives a run (stale ones from a killed run are removed at the start).
 - **resumable**: every finished job appends one line to ``out_dir/manifest.jsonl``
-  (flushed and fsync'ed), so a re-run skips what is done (the file must still exist with
+  (flushed and fsync'ed, lines that finish together sharing one fsync), so a re-run skips
+  what is done (the file must still exist with
   the recorded size, or the recorded sha256 with ``verify``) and retries the rest; the
   jobs that failed are listed in ``out_dir/failed.csv``, which can be fed back in.
 
@@ -532,7 +533,7 @@ class _Downloader:
         self.out_dir, self.config, self.manifest, self.on_done = out_dir, config, manifest, on_done
         self.buckets: dict[str, TokenBucket] = {}
         self.unsaved: list[DownloadRecord] = []
-        self.saving = asyncio.Lock()
+        self.writer: asyncio.Task | None = None
 
     def bucket(self, url: str) -> TokenBucket:
         host = urlsplit(url).netloc.lower()
@@ -540,14 +541,20 @@ class _Downloader:
             self.buckets[host] = TokenBucket(self.config.rate, self.config.burst)
         return self.buckets[host]
 
-    async def save(self, record: DownloadRecord) -> None:
-        """Append ``record`` to the manifest; returns once it is on disk. Records that come in
-        while an fsync runs share the next one (group commit), so fsync is not the bottleneck."""
+    def save(self, record: DownloadRecord) -> None:
+        """Queue ``record`` for the manifest. A background task appends what is queued, one
+        fsync per batch (group commit), so workers never wait on the disk for it; a record
+        lost to a kill only costs a decode on the next run (the file is adopted)."""
+        if self.writer is not None and self.writer.done():
+            self.writer.result()  # a failed write (disk full): stop the run here
         self.unsaved.append(record)
-        async with self.saving:
-            if any(r is record for r in self.unsaved):  # else an earlier holder saved it
-                batch, self.unsaved = self.unsaved, []
-                await asyncio.to_thread(self.manifest.append, *batch)
+        if self.writer is None or self.writer.done():
+            self.writer = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while self.unsaved:
+            batch, self.unsaved = self.unsaved, []
+            await asyncio.to_thread(self.manifest.append, *batch)
 
     async def run(self, jobs: list[DownloadJob]) -> list[DownloadRecord]:
         c = self.config
@@ -570,12 +577,14 @@ class _Downloader:
                 for i, job in queue:
                     results[i] = record = await self.job(client, job)
                     if record.status != "skipped":
-                        await self.save(record)
+                        self.save(record)
                     elif record.reason == "existing":  # adopted: later runs skip it by size
-                        await self.save(replace(record, status="ok"))
+                        self.save(replace(record, status="ok"))
                     self.on_done(record)
 
             await asyncio.gather(*(worker() for _ in range(min(c.concurrency, max(1, len(jobs))))))
+            if self.writer is not None:
+                await self.writer
         return [r for r in results if r is not None]
 
     async def job(self, client: httpx.AsyncClient, job: DownloadJob) -> DownloadRecord:
