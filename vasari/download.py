@@ -8,14 +8,15 @@
   User-Agent naming Vasari, its version and the project URL.
 - **safe**: each body streams into ``<name>.tmp-<pid>`` beside its destination and is
   checked (HTTP status, ``image/*`` content type, complete body against Content-Length,
-  a full decode with ``vasari.images.load_image``) before ``os.replace`` puts it in place,
-  optionally resized. A truncated or HTML body never lands under an image's name, and no
-  temp file outlives a run (stale ones from a killed run are removed at the start).
+  a decode with ``vasari.images.load_image``, JPEGs at reduced scale, which still reads
+  every byte) before ``os.replace`` puts it in place, optionally resized. A truncated or
+  HTML body never lands under an image's name, and no temp file outlives a run (stale
+  ones from a killed run are removed at the start).
 - **resumable**: every finished job appends one line to ``out_dir/manifest.jsonl``
-  (flushed and fsync'ed, lines that finish together sharing one fsync), so a re-run skips
-  what is done (the file must still exist with
-  the recorded size, or the recorded sha256 with ``verify``) and retries the rest; the
-  jobs that failed are listed in ``out_dir/failed.csv``, which can be fed back in.
+  (flushed and fsync'ed; lines that finish together share one fsync), so a re-run skips
+  what is done (the file must still exist with the recorded size, or the recorded sha256
+  with ``verify``) and retries the rest; the jobs that failed are listed in
+  ``out_dir/failed.csv``, which can be fed back in.
 
 The jobs are independent of any catalog: ``jobs_from_urls`` and ``jobs_from_csv`` build them
 from plain URLs or any CSV with a URL column (paths come from the URL path, see
