@@ -371,20 +371,10 @@ class Manifest:
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / MANIFEST_NAME
-        self.latest: dict[str, dict] = {}
-        if self.path.exists():
-            data = self.path.read_bytes()
-            end = data.rfind(b"\n") + 1
-            if end < len(data):  # a torn last line: drop it so the next record starts clean
-                with self.path.open("r+b") as f:
-                    f.truncate(end)
-            for line in data[:end].splitlines():
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(record, dict) and isinstance(record.get("path"), str):
-                    self.latest[record["path"]] = record
+        self.latest, end, size = _load_manifest(self.path)
+        if end < size:  # a torn last line: drop it so the next record starts clean
+            with self.path.open("r+b") as f:
+                f.truncate(end)
         self._file = self.path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
@@ -404,11 +394,27 @@ class Manifest:
         return [r for r in self.latest.values() if r.get("status") == "failed"]
 
 
+def _load_manifest(path: Path) -> tuple[dict[str, dict], int, int]:
+    """The latest record per path, where the last whole line ends, and the file's size."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}, 0, 0
+    end = data.rfind(b"\n") + 1
+    latest: dict[str, dict] = {}
+    for line in data[:end].splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("path"), str):
+            latest[record["path"]] = record
+    return latest, end, len(data)
+
+
 def read_manifest(out_dir: str | Path) -> dict[str, dict]:
-    """The latest manifest record per destination path of an output folder."""
-    manifest = Manifest(Path(out_dir))
-    manifest.close()
-    return manifest.latest
+    """The latest manifest record per destination path of an output folder (read only)."""
+    return _load_manifest(Path(out_dir) / MANIFEST_NAME)[0]
 
 
 def _write_failed(out_dir: Path, failed: list[dict]) -> None:
