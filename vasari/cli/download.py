@@ -106,7 +106,7 @@ def download(
             read_timeout=timeout, connect_timeout=connect_timeout, backoff=backoff, verify=verify,
         )
         summary = download_images(jobs, out, config, progress=progress)
-    except DownloadError as exc:
+    except (DownloadError, OSError) as exc:  # bad input, unreadable file, output folder not writable
         _fail(str(exc))
     console.print(summary.as_table())
     if summary.failed:
