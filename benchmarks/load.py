@@ -131,10 +131,11 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def start_server(model: str | None, port: int, window_ms: float, max_batch: int, log: Path) -> subprocess.Popen:
+def start_server(model: str | None, port: int, window_ms: float, max_batch: int, workers: int, log: Path) -> subprocess.Popen:
     env = dict(os.environ)
     env["VASARI_BATCH_WINDOW_MS"] = str(window_ms)
     env["VASARI_MAX_BATCH"] = str(max_batch)
+    env["VASARI_INFERENCE_WORKERS"] = str(workers)
     if model:
         env["VASARI_MODEL"] = str(Path(model).resolve())
     else:
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=768, help="long side of the JPEGs")
     parser.add_argument("--window-ms", type=float, default=5.0, help="micro-batch window of the server")
     parser.add_argument("--max-batch", type=int, default=8, help="micro-batch size limit of the server")
+    parser.add_argument("--workers", type=int, default=1, help="inference threads of the server (batches run at once)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load.json")
     args = parser.parse_args(argv)
 
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = args.out.parent / "load-server.log"
-        proc = start_server(args.model, port, args.window_ms, args.max_batch, log)
+        proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log)
         pid = proc.pid
     try:
         t0 = time.perf_counter()
@@ -346,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "clients": args.clients, "duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size,
             "images": source, "jpeg_kb_mean": round(statistics.fmean(len(j) for j in jpegs) / 1024, 1),
-            "model": args.model or "default bundle", "window_ms": args.window_ms, "max_batch": args.max_batch,
+            "model": args.model or "default bundle", "window_ms": args.window_ms, "max_batch": args.max_batch, "inference_workers": args.workers,
             "server": args.url or "uvicorn, 1 worker, started by the benchmark",
         },
         "results": results,

@@ -26,8 +26,10 @@ are still being decoded), so concurrent clients share one forward pass.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -620,9 +622,42 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             raise ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}") from exc
         return results
 
+    thumbnails: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+
+    def _thumbnail_url(path: Any) -> str | None:
+        """A server-local thumbnail path -> an opaque URL of this server (only paths the
+        predictor returned are ever served; nothing else on disk is reachable)."""
+        if not isinstance(path, str) or not path:
+            return None
+        if path.startswith(("data:image/", "/api/")):
+            return path
+        if not Path(path).is_file():
+            return None
+        key = hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        thumbnails[key] = path
+        thumbnails.move_to_end(key)
+        while len(thumbnails) > 4096:
+            thumbnails.popitem(last=False)
+        return f"{API_PREFIX}/thumbnails/{key}"
+
     def _finish(result: dict, name: str) -> dict:
         out = _plain(result)
         out["image"] = name
+        for item in out.get("similar") or []:
+            if isinstance(item, dict) and "thumbnail" in item:
+                url = _thumbnail_url(item["thumbnail"])
+                if url:
+                    item["thumbnail"] = url
+                else:
+                    item.pop("thumbnail")
+        for aff in out.get("affinity") or []:
+            for item in (aff.get("evidence") or []) if isinstance(aff, dict) else []:
+                if isinstance(item, dict) and "thumbnail" in item:
+                    url = _thumbnail_url(item["thumbnail"])
+                    if url:
+                        item["thumbnail"] = url
+                    else:
+                        item.pop("thumbnail")
         return out
 
     top_k_query = Query(
@@ -737,6 +772,19 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             "default_top_k": config.default_top_k,
         }
         return JSONResponse(info)
+
+    @app.get(
+        f"{API_PREFIX}/thumbnails/{{key}}",
+        summary="Thumbnail of a similar painting",
+        description="The URLs come in the `thumbnail` fields of `similar` (and affinity evidence).",
+        tags=["model"],
+        responses={404: {"description": "unknown thumbnail", **ERROR_SCHEMA}},
+    )
+    async def thumbnail(key: str):
+        path = thumbnails.get(key)
+        if path is None or not Path(path).is_file():
+            raise ServiceError(404, "not_found", f"no thumbnail {key!r} (thumbnail URLs come from a prediction)")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/healthz", summary="Liveness", tags=["ops"])
     async def healthz():

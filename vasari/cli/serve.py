@@ -16,6 +16,7 @@ def serve(
     max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest image upload accepted, in MB (bigger: 413)."),
     batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, help="How long to wait for concurrent requests to share one forward pass."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most images per forward pass."),
+    inference_workers: int = typer.Option(1, "--inference-workers", min=1, help="Forward passes run at once."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve the visitor page and the REST API (one process; the model is loaded once).
@@ -45,6 +46,7 @@ def serve(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         batch_window_ms=batch_window_ms,
         max_batch_size=max_batch,
+        inference_workers=inference_workers,
     )
     app = create_app(predictor, config)
     console.print(f"Vasari on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
