@@ -574,7 +574,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
         for k, (label, group, key) in enumerate(series):
             values = [float(r.get(group, {}).get(key) or 0.0) if r["available"] and not r.get("error") else 0.0 for r in rows]
             bars = ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=label)
-            ax.bar_label(bars, labels=[f"{v:.3g}" if v else "" for v in values], fontsize=7)
+            ax.bar_label(bars, labels=[(f"{v:.0f}" if v >= 100 else f"{v:.3g}") if v else "" for v in values], fontsize=7)
         for i, r in enumerate(rows):
             if not r["available"] or r.get("error"):
                 ax.text(i, 0, "not available" if not r["available"] else "error", ha="center", va="bottom",
@@ -585,7 +585,7 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     m = report["machine"]
     gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
     fig.suptitle(f"vasari bench ({report['mode']}, {report['images']['count']} images) — {m['cpu']}, "
-                 f"{m['cores_usable']} cores, {gpu}", fontsize=10)
+                 f"{m['cores_usable']} cores, {gpu}, load average {m.get('load_average', '?')}", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -639,3 +639,31 @@ def save_report(report: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     """Write ``bench.json`` and ``bench.png`` into ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     return {"json": write_json(report, out_dir / "bench.json"), "png": plot_report(report, out_dir / "bench.png")}
+
+
+def comparison_markdown(report: dict[str, Any]) -> str:
+    """The benchmarks/README.md table for one report: every engine against the seed study's K80."""
+    seed = report.get("seed_study", SEED_STUDY)
+    m = report["machine"]
+    lines = [
+        "| device / engine | embed img/s (batch 1 / 32) | latency p50 / p99 ms | heads s | end-to-end s "
+        f"({report['images']['count']} images) | end-to-end img/s | vs seed K80 ({seed['images_per_s']:.2f} img/s) |",
+        "|---|---|---|---|---|---|---|",
+        f"| seed study: Tesla K80, fine-tuned CNN | — | — | — | {seed['seconds']:,.0f} ({seed['images']:,} images) "
+        f"| {seed['images_per_s']:.3f} | 1.0x |",
+    ]
+    for r in report["results"]:
+        where = f"{m['cpu']} ({m['cores_usable']} cores)" if r["device"] == "cpu" else (
+            m["gpu"]["name"] if m.get("gpu") else "CUDA GPU")
+        label = f"{where}, {r['name']}"
+        if not r["available"] or r.get("error"):
+            why = r.get("reason") or r.get("error")
+            lines.append(f"| {label} | {why} | | | | | |")
+            continue
+        p = r["pipeline"]
+        lines.append(
+            f"| {label} | {r['throughput']['batch_1']:.1f} / {r['throughput']['batch_32']:.1f} "
+            f"| {r['latency_ms']['p50']:.0f} / {r['latency_ms']['p99']:.0f} | {r['head_training_s']:.2f} "
+            f"| {p['total_s']:.1f} | {p['images_per_s']:.2f} | {p['vs_seed_study']:.1f}x |"
+        )
+    return "\n".join(lines)

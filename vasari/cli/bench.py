@@ -29,6 +29,8 @@ def bench(
     from vasari.bench import BenchConfig, report_table, run_bench, save_report
 
     console = Console()
+    if not console.is_terminal:  # piped or captured: room for the whole table
+        console = Console(width=150)
     device = device.lower()
     if device not in DEVICES:
         console.print(f"[red]--device must be one of {', '.join(DEVICES)}, got {device!r}")

@@ -1,0 +1,180 @@
+"""`vasari finetune`: the training loop on a plain module, unfreezing, masked loss, and a few steps
+of the real backbone on tiny generated data exported as a bundle that loads and predicts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from vasari.backbones import Preprocess
+from vasari.finetune import (
+    FinetuneConfig,
+    FinetuneError,
+    Sample,
+    _loaders,
+    _lr_lambda,
+    _model_class,
+    amp_settings,
+    backbone_stages,
+    build_vocab,
+    calibrate_norm,
+    evaluate_model,
+    fit,
+    multitask_loss,
+    resolve_device,
+    set_trainable,
+)
+
+COLOURS = {"red": (200, 60, 50), "blue": (50, 70, 200)}
+
+
+def make_samples(folder: Path, n: int, seed: int, size: int = 72) -> list[Sample]:
+    """``n`` noisy pictures alternating between two colour classes (learnable labels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        label = list(COLOURS)[i % 2]
+        arr = np.clip(np.array(COLOURS[label]) + rng.normal(0, 45, (size, size, 3)), 0, 255).astype(np.uint8)
+        path = folder / f"s{seed}_{i:03d}.png"
+        Image.fromarray(arr, "RGB").save(path)
+        out.append(Sample(str(path), {"type": label}, None))
+    return out
+
+
+class TinyNet(nn.Module):
+    """A plain conv net laid out like timm models (stem, ``blocks`` of stages, head)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_stem = nn.Conv2d(3, 8, 3, 2, 1)
+        self.blocks = nn.Sequential(
+            nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU()),
+            nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1), nn.ReLU()),
+        )
+        self.conv_head = nn.Conv2d(16, 16, 1)
+
+    def forward(self, x):
+        return self.conv_head(self.blocks(self.conv_stem(x))).mean((2, 3))
+
+
+@pytest.fixture(scope="module")
+def colour_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ft-images")
+    return make_samples(root, 32, 0), make_samples(root, 16, 1), make_samples(root, 24, 2)
+
+
+def test_fit_plain_module_loss_decreases_and_beats_chance(colour_data, tmp_path):
+    train, val, test = colour_data
+    torch.manual_seed(0)
+    net = TinyNet()
+    config = FinetuneConfig(epochs=4, batch_size=8, image_size=32, num_workers=0, lr=1e-2, unfreeze="all",
+                            patience=10, label_smoothing=0.0)
+    set_trainable(net, config)
+    vocab = build_vocab(train, ["type"])
+    model = _model_class()(net, 16, vocab, year=False)
+    train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
+    calibrate_norm(model, train_loader, "cpu")
+    before = evaluate_model(model, val_loader, {"type": torch.ones(2)}, config, "cpu")
+    result = fit(model, train_loader, val_loader, {"type": torch.ones(2)}, config, "cpu",
+                 checkpoint=tmp_path / "best.pt", progress=False)
+    losses = [v for h in result.history for v in h["train_losses"]]
+    assert len(losses) == 4 * 4
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
+    assert result.best_val_loss < before["loss"]
+    # held-out pictures never seen in training or early stopping
+    _, test_loader = _loaders(train, test, vocab, config, Preprocess(32, 0.89), "cpu")
+    held_out = evaluate_model(model, test_loader, {"type": torch.ones(2)}, config, "cpu")
+    assert held_out["top1"]["type"] >= 0.9
+    saved = torch.load(tmp_path / "best.pt", weights_only=False)
+    assert saved["epoch"] == result.best_epoch and math.isclose(saved["val_loss"], result.best_val_loss)
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_early_stopping_keeps_the_best_epoch(colour_data):
+    train, val, _ = colour_data
+    net = TinyNet()
+    # a learning rate this large makes validation loss blow up after the first epoch
+    config = FinetuneConfig(epochs=8, batch_size=8, image_size=32, num_workers=0, lr=50.0, warmup_fraction=0.0,
+                            patience=2, unfreeze="all")
+    set_trainable(net, config)
+    vocab = build_vocab(train, ["type"])
+    model = _model_class()(net, 16, vocab, year=False)
+    train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
+    result = fit(model, train_loader, val_loader, {"type": torch.ones(2)}, config, "cpu", progress=False)
+    val_losses = [h["val_loss"] for h in result.history]
+    assert result.best_val_loss == min(val_losses)
+    if result.stopped_early:
+        assert len(val_losses) == result.best_epoch + config.patience
+    # the restored weights are the best epoch's
+    again = evaluate_model(model, val_loader, {"type": torch.ones(2)}, config, "cpu")
+    assert again["loss"] == pytest.approx(result.best_val_loss, rel=1e-4)
+
+
+def test_masked_loss_ignores_missing_labels():
+    config = FinetuneConfig(label_smoothing=0.0, year_weight=1.0)
+    logits = {"type": torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]]), "school": torch.zeros(3, 3)}
+    targets = torch.tensor([[0, -1], [1, -1], [-1, -1]])
+    weights = {"type": torch.ones(2), "school": torch.ones(3)}
+    year = torch.zeros(3)
+    mask = torch.tensor([False, False, False])
+    loss = multitask_loss(logits, targets, None, year, mask, weights, config)
+    expected = torch.nn.functional.cross_entropy(logits["type"][:2], torch.tensor([0, 1]))
+    assert float(loss) == pytest.approx(float(expected))  # row 3 and the unlabelled task add nothing
+    assert multitask_loss(logits, torch.full((3, 2), -1), None, year, mask, weights, config) is None
+    # class weights: the weighted mean over labelled rows, as torch computes it
+    w = {"type": torch.tensor([1.0, 3.0]), "school": torch.ones(3)}
+    loss = multitask_loss(logits, targets, None, year, mask, w, config)
+    expected = torch.nn.functional.cross_entropy(logits["type"][:2], torch.tensor([0, 1]), weight=w["type"])
+    assert float(loss) == pytest.approx(float(expected))
+    # the year term only counts dated rows
+    year_pred = torch.tensor([0.5, 10.0, -10.0])
+    loss = multitask_loss(logits, torch.full((3, 2), -1), year_pred, torch.zeros(3),
+                          torch.tensor([True, False, False]), weights, config)
+    assert float(loss) == pytest.approx(0.5 * 0.5**2)
+
+
+def test_unfreeze_modes_on_a_plain_module():
+    net = TinyNet()
+    stem, stages, tail = backbone_stages(net)
+    assert stem == [net.conv_stem] and stages == list(net.blocks) and tail == [net.conv_head]
+    info = set_trainable(net, FinetuneConfig(unfreeze="last"))
+    assert info["unfrozen_stages"] == 1
+    assert not any(p.requires_grad for p in net.conv_stem.parameters())
+    assert not any(p.requires_grad for p in net.blocks[0].parameters())
+    assert all(p.requires_grad for p in net.blocks[1].parameters())
+    assert all(p.requires_grad for p in net.conv_head.parameters())
+    assert set_trainable(net, FinetuneConfig(unfreeze="2"))["unfrozen_stages"] == 2
+    assert not any(p.requires_grad for p in net.conv_stem.parameters())
+    info = set_trainable(net, FinetuneConfig(unfreeze="all"))
+    assert info["trainable_params"] == info["params"]
+    assert set_trainable(net, FinetuneConfig(unfreeze="0"))["trainable_params"] == 0
+    with pytest.raises(FinetuneError, match="--unfreeze"):
+        set_trainable(net, FinetuneConfig(unfreeze="most"))
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    f = _lr_lambda(100, 10)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
+    assert f(10) == pytest.approx(1.0) and 0.45 < f(55) < 0.55 and f(100) == pytest.approx(0.0, abs=1e-9)
+    values = [f(s) for s in range(10, 101)]
+    assert all(a >= b for a, b in zip(values, values[1:]))
+
+
+def test_devices_and_amp_on_this_machine():
+    assert amp_settings("cpu") == (None, False)
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == "cpu"
+        with pytest.raises(FinetuneError, match="cuda"):
+            resolve_device("cuda")
+    else:
+        dtype, scaler = amp_settings("cuda")
+        assert dtype in (torch.bfloat16, torch.float16) and scaler == (dtype == torch.float16)
+    with pytest.raises(FinetuneError):
+        resolve_device("tpu")
