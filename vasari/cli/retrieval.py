@@ -1,0 +1,327 @@
+"""``vasari index build|info``, ``vasari similar`` and ``vasari affinity``: the gallery index."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+INDEX_BUILD_HELP = """Embed the pictures of one or more catalogs into a gallery index (for `vasari similar` and `vasari affinity`).
+
+SPEC is any catalog reader's spec ("kind:path?opt=val"; a bare path is sniffed), a dataset folder written by `vasari dataset build` (its near-duplicate groups are used), or "shared" for every labelled source of ../shared/data. Near-duplicates (the same work twice) are grouped with the dataset stage's perceptual hashes unless --no-dedupe, so that calibration leaves each work's copies out.
+
+The index folder holds vectors (PCA-reduced, float16 by default), metadata.csv, index.json (backbone spec, calibration: affinity temperature and novelty threshold) and, with --thumbnails, small JPEG thumbnails in thumbs/. Vectors come from the embedding cache when present.
+
+Example:
+
+  vasari index build kaggle:../shared/data/artists7 "folder:../shared/data/louvre/train?task=type" --out runs/index
+"""
+
+SIMILAR_HELP = """The paintings of the gallery index most similar to an image, with cosine scores.
+
+Without --index, the index of --model (its index/ folder) or of the default bundle is used. --photo first finds the painting in a museum photo (frame, wall, perspective) and compares the crop.
+
+Example:
+
+  vasari similar photo.jpg --index runs/index -k 5 --json
+"""
+
+AFFINITY_HELP = """How much an image relates to each known artist: a calibrated score per artist (similarity to that artist's works, pooled with the model's artist head when the bundle has one) and the evidence, the nearest works by that artist.
+
+Example:
+
+  vasari affinity painting.jpg --index runs/index -k 5
+"""
+
+INFO_HELP = """Describe a gallery index: size, backbone, artists, calibration.
+
+Example:
+
+  vasari index info runs/index
+"""
+
+index_app = typer.Typer(help="Build and inspect gallery indexes (similar paintings, artist affinity).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    index_app.command("build", help=INDEX_BUILD_HELP, no_args_is_help=True)(index_build)
+    index_app.command("info", help=INFO_HELP, no_args_is_help=True)(index_info)
+    app.add_typer(index_app, name="index")
+    app.command("similar", help=SIMILAR_HELP, no_args_is_help=True)(similar)
+    app.command("affinity", help=AFFINITY_HELP, no_args_is_help=True)(affinity)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=code)
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
+    """Artworks with a local image from catalog specs / dataset folders, and known groups."""
+    from vasari.catalog import CatalogError, read_catalog, shared_catalogs
+    from vasari.shared import shared_data_dir
+
+    artworks: list[Any] = []
+    groups: dict[str, str] = {}
+    for spec in specs:
+        path = Path(spec)
+        if spec == "shared":
+            data = shared_data_dir()
+            if data is None:
+                _fail("../shared/data is absent (set VASARI_DATA)")
+            for cat in shared_catalogs(data):
+                artworks += cat.artworks
+            continue
+        if path.is_dir() and (path / "dataset.csv").is_file():
+            from vasari.dataset import load_dataset
+
+            ds = load_dataset(path)
+            artworks += ds.artworks
+            groups.update({a.artwork_id: a.group for a in ds.artworks if a.group})
+            continue
+        try:
+            cat = read_catalog(spec)
+        except CatalogError as exc:
+            _fail(str(exc))
+        except (OSError, ValueError) as exc:
+            _fail(f"{spec}: {exc}")
+        artworks += cat.artworks
+    seen: set[str] = set()
+    unique = []
+    for a in artworks:
+        if a.artwork_id in seen or not a.image:
+            continue
+        seen.add(a.artwork_id)
+        unique.append(a)
+    missing = len(artworks) - len(unique)
+    if missing:
+        console.print(f"{missing} records without a local image or repeated were left out")
+    return unique, groups
+
+
+def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
+    """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
+    from vasari.catalog import Catalog, ParseReport
+    from vasari.dataset import DatasetConfig, build_dataset
+
+    config = DatasetConfig(first_year=0, last_year=9999, keep_undated=True, paintings_only=False, min_per_class=0,
+                           stratify_on=None, val_fraction=0.0, test_fraction=0.0)
+    ds = build_dataset([Catalog(artworks=list(artworks), report=ParseReport(source="index"))], config, progress=True)
+    return {a.artwork_id: a.group for a in ds.artworks if a.group}
+
+
+def index_build(
+    specs: list[str] = typer.Argument(..., metavar="SPEC...", help='Catalog specs, dataset folders, or "shared".'),
+    out: Path = typer.Option(..., "--out", "-o", help="Index folder to write (replaced atomically)."),
+    thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write small JPEG thumbnails beside the index."),
+    pca: int = typer.Option(128, min=0, help="PCA dimensions (0: keep the backbone's)."),
+    dtype: str = typer.Option("float16", help="float16 or float32 vectors."),
+    dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Group near-duplicates (perceptual hashes) for calibration."),
+    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (must match the model that will query it)."),
+    feature: str = typer.Option("stats", help='"stats" or "pooled".'),
+    cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache)."),
+    quantile: float = typer.Option(0.99, min=0.5, max=1.0, help="Novelty threshold: this quantile of held-out paintings' distance."),
+) -> None:
+    from dataclasses import replace
+
+    console = Console(stderr=True, highlight=False)
+    if dtype not in ("float16", "float32"):
+        _fail("--dtype must be float16 or float32")
+    t0 = time.perf_counter()
+    artworks, groups = _read_inputs(specs, console)
+    if not artworks:
+        _fail("no artworks with a local image in the inputs")
+    if dedupe and not groups:
+        try:
+            groups = _near_duplicate_groups(artworks)
+        except Exception as exc:  # grouping is an aid to calibration, not essential
+            console.print(f"[yellow]near-duplicate grouping skipped[/]: {exc}")
+    if groups:
+        artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
+
+    from vasari.backbones import BackboneError
+    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
+    from vasari.index import GalleryIndex, IndexConfig
+
+    try:
+        embedder = Embedder(backbone, feature)
+        store = EmbeddingCache(cache, embedder.spec) if cache else EmbeddingCache.default(embedder.spec)
+    except (BackboneError, ValueError, CacheMismatchError, CacheCorruptError) as exc:
+        _fail(str(exc))
+    console.print(f"{len(artworks)} artworks · {embedder.spec.key()} · cache {store.dir}")
+    result = embedder.embed_paths([a.image for a in artworks], cache=store, progress=True)
+    for i, msg in list(result.errors.items())[:5]:
+        console.print(f"  [yellow]skipped[/] {msg}")
+    if len(result.errors) > 5:
+        console.print(f"  ... and {len(result.errors) - 5} more pictures that could not be read")
+    config = IndexConfig(dtype=dtype, pca_dim=pca or None, thumbnails=thumbnails, novelty_quantile=quantile)
+    index = GalleryIndex.build(result.features, artworks, embedder.spec, config)
+    index.save(out, progress=True)
+    cal = index.calibration
+    console.print(
+        f"wrote {out}: {len(index)} works, {len(index.artists)} artists, {index.dim}-d {dtype}; "
+        f"novelty threshold {cal.get('novelty_threshold', float('nan')):.3f}, "
+        f"affinity temperature {cal.get('temperature', float('nan')):.3f} "
+        f"(leave-group-out artist top-1 {cal.get('affinity_top1', float('nan')):.3f}) · {time.perf_counter() - t0:.0f}s"
+    )
+
+
+def index_info(path: Path = typer.Argument(..., help="Index folder (or a model bundle holding index/).")) -> None:
+    from vasari.index import GalleryIndex, GalleryIndexError, find_index
+
+    where = find_index(path) or path
+    try:
+        index = GalleryIndex.load(where)
+    except GalleryIndexError as exc:
+        _fail(str(exc))
+    print(json.dumps(index.info(), indent=2))
+
+
+# ----------------------------------------------------------------------------- queries
+
+
+def _open_index(index_dir: Optional[Path], model: Optional[Path]):
+    from vasari.index import GalleryIndex, GalleryIndexError, find_index
+
+    where = index_dir
+    if where is None:
+        where = find_index(model)
+        if where is None:
+            what = f"the model {model}" if model else "the default model"
+            _fail(f"{what} has no gallery index; build one with `vasari index build ... --out DIR` and pass --index DIR")
+    else:
+        where = find_index(where) or where
+    try:
+        return GalleryIndex.load(where)
+    except GalleryIndexError as exc:
+        _fail(str(exc))
+
+
+def _embed_query(index, image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
+    from vasari.features import Embedder
+    from vasari.images import ImageError, load_image
+
+    if index.spec is None:
+        _fail(f"{index.path}: the index does not say which backbone built it")
+    try:
+        img = load_image(image)
+    except ImageError as exc:
+        _fail(str(exc))
+    crop = None
+    if photo:
+        from vasari.photo import find_painting
+
+        found = find_painting(img)
+        crop = found.to_dict()
+        img = found.image
+    embedder = Embedder(index.spec.name, index.spec.feature)
+    if embedder.spec.key() != index.spec.key():
+        _fail(f"{index.path}: built with {index.spec.key()}, this Vasari embeds with {embedder.spec.key()}; rebuild the index")
+    return embedder.embed_images([img])[0], crop
+
+
+def _artist_probs(model: Optional[Path], image: Path, photo: bool) -> dict[str, float] | None:
+    """The bundle's artist-head probabilities for an image, when a bundle with one is available."""
+    try:
+        from vasari.predict import Predictor  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    try:
+        predictor = Predictor.load(model)
+        from vasari.images import load_image
+
+        img = load_image(image)
+        if photo:
+            from vasari.photo import find_painting
+
+            img = find_painting(img).image
+        pred = predictor.predict_images([img], top_k=1000)[0]
+    except Exception:
+        return None
+    rows = (pred.get("predictions") or {}).get("artist")
+    if not rows:
+        return None
+    return {r["label"]: float(r["score"]) for r in rows}
+
+
+def similar(
+    image: Path = typer.Argument(..., exists=False, help="Image file."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (default: the model's index)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model bundle whose index/ to use."),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="How many similar works."),
+    photo: bool = typer.Option(False, "--photo", help="Museum photo: find and crop the painting first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    index = _open_index(index_dir, model)
+    vec, crop = _embed_query(index, image, photo)
+    hits = index.search(vec[None], k)[0]
+    novelty = index.novelty(vec)
+    if as_json:
+        out: dict[str, Any] = {"image": str(image), "similar": [h.to_dict() for h in hits], "novelty": novelty}
+        if crop is not None:
+            out["crop"] = crop
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"Most similar to {image.name} ({len(index)} works in the index)", title_justify="left")
+    for col in ("#", "score", "artist", "title", "year", "id", "picture"):
+        table.add_column(col, justify="right" if col in ("#", "score", "year") else "left")
+    for i, h in enumerate(hits, 1):
+        table.add_row(str(i), f"{h.score:.3f}", h.artist or "?", h.title or "", str(h.year or ""), h.artwork_id, h.thumbnail or "")
+    console = Console()
+    console.print(table)
+    if novelty["novel"]:
+        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['distance']:.3f} > threshold {novelty['threshold']:.3f}): "
+                      "probably not a painting of the kinds Vasari knows")
+    if crop is not None:
+        console.print(f"crop: found={crop['found']} box={crop['box']}")
+
+
+def affinity(
+    image: Path = typer.Argument(..., help="Image file."),
+    index_dir: Optional[Path] = typer.Option(None, "--index", help="Index folder (default: the model's index)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model bundle (its index/ and, if any, its artist head)."),
+    k: int = typer.Option(5, "-k", min=1, max=100, help="How many artists."),
+    evidence: int = typer.Option(3, min=1, max=20, help="Nearest works shown per artist."),
+    photo: bool = typer.Option(False, "--photo", help="Museum photo: find and crop the painting first."),
+    use_head: bool = typer.Option(True, "--head/--no-head", help="Pool with the model's artist head when it has one."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    index = _open_index(index_dir, model)
+    if not index.artists:
+        _fail(f"{index.path}: no artist has {index.config.min_artist_works}+ works in this index")
+    vec, crop = _embed_query(index, image, photo)
+    probs = _artist_probs(model, image, photo) if use_head and (model is not None or index_dir is None) else None
+    rows = index.affinity(vec, artist_probs=probs, k=k, evidence=evidence)
+    novelty = index.novelty(vec)
+    if as_json:
+        out: dict[str, Any] = {"image": str(image), "affinity": rows, "novelty": novelty, "artist_head": probs is not None}
+        if crop is not None:
+            out["crop"] = crop
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    source = "similarity + artist head" if probs is not None else "similarity to each artist's works"
+    table = Table(title=f"Artist affinity of {image.name} ({source}; {len(index.artists)} artists)", title_justify="left")
+    table.add_column("artist")
+    table.add_column("score", justify="right")
+    table.add_column("nearest works (similarity)")
+    for r in rows:
+        ev = "; ".join(f"{e.get('title') or e['artwork_id']} ({e['score']:.2f})" for e in r["evidence"])
+        table.add_row(r["artist"], f"{r['score']:.2f}", ev)
+    console = Console()
+    console.print(table)
+    if novelty["novel"]:
+        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['distance']:.3f} > {novelty['threshold']:.3f}): "
+                      "the scores say little")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)
