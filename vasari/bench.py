@@ -5,10 +5,12 @@ laptop (7,711 s on the K80 for 3,444 images). ``run_bench`` measures, on the sam
 for every engine the machine has — onnxruntime on CPU, torch on CPU, torch on CUDA when
 ``torch.cuda.is_available()`` —
 
-* embedding throughput (img/s) at batch 1 and batch 32 (decoded images in memory),
+* embedding throughput (img/s) at batch 1 and batch 32 (decoded images in memory: network
+  input preparation + inference),
 * single-image latency p50/p99 (one preprocessed image, repeated),
 * head training time (``vasari.train.train_heads`` on the features this engine produced),
-* the end-to-end pipeline: decode + embed + train + evaluate, each stage timed.
+* the end-to-end pipeline: read + decode + embed every image (``Embedder.embed_paths``,
+  decoding overlapped with inference), train the heads, evaluate on val; each stage timed.
 
 An engine the machine lacks is reported as ``available: false`` with the reason; numbers
 are never invented for it. The report records the machine (CPU model, cores, RAM, GPU,
@@ -60,6 +62,7 @@ class BenchConfig:
     backbone: str = "efficientnet_lite2"
     feature: str = "stats"
     max_images: int | None = None        # cap for the pipeline images (None: quick 32, full all)
+    throughput_images: int | None = None  # decoded images for the batch-32 throughput (None: quick 32, full 256)
     latency_runs: int | None = None      # single-image runs for p50/p99 and batch-1 img/s (None: quick 10, full 100)
     warmup: int = 2
     seed: int = 0
@@ -67,6 +70,10 @@ class BenchConfig:
     @property
     def n_pipeline(self) -> int | None:
         return self.max_images if self.max_images is not None else (32 if self.quick else None)
+
+    @property
+    def n_throughput(self) -> int:
+        return self.throughput_images if self.throughput_images is not None else (32 if self.quick else 256)
 
     @property
     def n_latency(self) -> int:
@@ -213,7 +220,7 @@ def generate_images(out_dir: Path, per_class: int = 12, size: int = 320, seed: i
             draw = ImageDraw.Draw(img)
             for _ in range(6):
                 x0, y0 = int(rng.uniform(0, w * 0.7)), int(rng.uniform(0, h * 0.7))
-                x1, y1 = x0 + int(rng.uniform(20, w * 0.3)), y0 + int(rng.uniform(20, h * 0.3))
+                x1, y1 = x0 + int(w * rng.uniform(0.08, 0.3)), y0 + int(h * rng.uniform(0.08, 0.3))
                 colour = tuple(int(c) for c in np.clip(np.array(base) + rng.normal(0, 60, 3), 0, 255))
                 getattr(draw, shape)([x0, y0, x1, y1], fill=colour) if shape != "line" else draw.line(
                     [x0, y0, x1, y1], fill=colour, width=8
@@ -338,7 +345,8 @@ def _train_and_evaluate(features: np.ndarray, images: BenchImages) -> dict[str, 
 
     split = np.asarray(images.splits)
     labels = np.asarray(images.labels, dtype=object)
-    tr, va = split == "train", split == "val"
+    ok = np.isfinite(features).all(axis=1)  # images that failed to decode have NaN rows
+    tr, va = (split == "train") & ok, (split == "val") & ok
     t_train, heads = _timed(
         lambda: train_heads(
             features[tr], {"type": list(labels[tr])}, [None] * int(tr.sum()),
@@ -373,7 +381,7 @@ class EngineResult:
     throughput: dict[str, float] = field(default_factory=dict)   # "batch_1", "batch_32" -> img/s
     latency_ms: dict[str, float] = field(default_factory=dict)   # p50, p99, mean, runs
     head_training_s: float | None = None
-    pipeline: dict[str, Any] = field(default_factory=dict)        # decode_s, embed_s, train_s, evaluate_s, total_s, images, images_per_s, metrics
+    pipeline: dict[str, Any] = field(default_factory=dict)        # load_s, embed_s (incl. decode), train_s, evaluate_s, total_s, images_per_s, metrics
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -393,7 +401,6 @@ def bench_engine(
     name: str,
     images: BenchImages,
     decoded: list,
-    decode_s: float,
     config: BenchConfig,
     embedder_factory: Callable[..., Any] = make_embedder,
 ) -> EngineResult:
@@ -401,11 +408,13 @@ def bench_engine(
 
     * ``load_s``: building the embedder (ONNX session / torch module) plus one warm-up batch
       of 32 (first calls pay for kernel selection and memory allocation);
-    * batch 1: ``latency_runs`` single-image calls over distinct images (cycled), after two
-      warm-up calls: p50/p99 latency, and throughput = 1000 / mean latency;
-    * batch 32: every pipeline image embedded in batches of 32 — this is also the pipeline's
-      embed stage, so throughput(batch 32) = images / embed_s;
-    * pipeline total = load + decode + embed + head training + evaluation.
+    * batch 1: ``latency_runs`` single-image calls on distinct decoded images (cycled),
+      after two warm-up calls: p50/p99 latency, and throughput = 1000 / mean latency;
+    * batch 32: the decoded images (``throughput_images`` of them) in batches of 32:
+      network input preparation + inference, no file reading;
+    * pipeline: ``Embedder.embed_paths`` over every image (read + decode in its thread pool,
+      overlapped with inference, as ``vasari embed``/``train`` run it), then ``train_heads``
+      on the train split and top-1 on the val split. total = load + embed + train + evaluate.
     """
     result = EngineResult(name=name, engine=engine, device=device, available=True)
     try:
@@ -420,26 +429,34 @@ def bench_engine(
         result.latency_ms = measure_latency(embed, decoded, config.n_latency, device, config.warmup)
         result.throughput["batch_1"] = 1000.0 / result.latency_ms["mean"]
 
-        def embed_all() -> np.ndarray:
-            out = [embed(decoded[i : i + 32]) for i in range(0, len(decoded), 32)]
+        def embed_decoded() -> None:
+            for i in range(0, len(decoded), 32):
+                embed(decoded[i : i + 32])
             _sync(device)
-            return np.concatenate(out).astype(np.float32)
 
-        embed_s, features = _timed(embed_all)
-        result.throughput["batch_32"] = len(decoded) / embed_s
-        stages = _train_and_evaluate(features, images)
+        result.throughput["batch_32"] = len(decoded) / _timed(embed_decoded)[0]
+
+        def embed_files():
+            out = embedder.embed_paths([str(p) for p in images.paths], batch_size=32, progress=False)
+            _sync(device)
+            return out
+
+        embed_s, embedded = _timed(embed_files)
+        stages = _train_and_evaluate(embedded.features, images)
         result.head_training_s = stages["train_s"]
-        total = result.load_s + decode_s + embed_s + stages["train_s"] + stages["evaluate_s"]
+        n = len(images.paths)
+        total = result.load_s + embed_s + stages["train_s"] + stages["evaluate_s"]
         result.pipeline = {
-            "images": len(decoded),
+            "images": n,
+            "failed_images": len(embedded.errors),
             "load_s": result.load_s,
-            "decode_s": decode_s,
             "embed_s": embed_s,
+            "embed_images_per_s": n / embed_s,
             "train_s": stages["train_s"],
             "evaluate_s": stages["evaluate_s"],
             "total_s": total,
-            "images_per_s": len(decoded) / total,
-            "vs_seed_study": (len(decoded) / total) / SEED_STUDY["images_per_s"],
+            "images_per_s": n / total,
+            "vs_seed_study": (n / total) / SEED_STUDY["images_per_s"],
             "n_train": stages["n_train"],
             "n_val": stages["n_val"],
             "metrics": stages["metrics"],
@@ -488,13 +505,11 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
         else:
             images = default_images(Path(tmp))
         images = subsample(images, config.n_pipeline, seed=config.seed)
-        say(f"decoding {len(images.paths)} images from {images.source}")
-        decode_s, decoded, kept = decode_images(images.paths)
+        sample = subsample(images, config.n_throughput, seed=config.seed + 1)
+        say(f"{len(images.paths)} images from {images.source}; decoding {len(sample.paths)} for throughput and latency")
+        decode_s, decoded, _ = decode_images(sample.paths)
         if not decoded:
             raise ValueError(f"{images.source}: none of the images could be decoded")
-        if len(kept) != len(images.paths):
-            images = BenchImages(images.source, [images.paths[i] for i in kept], [images.labels[i] for i in kept],
-                                 [images.splits[i] for i in kept], images.generated)
         if len(set(images.splits)) < 2 or len(set(images.labels)) < 2:
             raise ValueError(f"{images.source}: need at least two classes and both train and val images to train heads")
 
@@ -508,7 +523,7 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
                 say(f"{name}: {reason}")
                 continue
             say(f"{name}: measuring")
-            rows.append(bench_engine(engine, device, name, images, decoded, decode_s, config, embedder_factory))
+            rows.append(bench_engine(engine, device, name, images, decoded, config, embedder_factory))
 
     report = {
         "vasari_version": _vasari_version(),
@@ -520,6 +535,8 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
             "feature": config.feature,
             "pipeline_images": len(images.paths),
             "latency_runs": config.n_latency,
+            "throughput_images": len(decoded),
+            "decode_ms_per_image": 1000.0 * decode_s / len(decoded),  # one thread, reduced-size JPEG decoding
         },
         "machine": machine,
         "images": images.summary(),

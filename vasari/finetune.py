@@ -564,25 +564,39 @@ def _embedder_class():
     class FinetunedEmbedder(Embedder):
         """An ``Embedder`` over a fine-tuned backbone exported to ONNX (a bundle's ``backbone.onnx``).
 
-        Same preprocessing, batching, caching and error handling as the stock ``Embedder``;
-        only the network differs. ``engine="torch"`` needs the torch module (``net``).
+        Same preprocessing, batching, engines, caching and error handling as the stock
+        ``Embedder`` (it only replaces where the network comes from: the stock one builds it
+        from the backbone name, which a fine-tuned spec does not resolve to).
+        ``engine="torch"`` needs the torch module (``net``).
         """
 
         def __init__(self, onnx_file: Path, spec, engine: str = "onnx", device: str | None = None,
-                     threads: int | None = None, net: "nn.Module | None" = None):
+                     threads: int | None = None, net: "nn.Module | None" = None, **engine_options: Any):
             self.spec = spec
             self.preprocess = spec.preprocess
             self.threads = threads
+            self._engine_options = {"streams": None, "micro_batch": None, **engine_options}
             self._cache_dir = None
             self.onnx_file = Path(onnx_file)
+            self._net = net
             if engine == "torch":
-                if net is None:
-                    raise FinetuneError("the torch engine of a fine-tuned backbone needs its module")
-                from vasari.backbones import inference_module
-
-                self.engine = TorchEngine(inference_module(spec, net), device=device, threads=threads)
+                self.engine = self._torch_engine(device)
+            elif engine in ("onnx", "auto"):
+                self.engine = self._onnx_engine(device)
             else:
-                self.engine = OnnxEngine(self.onnx_file, threads=threads, device=device)
+                raise ValueError(f"engine must be 'auto', 'onnx' or 'torch', got {engine!r}")
+
+        def _onnx_engine(self, device: str | None) -> OnnxEngine:
+            if not self.onnx_file.is_file():
+                raise FinetuneError(f"{self.onnx_file}: fine-tuned backbone missing")
+            return OnnxEngine(self.onnx_file, threads=self.threads, device=device, **self._engine_options)
+
+        def _torch_engine(self, device: str | None) -> TorchEngine:
+            if self._net is None:
+                raise FinetuneError("the torch engine of a fine-tuned backbone needs its module (net=)")
+            from vasari.backbones import inference_module
+
+            return TorchEngine(inference_module(self.spec, self._net), device=device, threads=self.threads)
 
     return FinetunedEmbedder
 
