@@ -9,8 +9,10 @@ and search speed, on ../shared/data with the default backbone (cached embeddings
    the temperature fitted on one half of the groups and measured on the other (2-fold).
 2. Novelty: a gallery of every painting source (louvre, wga, wga_thumbs paintings, aic,
    artists7, wikiart), 10% of the groups held out. The threshold is fitted by
-   leave-group-out on the gallery (99th percentile). Reported: false alarms on the
-   held-out paintings and on the Louvre museum photos (whole and cropped), detection of
+   leave-group-out on the gallery (99th percentile). Two variants: distance only, and with
+   references of known non-paintings (the wga_thumbs non-painting rows of half of the
+   authors; the other half is tested). Reported: false alarms on the held-out paintings
+   and on the Louvre museum photos (whole and cropped), detection of the other authors'
    wga_thumbs non-paintings (per FORM), two real photos that are not paintings (sklearn's
    sample images), and generated blanks, noise, gradients, screenshots, documents, charts.
 3. Search speed: exact numpy search on the gallery and on a random 100k x 256 gallery;
@@ -178,17 +180,29 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     held_groups = set(rng.choice(gkeys, size=len(gkeys) // 10, replace=False).tolist())
     held = np.array([a.group in held_groups for a in arts])
     gallery = [a for a, h in zip(arts, held) if not h]
-    index = GalleryIndex.build(feats[~held], gallery, embedder.spec, IndexConfig())
+
+    # WGA non-paintings: half of the authors are references in the index, the other half tests
+    neg = read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting")
+    neg_arts = [a for a in neg.artworks if a.image]
+    neg_feats = embedder.embed_paths([a.image for a in neg_arts], cache=cache, progress=False).features
+    keep = np.isfinite(neg_feats).all(axis=1)
+    forms = np.array([(a.extra or {}).get("form") or a.type or "?" for a in neg_arts])
+    authors = sorted(set((a.extra or {}).get("author") or a.artwork_id for a in neg_arts))
+    ref_authors = set(np.random.default_rng(1).permutation(authors)[: len(authors) // 2].tolist())
+    is_ref = np.array([((a.extra or {}).get("author") or a.artwork_id) in ref_authors for a in neg_arts]) & keep
+    is_test = ~is_ref & keep
+
+    plain = GalleryIndex.build(feats[~held], gallery, embedder.spec, IndexConfig())
+    index = GalleryIndex.build(feats[~held], gallery, embedder.spec, IndexConfig(),
+                               negatives=neg_feats[is_ref], negative_labels=forms[is_ref].tolist())
     thr = index.calibration["novelty_threshold"]
-
-    def rate(x: np.ndarray) -> float:
-        return float(index.is_novel(x).mean()) if len(x) else float("nan")
-
     rows: dict[str, dict] = {}
 
     def add(name: str, x: np.ndarray, kind: str) -> None:
         d = index.nearest_distance(x) if len(x) else np.zeros(0)
-        rows[name] = {"n": int(len(x)), "flagged": rate(x), "kind": kind,
+        rows[name] = {"n": int(len(x)), "kind": kind,
+                      "flagged_distance_only": float(plain.is_novel(x).mean()) if len(x) else None,
+                      "flagged_with_references": float(index.is_novel(x).mean()) if len(x) else None,
                       "median_distance": float(np.median(d)) if len(d) else None}
 
     add("held-out paintings (10% of groups)", feats[held], "painting")
@@ -204,14 +218,9 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     add("Louvre museum photos, whole", embedder.embed_images(photo_imgs), "painting")
     add("Louvre museum photos, cropped", embedder.embed_images([find_painting(im).image for im in photo_imgs]), "painting")
 
-    neg = read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting")
-    neg_arts = [a for a in neg.artworks if a.image]
-    neg_feats = embedder.embed_paths([a.image for a in neg_arts], cache=cache, progress=False).features
-    keep = np.isfinite(neg_feats).all(axis=1)
-    forms = np.array([(a.extra or {}).get("FORM") or (a.extra or {}).get("form") or a.type or "?" for a in neg_arts])
-    add("wga_thumbs non-paintings (all)", neg_feats[keep], "not painting")
-    for form in sorted(set(forms[keep])):
-        sel = keep & (forms == form)
+    add(f"wga_thumbs non-paintings, authors not in the references", neg_feats[is_test], "not painting")
+    for form in sorted(set(forms[is_test])):
+        sel = is_test & (forms == form)
         if sel.sum() >= 5:
             add(f"  FORM {form}", neg_feats[sel], "not painting")
 
@@ -227,36 +236,39 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
         add(f"  generated {name}", x, "not painting")
     add("generated non-paintings (all)", np.concatenate(all_gen), "not painting")
 
-    # the trade-off at other quantiles of the gallery's leave-group-out distances
-    rows_lgo, sims_lgo = index.leave_group_out()
-    d_gal = 1.0 - np.max(np.where(np.isfinite(sims_lgo), sims_lgo, -1.0), axis=1) * index.explained[rows_lgo]
+    # the distance-only trade-off at other quantiles of the gallery's leave-group-out distances
+    rows_lgo, sims_lgo = plain.leave_group_out()
+    d_gal = 1.0 - np.max(np.where(np.isfinite(sims_lgo), sims_lgo, -1.0), axis=1) * plain.explained[rows_lgo]
     curve = []
-    held_d = index.nearest_distance(feats[held])
-    neg_d = index.nearest_distance(neg_feats[keep])
-    gen_d = index.nearest_distance(np.concatenate(all_gen))
+    held_d = plain.nearest_distance(feats[held])
+    neg_d = plain.nearest_distance(neg_feats[is_test])
+    gen_d = plain.nearest_distance(np.concatenate(all_gen))
     for q in (0.9, 0.95, 0.98, 0.99, 0.995):
         t = float(np.quantile(d_gal, q))
         curve.append({"quantile": q, "threshold": t, "held_out_paintings_flagged": float((held_d > t).mean()),
                       "wga_non_paintings_flagged": float((neg_d > t).mean()), "generated_flagged": float((gen_d > t).mean())})
-    curve_table = Table(title="Novelty threshold trade-off", title_justify="left")
+    curve_table = Table(title="Distance-only threshold trade-off", title_justify="left")
     for col in ("quantile", "threshold", "held-out paintings", "WGA non-paintings", "generated"):
         curve_table.add_column(col, justify="right")
     for c in curve:
         curve_table.add_row(f"{c['quantile']:.3f}", f"{c['threshold']:.4f}", f"{c['held_out_paintings_flagged']:.3f}",
                             f"{c['wga_non_paintings_flagged']:.3f}", f"{c['generated_flagged']:.3f}")
 
-    table = Table(title=f"Novelty: flagged as unknown (distance to nearest known work > {thr:.3f}; gallery {len(index)} works)",
+    table = Table(title=(f"Novelty: share flagged as unknown (gallery {len(index)} works; distance threshold {thr:.3f}; "
+                         f"{int(is_ref.sum())} non-painting references, margin {index.calibration.get('negative_margin', 0):.3f})"),
                   title_justify="left")
     table.add_column("queries")
     table.add_column("n", justify="right")
-    table.add_column("flagged", justify="right")
+    table.add_column("distance only", justify="right")
+    table.add_column("+ non-painting refs", justify="right")
     table.add_column("median distance", justify="right")
     for name, r in rows.items():
-        table.add_row(name, str(r["n"]), f"{r['flagged']:.3f}", f"{r['median_distance']:.3f}" if r["median_distance"] is not None else "")
+        table.add_row(name, str(r["n"]), f"{r['flagged_distance_only']:.3f}", f"{r['flagged_with_references']:.3f}",
+                      f"{r['median_distance']:.3f}" if r["median_distance"] is not None else "")
     console.print(table)
     console.print(curve_table)
-    res = {"gallery": len(index), "held_out": int(held.sum()), "threshold": thr,
-           "calibration": index.calibration, "rows": rows, "tradeoff": curve}
+    res = {"gallery": len(index), "held_out": int(held.sum()), "threshold": thr, "references": int(is_ref.sum()),
+           "calibration": index.calibration, "rows": rows, "tradeoff_distance_only": curve}
     return res, index
 
 

@@ -16,7 +16,9 @@ from vasari.index import (
     IndexConfig,
     IndexSpecError,
     _faiss,
+    enrich_predictions,
     find_index,
+    load_bundle_index,
 )
 
 ARTISTS = ("Rembrandt", "Claude Monet", "J. M. W. Turner", "Edward Hopper")
@@ -210,6 +212,32 @@ def test_novelty_flags_far_vectors_not_members():
     assert n["novel"] and n["distance"] > n["threshold"]
 
 
+def test_known_non_paintings_sharpen_novelty(tmp_path):
+    """Photos of buildings are near paintings in feature space; references of them catch
+    the ones a distance threshold alone would let through."""
+    x, meta, centres, offset = _clustered(n_per=30, dim=64)
+    rng = np.random.default_rng(11)
+    building = offset + rng.normal(size=64) * 2.0  # a manner no painting has, close to the gallery
+    refs = building + rng.normal(size=(40, 64)) * 0.6
+    plain = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=None))
+    index = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=None), negatives=refs,
+                               negative_labels=["architecture"] * len(refs))
+    assert "negative_margin" in index.calibration and index.calibration["negatives"] == 40
+    queries = building + rng.normal(size=(30, 64)) * 0.6
+    members = offset + centres[rng.integers(0, 4, 30)] + rng.normal(size=(30, 64)) * 0.6
+    assert index.is_novel(queries).mean() >= 0.9
+    assert index.is_novel(queries).mean() >= plain.is_novel(queries).mean()
+    assert index.is_novel(members).mean() <= 0.1
+    row = index.novelty(queries[0])
+    assert row["novel"] and "architecture" in row.get("reason", "") or row["distance"] > row["threshold"]
+    # negatives are never returned as similar works, and survive save/load
+    assert all(h.artwork_id.startswith("t:") for h in index.search(queries[:3], 5)[0])
+    index.save(tmp_path / "idx")
+    loaded = GalleryIndex.load(tmp_path / "idx")
+    assert loaded.negatives is not None and loaded.negative_labels[0] == "architecture"
+    assert (loaded.is_novel(queries) == index.is_novel(queries)).all()
+
+
 def test_groups_are_left_out_in_calibration():
     """A near-duplicate of each work must not make the gallery look closer than it is."""
     x, meta, _, _ = _clustered(n_per=20)
@@ -221,6 +249,54 @@ def test_groups_are_left_out_in_calibration():
     ungrouped_meta = [{k: v for k, v in m.items() if k != "group"} for m in meta + meta2]
     ungrouped = GalleryIndex.build(np.concatenate([x, dup]), ungrouped_meta, config=IndexConfig(pca_dim=None))
     assert grouped.calibration["novelty_threshold"] > 10 * ungrouped.calibration["novelty_threshold"]
+
+
+def test_image_paths_under_shared_data_are_portable(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "set").mkdir(parents=True)
+    (data / "README.md").write_text("shared data")
+    monkeypatch.setenv("VASARI_DATA", str(data))
+    x, meta, _, _ = _clustered(n_per=3)
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(data / "set" / "a.jpg")
+    meta[0]["image"] = str(data / "set" / "a.jpg")
+    meta[1]["image"] = str(tmp_path / "elsewhere.jpg")
+    GalleryIndex.build(x, meta, config=IndexConfig(thumbnails=False)).save(tmp_path / "idx")
+    text = (tmp_path / "idx" / "metadata.csv").read_text()
+    assert "shared-data:set/a.jpg" in text and str(data) not in text
+    loaded = GalleryIndex.load(tmp_path / "idx")
+    assert loaded.metadata[0]["image"] == str(data / "set" / "a.jpg")
+    assert loaded.thumbnail(0) == str(data / "set" / "a.jpg")
+    assert loaded.metadata[1]["image"] == str(tmp_path / "elsewhere.jpg")
+
+
+def test_enrich_predictions_adds_similar_affinity_novelty_and_abstains():
+    x, meta, centres, offset = _clustered(n_per=20)
+    index = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=None))
+    rng = np.random.default_rng(2)
+    member = offset + centres[1] + rng.normal(size=x.shape[1]) * 0.6
+    far = offset + rng.normal(size=x.shape[1]) * 4.0
+    preds = [
+        {"image": "a.jpg", "predictions": {"artist": [{"label": ARTISTS[1], "score": 0.8}]},
+         "verdict": {"type": "portrait", "artist": ARTISTS[1]}},
+        {"image": "bad.jpg", "error": {"code": "corrupt", "message": "bad.jpg: corrupt"}},
+        {"image": "junk.png", "predictions": {}, "verdict": {"type": "portrait"}},
+    ]
+    feats = np.stack([member, np.full_like(member, np.nan), far])
+    enrich_predictions(preds, index, feats, k_similar=3, k_affinity=2)
+    a, bad, junk = preds
+    assert len(a["similar"]) == 3 and a["similar"][0]["artist"] == ARTISTS[1]
+    assert a["affinity"][0]["artist"] == ARTISTS[1] and len(a["affinity"]) == 2
+    assert a["novelty"]["novel"] is False and a["verdict"]["artist"] == ARTISTS[1]
+    assert "similar" not in bad and "novelty" not in bad
+    assert junk["novelty"]["novel"] is True and junk["verdict"] == {"type": "unknown"}
+    json.dumps(preds)  # JSON-ready
+
+
+def test_load_bundle_index(tmp_path):
+    assert load_bundle_index(tmp_path) is None
+    x, meta, _, _ = _clustered(n_per=3)
+    GalleryIndex.build(x, meta).save(tmp_path / "index")
+    assert len(load_bundle_index(tmp_path)) == len(meta)
 
 
 @pytest.mark.skipif(_faiss() is None, reason="faiss is not installed (optional: pip install faiss-cpu)")
@@ -281,10 +357,15 @@ def test_cli_build_similar_affinity(gallery_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("VASARI_CACHE", str(tmp_path / "cache"))
     runner = CliRunner()
     out = tmp_path / "idx"
-    res = runner.invoke(app, ["index", "build", f"kaggle:{gallery_folder}", "--out", str(out), "--no-dedupe"])
+    neg = tmp_path / "neg" / "sculpture"
+    neg.mkdir(parents=True)
+    for i in range(4):
+        Image.new("RGB", (200, 240), (200 - 20 * i, 190, 180)).save(neg / f"s{i}.jpg")
+    res = runner.invoke(app, ["index", "build", f"kaggle:{gallery_folder}", "--out", str(out), "--no-dedupe",
+                              "--negatives", f"folder:{tmp_path / 'neg'}?task=type"])
     assert res.exit_code == 0, res.output
     info = json.loads((out / "index.json").read_text())
-    assert info["count"] == 18 and info["thumbnails"] == 18 and info["artists"] == 3
+    assert info["count"] == 18 and info["thumbnails"] == 18 and info["artists"] == 3 and info["negatives"] == 4
 
     query = tmp_path / "q.jpg"
     _picture(999, 0).save(query)

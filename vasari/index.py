@@ -79,6 +79,7 @@ class IndexConfig:
     top_m: int = 3                    # affinity: mean of the m best similarities per artist
     min_artist_works: int = 2         # artists with fewer works in the gallery get no affinity
     novelty_quantile: float = 0.99    # threshold = this quantile of held-out paintings' distance
+    negative_fpr: float = 0.01        # non-painting references: paintings they may wrongly flag
     faiss_min_size: int = 100_000     # use FAISS (when installed) from this many vectors on
     head_weight: float = 0.5          # affinity: weight of the artist head in the log-linear pool
 
@@ -226,6 +227,36 @@ def _meta_row(art: "Artwork | dict[str, Any]") -> dict[str, Any]:
     return {k: (None if v == "" else v) for k, v in row.items()}
 
 
+SHARED_PREFIX = "shared-data:"
+
+
+def _portable_image(path: str | None) -> str | None:
+    """An image path under ../shared/data is stored relative to it ("shared-data:wga/x.jpg"),
+    so that an index shipped in a bundle finds the pictures on any machine that has them."""
+    if not path:
+        return path
+    from vasari.shared import shared_data_dir
+
+    data = shared_data_dir()
+    if data is not None:
+        try:
+            return SHARED_PREFIX + Path(path).resolve().relative_to(data).as_posix()
+        except ValueError:
+            pass
+    return path
+
+
+def _local_image(path: str | None) -> str | None:
+    """Inverse of ``_portable_image`` on this machine (unchanged when no shared data is here)."""
+    if not path or not path.startswith(SHARED_PREFIX):
+        return path
+    from vasari.shared import shared_data_dir
+
+    data = shared_data_dir()
+    rel = path[len(SHARED_PREFIX):]
+    return str(data / rel) if data is not None else path
+
+
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:
     from PIL import Image
 
@@ -262,6 +293,8 @@ class GalleryIndex:
         calibration: dict[str, Any] | None = None,
         path: Path | None = None,
         explained: np.ndarray | None = None,
+        negatives: np.ndarray | None = None,
+        negative_labels: Sequence[str] | None = None,
     ):
         if len(vectors) != len(metadata):
             raise GalleryIndexError(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
@@ -276,6 +309,10 @@ class GalleryIndex:
         self.explained = (np.ones(len(metadata), np.float32) if explained is None
                           else np.asarray(explained, np.float32))
         self._vectors32: np.ndarray | None = None
+        #: projected unit vectors of known non-paintings (architecture, sculpture...) and what
+        #: each is; a query nearer to one of them than to any painting is not a painting
+        self.negatives = None if negatives is None or len(negatives) == 0 else np.asarray(negatives)
+        self.negative_labels = list(negative_labels or ([""] * (0 if self.negatives is None else len(self.negatives))))
         self._faiss_index = None
         self._artists: list[str] | None = None
         self._artist_rows: list[np.ndarray] | None = None
@@ -289,8 +326,15 @@ class GalleryIndex:
         spec: "BackboneSpec | None" = None,
         config: IndexConfig = IndexConfig(),
         calibrate: bool = True,
+        negatives: np.ndarray | None = None,
+        negative_labels: Sequence[str] | None = None,
     ) -> "GalleryIndex":
-        """An index of ``artworks`` from their raw features (NaN rows are dropped)."""
+        """An index of ``artworks`` from their raw features (NaN rows are dropped).
+
+        ``negatives``: raw features of known non-paintings (photos of buildings, sculpture,
+        prints...) with a label each; they are never returned as similar works, they only
+        sharpen novelty: a query closer to them than to every painting counts as novel.
+        """
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or len(features) != len(artworks):
             raise GalleryIndexError(f"features {features.shape} do not match {len(artworks)} artworks")
@@ -303,7 +347,15 @@ class GalleryIndex:
             raise GalleryIndexError("no embedded artworks to index")
         projection = Projection.fit(features, config.center, config.scale, config.pca_dim)
         vectors, explained = projection.transform(features)
-        index = cls(vectors.astype(config.dtype), rows, projection, spec, config, explained=explained)
+        neg = labels = None
+        if negatives is not None and len(negatives):
+            negatives = np.asarray(negatives, np.float32)
+            keep = np.isfinite(negatives).all(axis=1)
+            neg = projection.transform(negatives[keep])[0].astype(config.dtype)
+            given = list(negative_labels) if negative_labels is not None else [""] * len(keep)
+            labels = [str(lab or "") for lab, k in zip(given, keep) if k]
+        index = cls(vectors.astype(config.dtype), rows, projection, spec, config, explained=explained,
+                    negatives=neg, negative_labels=labels)
         if calibrate and len(rows) >= 10:
             index.calibrate()
         return index
@@ -335,12 +387,18 @@ class GalleryIndex:
             bio = io.BytesIO()
             np.save(bio, self.explained.astype(np.float16), allow_pickle=False)
             _atomic_write_bytes(tmp / "explained.npy", bio.getvalue())
+            if self.negatives is not None:
+                bio = io.BytesIO()
+                np.save(bio, np.asarray(self.negatives), allow_pickle=False)
+                _atomic_write_bytes(tmp / "negatives.npy", bio.getvalue())
+                _atomic_write_bytes(tmp / "negatives.json", json.dumps(self.negative_labels).encode())
             _atomic_write_bytes(tmp / "projection.npz", self.projection.to_bytes())
             sio = io.StringIO()
             writer = csv.DictWriter(sio, fieldnames=list(META_FIELDS), lineterminator="\n")
             writer.writeheader()
             for row in self.metadata:
-                writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in META_FIELDS})
+                out_row = dict(row, image=_portable_image(row.get("image")))
+                writer.writerow({k: "" if out_row.get(k) is None else out_row.get(k) for k in META_FIELDS})
             _atomic_write_bytes(tmp / "metadata.csv", sio.getvalue().encode("utf-8"))
             want_thumbs = self.config.thumbnails if images_for_thumbnails is None else images_for_thumbnails
             n_thumbs = 0
@@ -362,6 +420,7 @@ class GalleryIndex:
                 "thumbnails": n_thumbs,
                 "sources": _counts(r.get("source") for r in self.metadata),
                 "artists": len(self.artists),
+                "negatives": 0 if self.negatives is None else len(self.negatives),
             }
             _atomic_write_bytes(tmp / INDEX_FILE, json.dumps(info, indent=2, sort_keys=True).encode())
             if out.exists():
@@ -430,12 +489,18 @@ class GalleryIndex:
             vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode=None)
             projection = Projection.from_file(path / "projection.npz")
             explained = np.load(path / "explained.npy", allow_pickle=False) if (path / "explained.npy").is_file() else None
+            negatives = neg_labels = None
+            if (path / "negatives.npy").is_file():
+                negatives = np.load(path / "negatives.npy", allow_pickle=False)
+                neg_labels = json.loads((path / "negatives.json").read_text())
         except (OSError, ValueError) as exc:
             raise GalleryIndexError(f"{path}: cannot read vectors/projection ({exc})") from exc
         meta_path = path / "metadata.csv"
         try:
             with open(meta_path, newline="", encoding="utf-8") as fh:
                 rows = [_meta_row(r) for r in csv.DictReader(fh)]
+            for r in rows:
+                r["image"] = _local_image(r.get("image"))
         except (OSError, csv.Error, UnicodeDecodeError) as exc:
             raise GalleryIndexError(f"{meta_path}: unreadable metadata ({exc})") from exc
         if len(rows) != len(vectors) or len(vectors) != info.get("count"):
@@ -448,7 +513,10 @@ class GalleryIndex:
         config = IndexConfig.from_dict(info.get("config", {}))
         if explained is not None and len(explained) != len(vectors):
             raise GalleryIndexError(f"{path}: explained.npy has {len(explained)} rows for {len(vectors)} vectors")
-        return cls(vectors, rows, projection, stored, config, info.get("calibration"), path, explained)
+        if negatives is not None and (negatives.ndim != 2 or negatives.shape[1] != vectors.shape[1] or len(neg_labels) != len(negatives)):
+            raise GalleryIndexError(f"{path}: negatives.npy / negatives.json do not match the index")
+        return cls(vectors, rows, projection, stored, config, info.get("calibration"), path, explained,
+                   negatives, neg_labels)
 
     # -- queries -----------------------------------------------------------------------
     def project(self, features: np.ndarray) -> np.ndarray:
@@ -569,10 +637,11 @@ class GalleryIndex:
             s = masked[:, rows]
             mm = min(m, s.shape[1])
             top = -np.partition(-s, mm - 1, axis=1)[:, :mm]
-            top = np.where(np.isfinite(top), top, np.nan)
-            with np.errstate(invalid="ignore"):
-                val = np.nanmean(top, axis=1) if mm > 1 else top[:, 0]
-            out[:, j] = np.where(np.isfinite(val), val, -1.0)
+            finite = np.isfinite(top)
+            count = finite.sum(axis=1)
+            total = np.where(finite, top, 0.0).sum(axis=1)
+            # an artist whose works all sit in the query's own group gets no evidence (-1)
+            out[:, j] = np.where(count > 0, total / np.maximum(count, 1), -1.0)
         return out
 
     def affinity(self, vec: np.ndarray, artist_probs: dict[str, float] | None = None, k: int = 5,
@@ -636,18 +705,44 @@ class GalleryIndex:
         scores, _ = self.search_rows(q, 1, projected=True)
         return 1.0 - scores[:, 0] * frac
 
-    def novelty(self, vec: np.ndarray) -> dict[str, Any]:
-        """Distance to the nearest known work and whether it exceeds the fitted threshold."""
-        d = float(self.nearest_distance(np.asarray(vec))[0])
+    def _negative_sims(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(best similarity, its row) of projected queries to the known non-paintings."""
+        if self.negatives is None:
+            return np.full(len(q), -np.inf, np.float32), np.full(len(q), -1)
+        sims = np.asarray(q, np.float32) @ np.asarray(self.negatives, np.float32).T
+        rows = sims.argmax(axis=1)
+        return sims[np.arange(len(q)), rows], rows
+
+    def _novelty_rows(self, best_sim: np.ndarray, frac: np.ndarray, q: np.ndarray) -> list[dict[str, Any]]:
+        """Novelty verdicts from each query's best painting similarity and explained fraction."""
         thr = self.calibration.get("novelty_threshold")
-        return {"distance": round(d, 4), "threshold": None if thr is None else round(float(thr), 4),
-                "novel": bool(thr is not None and d > float(thr))}
+        margin = self.calibration.get("negative_margin")
+        neg_sim, neg_row = self._negative_sims(q)
+        out = []
+        for i in range(len(best_sim)):
+            d = float(1.0 - best_sim[i] * frac[i])
+            row: dict[str, Any] = {"distance": round(d, 4), "threshold": None if thr is None else round(float(thr), 4),
+                                   "novel": False}
+            if thr is not None and d > float(thr):
+                row.update(novel=True, reason="far from every known painting")
+            elif margin is not None and neg_row[i] >= 0 and neg_sim[i] > best_sim[i] + float(margin):
+                label = self.negative_labels[neg_row[i]] if neg_row[i] < len(self.negative_labels) else ""
+                row.update(novel=True, reason=f"closer to a known non-painting{f' ({label})' if label else ''} than to any painting")
+            out.append(row)
+        return out
+
+    def novelty(self, vec: np.ndarray) -> dict[str, Any]:
+        """Whether a picture is unlike the gallery's paintings: ``distance`` to the nearest
+        known work (vs. the fitted ``threshold``), or nearer to a known non-painting."""
+        return self.novelty_many(np.asarray(vec))[0]
+
+    def novelty_many(self, features: np.ndarray) -> list[dict[str, Any]]:
+        q, frac = self.transform(features)
+        best, _ = self.search_rows(q, 1, projected=True)
+        return self._novelty_rows(best[:, 0], frac, q)
 
     def is_novel(self, features: np.ndarray) -> np.ndarray:
-        thr = self.calibration.get("novelty_threshold")
-        if thr is None:
-            return np.zeros(len(np.atleast_2d(features)), bool)
-        return self.nearest_distance(features) > float(thr)
+        return np.array([r["novel"] for r in self.novelty_many(features)], bool)
 
     # -- calibration -------------------------------------------------------------------
     def _groups(self) -> np.ndarray:
@@ -686,7 +781,8 @@ class GalleryIndex:
             frac = self.explained[rows]
             artists = [self.metadata[r].get("artist") for r in rows]
             how = "leave-group-out"
-        nearest = 1.0 - np.max(np.where(np.isfinite(sims), sims, -1.0), axis=1) * frac
+        best = np.max(np.where(np.isfinite(sims), sims, -1.0), axis=1)
+        nearest = 1.0 - best * frac
         cal: dict[str, Any] = {
             "method": how,
             "novelty_quantile": quantile,
@@ -694,6 +790,14 @@ class GalleryIndex:
             "novelty_median": float(np.median(nearest)),
             "n_queries": int(len(nearest)),
         }
+        if self.negatives is not None:
+            q = np.asarray(self.vectors[rows], np.float32) if held_out is None else self.project(held_out)
+            neg_sim, _ = self._negative_sims(q)
+            # paintings closer to a non-painting than to any other painting by more than the
+            # margin are at most ``negative_fpr`` of them
+            cal["negative_margin"] = float(np.quantile(neg_sim - best, 1.0 - self.config.negative_fpr))
+            cal["negative_fpr"] = self.config.negative_fpr
+            cal["negatives"] = len(self.negatives)
         names = self.artists
         idx = {a: j for j, a in enumerate(names)}
         target = np.array([idx.get(a, -1) if a else -1 for a in artists])
@@ -743,3 +847,58 @@ def find_index(model_dir: str | Path | None = None) -> Path | None:
     if (Path(model_dir) / INDEX_FILE).is_file():
         return Path(model_dir)
     return None
+
+
+# ----------------------------------------------------------------------------- predictor hook
+
+
+def load_bundle_index(bundle_dir: str | Path | None, spec: "BackboneSpec | None" = None) -> GalleryIndex | None:
+    """The gallery index inside a bundle (``<bundle>/index/``), or None when it has none.
+
+    Raises ``IndexSpecError`` when the index was built with another backbone than ``spec``.
+    """
+    where = find_index(bundle_dir)
+    return None if where is None else GalleryIndex.load(where, spec=spec)
+
+
+def enrich_predictions(
+    predictions: list[dict[str, Any]],
+    index: GalleryIndex,
+    features: np.ndarray,
+    k_similar: int = 5,
+    k_affinity: int = 5,
+    evidence: int = 3,
+    abstain_on_novelty: bool = True,
+) -> list[dict[str, Any]]:
+    """Add ``similar``, ``affinity`` and ``novelty`` to prediction objects (CONTRACTS.md), in place.
+
+    ``features[i]`` is the raw backbone vector of ``predictions[i]`` (rows with an "error" are
+    skipped). The artist head's scores in ``predictions[i]["predictions"]["artist"]`` (when
+    the model has that task) are pooled into the affinity. With ``abstain_on_novelty``, a
+    picture farther from every known work than the index's threshold gets "unknown" for every
+    task in its ``verdict`` (a non-painting should not be labelled).
+    """
+    x = np.asarray(features, np.float32)
+    if x.ndim == 1:
+        x = x[None]
+    live = [i for i, p in enumerate(predictions) if "error" not in p and np.isfinite(x[i]).all()]
+    if not live:
+        return predictions
+    q, frac = index.transform(x[live])
+    sims = index.similarities(q, projected=True)
+    for j, i in enumerate(live):
+        pred = predictions[i]
+        row = sims[j]
+        k = min(k_similar, len(index))
+        top = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, int)
+        top = top[np.argsort(-row[top], kind="stable")]
+        pred["similar"] = [index.hit(r, row[r]).to_dict() for r in top]
+        if index.artists:
+            head_rows = (pred.get("predictions") or {}).get("artist") or []
+            head = {r["label"]: float(r["score"]) for r in head_rows if r.get("label") not in (None, "unknown")}
+            pred["affinity"] = index._affinity_from_sims(row, head or None, k_affinity, evidence)
+        pred["novelty"] = index._novelty_rows(np.array([row.max()]), frac[j:j + 1], q[j:j + 1])[0]
+        novel = pred["novelty"]["novel"]
+        if novel and abstain_on_novelty and isinstance(pred.get("verdict"), dict):
+            pred["verdict"] = {task: "unknown" for task in pred["verdict"]}
+    return predictions

@@ -16,6 +16,8 @@ INDEX_BUILD_HELP = """Embed the pictures of one or more catalogs into a gallery 
 
 SPEC is any catalog reader's spec ("kind:path?opt=val"; a bare path is sniffed), a dataset folder written by `vasari dataset build` (its near-duplicate groups are used), or "shared" for every labelled source of ../shared/data. Near-duplicates (the same work twice) are grouped with the dataset stage's perceptual hashes unless --no-dedupe, so that calibration leaves each work's copies out.
 
+--negatives adds references of known non-paintings (photos of buildings, sculpture, prints: any catalog spec; "shared" = the non-painting rows of ../shared/data/wga_thumbs). They are never returned as similar works; a picture nearer to them than to any painting is reported as novel ("not a painting").
+
 The index folder holds vectors (PCA-reduced, float16 by default), metadata.csv, index.json (backbone spec, calibration: affinity temperature and novelty threshold) and, with --thumbnails, small JPEG thumbnails in thumbs/. Vectors come from the embedding cache when present.
 
 Example:
@@ -108,6 +110,25 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
     return unique, groups
 
 
+def _read_negatives(specs: list[str]) -> list[Any]:
+    from vasari.catalog import CatalogError, read_catalog, read_wga
+    from vasari.shared import shared_data_dir
+
+    out: list[Any] = []
+    for spec in specs:
+        try:
+            if spec == "shared":
+                data = shared_data_dir()
+                if data is None:
+                    _fail("../shared/data is absent (set VASARI_DATA)")
+                out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
+            else:
+                out += read_catalog(spec).artworks
+        except CatalogError as exc:
+            _fail(str(exc))
+    return [a for a in out if a.image]
+
+
 def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
     """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
     from vasari.catalog import Catalog, ParseReport
@@ -130,6 +151,7 @@ def index_build(
     feature: str = typer.Option("stats", help='"stats" or "pooled".'),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache)."),
     quantile: float = typer.Option(0.99, min=0.5, max=1.0, help="Novelty threshold: this quantile of held-out paintings' distance."),
+    negatives: Optional[list[str]] = typer.Option(None, "--negatives", help='Catalog spec of known non-paintings, or "shared" (repeatable).'),
 ) -> None:
     from dataclasses import replace
 
@@ -163,8 +185,14 @@ def index_build(
         console.print(f"  [yellow]skipped[/] {msg}")
     if len(result.errors) > 5:
         console.print(f"  ... and {len(result.errors) - 5} more pictures that could not be read")
+    neg_x, neg_labels = None, None
+    if negatives:
+        neg_arts = _read_negatives(negatives)
+        console.print(f"{len(neg_arts)} non-painting references")
+        neg_x = embedder.embed_paths([a.image for a in neg_arts], cache=store, progress=True).features
+        neg_labels = [(a.extra or {}).get("form") or a.type or "not a painting" for a in neg_arts]
     config = IndexConfig(dtype=dtype, pca_dim=pca or None, thumbnails=thumbnails, novelty_quantile=quantile)
-    index = GalleryIndex.build(result.features, artworks, embedder.spec, config)
+    index = GalleryIndex.build(result.features, artworks, embedder.spec, config, negatives=neg_x, negative_labels=neg_labels)
     index.save(out, progress=True)
     cal = index.calibration
     console.print(
