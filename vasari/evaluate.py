@@ -1,12 +1,36 @@
-"""Metrics and reports (placeholder while heads land; filled in next)."""
+"""Metrics and reports for trained heads on any split.
+
+``evaluate_heads(heads, X, labels, years, split)`` gives an ``Evaluation``: JSON-able
+``metrics`` (per task: top-1, top-3, per-class accuracy, precision/recall/F1, weighted F1,
+confusion matrix, expected calibration error before/after temperature, coverage-vs-accuracy
+curve with the abstention threshold; year: MAE beside the always-the-median baseline and
+how often the interval holds the truth) plus the arrays the plots need.
+``write_report(evaluations, out_dir)`` writes ``metrics.json``, PNG plots (confusion
+heatmap, reliability diagram, coverage curve, year scatter), ``report.md`` and a
+self-contained ``report.html``. ``summary_table`` renders the numbers with rich.
+
+Rows whose true label is not one of the head's classes (a class never seen in training)
+count as errors and are reported as ``n_unseen``.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
 import numpy as np
+
+from vasari.train import Heads, coverage_curve
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
+    """ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by size.
+    ``y`` holds class indices; -1 (a label the model does not know) counts as wrong."""
     if len(y) == 0:
         return float("nan")
     conf = proba.max(axis=1)
@@ -19,3 +43,352 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15)
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
+
+
+def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    conf = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == y
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(m.sum()),
+                    "confidence": float(conf[m].mean()) if m.any() else None,
+                    "accuracy": float(correct[m].mean()) if m.any() else None})
+    return out
+
+
+@dataclass
+class TaskArrays:
+    classes: list[str]
+    labels: list[str]  # true labels of the evaluated rows
+    y: np.ndarray  # class index, -1 when unseen
+    proba: np.ndarray
+    proba_raw: np.ndarray
+    threshold: float
+
+
+@dataclass
+class Evaluation:
+    split: str
+    metrics: dict[str, Any]
+    tasks: dict[str, TaskArrays] = field(default_factory=dict)
+    year: dict[str, np.ndarray] | None = None
+
+
+def _task_metrics(arr: TaskArrays) -> dict[str, Any]:
+    from sklearn.metrics import classification_report, confusion_matrix, f1_score
+
+    n = len(arr.y)
+    order = np.argsort(-arr.proba, axis=1)
+    top1 = order[:, 0] == arr.y
+    k3 = min(3, len(arr.classes))
+    top3 = (order[:, :k3] == arr.y[:, None]).any(axis=1)
+    pred_labels = [arr.classes[i] for i in order[:, 0]]
+    labels_all = list(arr.classes) + sorted(set(arr.labels) - set(arr.classes))
+    report = classification_report(arr.labels, pred_labels, labels=labels_all, output_dict=True, zero_division=0)
+    per_class = {}
+    for lab in labels_all:
+        r = report.get(lab, {})
+        per_class[lab] = {"accuracy": r.get("recall", 0.0), "precision": r.get("precision", 0.0),
+                          "recall": r.get("recall", 0.0), "f1": r.get("f1-score", 0.0), "support": int(r.get("support", 0))}
+    present = [lab for lab in labels_all if per_class[lab]["support"] > 0]
+    conf = arr.proba.max(axis=1)
+    kept = conf >= arr.threshold
+    cm = confusion_matrix(arr.labels, pred_labels, labels=labels_all)
+    return {
+        "n": int(n),
+        "n_unseen": int((arr.y < 0).sum()),
+        "classes": len(arr.classes),
+        "top1": float(top1.mean()) if n else float("nan"),
+        "top3": float(top3.mean()) if n else float("nan"),
+        "top3_k": k3,
+        "weighted_f1": float(f1_score(arr.labels, pred_labels, labels=present, average="weighted", zero_division=0)) if n else float("nan"),
+        "macro_f1": float(f1_score(arr.labels, pred_labels, labels=present, average="macro", zero_division=0)) if n else float("nan"),
+        "balanced_accuracy": float(np.mean([per_class[lab]["accuracy"] for lab in present])) if present else float("nan"),
+        "ece": expected_calibration_error(arr.proba, arr.y),
+        "ece_uncalibrated": expected_calibration_error(arr.proba_raw, arr.y),
+        "per_class": per_class,
+        "confusion": {"labels": labels_all, "matrix": cm.tolist()},
+        "reliability": reliability(arr.proba, arr.y),
+        "selective": {
+            "threshold": float(arr.threshold),
+            "coverage": float(kept.mean()) if n else float("nan"),
+            "accuracy": float(top1[kept].mean()) if kept.any() else float("nan"),
+        },
+        "coverage_curve": coverage_curve(conf, top1),
+    }
+
+
+def evaluate_heads(
+    heads: Heads,
+    X: np.ndarray,
+    labels: Mapping[str, Sequence[str | None]],
+    years: Sequence[int | None] | None = None,
+    split: str = "test",
+) -> Evaluation:
+    """Evaluate every head that has labelled rows in ``labels``; rows with NaN features
+    (failed images) are left out and counted in ``metrics['failed_rows']``."""
+    X = np.asarray(X, dtype=np.float32)
+    ok = np.isfinite(X).all(axis=1) if len(X) else np.zeros(0, dtype=bool)
+    metrics: dict[str, Any] = {"split": split, "rows": int(len(X)), "failed_rows": int((~ok).sum()), "tasks": {}}
+    ev = Evaluation(split, metrics)
+    if not ok.any():
+        return ev
+    Xo = X[ok]
+    idx = np.flatnonzero(ok)
+    proba_cal = heads.predict_proba(Xo, calibrated=True)
+    proba_raw = heads.predict_proba(Xo, calibrated=False)
+    for task in heads.tasks:
+        labs = labels.get(task)
+        if labs is None:
+            continue
+        rows = [j for j, i in enumerate(idx) if labs[i] is not None]
+        if not rows:
+            continue
+        head = heads.classifiers[task]
+        true = [labs[idx[j]] for j in rows]
+        index = {c: i for i, c in enumerate(head.classes)}
+        arr = TaskArrays(head.classes, true, np.array([index.get(t, -1) for t in true]),
+                         proba_cal[task][rows], proba_raw[task][rows], head.threshold)
+        ev.tasks[task] = arr
+        metrics["tasks"][task] = _task_metrics(arr)
+    if heads.year is not None and years is not None:
+        rows = [j for j, i in enumerate(idx) if years[i] is not None]
+        if rows:
+            est, low, high = heads.predict_year(Xo[rows])
+            truth = np.array([years[idx[j]] for j in rows], dtype=np.float64)
+            err = np.abs(est - truth)
+            metrics["year"] = {
+                "n": len(rows),
+                "mae": float(err.mean()),
+                "median_ae": float(np.median(err)),
+                "baseline_mae": float(np.abs(heads.year.median_year - truth).mean()),
+                "baseline": "always the train median year",
+                "interval_coverage": float(np.mean((truth >= low) & (truth <= high))),
+                "interval_mean_width": float(np.mean(high - low)),
+            }
+            ev.year = {"truth": truth, "estimate": est, "low": low, "high": high}
+    if heads.novelty is not None:
+        metrics["novel_fraction"] = float(heads.novelty.is_novel(heads.transform(Xo)).mean())
+    return ev
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(arr_metrics: dict[str, Any], title: str, path: Path, max_classes: int = 30) -> Path:
+    plt = _plt()
+    labels = arr_metrics["confusion"]["labels"]
+    cm = np.array(arr_metrics["confusion"]["matrix"], dtype=np.float64)
+    support = cm.sum(axis=1)
+    if len(labels) > max_classes:  # the most frequent classes only
+        keep = np.sort(np.argsort(-support, kind="stable")[:max_classes])
+        cm, labels, support = cm[np.ix_(keep, keep)], [labels[i] for i in keep], support[keep]
+        title += f" ({max_classes} most frequent classes)"
+    norm = cm / np.maximum(support[:, None], 1)
+    size = max(4.0, 0.35 * len(labels) + 2.5)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(labels) <= 12:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(m: dict[str, Any], title: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    bins = [b for b in m["reliability"] if b["n"]]
+    centers = [(b["low"] + b["high"]) / 2 for b in bins]
+    ax.bar(centers, [b["accuracy"] for b in bins], width=0.09, alpha=0.7, label="accuracy", edgecolor="k")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color="C3", label="bin means")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top-1 probability)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{title}\nECE {m['ece']:.3f} (before temperature {m['ece_uncalibrated']:.3f})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_coverage(m: dict[str, Any], title: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    curve = [c for c in m["coverage_curve"] if c["coverage"] > 0]
+    ax.plot([c["coverage"] for c in curve], [c["accuracy"] for c in curve], "o-", ms=3)
+    sel = m["selective"]
+    ax.plot([sel["coverage"]], [sel["accuracy"]], "r*", ms=14,
+            label=f"abstention threshold {sel['threshold']:.2f}\ncoverage {sel['coverage']:.2f}, accuracy {sel['accuracy']:.2f}")
+    ax.set_xlabel("coverage (fraction answered)")
+    ax.set_ylabel("accuracy of the answered")
+    ax.set_xlim(0, 1.02)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_year(year: dict[str, np.ndarray], m: dict[str, Any], title: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.scatter(year["truth"], year["estimate"], s=6, alpha=0.5)
+    ax.plot([1400, 1900], [1400, 1900], "k--", lw=1)
+    ax.set_xlabel("true year")
+    ax.set_ylabel("estimated year")
+    ax.set_title(f"{title}\nMAE {m['mae']:.1f} y (median guess {m['baseline_mae']:.1f} y)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _fmt(v: Any, pct: bool = True) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "n/a"
+    return f"{100 * v:.1f}%" if pct else f"{v:.3f}"
+
+
+def summary_rows(metrics_by_split: Mapping[str, Mapping[str, Any]]) -> list[list[str]]:
+    rows = []
+    for split, m in metrics_by_split.items():
+        for task, t in (m.get("tasks") or {}).items():
+            sel = t["selective"]
+            rows.append([split, task, str(t["n"]), str(t["classes"]), _fmt(t["top1"]), _fmt(t["top3"]),
+                         _fmt(t["weighted_f1"]), _fmt(t["ece"], pct=False),
+                         f"{_fmt(sel['coverage'])} / {_fmt(sel['accuracy'])}"])
+        if m.get("year"):
+            y = m["year"]
+            rows.append([split, "year", str(y["n"]), "", f"MAE {y['mae']:.1f} y", f"median guess {y['baseline_mae']:.1f} y",
+                         "", "", f"interval holds {_fmt(y['interval_coverage'])}"])
+    return rows
+
+
+SUMMARY_HEADER = ["split", "task", "n", "classes", "top-1", "top-3", "weighted F1", "ECE", "answered / accuracy"]
+
+
+def summary_table(metrics_by_split: Mapping[str, Mapping[str, Any]], title: str = "Vasari evaluation"):
+    """A rich Table of the headline numbers (one row per split x task, plus year)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for i, name in enumerate(SUMMARY_HEADER):
+        table.add_column(name, justify="left" if i < 2 else "right")
+    for row in summary_rows(metrics_by_split):
+        table.add_row(*row)
+    return table
+
+
+def _atomic_write(path: Path, data: bytes | str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if np.isnan(v) else v
+    return value
+
+
+def write_report(evaluations: Sequence[Evaluation] | Evaluation, out_dir: str | Path,
+                 title: str = "Vasari evaluation", context: Mapping[str, Any] | None = None) -> Path:
+    """Write metrics.json, plots, report.md and report.html into ``out_dir``; returns it."""
+    if isinstance(evaluations, Evaluation):
+        evaluations = [evaluations]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = {ev.split: ev.metrics for ev in evaluations}
+    _atomic_write(out / "metrics.json", json.dumps(_json_ready({"context": dict(context or {}), **metrics}), indent=2))
+    plots: list[tuple[str, str, Path]] = []  # (split, caption, file)
+    for ev in evaluations:
+        for task, m in ev.metrics["tasks"].items():
+            stem = f"{ev.split}_{task}"
+            plots.append((ev.split, f"{task}: confusion matrix", plot_confusion(m, f"{task} ({ev.split})", out / f"{stem}_confusion.png")))
+            plots.append((ev.split, f"{task}: reliability", plot_reliability(m, f"{task} ({ev.split})", out / f"{stem}_reliability.png")))
+            plots.append((ev.split, f"{task}: coverage vs accuracy", plot_coverage(m, f"{task} ({ev.split})", out / f"{stem}_coverage.png")))
+        if ev.year is not None:
+            plots.append((ev.split, "year", plot_year(ev.year, ev.metrics["year"], f"year ({ev.split})", out / f"{ev.split}_year.png")))
+    rows = summary_rows(metrics)
+    # Markdown
+    md = [f"# {title}", ""]
+    for k, v in (context or {}).items():
+        md.append(f"- **{k}**: {v}")
+    md += ["", "| " + " | ".join(SUMMARY_HEADER) + " |", "|" + "---|" * len(SUMMARY_HEADER)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md.append("")
+    for ev in evaluations:
+        for task, m in ev.metrics["tasks"].items():
+            md += [f"## {task} ({ev.split})", "",
+                   f"top-1 {_fmt(m['top1'])}, top-{m['top3_k']} {_fmt(m['top3'])}, weighted F1 {_fmt(m['weighted_f1'])}, "
+                   f"macro F1 {_fmt(m['macro_f1'])}, ECE {m['ece']:.3f} (uncalibrated {m['ece_uncalibrated']:.3f}), "
+                   f"{m['n_unseen']} rows with a label unknown to the model.", "",
+                   "| class | support | accuracy (recall) | precision | F1 |", "|---|---|---|---|---|"]
+            for lab, c in sorted(m["per_class"].items(), key=lambda kv: -kv[1]["support"]):
+                md.append(f"| {lab} | {c['support']} | {_fmt(c['accuracy'])} | {_fmt(c['precision'])} | {_fmt(c['f1'])} |")
+            md.append("")
+            for split, caption, path in plots:
+                if split == ev.split and caption.startswith(f"{task}:"):
+                    md.append(f"![{caption}]({path.name})")
+            md.append("")
+        if ev.year is not None:
+            md += [f"## year ({ev.split})", "", f"![year]({ev.split}_year.png)", ""]
+    _atomic_write(out / "report.md", "\n".join(md))
+    # HTML (plots embedded, one file to share)
+    h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+         "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,td:nth-child(2){text-align:left}"
+         "img{margin:4px;border:1px solid #eee;vertical-align:top}</style></head><body>",
+         f"<h1>{html.escape(title)}</h1><ul>"]
+    h += [f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in (context or {}).items()]
+    h.append("</ul><table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in SUMMARY_HEADER) + "</tr>")
+    h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows]
+    h.append("</table>")
+    for ev in evaluations:
+        h.append(f"<h2>{html.escape(ev.split)}</h2>")
+        for split, caption, path in plots:
+            if split == ev.split:
+                data = base64.b64encode(path.read_bytes()).decode()
+                h.append(f"<img alt='{html.escape(caption)}' title='{html.escape(caption)}' src='data:image/png;base64,{data}'>")
+    h.append("</body></html>")
+    _atomic_write(out / "report.html", "\n".join(h))
+    return out

@@ -1,0 +1,336 @@
+"""``vasari train``, ``vasari evaluate``, ``vasari predict`` and ``vasari demo``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
+
+Embeds the dataset's images with the backbone (cached by content in --cache, default the user cache dir), trains one head per task on the train split (C, temperature and abstention thresholds chosen on val), evaluates val and test, and writes BUNDLE/ with bundle.json, heads.npz, metrics.json, MODEL_CARD.md and a report/ with plots.
+
+Example:
+
+  vasari train datasets/all --out models/all --backbone efficientnet_lite2 --feature stats
+"""
+
+EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
+
+Example:
+
+  vasari evaluate --model models/all datasets/all --split test --out reports/all-test
+"""
+
+PREDICT_HELP = """Attribute paintings: type, school, period, style, artist (top-k with calibrated scores), a verdict per task ("unknown" when the model abstains) and a year estimate with an interval.
+
+--json prints ONE JSON array (one object per image; see CONTRACTS). The exit code is 1 when any image could not be read (its object then has an "error").
+
+Example:
+
+  vasari predict --top-k 3 --json ../shared/data/louvre/val/portrait/*.jpg
+"""
+
+DEMO_HELP = """The whole system in under a minute: embed, train, evaluate, print the table.
+
+With ../shared/data present (or $VASARI_DATA): trains the type head on the Louvre train folders, evaluates it on Louvre val and on the museum photos, and writes a bundle and a report into --out. Otherwise pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>: a stratified 80/20 split is trained and evaluated.
+
+Example:
+
+  vasari demo
+  vasari demo my_pictures/ --out demo-run
+"""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", help=TRAIN_HELP, no_args_is_help=True)(train)
+    app.command("evaluate", help=EVALUATE_HELP, no_args_is_help=True)(evaluate)
+    app.command("predict", help=PREDICT_HELP, no_args_is_help=True)(predict)
+    app.command("demo", help=DEMO_HELP)(demo)
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _console(stderr=True).print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=code)
+
+
+def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
+    from vasari.features import CacheMismatchError, EmbeddingCache
+
+    if no_cache:
+        return None
+    try:
+        if cache_dir is None:
+            return EmbeddingCache.default(embedder.spec)
+        return EmbeddingCache(cache_dir, embedder.spec)
+    except CacheMismatchError as exc:
+        _fail(str(exc))
+
+
+def _embedder(backbone: str, feature: str):
+    from vasari.backbones import BackboneError
+    from vasari.features import Embedder
+
+    try:
+        return Embedder(backbone, feature)
+    except BackboneError as exc:
+        _fail(str(exc))
+
+
+def _head_config(target_precision: float, tasks: Optional[str]):
+    from vasari.labels import TASKS
+    from vasari.train import HeadConfig
+
+    chosen = tuple(TASKS)
+    if tasks:
+        chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+        bad = [t for t in chosen if t not in TASKS]
+        if bad:
+            _fail(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
+    if not 0.0 < target_precision <= 1.0:
+        _fail(f"--target-precision must be in (0, 1], got {target_precision}")
+    return HeadConfig(tasks=chosen, target_precision=target_precision)
+
+
+def compact_metrics(metrics: dict) -> dict:
+    """Bundle metrics without the bulky parts (big confusion matrices) - the report has them."""
+    out = {}
+    for split, m in metrics.items():
+        m = dict(m)
+        tasks = {}
+        for task, t in (m.get("tasks") or {}).items():
+            t = dict(t)
+            if len(t.get("confusion", {}).get("labels", [])) > 40:
+                t.pop("confusion")
+            tasks[task] = t
+        m["tasks"] = tasks
+        out[split] = m
+    return out
+
+
+def train(
+    dataset_dir: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (see `vasari embed --list`)."),
+    feature: str = typer.Option("stats", help="'stats' (pooled + stage mean/std) or 'pooled'."),
+    cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
+    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all that have labels)."),
+    target_precision: float = typer.Option(0.9, help="Abstention: precision the verdicts aim for on val."),
+    tta: bool = typer.Option(False, help="Average features of each image and its mirror image."),
+) -> None:
+    from vasari.bundle import save_bundle
+    from vasari.dataset import DatasetError, load_dataset
+    from vasari.evaluate import summary_table, write_report
+    from vasari.train import TrainError, fit_dataset
+
+    console = _console()
+    try:
+        ds = load_dataset(dataset_dir)
+    except DatasetError as exc:
+        _fail(str(exc))
+    arts = [a for a in ds.artworks if a.image]
+    if not arts:
+        _fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
+    config = _head_config(target_precision, tasks)
+    embedder = _embedder(backbone, feature)
+    cache_obj = _cache(embedder, cache, no_cache)
+    command = " ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv else f"vasari train {dataset_dir} --out {out}"
+    card = {"name": out.name, "command": command, "dataset": str(dataset_dir),
+            "splits": f"{ds.config.split} split ({json.dumps(ds.split_sizes())}), dataset config {json.dumps(ds.config.to_dict())}"}
+    try:
+        result = fit_dataset(arts, [ds.splits.get(a.artwork_id, "") for a in arts], embedder, cache_obj, config,
+                             card=card, tta=tta)
+    except TrainError as exc:
+        _fail(str(exc))
+    if result.embed_errors:
+        console.print(f"[yellow]{len(result.embed_errors)} images could not be embedded and were left out[/]")
+    result.bundle.metrics = compact_metrics(result.bundle.metrics)
+    path = save_bundle(result.bundle, out)
+    write_report(result.evaluations, path / "report", title=f"Vasari evaluation: {out.name}",
+                 context={"bundle": str(path), "dataset": str(dataset_dir)})
+    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title=f"{out.name}"))
+    console.print(f"bundle written to {path} (report: {path / 'report' / 'report.html'}); "
+                  f"embed {result.seconds['embed']}s, train {result.seconds['train']}s")
+
+
+def evaluate(
+    dataset_dir: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
+    model: Path = typer.Option(..., "--model", "-m", help="Bundle directory."),
+    split: str = typer.Option("test", help="train, val, test, or 'all'."),
+    out: Path = typer.Option(..., "--out", "-o", help="Report directory to write."),
+    cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+) -> None:
+    from vasari.bundle import BundleError
+    from vasari.dataset import DatasetError, load_dataset
+    from vasari.evaluate import evaluate_heads, summary_table, write_report
+    from vasari.predict import make_embedder
+
+    from vasari.bundle import load_bundle
+
+    try:
+        bundle = load_bundle(model)
+        embedder = make_embedder(bundle)
+    except BundleError as exc:
+        _fail(str(exc))
+    try:
+        ds = load_dataset(dataset_dir)
+    except DatasetError as exc:
+        _fail(str(exc))
+    if split not in ("train", "val", "test", "all"):
+        _fail(f"--split must be train, val, test or all, got {split!r}")
+    arts = [a for a in ds.artworks if a.image and (split == "all" or ds.splits.get(a.artwork_id) == split)]
+    if not arts:
+        _fail(f"{dataset_dir}: no artworks with local images in split {split!r}")
+    result = embedder.embed_paths([a.image for a in arts], cache=_cache(embedder, cache, no_cache), progress=True)
+    labels = {task: [a.label(task) for a in arts] for task in bundle.heads.tasks}
+    ev = evaluate_heads(bundle.heads, result.features, labels, [a.year for a in arts], split=split)
+    write_report(ev, out, title=f"Vasari evaluation: {model.name} on {Path(dataset_dir).name} ({split})",
+                 context={"bundle": str(model), "dataset": str(dataset_dir), "split": split})
+    _console().print(summary_table({split: ev.metrics}, title=f"{model.name} on {split}"))
+    _console().print(f"report written to {out / 'report.html'}")
+
+
+def predict(
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
+    top_k: int = typer.Option(3, "--top-k", "-k", help="Labels per task."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
+    tta: bool = typer.Option(False, help="Average with the mirror image."),
+) -> None:
+    from vasari.bundle import BundleError
+    from vasari.predict import Predictor
+
+    try:
+        predictor = Predictor.load(model, crop=crop)
+    except BundleError as exc:
+        _fail(str(exc))
+    try:
+        results = predictor.predict_paths([str(p) for p in images], top_k=top_k, tta=tta)
+    except ValueError as exc:
+        _fail(str(exc))
+    failed = sum(1 for r in results if "error" in r)
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_predictions(results)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _print_predictions(results: list[dict]) -> None:
+    from rich.table import Table
+
+    console = _console()
+    for r in results:
+        if "error" in r:
+            console.print(f"[bold red]{r['image']}[/]: {r['error']['code']}: {r['error']['message']}")
+            continue
+        table = Table(title=str(r["image"]), title_justify="left")
+        table.add_column("task")
+        table.add_column("verdict")
+        table.add_column("top-k (calibrated score)")
+        for task, preds in r["predictions"].items():
+            verdict = r["verdict"].get(task, "")
+            style = "dim" if verdict == "unknown" else "bold"
+            table.add_row(task, f"[{style}]{verdict}[/]", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds))
+        if "year" in r:
+            y = r["year"]
+            table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}")
+        if r.get("novelty", {}).get("novel"):
+            table.add_row("novelty", "[yellow]unlike the training paintings[/]", r["novelty"].get("reason", ""))
+        if r.get("similar"):
+            table.add_row("similar", "", "; ".join(f"{s.get('artist') or '?'}: {s.get('title') or s.get('artwork_id')} "
+                                                   f"({s['score']:.2f})" for s in r["similar"][:3]))
+        console.print(table)
+
+
+def demo(
+    images_dir: Optional[Path] = typer.Argument(None, help="IMAGES_DIR/<class>/<image> (default: ../shared/data)."),
+    out: Path = typer.Option(Path("vasari-demo"), "--out", "-o", help="Where the bundle and report go."),
+    cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+) -> None:
+    from vasari.bundle import save_bundle
+    from vasari.evaluate import evaluate_heads, summary_table, write_report
+    from vasari.shared import shared_data_dir
+    from vasari.train import HeadConfig, TrainError, fit_dataset
+
+    console = _console()
+    started = time.perf_counter()
+    config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
+    extra: list = []
+    if images_dir is None:
+        data = shared_data_dir()
+        if data is None:
+            _fail("../shared/data is absent: pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>")
+        from vasari.catalog import read_folder
+
+        louvre = data / "louvre"
+        arts, splits = [], []
+        for split in ("train", "val"):
+            cat = read_folder(louvre / split, task="type", source="louvre")
+            arts += cat.artworks
+            splits += [split] * len(cat.artworks)
+        photos = read_folder(louvre / "photos", task="type", source="louvre_photos").artworks
+        arts += photos
+        splits += ["photos"] * len(photos)
+        what = f"Louvre type: train {splits.count('train')}, val {splits.count('val')}, museum photos {len(photos)}"
+        eval_splits = ("val", "photos")
+    else:
+        if not images_dir.is_dir():
+            _fail(f"{images_dir}: not a folder")
+        arts, splits = _folder_dataset(images_dir)
+        if not arts:
+            _fail(f"{images_dir}: no images in class sub-folders (expected IMAGES_DIR/<class>/<image>)")
+        what = f"{images_dir}: {len(arts)} images, {len({a.type for a in arts})} classes, stratified 80/20"
+        eval_splits = ("val",)
+    console.print(f"[bold]Vasari demo[/]: {what}")
+    embedder = _embedder("efficientnet_lite2", "stats")
+    cache_obj = _cache(embedder, cache, no_cache)
+    try:
+        result = fit_dataset(arts, splits, embedder, cache_obj, config, evaluate_splits=eval_splits,
+                             card={"name": "vasari-demo", "command": "vasari demo", "splits": what})
+    except TrainError as exc:
+        _fail(str(exc))
+    result.bundle.metrics = compact_metrics(result.bundle.metrics)
+    path = save_bundle(result.bundle, out / "bundle")
+    write_report(result.evaluations, out / "report", title="Vasari demo", context={"data": what})
+    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title="Vasari demo: type"))
+    s = result.seconds
+    console.print(f"{len(arts)} images: embed {s['embed']:.1f}s ({result.features.shape[1]}-d features), "
+                  f"train {s['train']:.1f}s, evaluate {s['evaluate']:.1f}s; total {time.perf_counter() - started:.1f}s. "
+                  f"Bundle: {path} (try `vasari predict --model {path} IMAGE`), report: {out / 'report' / 'report.html'}")
+
+
+def _folder_dataset(root: Path):
+    """Artworks from ROOT/<class>/<image> (label = folder name, task "type") and a seeded,
+    stratified 80/20 train/val split."""
+    import numpy as np
+
+    from vasari.catalog import Artwork
+    from vasari.images import is_image_file
+
+    arts, splits = [], []
+    rng = np.random.default_rng(0)
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in class_dir.rglob("*") if p.is_file() and is_image_file(p))
+        order = rng.permutation(len(files))
+        n_val = max(1, round(0.2 * len(files))) if len(files) >= 2 else 0
+        for rank, i in enumerate(order):
+            f = files[i]
+            arts.append(Artwork(artwork_id=f"folder:{f.relative_to(root)}", source=root.name or "folder",
+                                image=str(f.resolve()), type=class_dir.name))
+            splits.append("val" if rank < n_val else "train")
+    return arts, splits

@@ -1,0 +1,228 @@
+"""Inference: a bundle + its backbone -> prediction objects (the public contract).
+
+>>> p = Predictor.load()                       # the default bundle shipped in vasari/models/default
+>>> p.predict_paths(["portrait.jpg"], top_k=3)  # one dict per image, see CONTRACTS.md
+
+Each prediction object has ``image``, ``predictions`` (top-k ``{"label", "score"}`` per
+task; calibrated probabilities, so scores sum to <= 1), ``verdict`` (top-1 per task, or
+"unknown" when its calibrated probability is below the task's abstention threshold from the
+bundle, or when the picture is unlike anything the heads were trained on), ``year``
+(estimate with a 10-90% interval) and, when the bundle has a gallery index, ``similar``,
+``affinity`` and ``novelty`` (added by ``vasari.index.enrich_predictions``). With
+``crop=True`` museum photos are first cropped to the painting (``vasari.photo``) and the
+object gets ``crop``. A picture that cannot be read gives ``{"image", "error": {"code",
+"message"}}`` and the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from vasari.bundle import Bundle, BundleError, check_spec, load_bundle
+from vasari.images import ImageError, load_image
+
+
+def default_model_dir() -> Path:
+    """``vasari/models/default`` inside the installed package (it may not exist yet)."""
+    return Path(str(importlib.resources.files("vasari").joinpath("models", "default")))
+
+
+def _round(v: float, digits: int = 4) -> float:
+    return float(round(float(v), digits))
+
+
+class Predictor:
+    """Heads from a bundle, the matching backbone, and the optional retrieval index."""
+
+    def __init__(self, bundle: Bundle, embedder: Any = None, index: Any = None, crop: bool = False):
+        self.bundle = bundle
+        self.heads = bundle.heads
+        self.index = index
+        self.crop = crop
+        self._embedder = embedder
+        if embedder is not None:
+            check_spec(bundle.spec, embedder.spec, bundle.path or "bundle")
+
+    # ----------------------------------------------------------------- loading
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, engine: str = "auto", device: str | None = None,
+             with_index: bool = True, crop: bool = False, lazy: bool = False) -> "Predictor":
+        """Load a bundle (None: the default bundle shipped in the package) and its backbone.
+
+        Raises ``BundleError`` when the bundle is missing, corrupt, from a future format, or
+        made with a backbone that differs from the one this installation builds.
+        ``lazy=True`` defers building the backbone to the first prediction.
+        """
+        path = Path(model_dir) if model_dir is not None else default_model_dir()
+        if model_dir is None and not (path / "bundle.json").is_file():
+            raise BundleError(
+                f"{path}: the default model is not installed; train one with "
+                "`vasari train DATASET_DIR --out BUNDLE` and pass --model BUNDLE"
+            )
+        bundle = load_bundle(path)
+        index = None
+        if with_index and bundle.has_index:
+            from vasari.index import GalleryIndexError, load_bundle_index
+
+            try:
+                index = load_bundle_index(path, spec=bundle.spec)
+            except GalleryIndexError as exc:
+                raise BundleError(f"{path / 'index'}: {exc}") from exc
+        predictor = cls(bundle, None, index, crop)
+        predictor._engine_options = {"engine": engine, "device": device}
+        if not lazy:
+            predictor.embedder  # noqa: B018  (build and check now)
+        return predictor
+
+    @property
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.bundle, **getattr(self, "_engine_options", {}))
+        return self._embedder
+
+    # ----------------------------------------------------------------- predicting
+    @property
+    def tasks(self) -> list[str]:
+        return self.heads.tasks
+
+    def _check_top_k(self, top_k: int) -> int:
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+            raise ValueError(f"top_k must be an integer, got {top_k!r}")
+        most = max((len(h.classes) for h in self.heads.classifiers.values()), default=1)
+        if not 1 <= top_k <= most:
+            raise ValueError(f"top_k must be between 1 and {most} (the largest number of classes), got {top_k}")
+        return int(top_k)
+
+    def predict_features(self, features: np.ndarray, top_k: int = 3, names: Sequence[str] | None = None) -> list[dict]:
+        """Prediction objects from backbone features (N, dim); NaN rows are not allowed here."""
+        top_k = self._check_top_k(top_k)
+        X = np.asarray(features, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None]
+        names = list(names) if names is not None else [f"image_{i}" for i in range(len(X))]
+        if len(X) == 0:
+            return []
+        heads = self.heads
+        proba = heads.predict_proba(X)
+        year = heads.predict_year(X)
+        novel = heads.novelty.is_novel(heads.transform(X)) if heads.novelty is not None else np.zeros(len(X), bool)
+        scores = heads.novelty_score(X) if heads.novelty is not None else None
+        out = []
+        for i in range(len(X)):
+            preds: dict[str, list[dict[str, Any]]] = {}
+            verdict: dict[str, str] = {}
+            for task in heads.tasks:
+                head = heads.classifiers[task]
+                p = proba[task][i]
+                k = min(top_k, len(head.classes))
+                order = np.argsort(-p, kind="stable")[:k]
+                preds[task] = [{"label": head.classes[j], "score": _round(p[j])} for j in order]
+                confident = p[order[0]] >= head.threshold and not novel[i]
+                verdict[task] = head.classes[order[0]] if confident else "unknown"
+            obj: dict[str, Any] = {"image": names[i], "predictions": preds, "verdict": verdict}
+            if year is not None:
+                est, low, high = (int(round(float(v[i]))) for v in year)
+                obj["year"] = {"estimate": est, "low": low, "high": high}
+            if scores is not None:
+                obj["novelty"] = {"score": _round(scores[i]), "threshold": _round(heads.novelty.threshold),
+                                  "novel": bool(novel[i])}
+                if novel[i]:
+                    obj["novelty"]["reason"] = "unlike the paintings the model was trained on"
+            out.append(obj)
+        if self.index is not None:
+            from vasari.index import enrich_predictions
+
+            own = [o.get("novelty") for o in out]
+            enrich_predictions(out, self.index, X)
+            for o, mine in zip(out, own):  # either detector saying "novel" wins
+                if mine and mine["novel"] and not (o.get("novelty") or {}).get("novel"):
+                    o["novelty"] = mine
+        return out
+
+    def _crop(self, img: Any) -> tuple[Any, dict | None]:
+        if not self.crop:
+            return img, None
+        from vasari.photo import find_painting
+
+        found = find_painting(img)
+        return found.image, found.to_dict()
+
+    def predict_images(self, images: Sequence[Any], top_k: int = 3, names: Sequence[str] | None = None,
+                       tta: bool = False) -> list[dict]:
+        """Prediction objects for open PIL images."""
+        top_k = self._check_top_k(top_k)
+        names = list(names) if names is not None else [getattr(im, "filename", "") or f"image_{i}" for i, im in enumerate(images)]
+        crops = [self._crop(im) for im in images]
+        feats = self.embedder.embed_images([c[0] for c in crops], tta=tta) if images else np.zeros((0, self.bundle.spec.dim))
+        out = self.predict_features(feats, top_k, names)
+        for obj, (_, crop) in zip(out, crops):
+            if crop is not None:
+                obj["crop"] = crop
+        return out
+
+    def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3, tta: bool = False) -> list[dict]:
+        """Prediction objects for image files, in order; unreadable files give error objects."""
+        top_k = self._check_top_k(top_k)
+        names = [str(p) for p in paths]
+        out: list[dict | None] = [None] * len(names)
+        good, images = [], []
+        for i, name in enumerate(names):
+            try:
+                images.append(load_image(name, min_side=self.bundle.spec.preprocess.resize_to))
+                good.append(i)
+            except ImageError as exc:
+                out[i] = {"image": name, "error": {"code": exc.code, "message": str(exc)}}
+            except Exception as exc:  # never lose the batch for one file
+                out[i] = {"image": name, "error": {"code": "unreadable", "message": f"{name}: {exc}"}}
+        for start in range(0, len(good), 32):
+            chunk = good[start:start + 32]
+            preds = self.predict_images(images[start:start + 32], top_k, [names[i] for i in chunk], tta=tta)
+            for i, obj in zip(chunk, preds):
+                out[i] = obj
+        return [o for o in out if o is not None]
+
+    # ----------------------------------------------------------------- describing
+    def info(self) -> dict[str, Any]:
+        """Tasks, labels per task, thresholds, backbone spec, model card and metrics."""
+        b = self.bundle
+        heads = b.heads
+        return {
+            "model": str(b.path) if b.path else None,
+            "created": b.created,
+            "vasari_version": b.vasari_version,
+            "backbone": b.spec.to_dict(),
+            "tasks": heads.tasks,
+            "labels": heads.vocabularies,
+            "thresholds": heads.thresholds,
+            "year": heads.year is not None,
+            "year_range": [1401, 1900],
+            "index": self.index is not None,
+            "card": b.card,
+            "metrics": b.metrics,
+        }
+
+
+def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
+    """The backbone a bundle needs (its fine-tuned ONNX when it ships one), spec-checked."""
+    from vasari.backbones import BackboneError
+
+    where = bundle.path or "bundle"
+    onnx_file = bundle.finetuned_backbone
+    try:
+        if onnx_file is not None:
+            from vasari.finetune import finetuned_embedder, onnx_spec
+
+            check_spec(bundle.spec, onnx_spec(onnx_file), onnx_file)
+            embedder = finetuned_embedder(onnx_file, bundle.spec)
+        else:
+            from vasari.features import Embedder
+
+            embedder = Embedder(bundle.spec.name, bundle.spec.feature, engine=engine, device=device)
+    except BackboneError as exc:
+        raise BundleError(f"{where}: cannot build backbone {bundle.spec.name!r} ({exc})") from exc
+    check_spec(bundle.spec, embedder.spec, where)
+    return embedder
