@@ -175,6 +175,24 @@ def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 300.0) 
 class ClientStats:
     latencies: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    server: dict[str, list[float]] = field(default_factory=dict)  # Server-Timing durations (ms)
+
+
+def parse_server_timing(header: str | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for part in (header or "").split(","):
+        name, _, rest = part.strip().partition(";")
+        if rest.startswith("dur="):
+            try:
+                out[name] = float(rest[4:])
+            except ValueError:
+                pass
+        elif name == "batch" and 'desc="' in rest:
+            try:
+                out["batch"] = float(rest.split('desc="')[1].split()[0])
+            except (IndexError, ValueError):
+                pass
+    return out
 
 
 def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_at: float, stats: ClientStats) -> None:
@@ -186,10 +204,12 @@ def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_a
                 return
             data = jpegs[rng.randrange(len(jpegs))]
             t0 = time.perf_counter()
+            timing: dict[str, float] = {}
             try:
                 r = client.post(f"{url}/api/v1/predict", files={"file": ("painting.jpg", data, "image/jpeg")})
                 ok = r.status_code == 200 and "predictions" in r.json()
                 key = None if ok else f"http_{r.status_code}"
+                timing = parse_server_timing(r.headers.get("server-timing"))
             except Exception as exc:  # noqa: BLE001 - counted
                 key = type(exc).__name__
             t1 = time.perf_counter()
@@ -199,6 +219,8 @@ def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_a
                 return
             if key is None:
                 stats.latencies.append(t1 - t0)
+                for name, value in timing.items():
+                    stats.server.setdefault(name, []).append(value)
             else:
                 stats.errors[key] = stats.errors.get(key, 0) + 1
 
@@ -243,6 +265,14 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         for k, v in s.errors.items():
             errors[k] = errors.get(k, 0) + v
     ms = [x * 1000 for x in latencies]
+    server: dict[str, list[float]] = {}
+    for s in stats:
+        for k, v in s.server.items():
+            server.setdefault(k, []).extend(v)
+    breakdown = {f"server_{k}_ms_p50": percentile(v, 50) for k, v in server.items() if k != "batch"}
+    breakdown.update({f"server_{k}_ms_mean": statistics.fmean(v) for k, v in server.items() if k != "batch"})
+    if server.get("batch"):
+        breakdown["images_per_forward_seen"] = statistics.fmean(server["batch"])
     return {
         "requests": len(latencies) + sum(errors.values()),
         "ok": len(latencies),
@@ -257,6 +287,7 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         "rss_mb_peak": max(rss_samples) if rss_samples else None,
         "rss_mb_end": rss_samples[-1] if rss_samples else None,
         "loadavg_1m_during": statistics.fmean(load_samples) if load_samples else None,
+        **breakdown,
     }
 
 
@@ -271,6 +302,9 @@ def print_table(result: dict) -> None:
         ("latency max", f"{r['max_ms']:.0f} ms", ""),
         ("server RSS peak / end", f"{r['rss_mb_peak'] or float('nan'):.0f} / {r['rss_mb_end'] or float('nan'):.0f} MB", f"<= {GOALS['rss_mb_peak']:.0f}"),
         ("images per forward pass", f"{result['server'].get('avg_batch', float('nan')):.2f}", ""),
+        ("server p50: decode / queue / forward",
+         f"{r.get('server_decode_ms_p50', float('nan')):.0f} / {r.get('server_queue_ms_p50', float('nan')):.0f} / "
+         f"{r.get('server_infer_ms_p50', float('nan')):.0f} ms", ""),
         ("load average (before / during / after)",
          f"{result['machine']['loadavg_before']:.2f} / {r['loadavg_1m_during'] or float('nan'):.2f} / {result['machine']['loadavg_after']:.2f}", ""),
     ]

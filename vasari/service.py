@@ -168,6 +168,10 @@ class _Job:
     images: list
     top_k: int
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    submitted: float = field(default_factory=time.perf_counter)
+    started: float = 0.0  # when its batch began (queue wait = started - submitted)
+    finished: float = 0.0
+    batch_size: int = 0
 
 
 def _truncate(result: dict, top_k: int) -> dict:
@@ -237,7 +241,9 @@ class MicroBatcher:
                 self._incoming -= 1
 
     def submit(self, images: Sequence, top_k: int) -> concurrent.futures.Future:
+        """Queue images for prediction; the future's ``job`` attribute has the timings."""
         job = _Job(list(images), top_k)
+        job.future.job = job  # type: ignore[attr-defined]
         if not self._started:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
         else:
@@ -275,6 +281,9 @@ class MicroBatcher:
 
     def _execute(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]
+        started = time.perf_counter()
+        for job in jobs:
+            job.started, job.batch_size = started, len(images)
         try:
             results = self._predict(images, max(job.top_k for job in jobs))
             if len(results) != len(images):
@@ -290,10 +299,12 @@ class MicroBatcher:
         with self._lock:
             self.batches += 1
             self.images += len(images)
+        finished = time.perf_counter()
         start = 0
         for job in jobs:
             chunk = results[start : start + len(job.images)]
             start += len(job.images)
+            job.finished = finished
             job.future.set_result([_truncate(r, job.top_k) for r in chunk])
 
 
@@ -471,9 +482,10 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     """The FastAPI app serving ``predictor``.
 
     ``predictor`` is a loaded ``vasari.predict.Predictor`` (anything with
-    ``predict_images(images, top_k)`` and ``info()``), or a zero-argument callable that
-    loads one: it is then loaded at start-up in a worker thread while ``/healthz`` already
-    answers and ``/readyz`` says 503 until the model is warm.
+    ``predict_images(images, top_k)`` and ``info()``), or a zero-argument callable (or a
+    class, whose ``load()`` is called) that loads one: it is then loaded at start-up in a
+    worker thread while ``/healthz`` already answers and ``/readyz`` says 503 until the
+    model is warm.
     """
 
     state: dict[str, Any] = {"predictor": None, "info": {}, "ready": False, "error": None, "min_side": None}
@@ -485,8 +497,15 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     )
     limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
 
+    lazy = isinstance(predictor, type) or (callable(predictor) and not hasattr(predictor, "predict_images"))
+
     def _load() -> None:
-        pred = predictor() if callable(predictor) and not hasattr(predictor, "predict_images") else predictor
+        if isinstance(predictor, type):  # a class: Predictor -> Predictor.load()
+            pred = predictor.load() if hasattr(predictor, "load") else predictor()
+        elif lazy:
+            pred = predictor()
+        else:
+            pred = predictor
         state["predictor"] = pred
         info = _plain(pred.info()) if hasattr(pred, "info") else {}
         state["info"] = info if isinstance(info, dict) else {"info": info}
@@ -510,7 +529,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     async def lifespan(app):
         batcher.start()
         task = asyncio.create_task(_warmup())
-        if not callable(predictor) or hasattr(predictor, "predict_images"):
+        if not lazy:
             await task  # an already-loaded predictor: be ready before serving
         try:
             yield
@@ -613,14 +632,27 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             raise ServiceError(IMAGE_ERROR_STATUS.get(code, 422), code, message) from exc
         return image
 
-    async def _predict(images: list, top_k: int) -> list[dict]:
+    async def _predict(images: list, top_k: int, timing: dict[str, float] | None = None) -> list[dict]:
+        future = batcher.submit(images, top_k)
         try:
-            results = await asyncio.wrap_future(batcher.submit(images, top_k))
+            results = await asyncio.wrap_future(future)
         except ServiceError:
             raise
         except Exception as exc:  # noqa: BLE001
             raise ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}") from exc
+        if timing is not None:
+            job = future.job  # type: ignore[attr-defined]
+            timing["queue"] = (job.started - job.submitted) * 1000
+            timing["infer"] = (job.finished - job.started) * 1000
+            timing["batch"] = job.batch_size
         return results
+
+    def _server_timing(timing: dict[str, float]) -> dict[str, str]:
+        """A Server-Timing header (shown by browsers' dev tools; read by benchmarks/load.py)."""
+        parts = [f"{k};dur={v:.1f}" for k, v in timing.items() if k != "batch"]
+        if "batch" in timing:
+            parts.append(f'batch;desc="{int(timing["batch"])} image(s) in the forward pass"')
+        return {"Server-Timing": ", ".join(parts)}
 
     thumbnails: "collections.OrderedDict[str, str]" = collections.OrderedDict()
 
@@ -708,9 +740,11 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                 )
             if not data:
                 raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
+            t0 = time.perf_counter()
             image = await _decode(data, name)
-        result = (await _predict([image], top_k))[0]
-        return JSONResponse(_finish(result, name))
+            timing = {"decode": (time.perf_counter() - t0) * 1000}
+        result = (await _predict([image], top_k, timing))[0]
+        return JSONResponse(_finish(result, name), headers=_server_timing(timing))
 
     @app.post(
         f"{API_PREFIX}/predict/batch",
