@@ -1,0 +1,106 @@
+"""Bundles: round trip, atomic replacement, and clear errors for broken or foreign bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from learn_data import learn_bundle, learn_world
+from vasari.backbones import backbone_spec
+from vasari.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle
+
+
+@pytest.fixture()
+def bundle_copy(tmp_path):
+    path, _ = learn_bundle()
+    dst = tmp_path / "bundle"
+    shutil.copytree(path, dst)
+    return dst
+
+
+def test_layout_and_round_trip_identical_predictions():
+    path, heads = learn_bundle()
+    for name in ("bundle.json", "heads.npz", "metrics.json", "MODEL_CARD.md"):
+        assert (path / name).is_file()
+    desc = json.loads((path / "bundle.json").read_text())
+    assert desc["format_version"] == FORMAT_VERSION
+    assert desc["backbone"]["name"] == "efficientnet_lite2" and desc["backbone"]["feature"] == "stats"
+    assert desc["tasks"] == ["type"] and desc["vocabularies"]["type"] == ["landscape", "portrait", "still-life"]
+    assert set(desc["thresholds"]) == {"type"} and desc["year"]["interval"][0] <= 0 <= desc["year"]["interval"][1]
+    with np.load(path / "heads.npz", allow_pickle=False) as z:
+        assert all(z[k].dtype == np.float32 for k in z.files)
+    card = (path / "MODEL_CARD.md").read_text()
+    assert "Intended use" in card and "Limitations" in card and "| test | type |" in card
+    loaded = load_bundle(path, expected_spec=learn_world().embedder.spec)
+    X = learn_world().features
+    np.testing.assert_array_equal(loaded.heads.predict_proba(X)["type"], heads.predict_proba(X)["type"])
+    for a, b in zip(loaded.heads.predict_year(X), heads.predict_year(X)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+
+
+def test_save_replaces_atomically_and_keeps_index(bundle_copy):
+    (bundle_copy / "index").mkdir()
+    (bundle_copy / "index" / "marker").write_text("kept")
+    bundle = load_bundle(bundle_copy)
+    bundle.card["name"] = "second"
+    save_bundle(bundle, bundle_copy)
+    assert (bundle_copy / "index" / "marker").read_text() == "kept"
+    assert json.loads((bundle_copy / "bundle.json").read_text())["card"]["name"] == "second"
+    leftovers = [p.name for p in bundle_copy.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert leftovers == []
+
+
+def test_wrong_backbone_is_refused(bundle_copy):
+    other = backbone_spec("efficientnet_lite0", "stats")
+    with pytest.raises(BundleError, match="efficientnet_lite0"):
+        load_bundle(bundle_copy, expected_spec=other)
+    desc = json.loads((bundle_copy / "bundle.json").read_text())
+    desc["backbone"]["preprocess"]["size"] = 300
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match="running backbone"):
+        load_bundle(bundle_copy, expected_spec=learn_world().embedder.spec)
+    desc["backbone"]["dim"] = 1280
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match="1280"):
+        load_bundle(bundle_copy)
+
+
+def test_corrupt_npz(bundle_copy):
+    data = (bundle_copy / "heads.npz").read_bytes()
+    (bundle_copy / "heads.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="heads.npz.*corrupt"):
+        load_bundle(bundle_copy)
+
+
+def test_npz_missing_array(bundle_copy):
+    with np.load(bundle_copy / "heads.npz") as z:
+        arrays = {k: z[k] for k in z.files if k != "type.coef"}
+    np.savez(bundle_copy / "heads.npz", **arrays)
+    with pytest.raises(BundleError, match="type.coef"):
+        load_bundle(bundle_copy)
+
+
+def test_future_format_version(bundle_copy):
+    desc = json.loads((bundle_copy / "bundle.json").read_text())
+    desc["format_version"] = FORMAT_VERSION + 1
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match="newer"):
+        load_bundle(bundle_copy)
+
+
+def test_missing_files_and_not_a_bundle(bundle_copy, tmp_path):
+    (bundle_copy / "heads.npz").unlink()
+    with pytest.raises(BundleError, match="heads.npz"):
+        load_bundle(bundle_copy)
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="bundle.json"):
+        load_bundle(tmp_path / "empty")
+    (tmp_path / "empty" / "bundle.json").write_text("{not json")
+    with pytest.raises(BundleError, match="JSON"):
+        load_bundle(tmp_path / "empty")

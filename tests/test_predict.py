@@ -1,0 +1,93 @@
+"""Predictor on a bundle trained on generated paintings, through the real backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from learn_data import learn_bundle, learn_world
+from vasari.bundle import BundleError
+from vasari.predict import Predictor, default_model_dir
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    path, _ = learn_bundle()
+    return Predictor.load(path)
+
+
+def check_contract(obj: dict, top_k: int) -> None:
+    assert set(obj) <= {"image", "predictions", "verdict", "year", "similar", "affinity", "crop", "novelty"}
+    assert set(obj["predictions"]) == {"type"} == set(obj["verdict"])
+    rows = obj["predictions"]["type"]
+    assert len(rows) == top_k
+    assert all(set(r) == {"label", "score"} and 0.0 <= r["score"] <= 1.0 for r in rows)
+    assert sum(r["score"] for r in rows) <= 1.0 + 1e-6
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert obj["verdict"]["type"] in ("unknown", rows[0]["label"])
+    y = obj["year"]
+    assert set(y) == {"estimate", "low", "high"} and 1401 <= y["low"] <= y["estimate"] <= y["high"] <= 1900
+
+
+def test_predict_paths_with_a_corrupt_image(predictor, tmp_path):
+    w = learn_world()
+    test = [i for i, s in enumerate(w.split) if s == "test"]
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+    paths = [w.paths[test[0]], str(bad), w.paths[test[1]], w.paths[test[-1]]]
+    out = predictor.predict_paths(paths, top_k=2)
+    assert [o["image"] for o in out] == paths
+    assert set(out[1]) == {"image", "error"} and out[1]["error"]["code"] in ("not_an_image", "corrupt")
+    assert str(bad) in out[1]["error"]["message"]
+    for o, i in zip([out[0], out[2], out[3]], [test[0], test[1], test[-1]]):
+        check_contract(o, 2)
+        assert o["predictions"]["type"][0]["label"] == w.labels[i]
+
+
+def test_predict_images_matches_paths_and_accuracy(predictor):
+    w = learn_world()
+    test = [i for i, s in enumerate(w.split) if s == "test"]
+    images = [Image.open(w.paths[i]) for i in test]
+    out = predictor.predict_images(images, top_k=3, names=[w.paths[i] for i in test])
+    right = sum(o["predictions"]["type"][0]["label"] == w.labels[i] for o, i in zip(out, test))
+    assert right / len(test) >= 0.9
+    for o in out:
+        check_contract(o, 3)
+
+
+def test_top_k_validation(predictor):
+    image = [Image.new("RGB", (64, 64), (200, 30, 30))]
+    for bad in (0, 4, -1):
+        with pytest.raises(ValueError, match="top_k"):
+            predictor.predict_images(image, top_k=bad)
+    with pytest.raises(ValueError, match="top_k"):
+        predictor.predict_paths([learn_world().paths[0]], top_k=0)
+
+
+def test_foreign_pictures_abstain(predictor):
+    # a blank page and pure noise are unlike the generated paintings: every verdict unknown
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    noise = Image.fromarray(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8))
+    out = predictor.predict_images([Image.new("RGB", (128, 128), "white"), noise], top_k=1)
+    for o in out:
+        assert o["novelty"]["novel"] is True
+        assert o["verdict"] == {"type": "unknown"}
+
+
+def test_info(predictor):
+    info = predictor.info()
+    assert info["tasks"] == ["type"] and info["labels"]["type"] == ["landscape", "portrait", "still-life"]
+    assert info["backbone"]["name"] == "efficientnet_lite2" and info["year"] is True
+    assert "test" in info["metrics"]
+
+
+def test_default_model_location():
+    path = default_model_dir()
+    assert path.parts[-3:] == ("vasari", "models", "default")
+    if not (path / "bundle.json").is_file():
+        with pytest.raises(BundleError, match="default model"):
+            Predictor.load(None)
