@@ -185,6 +185,28 @@ def test_load_image_draft_keeps_enough_pixels(tmp_path):
     assert Preprocess().to_uint8(img).shape == (260, 260, 3)
 
 
+def test_draft_decoding_floor(tmp_path, embedder):
+    from vasari.images import load_image
+
+    path = tmp_path / "five-hundred.jpg"
+    _picture(2, (500, 500)).save(path, quality=90)
+    fast, exact = Preprocess(), Preprocess(max_draft_upscale=1.0)
+    assert (fast.draft_min_side, exact.draft_min_side) == (234, 292)
+    assert load_image(path, min_side=fast.draft_min_side).size == (250, 250)  # 1/2-scale DCT decode
+    assert load_image(path, min_side=exact.draft_min_side).size == (500, 500)
+    # specs written before the field existed meant "never upsample"
+    old = {k: v for k, v in fast.to_dict().items() if k != "max_draft_upscale"}
+    assert Preprocess.from_dict(old) == exact
+    assert BackboneSpec("efficientnet_lite2", "stats", 2912, exact).key() != embedder.spec.key()
+    # Embedder.load (paths or bytes) gives the pixels embed_paths uses
+    arr = embedder.load(path)
+    assert arr.shape == (260, 260, 3)
+    np.testing.assert_array_equal(arr, embedder.load(path.read_bytes()))
+    np.testing.assert_array_equal(arr, fast.to_uint8(load_image(path, min_side=234)))
+    res = embedder.embed_paths([path], progress=False)
+    np.testing.assert_allclose(res.features, embedder.embed_sources([path.read_bytes()]), rtol=1e-5, atol=1e-5)
+
+
 # --------------------------------------------------------------------------- embedder
 
 

@@ -70,6 +70,14 @@ class Preprocess:
     Resize the shorter side to ``floor(size / crop)`` with ``interpolation``, centre-crop
     ``size`` x ``size``, scale to [0, 1] then ``(x - mean) / std`` (for the Lites: [-1, 1]).
     ``resize_crop`` does the resize and the crop in one PIL call on the crop box only.
+
+    ``max_draft_upscale``: JPEGs are decoded at a reduced DCT scale (``Image.draft``: 1/2,
+    1/4, 1/8) whenever the resize then upsamples by at most this factor, i.e. the decoded
+    shorter side is >= ``draft_min_side = ceil(resize_to / max_draft_upscale)``. 1.25 (the
+    default) decodes a 500 px JPEG at 250 px: half the decoding cost (1.2 instead of 2.2 ms
+    of CPU per picture here) for the same Louvre accuracy (val .97, photos .93 with logistic
+    regression); 1.0 never upsamples. Pictures given as PIL images are not affected, so use
+    ``Embedder.load`` (paths or bytes) to get the same pixels as ``embed_paths``.
     """
 
     size: int = 260
@@ -77,12 +85,16 @@ class Preprocess:
     interpolation: str = "bicubic"
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    max_draft_upscale: float = 1.25
 
     def __post_init__(self) -> None:
         if self.interpolation not in _INTERPOLATIONS:
             raise ValueError(f"interpolation must be one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
+        if not self.max_draft_upscale >= 1.0:
+            raise ValueError(f"max_draft_upscale must be >= 1, got {self.max_draft_upscale}")
+        object.__setattr__(self, "max_draft_upscale", float(self.max_draft_upscale))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
@@ -90,6 +102,11 @@ class Preprocess:
     def resize_to(self) -> int:
         """Length of the shorter side before the centre crop (timm's ``scale_size``)."""
         return int(math.floor(self.size / self.crop))
+
+    @property
+    def draft_min_side(self) -> int:
+        """The smallest shorter side a JPEG may be draft-decoded to (``load_image(min_side=)``)."""
+        return int(math.ceil(self.resize_to / self.max_draft_upscale))
 
     def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
         """The region of a ``width`` x ``height`` picture that becomes the network input."""
@@ -136,6 +153,7 @@ class Preprocess:
             interpolation=str(data.get("interpolation", "bicubic")),
             mean=tuple(data.get("mean", (0.5, 0.5, 0.5))),
             std=tuple(data.get("std", (0.5, 0.5, 0.5))),
+            max_draft_upscale=float(data.get("max_draft_upscale", 1.0)),  # absent: written before it existed
         )
 
 

@@ -287,9 +287,16 @@ class Embedder:
         """A decoded RGB picture -> ``(size, size, 3)`` uint8 network-size crop."""
         return self.preprocess.to_uint8(img)
 
-    def load(self, path: str | Path) -> np.ndarray:
-        """Decode a file (reduced-size JPEG decoding) and crop it to the network size."""
-        return self.prepare(load_image(path, min_side=self.preprocess.resize_to))
+    def load(self, source: str | Path | bytes) -> np.ndarray:
+        """Decode a file or bytes (reduced-size JPEG decoding, ``Preprocess.draft_min_side``)
+        and crop it to the network size: exactly the pixels ``embed_paths`` uses."""
+        return self.prepare(load_image(source, min_side=self.preprocess.draft_min_side))
+
+    def embed_sources(self, sources: Sequence[str | Path | bytes], tta: bool = False) -> np.ndarray:
+        """Files or raw bytes -> features, decoded like ``embed_paths`` (raises ImageError)."""
+        if not sources:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.forward(np.stack([self.load(s) for s in sources]), tta=tta)
 
     def forward(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """``(N, size, size, 3)`` uint8 crops -> ``(N, dim)`` float32 features.
