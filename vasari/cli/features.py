@@ -83,8 +83,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
             raise ValueError(f"{item}: no such file or folder")
         catalog = read_catalog(item)
         for art in catalog.artworks:
-            if art.image:
-                add(art.image, getattr(art, "id", None))
+            if art.image and Path(art.image).is_file():
+                add(art.image, art.artwork_id)
     return paths, ids
 
 
