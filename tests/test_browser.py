@@ -236,3 +236,38 @@ def test_api_docs_page_is_offline(browser, live):
     page.get_by_text("/api/v1/predict", exact=True).first.wait_for()
     assert not foreign, f"/docs loaded something from elsewhere: {foreign}"
     context.close()
+
+
+def test_museum_photo_crop_outline(browser, live, tmp_path):
+    """With cropping on (``vasari serve --crop``), a painting photographed on a wall is
+    outlined on the preview where the server found it."""
+    import httpx
+    from PIL import ImageDraw
+    from test_service import LiveServer
+
+    from vasari.predict import Predictor
+    from vasari.service import create_app
+
+    rng = np.random.default_rng(3)
+    wall = Image.new("RGB", (800, 600), (214, 200, 176))
+    ImageDraw.Draw(wall).rectangle([230, 130, 570, 470], fill=(70, 45, 20))
+    wall.paste(Image.fromarray((rng.random((300, 300, 3)) * 60 + np.array([60, 90, 40])).astype(np.uint8)), (250, 150))
+    photo = tmp_path / "museum-photo.jpg"
+    wall.save(photo, quality=92)
+
+    model = live.app_state["predictor"].bundle.path
+    with LiveServer(create_app(Predictor.load(model, crop=True))) as cropping:
+        answer = httpx.post(f"{cropping.url}/api/v1/predict", files={"file": (photo.name, photo.read_bytes())}, timeout=60).json()
+        assert answer["crop"]["found"], answer["crop"]
+        w, h = answer["crop"]["image_size"]  # the decoded picture (JPEG draft may shrink it)
+        assert w * 600 == h * 800 and w >= 584 * 4 / 3 - 1
+        xs = [p[0] * 800 / w for p in answer["crop"]["box"]]
+        assert 225 <= min(xs) and max(xs) <= 575
+        context, page, foreign, errors = new_page(browser, cropping)
+        page.goto(cropping.url + "/")
+        page.set_input_files("#file-input", str(photo))
+        check_results(page, answer)
+        assert page.locator(".preview svg.crop polygon").count() == 1
+        assert "found the painting" in page.locator("#summary").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "browser-crop.png"))
+        context.close()

@@ -78,7 +78,7 @@ def _train_small_bundle(out: Path) -> Path:
         "description": "A small bundle trained by tests/test_service.py on generated pictures.",
         "data": {"images": len(images), "sources": ["generated"]},
     }
-    save_bundle({"heads": heads, "spec": embedder.spec, "card": card, "metrics": {}}, out)
+    save_bundle(heads=heads, spec=embedder.spec, card=card, metrics={}, out_dir=out)
     return out
 
 
@@ -502,6 +502,7 @@ class LiveServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app_state = app.state.vasari  # the service's state: predictor, info, readiness
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

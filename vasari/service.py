@@ -488,9 +488,15 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     model is warm.
     """
 
-    state: dict[str, Any] = {"predictor": None, "info": {}, "ready": False, "error": None, "min_side": None}
+    state: dict[str, Any] = {
+        "predictor": None, "info": {}, "ready": False, "error": None, "min_side": None, "most_classes": config.max_top_k,
+    }
+    def _run_predictor(images: list, top_k: int) -> list[dict]:
+        # asking for more labels than a task has gives all of them (the predictor refuses)
+        return state["predictor"].predict_images(images, top_k=max(1, min(top_k, state["most_classes"])))
+
     batcher = MicroBatcher(
-        lambda images, top_k: state["predictor"].predict_images(images, top_k=top_k),
+        _run_predictor,
         max_batch=config.max_batch_size,
         window_s=config.batch_window_ms / 1000.0,
         workers=config.inference_workers,
@@ -508,8 +514,17 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             pred = predictor
         state["predictor"] = pred
         info = _plain(pred.info()) if hasattr(pred, "info") else {}
-        state["info"] = info if isinstance(info, dict) else {"info": info}
+        info = info if isinstance(info, dict) else {"info": info}
+        if isinstance(info.get("model"), str):  # the server's own path is nobody's business
+            info["model"] = Path(info["model"]).name
+        state["info"] = info
+        labels = info.get("labels")
+        if isinstance(labels, dict) and labels:
+            state["most_classes"] = max((len(v) for v in labels.values() if isinstance(v, list)), default=1) or 1
         state["min_side"] = _decode_min_side(state["info"], config)
+        if getattr(pred, "crop", False) and state["min_side"] and config.decode_min_side is None:
+            # museum photos: the painting is only part of the picture, keep pixels for the crop
+            state["min_side"] *= 2
 
     async def _warmup() -> None:
         try:
@@ -672,9 +687,11 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             thumbnails.popitem(last=False)
         return f"{API_PREFIX}/thumbnails/{key}"
 
-    def _finish(result: dict, name: str) -> dict:
+    def _finish(result: dict, name: str, size: tuple[int, int] | None = None) -> dict:
         out = _plain(result)
         out["image"] = name
+        if isinstance(out.get("crop"), dict) and size:
+            out["crop"]["image_size"] = list(size)  # the pixels "box" refers to (after decoding)
         for item in out.get("similar") or []:
             if isinstance(item, dict) and "thumbnail" in item:
                 url = _thumbnail_url(item["thumbnail"])
@@ -744,7 +761,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             image = await _decode(data, name)
             timing = {"decode": (time.perf_counter() - t0) * 1000}
         result = (await _predict([image], top_k, timing))[0]
-        return JSONResponse(_finish(result, name), headers=_server_timing(timing))
+        return JSONResponse(_finish(result, name, image.size), headers=_server_timing(timing))
 
     @app.post(
         f"{API_PREFIX}/predict/batch",
@@ -790,7 +807,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             if isinstance(image, ServiceError):
                 out.append({"image": name, "error": {"code": image.code, "message": image.message}})
             else:
-                out.append(_finish(next(results), name))
+                out.append(_finish(next(results), name, image.size))
         return JSONResponse(out)
 
     @app.get(f"{API_PREFIX}/model", summary="The loaded model", tags=["model"])
@@ -870,8 +887,9 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 def create_app_from_env():
     """App factory for ``uvicorn --factory vasari.service:create_app_from_env``.
 
-    Reads ``VASARI_MODEL`` (bundle dir; default bundle when unset), ``VASARI_MAX_UPLOAD_MB``,
-    ``VASARI_BATCH_WINDOW_MS`` and ``VASARI_MAX_BATCH``; the model loads in the background.
+    Reads ``VASARI_MODEL`` (bundle dir; default bundle when unset), ``VASARI_CROP`` (1: crop
+    museum photos to the painting), ``VASARI_MAX_UPLOAD_MB``, ``VASARI_BATCH_WINDOW_MS``,
+    ``VASARI_MAX_BATCH`` and ``VASARI_INFERENCE_WORKERS``; the model loads in the background.
     """
     config = ServiceConfig(
         max_upload_bytes=int(float(os.environ.get("VASARI_MAX_UPLOAD_MB", "20")) * 1024 * 1024),
@@ -880,10 +898,11 @@ def create_app_from_env():
         inference_workers=int(os.environ.get("VASARI_INFERENCE_WORKERS", "1")),
     )
     model = os.environ.get("VASARI_MODEL") or None
+    crop = os.environ.get("VASARI_CROP", "").lower() in ("1", "true", "yes")
 
     def load():
         from vasari.predict import Predictor
 
-        return Predictor.load(Path(model) if model else None)
+        return Predictor.load(Path(model) if model else None, crop=crop)
 
     return create_app(load, config)

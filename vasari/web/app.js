@@ -148,6 +148,10 @@ function renderSummary(result) {
   }
   const summary = $("#summary");
   summary.replaceChildren(el("p", {}, text));
+  if (result.novelty && result.novelty.novel) {
+    summary.append(el("p", { class: "small note unsure-note" },
+      "This picture is unlike the paintings Vasari learned from (it may be a photo of something else, a modern work, or a detail), so it answers \u201cnot sure\u201d."));
+  }
   if (result.crop && result.crop.found) {
     summary.append(el("p", { class: "small note" }, "Vasari found the painting in your photo and looked only at it (outlined on the left)."));
   }
@@ -162,7 +166,8 @@ function renderYear(result) {
   const low = y.low !== undefined && y.low !== null ? Math.round(y.low) : null;
   const high = y.high !== undefined && y.high !== null ? Math.round(y.high) : null;
   const range = low !== null && high !== null ? ` (likely between ${low} and ${high})` : "";
-  $("#year-text").replaceChildren(el("strong", {}, `About ${est}`), range);
+  const rangeText = low !== null && high !== null && low !== high ? range : "";
+  $("#year-text").replaceChildren(el("strong", {}, `About ${est}`), rangeText);
   const pos = (year) => ((Math.max(YEAR_MIN, Math.min(YEAR_MAX, year)) - YEAR_MIN) / (YEAR_MAX - YEAR_MIN)) * 100;
   const rangeEl = $("#year-range");
   const lo = pos(low ?? est), hi = pos(high ?? est);
@@ -221,13 +226,16 @@ function renderCrop(result) {
   const img = $("#preview-img");
   if (!crop || !crop.found || !Array.isArray(crop.box) || crop.box.length < 3) return;
   const draw = () => {
-    const w = img.naturalWidth, h = img.naturalHeight;
+    // the box is in the pixels of the picture the server decoded (crop.image_size); the
+    // browser shows the same picture (same EXIF orientation) scaled like object-fit: contain
+    const size = Array.isArray(crop.image_size) ? crop.image_size : [img.naturalWidth, img.naturalHeight];
+    const [w, h] = size;
     if (!w || !h) return;
     const ns = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(ns, "svg");
     svg.setAttribute("class", "crop");
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
-    svg.setAttribute("preserveAspectRatio", "none");
+    svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
     svg.setAttribute("aria-hidden", "true");
     const poly = document.createElementNS(ns, "polygon");
     poly.setAttribute("points", crop.box.map((p) => `${p[0]},${p[1]}`).join(" "));
