@@ -1,0 +1,256 @@
+"""Accuracy of the heads on ../shared/data: the "Done when" numbers of issue 3.
+
+    python benchmarks/accuracy.py [DATA_DIR] [--cache DIR] [--only louvre,artists7,wga_thumbs,wikiart]
+                                  [--feature stats|pooled|both] [--tta]
+
+Every experiment embeds with the default backbone (EfficientNet-Lite2, cached by content),
+trains the heads with ``vasari.train.train_heads`` (C, temperature and abstention threshold
+chosen on a validation split that is never the reported one) and reports the held-out split:
+
+* louvre: train on louvre/train (15% of it held out as validation, stratified), report
+  louvre/val type top-1 and the museum photos (louvre/photos) type top-1;
+* artists7: artist top-1 and weighted F1 on a grouped split (near-duplicate copies of one
+  painting stay in one split; the dataset stage's perceptual-hash groups), 70/15/15;
+* wga_thumbs (paintings only): type, school, timeframe top-1 and top-3, once with a random
+  split and once grouped by artist (no artist in two splits);
+* wikiart: year MAE (beside always guessing the train median) and style top-1, grouped split.
+
+"stats" are the default features (pooled + stage mean/std); "pooled" are the first 1280
+dims of the same vectors (the plain pooled feature), so both come from one embedding.
+Prints a table and writes benchmarks/results/accuracy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from vasari.dataset import DatasetConfig, build_dataset
+from vasari.evaluate import evaluate_heads
+from vasari.features import Embedder, EmbeddingCache
+from vasari.shared import shared_data_dir
+from vasari.train import HeadConfig, train_heads
+
+POOLED_DIM = 1280
+GOALS = {
+    ("louvre", "type", "louvre/val"): 0.97,
+    ("louvre", "type", "louvre/photos"): 0.90,
+    ("artists7", "artist", "test"): 0.88,
+}
+
+console = Console(highlight=False)
+
+
+def embed(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str], tta: bool = False) -> np.ndarray:
+    result = embedder.embed_paths(paths, cache=cache, progress=True, tta=tta)
+    if result.errors:
+        console.print(f"[yellow]{len(result.errors)} images failed to embed (left out)[/]")
+    return result.features
+
+
+def features_for(X: np.ndarray, feature: str) -> np.ndarray:
+    return X[:, :POOLED_DIM] if feature == "pooled" else X
+
+
+def run_split(X, arts, split_of, tasks, feature, year=False, config=None):
+    """Train on "train", select on "val", report "test"; returns {task: metrics} (+ "year")."""
+    split_of = np.asarray(split_of)
+    X = features_for(X, feature)
+
+    def part(name):
+        rows = np.flatnonzero(split_of == name)
+        return (X[rows], {t: [arts[i].label(t) for i in rows] for t in tasks},
+                [arts[i].year for i in rows] if year else None)
+
+    Xt, lt, yt = part("train")
+    Xv, lv, yv = part("val")
+    config = config or HeadConfig(tasks=tuple(tasks), year=year)
+    t0 = time.perf_counter()
+    heads = train_heads(Xt, lt, yt, Xv, lv, yv, config)
+    train_s = time.perf_counter() - t0
+    Xs, ls, ys = part("test")
+    ev = evaluate_heads(heads, Xs, ls, ys, split="test")
+    return heads, ev.metrics, train_s, {s: int((split_of == s).sum()) for s in ("train", "val", "test")}
+
+
+def task_row(metrics: dict, task: str) -> dict:
+    t = metrics["tasks"].get(task)
+    if t is None:
+        return {}
+    sel = t["selective"]
+    return {"n": t["n"], "classes": t["classes"], "top1": t["top1"], "top3": t["top3"], "weighted_f1": t["weighted_f1"],
+            "ece": t["ece"], "answered": sel["coverage"], "accuracy_answered": sel["accuracy"]}
+
+
+def louvre(data: Path, embedder, cache, features, tta, results):
+    from vasari.catalog import read_folder
+
+    train = read_folder(data / "louvre" / "train", task="type", source="louvre").artworks
+    val = read_folder(data / "louvre" / "val", task="type", source="louvre").artworks
+    photos = read_folder(data / "louvre" / "photos", task="type", source="louvre_photos").artworks
+    arts = train + val + photos
+    X = embed(embedder, cache, [a.image for a in arts], tta=tta)
+    # hold out 15% of louvre/train (stratified, seeded) to choose C / temperature / threshold
+    rng = np.random.default_rng(0)
+    split = np.array(["train"] * len(train) + ["test"] * len(val) + ["photos"] * len(photos), dtype=object)
+    labels = np.array([a.type for a in train])
+    for lab in sorted(set(labels)):
+        idx = np.flatnonzero(labels == lab)
+        split[rng.permutation(idx)[: round(0.15 * len(idx))]] = "val"
+    for feature in features:
+        heads, m_val, train_s, sizes = run_split(X, arts, split, ["type"], feature)
+        photo_rows = np.flatnonzero(split == "photos")
+        ev_photos = evaluate_heads(heads, features_for(X, feature)[photo_rows], {"type": [arts[i].type for i in photo_rows]},
+                                   None, split="photos")
+        tag = f"{feature}{'+tta' if tta else ''}"
+        results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/val",
+                        "sizes": sizes, "train_seconds": round(train_s, 2), **task_row(m_val, "type")})
+        results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/photos",
+                        "sizes": {"photos": len(photo_rows)}, **task_row(ev_photos.metrics, "type")})
+
+
+def grouped_dataset(catalogs, task, cache_dir, **overrides):
+    config = DatasetConfig(stratify_on=task, val_fraction=0.15, test_fraction=0.15, seed=0, **overrides)
+    return build_dataset(catalogs, config, progress=False, cache_dir=cache_dir)
+
+
+def dataset_arrays(ds, embedder, cache):
+    arts = [a for a in ds.artworks if a.image]
+    X = embed(embedder, cache, [a.image for a in arts])
+    return X, arts, [ds.splits[a.artwork_id] for a in arts]
+
+
+def artists7(data: Path, embedder, cache, features, cache_dir, results):
+    from vasari.catalog import read_kaggle
+
+    cat = read_kaggle(data / "artists7", source="artists7")
+    ds = grouped_dataset([cat], "artist", cache_dir, split="grouped", min_per_class=5)
+    X, arts, split = dataset_arrays(ds, embedder, cache)
+    for feature in features:
+        _, m, train_s, sizes = run_split(X, arts, split, ["artist"], feature)
+        results.append({"experiment": "artists7", "features": feature, "task": "artist", "split": "test",
+                        "grouping": "near-duplicate groups", "sizes": sizes, "train_seconds": round(train_s, 2),
+                        **task_row(m, "artist")})
+
+
+def wga_thumbs(data: Path, embedder, cache, features, cache_dir, results):
+    from vasari.catalog import read_wga
+
+    extract = data / "catalogs" / "wga_paintings.csv"
+    cat = read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="painting",
+                   schools_from=extract if extract.is_file() else None)
+    tasks = ["type", "school", "timeframe"]
+    for name, overrides in (("random", {"split": "random"}), ("grouped-by-artist", {"split": "grouped", "group_by_artist": True})):
+        ds = grouped_dataset([cat], "type", cache_dir, min_per_class=5, **overrides)
+        X, arts, split = dataset_arrays(ds, embedder, cache)
+        for feature in features:
+            _, m, train_s, sizes = run_split(X, arts, split, tasks, feature)
+            for task in tasks:
+                results.append({"experiment": "wga_thumbs", "features": feature, "task": task, "split": "test",
+                                "grouping": name, "sizes": sizes, "train_seconds": round(train_s, 2), **task_row(m, task)})
+
+
+def wikiart(data: Path, embedder, cache, features, cache_dir, results):
+    from vasari.catalog import read_wikiart
+
+    cat = read_wikiart(data / "wikiart", source="wikiart")
+    ds = grouped_dataset([cat], "style", cache_dir, split="grouped", min_per_class=5)
+    X, arts, split = dataset_arrays(ds, embedder, cache)
+    for feature in features:
+        _, m, train_s, sizes = run_split(X, arts, split, ["style"], feature, year=True)
+        results.append({"experiment": "wikiart", "features": feature, "task": "style", "split": "test",
+                        "grouping": "near-duplicate groups", "sizes": sizes, "train_seconds": round(train_s, 2),
+                        **task_row(m, "style")})
+        y = m.get("year", {})
+        results.append({"experiment": "wikiart", "features": feature, "task": "year", "split": "test",
+                        "n": y.get("n"), "mae": y.get("mae"), "baseline_mae": y.get("baseline_mae"),
+                        "interval_coverage": y.get("interval_coverage"), "interval_mean_width": y.get("interval_mean_width")})
+
+
+def pct(v):
+    return "" if v is None else f"{100 * v:.1f}%"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", nargs="?", type=Path, default=None)
+    parser.add_argument("--cache", type=Path, default=None, help="embedding cache dir (default: user cache)")
+    parser.add_argument("--only", default="louvre,artists7,wga_thumbs,wikiart")
+    parser.add_argument("--feature", default="both", choices=["stats", "pooled", "both"])
+    parser.add_argument("--tta", action="store_true", help="also run louvre with flip test-time augmentation")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
+    args = parser.parse_args(argv)
+    data = args.data or shared_data_dir()
+    if data is None:
+        console.print("../shared/data is absent (pass DATA_DIR or set VASARI_DATA)")
+        return 2
+    features = ["stats", "pooled"] if args.feature == "both" else [args.feature]
+    embedder = Embedder()
+    cache = EmbeddingCache(args.cache, embedder.spec) if args.cache else EmbeddingCache.default(embedder.spec)
+    phash_dir = (args.cache or Path.home() / ".cache" / "vasari") / "phash"
+    phash_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict] = []
+    started = time.perf_counter()
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    for name in only:
+        t0 = time.perf_counter()
+        console.print(f"[bold]{name}[/]")
+        if name == "louvre":
+            louvre(data, embedder, cache, features, False, results)
+            if args.tta:
+                louvre(data, embedder, cache, ["stats"], True, results)
+        elif name == "artists7":
+            artists7(data, embedder, cache, features, phash_dir, results)
+        elif name == "wga_thumbs":
+            wga_thumbs(data, embedder, cache, features, phash_dir, results)
+        elif name == "wikiart":
+            wikiart(data, embedder, cache, features, phash_dir, results)
+        else:
+            console.print(f"unknown experiment {name!r}")
+            return 2
+        console.print(f"  {name}: {time.perf_counter() - t0:.0f}s")
+    table = Table(title="Vasari heads on ../shared/data (held-out splits)")
+    for col in ("experiment", "features", "task", "split / grouping", "n", "top-1", "top-3", "weighted F1", "ECE",
+                "answered / acc", "goal"):
+        table.add_column(col, justify="left" if col in ("experiment", "features", "task", "split / grouping") else "right")
+    for r in results:
+        split = r["split"] + (f" / {r['grouping']}" if r.get("grouping") else "")
+        if r["task"] == "year":
+            table.add_row(r["experiment"], r["features"], "year", split, str(r["n"]), f"MAE {r['mae']:.1f} y",
+                          f"median {r['baseline_mae']:.1f} y", "", "", f"interval {pct(r['interval_coverage'])}", "<= 45 y")
+            continue
+        goal = GOALS.get((r["experiment"], r["task"], r["split"]))
+        if r["experiment"] == "wikiart" and r["task"] == "style":
+            goal = 0.87
+        table.add_row(r["experiment"], r["features"], r["task"], split, str(r.get("n", "")), pct(r.get("top1")),
+                      pct(r.get("top3")), pct(r.get("weighted_f1")), f"{r.get('ece', float('nan')):.3f}",
+                      f"{pct(r.get('answered'))} / {pct(r.get('accuracy_answered'))}", "" if goal is None else f">= {goal:.2f}")
+    console.print(table)
+    payload = {
+        "benchmark": "accuracy",
+        "backbone": embedder.spec.to_dict(),
+        "head_config": HeadConfig().to_dict(),
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
+                    "load_average": list(os.getloadavg())},
+        "seconds": round(time.perf_counter() - started, 1),
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(f"{args.out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    os.replace(tmp, args.out)
+    console.print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""`vasari train / evaluate / predict / demo` on generated paintings (real backbone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from learn_data import learn_bundle, learn_world
+from vasari.catalog import Artwork
+from vasari.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_predict_json_contract_and_exit_code(tmp_path):
+    path, _ = learn_bundle()
+    w = learn_world()
+    test = [i for i, s in enumerate(w.split) if s == "test"][:3]
+    images = [w.paths[i] for i in test]
+    res = invoke("predict", "--model", path, "--top-k", "2", "--json", *images)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert isinstance(out, list) and [o["image"] for o in out] == images
+    for o, i in zip(out, test):
+        assert set(o) >= {"image", "predictions", "verdict", "year"}
+        assert len(o["predictions"]["type"]) == 2
+        assert sum(r["score"] for r in o["predictions"]["type"]) <= 1.0 + 1e-6
+        assert o["predictions"]["type"][0]["label"] == w.labels[i]
+        assert set(o["year"]) == {"estimate", "low", "high"}
+    bad = tmp_path / "bad.png"
+    bad.write_text("<html>not an image</html>")
+    res = invoke("predict", "--model", path, "--json", images[0], bad)
+    assert res.exit_code == 1
+    out = json.loads(res.stdout)
+    assert "predictions" in out[0] and out[1]["image"] == str(bad) and out[1]["error"]["code"] == "not_an_image"
+
+
+def test_predict_table_and_bad_arguments(tmp_path):
+    path, _ = learn_bundle()
+    image = learn_world().paths[0]
+    res = invoke("predict", "--model", path, image)
+    assert res.exit_code == 0 and "type" in res.stdout and "year" in res.stdout
+    res = invoke("predict", "--model", path, "--top-k", "0", image)
+    assert res.exit_code == 2 and "top_k" in res.output
+    res = invoke("predict", "--model", tmp_path / "missing", image)
+    assert res.exit_code == 2 and "no such bundle" in res.output
+
+
+def saved_dataset(tmp_path: Path) -> Path:
+    from vasari.dataset import Dataset, save_dataset
+
+    w = learn_world()
+    arts, splits = [], {}
+    for i, p in enumerate(w.paths):
+        art = Artwork(artwork_id=f"gen:{i}", source="generated", image=p, type=w.labels[i], year=w.years[i])
+        arts.append(art)
+        splits[art.artwork_id] = w.split[i]
+    out = tmp_path / "dataset"
+    save_dataset(Dataset(arts, splits), out)
+    return out
+
+
+def test_train_then_evaluate(tmp_path):
+    ds = saved_dataset(tmp_path)
+    cache = learn_world().cache_dir
+    res = invoke("train", ds, "--out", tmp_path / "model", "--cache", cache)
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "model"
+    for name in ("bundle.json", "heads.npz", "metrics.json", "MODEL_CARD.md", "report/report.html"):
+        assert (model / name).is_file(), name
+    metrics = json.loads((model / "metrics.json").read_text())
+    assert metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+    assert "vasari train" in (model / "MODEL_CARD.md").read_text()
+    res = invoke("evaluate", "--model", model, ds, "--split", "test", "--out", tmp_path / "report", "--cache", cache)
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["test"]["tasks"]["type"]["top1"] >= 0.9
+    assert (tmp_path / "report" / "test_type_confusion.png").is_file()
+    assert "top-1" in res.stdout
+
+
+def test_demo_on_a_folder(tmp_path):
+    w = learn_world()
+    res = invoke("demo", w.root / "images", "--out", tmp_path / "demo", "--cache", w.cache_dir)
+    assert res.exit_code == 0, res.output
+    assert "val" in res.stdout and "type" in res.stdout
+    metrics = json.loads((tmp_path / "demo" / "report" / "metrics.json").read_text())
+    assert metrics["val"]["tasks"]["type"]["top1"] >= 0.85
+    assert (tmp_path / "demo" / "bundle" / "bundle.json").is_file()
+
+
+def test_help_has_examples():
+    for verb in ("train", "evaluate", "predict", "demo"):
+        res = invoke(verb, "--help")
+        assert res.exit_code == 0 and "Example" in res.stdout
