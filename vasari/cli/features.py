@@ -155,8 +155,7 @@ def embed(
         embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
     except (BackboneError, ValueError) as exc:
         _fail(str(exc))
-    console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · engine {embedder.engine.name} "
-                  f"({getattr(embedder.engine, 'device', 'cpu')}) · cache {store.dir if store is not None else 'off'}")
+    console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · {embedder.engine.describe()} · cache {store.dir if store is not None else 'off'}")
     try:
         result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, tta=tta, workers=workers)
     except KeyboardInterrupt:
