@@ -402,9 +402,12 @@ def _decode_min_side(info: dict, config: ServiceConfig) -> int | None:
     pre = (info.get("backbone") or {}).get("preprocess") or {}
     try:
         size, crop = float(pre.get("size", 260)), float(pre.get("crop", 1.0)) or 1.0
+        upscale = max(1.0, float(pre.get("max_draft_upscale", 1.0)))
     except (TypeError, ValueError):
         return 300
-    return int(math.floor(size / crop))  # Preprocess.resize_to, as the CLI decodes files
+    resize_to = int(math.floor(size / crop))  # Preprocess.resize_to
+    # Preprocess.draft_min_side: how the Embedder decodes files (training features included)
+    return int(math.ceil(resize_to / upscale))
 
 
 def _filename(name: str | None) -> str:
