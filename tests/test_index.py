@@ -395,6 +395,47 @@ def test_cli_build_similar_affinity(gallery_folder, tmp_path, monkeypatch):
     assert res.exit_code == 2 and "bad.jpg" in res.output
 
 
+@pytest.mark.slow
+def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypatch):
+    """A bundle carrying an index: the Predictor adds similar/affinity/novelty (and crop),
+    and `vasari affinity --model` pools the bundle's artist head."""
+    from typer.testing import CliRunner
+
+    from vasari.bundle import save_bundle
+    from vasari.catalog import read_catalog
+    from vasari.cli import app
+    from vasari.features import Embedder
+    from vasari.predict import Predictor
+    from vasari.train import train_heads
+
+    monkeypatch.setenv("VASARI_CACHE", str(tmp_path / "cache"))
+    arts = read_catalog(f"kaggle:{gallery_folder}").artworks
+    embedder = Embedder()
+    x = embedder.embed_paths([a.image for a in arts], progress=False).features
+    labels = {"artist": [a.artist for a in arts]}
+    heads = train_heads(x, labels, None, x, labels, None)
+    index = GalleryIndex.build(x, arts, embedder.spec, IndexConfig(thumbnails=False))
+    bundle = save_bundle(heads=heads, spec=embedder.spec, card={"name": "test"}, metrics={}, index=index,
+                         out_dir=tmp_path / "bundle")
+    assert (bundle / "index" / "index.json").is_file() and not (bundle / "index" / "thumbs").exists()
+
+    predictor = Predictor.load(bundle, crop=True)
+    query = tmp_path / "q.jpg"
+    _picture(998, 2).save(query)
+    obj = predictor.predict_paths([str(query)], top_k=2)[0]
+    assert obj["similar"][0]["artist"] == "Edward Hopper"
+    assert obj["affinity"][0]["artist"] == "Edward Hopper" and obj["affinity"][0]["evidence"]
+    assert "novel" in obj["novelty"] and set(obj["crop"]) >= {"found", "box"}
+
+    res = CliRunner().invoke(app, ["affinity", str(query), "--model", str(bundle), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["artist_head"] is True and data["affinity"][0]["artist"] == "Edward Hopper"
+    res = CliRunner().invoke(app, ["similar", str(query), "--model", str(bundle), "-k", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["similar"][0]["artist"] == "Edward Hopper"
+
+
 def test_cli_help_has_examples():
     from typer.testing import CliRunner
 

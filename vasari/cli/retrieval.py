@@ -234,51 +234,74 @@ def _open_index(index_dir: Optional[Path], model: Optional[Path]):
         _fail(str(exc))
 
 
-def _embed_query(index, image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
-    from vasari.features import Embedder
+def _bundle_of(index) -> Optional[Path]:
+    """The bundle folder holding this index (``<bundle>/index``), if it is in one."""
+    if index.path is not None and (index.path.parent / "bundle.json").is_file():
+        return index.path.parent
+    return None
+
+
+def _query_image(image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
     from vasari.images import ImageError, load_image
 
-    if index.spec is None:
-        _fail(f"{index.path}: the index does not say which backbone built it")
     try:
         img = load_image(image)
     except ImageError as exc:
         _fail(str(exc))
-    crop = None
-    if photo:
-        from vasari.photo import find_painting
+    if not photo:
+        return img, None
+    from vasari.photo import find_painting
 
-        found = find_painting(img)
-        crop = found.to_dict()
-        img = found.image
-    embedder = Embedder(index.spec.name, index.spec.feature)
+    found = find_painting(img)
+    return found.image, found.to_dict()
+
+
+def _embedder_for(index) -> Any:
+    """The backbone that built the index: the bundle's (fine-tuned ones too) when the index
+    sits in a bundle, else the built-in one of the index's spec."""
+    bundle_dir = _bundle_of(index)
+    if bundle_dir is not None:
+        try:
+            from vasari.bundle import BundleError, load_bundle
+            from vasari.predict import make_embedder
+
+            return make_embedder(load_bundle(bundle_dir))
+        except (ImportError, BundleError) as exc:
+            _fail(str(exc))
+    from vasari.backbones import BackboneError
+    from vasari.features import Embedder
+
+    try:
+        embedder = Embedder(index.spec.name, index.spec.feature)
+    except (BackboneError, ValueError) as exc:
+        _fail(f"{index.path}: {exc}")
     if embedder.spec.key() != index.spec.key():
         _fail(f"{index.path}: built with {index.spec.key()}, this Vasari embeds with {embedder.spec.key()}; rebuild the index")
-    return embedder.embed_images([img])[0], crop
+    return embedder
 
 
-def _artist_probs(model: Optional[Path], image: Path, photo: bool) -> dict[str, float] | None:
-    """The bundle's artist-head probabilities for an image, when a bundle with one is available."""
+def _embed_query(index, image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None, Any]:
+    """(raw features, crop dict or None, the picture that was embedded)."""
+    if index.spec is None:
+        _fail(f"{index.path}: the index does not say which backbone built it")
+    img, crop = _query_image(image, photo)
+    return _embedder_for(index).embed_images([img])[0], crop, img
+
+
+def _artist_probs(model_dir: Optional[Path], vec: Any) -> dict[str, float] | None:
+    """The bundle's artist-head probabilities for a feature vector, when it has that head."""
     try:
-        from vasari.predict import Predictor  # type: ignore[import-not-found]
-    except Exception:
-        return None
-    try:
-        predictor = Predictor.load(model)
-        from vasari.images import load_image
+        from vasari.bundle import load_bundle
 
-        img = load_image(image)
-        if photo:
-            from vasari.photo import find_painting
-
-            img = find_painting(img).image
-        pred = predictor.predict_images([img], top_k=1000)[0]
-    except Exception:
+        bundle = load_bundle(model_dir)
+        heads = bundle.heads
+        if "artist" not in heads.tasks:
+            return None
+        proba = heads.predict_proba(vec[None])["artist"][0]
+        classes = heads.classifiers["artist"].classes
+    except Exception:  # no bundle, or a bundle without an artist head: similarity only
         return None
-    rows = (pred.get("predictions") or {}).get("artist")
-    if not rows:
-        return None
-    return {r["label"]: float(r["score"]) for r in rows}
+    return {c: float(p) for c, p in zip(classes, proba) if c != "unknown"}
 
 
 def similar(
@@ -290,7 +313,7 @@ def similar(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     index = _open_index(index_dir, model)
-    vec, crop = _embed_query(index, image, photo)
+    vec, crop, _ = _embed_query(index, image, photo)
     hits = index.search(vec[None], k)[0]
     novelty = index.novelty(vec)
     if as_json:
@@ -326,8 +349,9 @@ def affinity(
     index = _open_index(index_dir, model)
     if not index.artists:
         _fail(f"{index.path}: no artist has {index.config.min_artist_works}+ works in this index")
-    vec, crop = _embed_query(index, image, photo)
-    probs = _artist_probs(model, image, photo) if use_head and (model is not None or index_dir is None) else None
+    vec, crop, _ = _embed_query(index, image, photo)
+    bundle_dir = model if model is not None else _bundle_of(index)
+    probs = _artist_probs(bundle_dir, vec) if use_head and bundle_dir is not None else None
     rows = index.affinity(vec, artist_probs=probs, k=k, evidence=evidence)
     novelty = index.novelty(vec)
     if as_json:
