@@ -548,3 +548,54 @@ def test_live_server_limits_and_survival(predictor, jpeg):
                 assert list(pool.map(one, range(12))) == [200] * 12
             assert http.get("/readyz").status_code == 200
             assert json.loads(http.get("/api/v1/model").text)["tasks"]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_serve_cli_rejects_bad_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["serve", "--model", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no such bundle folder" in " ".join(r.output.split())
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["serve", "--model", str(tmp_path / "empty")])
+    assert r.exit_code == 1 and "cannot load the model" in " ".join(r.output.split())
+    assert "Example: vasari serve" in runner.invoke(app, ["serve", "--help"]).output
+
+
+def test_serve_cli_serves(predictor, tmp_path):
+    """`vasari serve` in a subprocess answers /readyz and a prediction, then stops on SIGTERM."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = predictor.bundle.path
+    cmd = [sys.executable, "-c", "from vasari.cli import app; app()", "serve", "--port", str(port),
+           "--max-upload-mb", "1", "--log-level", "warning"] + (["--model", str(model)] if model else [])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "vasari serve did not become ready"
+            time.sleep(0.2)
+        url = f"http://127.0.0.1:{port}"
+        r = httpx.post(f"{url}/api/v1/predict", files={"file": ("p.jpg", encode(sample()))}, timeout=60)
+        assert r.status_code == 200 and r.json()["predictions"]
+        assert_error(httpx.post(f"{url}/api/v1/predict", content=bytes(2 * 2**20), headers={"content-type": "image/jpeg"}), 413)
+    finally:
+        proc.terminate()
+        proc.wait(20)

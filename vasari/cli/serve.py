@@ -25,7 +25,7 @@ def serve(
     Example: vasari serve --port 8000 --model runs/model --crop
     Then open http://127.0.0.1:8000/ (API docs at /docs).
     """
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         import uvicorn
 
