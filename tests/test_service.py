@@ -54,6 +54,8 @@ def _train_small_bundle(out: Path) -> Path:
     from vasari.train import HeadConfig, train_heads
     from vasari.bundle import save_bundle
 
+    from vasari.index import GalleryIndex
+
     rng = np.random.default_rng(0)
     kinds = [i % 2 for i in range(40)]
     images = [_painting_like(rng, k) for k in kinds]
@@ -61,12 +63,22 @@ def _train_small_bundle(out: Path) -> Path:
     X = embedder.embed_images(images)
     names = ["portrait", "landscape"]
     schools = ["Dutch", "Italian"]
+    painters = ["Painter of Portraits", "Painter of Landscapes"]
     years = [1640 + 10 * (i % 5) if k == 0 else 1850 + 5 * (i % 5) for i, k in enumerate(kinds)]
     labels = {
         "type": [names[k] for k in kinds],
         "school": [schools[k] for k in kinds],
         "timeframe": ["1601-1650" if y <= 1650 else ("1651-1700" if y <= 1700 else "1851-1900") for y in years],
+        "artist": [painters[k] for k in kinds],
     }
+    gallery = out.parent / f"{out.name}-gallery"
+    gallery.mkdir(parents=True, exist_ok=True)
+    works = []
+    for i, (img, k) in enumerate(zip(images, kinds)):
+        img.save(gallery / f"{i}.jpg", quality=85)
+        works.append({"artwork_id": f"test:{i}", "title": f"Generated {names[k]} no. {i}", "artist": painters[k],
+                      "year": years[i], "type": names[k], "school": schools[k], "image": str(gallery / f"{i}.jpg")})
+    index = GalleryIndex.build(X, works, embedder.spec)
     train, val = slice(0, 28), slice(28, 40)
     heads = train_heads(
         X[train], {t: v[train] for t, v in labels.items()}, years[train],
@@ -78,7 +90,7 @@ def _train_small_bundle(out: Path) -> Path:
         "description": "A small bundle trained by tests/test_service.py on generated pictures.",
         "data": {"images": len(images), "sources": ["generated"]},
     }
-    save_bundle(heads=heads, spec=embedder.spec, card=card, metrics={}, out_dir=out)
+    save_bundle(heads=heads, spec=embedder.spec, card=card, metrics={}, index=index, out_dir=out)
     return out
 
 
@@ -362,6 +374,28 @@ def test_glossary_explains_every_label_of_the_vocabularies(client):
     for task, names in (("type", vocab.TYPES), ("school", vocab.SCHOOLS), ("style", vocab.STYLES), ("timeframe", vocab.TIMEFRAMES)):
         missing = [n for n in names if key(n) not in glossary[task]]
         assert not missing, f"{task}: no explanation for {missing}"
+
+
+def test_similar_paintings_and_thumbnails(client, info, jpeg):
+    """With a gallery index in the bundle: similar works and affinities, thumbnails served
+    by opaque URLs of this server (never a server path), unknown thumbnails 404."""
+    if not info.get("index"):
+        pytest.skip("the served bundle has no gallery index")
+    result = client.post("/api/v1/predict", files={"file": ("a.jpg", jpeg)}).json()
+    assert result["similar"] and result["affinity"]
+    for item in result["similar"]:
+        assert {"artwork_id", "title", "artist", "year", "score"} <= set(item)
+        if "thumbnail" in item:
+            assert item["thumbnail"].startswith("/api/v1/thumbnails/"), item
+            r = client.get(item["thumbnail"])
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(r.content)).size[0] > 0
+    assert any("thumbnail" in item for item in result["similar"])
+    for aff in result["affinity"]:
+        assert aff["artist"] and 0 <= aff["score"] <= 1
+    assert_error(client.get("/api/v1/thumbnails/0123456789abcdef0123"), 404, "not_found")
+    assert_error(client.get("/api/v1/thumbnails/..%2F..%2Fetc%2Fpasswd"), 404)
+    assert "/" not in str(client.get("/api/v1/model").json().get("model") or "")
 
 
 # --------------------------------------------------------------------------- bad inputs

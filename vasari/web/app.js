@@ -136,8 +136,9 @@ function renderSummary(result) {
   if (known("type")) parts.push(`a ${prettyLabel("type", v.type).toLowerCase()}`);
   if (known("school")) parts.push(`${prettyLabel("school", v.school)} school`);
   if (known("style")) parts.push(prettyLabel("style", v.style));
+  const novel = Boolean(result.novelty && result.novelty.novel);
   if (known("timeframe")) parts.push(`painted ${v.timeframe}`);
-  else if (result.year && result.year.estimate) parts.push(`painted around ${Math.round(result.year.estimate)}`);
+  else if (parts.length && !novel && result.year && result.year.estimate) parts.push(`painted around ${Math.round(result.year.estimate)}`);
   let text;
   if (parts.length) {
     text = "Most likely " + parts.join(", ");
