@@ -390,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         wait_ready(url, proc)
         ready_s = time.perf_counter() - t0
+        model_info = httpx.get(f"{url}/api/v1/model").json()
         before = httpx.get(f"{url}/readyz").json()
         results = run_load(url, jpegs, args.clients, args.duration, args.warmup, pid)
         after = httpx.get(f"{url}/readyz").json()
@@ -409,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
             "images": source, "jpeg_kb_mean": round(statistics.fmean(len(j) for j in jpegs) / 1024, 1),
             "model": args.model or "default bundle", "window_ms": args.window_ms, "max_batch": args.max_batch, "inference_workers": args.workers,
             "server": args.url or "uvicorn, 1 worker, started by the benchmark",
+        },
+        "model_info": {
+            "backbone": (model_info.get("backbone") or {}).get("name"),
+            "feature": (model_info.get("backbone") or {}).get("feature"),
+            "tasks": model_info.get("tasks"),
+            "gallery_index": model_info.get("index"),
+            "card_name": (model_info.get("card") or {}).get("name"),
         },
         "results": results,
         "server": {"ready_s": None if args.url else round(ready_s, 1), "batches": batches, "images": images,

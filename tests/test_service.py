@@ -342,6 +342,21 @@ def test_openapi_and_docs_are_offline(client):
         assert client.get(asset).status_code == 200, asset
 
 
+def test_docs_without_swagger_assets_fall_back_to_the_api_page(predictor, monkeypatch):
+    """Without the optional offline Swagger UI assets (fastapi-offline), /docs is the
+    built-in API page: never a CDN."""
+    from fastapi.testclient import TestClient
+
+    import vasari.service as service
+
+    monkeypatch.setattr(service, "_swagger_assets", lambda: None)
+    with TestClient(service.create_app(predictor, ServiceConfig(warmup=False))) as c:
+        r = c.get("/docs", follow_redirects=False)
+        assert r.status_code in (302, 307) and r.headers["location"] == "/api"
+        page = c.get("/docs")
+        assert page.status_code == 200 and "curl" in page.text and "cdn" not in page.text.lower()
+
+
 def test_pages_and_assets_are_local(client):
     for page in ("/", "/about", "/api"):
         r = client.get(page)

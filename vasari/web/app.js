@@ -195,7 +195,7 @@ function renderSimilar(result) {
     const meta = [item.artist, item.year].filter((x) => x !== null && x !== undefined && x !== "").join(", ");
     const title = item.title || item.artwork_id || "Untitled";
     list.append(el("li", { class: "similar-item" },
-      thumb ? el("img", { src: thumb, alt: title, loading: "lazy" }) : el("div", { class: "thumb-placeholder", "aria-hidden": "true" }),
+      thumb ? el("img", { src: thumb, alt: title, width: 160, height: 120 }) : el("div", { class: "thumb-placeholder", "aria-hidden": "true" }),
       el("div", { class: "similar-text" },
         el("span", { class: "similar-title" }, title),
         meta ? el("span", { class: "small" }, meta) : null,
