@@ -18,7 +18,13 @@ from pathlib import Path
 
 from rich.console import Console
 
-from vasari.bench import BenchConfig, comparison_markdown, report_table, run_bench, save_report
+from vasari.bench import (
+    BenchConfig,
+    comparison_markdown,
+    report_table,
+    run_bench,
+    save_report,
+)
 
 HERE = Path(__file__).resolve().parent
 

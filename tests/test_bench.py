@@ -30,8 +30,23 @@ def images(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bench_run(images, tmp_path_factory) -> tuple[dict, Path, str]:
     out = tmp_path_factory.mktemp("bench-out")
-    result = CliRunner().invoke(app, ["bench", "--quick", "--images", str(images), "--out", str(out),
-                                      "--max-images", "16", "--latency-runs", "3", "--device", "all"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--quick",
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            "--max-images",
+            "16",
+            "--latency-runs",
+            "3",
+            "--device",
+            "all",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return json.loads((out / "bench.json").read_text()), out, result.output
 
@@ -108,14 +123,44 @@ def test_plot_and_table_with_unavailable_and_failed_rows(tmp_path):
         "images": BenchImages("x", [], [], []).summary() | {"count": 3},
         "machine": {"cpu": "Test CPU", "cores_usable": 2, "gpu": None, "load_average": [0.1, 0.1, 0.1]},
         "results": [
-            {"name": "onnxruntime CPU", "engine": "onnx", "device": "cpu", "available": True, "error": None,
-             "throughput": {"batch_1": 10.0, "batch_32": 20.0}, "latency_ms": {"p50": 90.0, "p99": 120.0},
-             "head_training_s": 0.5, "pipeline": {"embed_s": 1.0, "total_s": 2.0, "images_per_s": 1.5,
-                                                   "vs_seed_study": 3.4, "metrics": {"type_top1": 0.5}}},
-            {"name": "torch CPU", "engine": "torch", "device": "cpu", "available": True, "error": "RuntimeError: boom",
-             "throughput": {}, "latency_ms": {}, "head_training_s": None, "pipeline": {}},
-            {"name": "torch CUDA", "engine": "torch", "device": "cuda", "available": False,
-             "reason": "not available: no CUDA device", "throughput": {}, "latency_ms": {}, "pipeline": {}},
+            {
+                "name": "onnxruntime CPU",
+                "engine": "onnx",
+                "device": "cpu",
+                "available": True,
+                "error": None,
+                "throughput": {"batch_1": 10.0, "batch_32": 20.0},
+                "latency_ms": {"p50": 90.0, "p99": 120.0},
+                "head_training_s": 0.5,
+                "pipeline": {
+                    "embed_s": 1.0,
+                    "total_s": 2.0,
+                    "images_per_s": 1.5,
+                    "vs_seed_study": 3.4,
+                    "metrics": {"type_top1": 0.5},
+                },
+            },
+            {
+                "name": "torch CPU",
+                "engine": "torch",
+                "device": "cpu",
+                "available": True,
+                "error": "RuntimeError: boom",
+                "throughput": {},
+                "latency_ms": {},
+                "head_training_s": None,
+                "pipeline": {},
+            },
+            {
+                "name": "torch CUDA",
+                "engine": "torch",
+                "device": "cuda",
+                "available": False,
+                "reason": "not available: no CUDA device",
+                "throughput": {},
+                "latency_ms": {},
+                "pipeline": {},
+            },
         ],
     }
     png = plot_report(report, tmp_path / "b.png")
@@ -129,7 +174,9 @@ def test_plot_and_table_with_unavailable_and_failed_rows(tmp_path):
 
 
 def test_bad_images_folder_is_a_clear_error(tmp_path):
-    result = CliRunner().invoke(app, ["bench", "--quick", "--images", str(tmp_path / "missing"), "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["bench", "--quick", "--images", str(tmp_path / "missing"), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1 and "no such image folder" in result.output
     result = CliRunner().invoke(app, ["bench", "--device", "tpu"])
     assert result.exit_code == 2

@@ -74,16 +74,25 @@ def test_fit_plain_module_loss_decreases_and_beats_chance(colour_data, tmp_path)
     train, val, test = colour_data
     torch.manual_seed(0)
     net = TinyNet()
-    config = FinetuneConfig(epochs=4, batch_size=8, image_size=32, num_workers=0, lr=1e-2, unfreeze="all",
-                            patience=10, label_smoothing=0.0)
+    config = FinetuneConfig(
+        epochs=4, batch_size=8, image_size=32, num_workers=0, lr=1e-2, unfreeze="all", patience=10, label_smoothing=0.0
+    )
     set_trainable(net, config)
     vocab = build_vocab(train, ["type"])
     model = _model_class()(net, 16, vocab, year=False)
     train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
     calibrate_norm(model, train_loader, "cpu")
     before = evaluate_model(model, val_loader, {"type": torch.ones(2)}, config, "cpu")
-    result = fit(model, train_loader, val_loader, {"type": torch.ones(2)}, config, "cpu",
-                 checkpoint=tmp_path / "best.pt", progress=False)
+    result = fit(
+        model,
+        train_loader,
+        val_loader,
+        {"type": torch.ones(2)},
+        config,
+        "cpu",
+        checkpoint=tmp_path / "best.pt",
+        progress=False,
+    )
     losses = [v for h in result.history for v in h["train_losses"]]
     assert len(losses) == 4 * 4
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
@@ -101,8 +110,9 @@ def test_early_stopping_keeps_the_best_epoch(colour_data):
     train, val, _ = colour_data
     net = TinyNet()
     # a learning rate this large makes validation loss blow up after the first epoch
-    config = FinetuneConfig(epochs=8, batch_size=8, image_size=32, num_workers=0, lr=50.0, warmup_fraction=0.0,
-                            patience=2, unfreeze="all")
+    config = FinetuneConfig(
+        epochs=8, batch_size=8, image_size=32, num_workers=0, lr=50.0, warmup_fraction=0.0, patience=2, unfreeze="all"
+    )
     set_trainable(net, config)
     vocab = build_vocab(train, ["type"])
     model = _model_class()(net, 16, vocab, year=False)
@@ -135,8 +145,9 @@ def test_masked_loss_ignores_missing_labels():
     assert float(loss) == pytest.approx(float(expected))
     # the year term only counts dated rows
     year_pred = torch.tensor([0.5, 10.0, -10.0])
-    loss = multitask_loss(logits, torch.full((3, 2), -1), year_pred, torch.zeros(3),
-                          torch.tensor([True, False, False]), weights, config)
+    loss = multitask_loss(
+        logits, torch.full((3, 2), -1), year_pred, torch.zeros(3), torch.tensor([True, False, False]), weights, config
+    )
     assert float(loss) == pytest.approx(0.5 * 0.5**2)
 
 
@@ -178,3 +189,72 @@ def test_devices_and_amp_on_this_machine():
         assert dtype in (torch.bfloat16, torch.float16) and scaler == (dtype == torch.float16)
     with pytest.raises(FinetuneError):
         resolve_device("tpu")
+
+
+@pytest.fixture(scope="module")
+def colour_dataset(colour_data, tmp_path_factory) -> Path:
+    """A dataset folder (as `vasari dataset build` writes it) over the generated colour pictures."""
+    from vasari.catalog import Artwork
+    from vasari.dataset import Dataset, save_dataset
+
+    train, val, test = colour_data
+    artworks, splits = [], {}
+    for split, samples in (("train", train), ("val", val), ("test", test)):
+        for s in samples:
+            art = Artwork(artwork_id=f"gen:{Path(s.path).stem}", source="gen", image=s.path, type=s.labels["type"])
+            artworks.append(art)
+            splits[art.artwork_id] = split
+    out = tmp_path_factory.mktemp("ft-dataset")
+    save_dataset(Dataset(artworks=artworks, splits=splits), out)
+    return out
+
+
+def test_finetune_cli_exports_a_bundle_that_loads_and_predicts(colour_dataset, colour_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.bundle import load_bundle
+    from vasari.cli import app
+    from vasari.finetune import BUNDLE_ONNX, onnx_spec
+    from vasari.predict import Predictor
+
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(
+        app,
+        [
+            "finetune",
+            str(colour_dataset),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--image-size",
+            "64",
+            "--max-steps-per-epoch",
+            "3",
+            "--device",
+            "auto",
+            "--unfreeze",
+            "last",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    if not torch.cuda.is_available():
+        assert "slow" in result.output and "CPU" in result.output  # the CPU warning
+    bundle = load_bundle(out)
+    assert "+ft-" in bundle.spec.name and bundle.spec.key() != "efficientnet_lite2"
+    assert (out / BUNDLE_ONNX).is_file() and onnx_spec(out / BUNDLE_ONNX).key() == bundle.spec.key()
+    card = bundle.card["finetune"]
+    assert card["best_epoch"] >= 1 and len(card["history"]) >= 1 and card["trainable"]["unfrozen_stages"] == 1
+    assert (tmp_path / "bundle.finetune" / "best.pt").is_file()  # the checkpoint stays beside the bundle
+    assert not (tmp_path / "bundle.finetune" / BUNDLE_ONNX).exists()
+    assert bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+    assert (out / "report").is_dir()
+
+    _, _, test = colour_data
+    predictor = Predictor.load(out)
+    preds = predictor.predict_paths([s.path for s in test], top_k=2)
+    predicted = [p["predictions"]["type"][0]["label"] for p in preds]
+    accuracy = np.mean([p == s.labels["type"] for p, s in zip(predicted, test)])
+    assert accuracy >= 0.9  # two classes: chance is 0.5

@@ -27,9 +27,10 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,13 +58,13 @@ class BenchConfig:
     """What to measure and how much. ``quick`` is CI-sized (well under two minutes on 2 cores)."""
 
     devices: tuple[str, ...] = ("cpu", "cuda")
-    images: Path | None = None          # folder of images (class subfolders = labels); None -> shared Louvre or generated
+    images: Path | None = None  # folder of images (class subfolders = labels); None -> shared Louvre or generated
     quick: bool = False
     backbone: str = "efficientnet_lite2"
     feature: str = "stats"
-    max_images: int | None = None        # cap for the pipeline images (None: quick 32, full all)
+    max_images: int | None = None  # cap for the pipeline images (None: quick 32, full all)
     throughput_images: int | None = None  # decoded images for the batch-32 throughput (None: quick 32, full 256)
-    latency_runs: int | None = None      # single-image runs for p50/p99 and batch-1 img/s (None: quick 10, full 100)
+    latency_runs: int | None = None  # single-image runs for p50/p99 and batch-1 img/s (None: quick 10, full 100)
     warmup: int = 2
     seed: int = 0
 
@@ -130,8 +131,16 @@ def machine_info() -> dict[str, Any]:
         # other work on the machine skews every number: record how busy it was
         "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
-    packages = {"numpy": "numpy", "torch": "torch", "torchvision": "torchvision", "onnxruntime": "onnxruntime",
-                "timm": "timm", "onnx": "onnx", "scikit-learn": "scikit-learn", "pillow": "pillow"}
+    packages = {
+        "numpy": "numpy",
+        "torch": "torch",
+        "torchvision": "torchvision",
+        "onnxruntime": "onnxruntime",
+        "timm": "timm",
+        "onnx": "onnx",
+        "scikit-learn": "scikit-learn",
+        "pillow": "pillow",
+    }
     info["versions"] = {name: _version(dist) for name, dist in packages.items()}
     info["gpu"] = None
     info["cuda_available"] = False
@@ -323,8 +332,9 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_latency(embed: Callable[[list], np.ndarray], images: Sequence, runs: int, device: str,
-                    warmup: int = 2) -> dict:
+def measure_latency(
+    embed: Callable[[list], np.ndarray], images: Sequence, runs: int, device: str, warmup: int = 2
+) -> dict:
     """Single-image latency (ms) over ``runs`` calls on distinct images (cycled): p50, p99, mean."""
     for i in range(warmup):
         embed([images[i % len(images)]])
@@ -349,12 +359,22 @@ def _train_and_evaluate(features: np.ndarray, images: BenchImages) -> dict[str, 
     tr, va = (split == "train") & ok, (split == "val") & ok
     t_train, heads = _timed(
         lambda: train_heads(
-            features[tr], {"type": list(labels[tr])}, [None] * int(tr.sum()),
-            features[va], {"type": list(labels[va])}, [None] * int(va.sum()),
+            features[tr],
+            {"type": list(labels[tr])},
+            [None] * int(tr.sum()),
+            features[va],
+            {"type": list(labels[va])},
+            [None] * int(va.sum()),
         )
     )
     t_eval, metrics = _timed(lambda: evaluate_type_heads(heads, features[va], list(labels[va])))
-    return {"train_s": t_train, "evaluate_s": t_eval, "metrics": metrics, "n_train": int(tr.sum()), "n_val": int(va.sum())}
+    return {
+        "train_s": t_train,
+        "evaluate_s": t_eval,
+        "metrics": metrics,
+        "n_train": int(tr.sum()),
+        "n_val": int(va.sum()),
+    }
 
 
 def evaluate_type_heads(heads, features: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -378,10 +398,12 @@ class EngineResult:
     available: bool
     reason: str | None = None
     load_s: float | None = None
-    throughput: dict[str, float] = field(default_factory=dict)   # "batch_1", "batch_32" -> img/s
-    latency_ms: dict[str, float] = field(default_factory=dict)   # p50, p99, mean, runs
+    throughput: dict[str, float] = field(default_factory=dict)  # "batch_1", "batch_32" -> img/s
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50, p99, mean, runs
     head_training_s: float | None = None
-    pipeline: dict[str, Any] = field(default_factory=dict)        # load_s, embed_s (incl. decode), train_s, evaluate_s, total_s, images_per_s, metrics
+    pipeline: dict[str, Any] = field(
+        default_factory=dict
+    )  # load_s, embed_s (incl. decode), train_s, evaluate_s, total_s, images_per_s, metrics
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -418,6 +440,7 @@ def bench_engine(
     """
     result = EngineResult(name=name, engine=engine, device=device, available=True)
     try:
+
         def load():
             embedder = embedder_factory(config.backbone, config.feature, engine, device)
             embedder.embed_images(decoded[:32])
@@ -489,12 +512,22 @@ def _preload() -> None:
     # one tiny fit: sklearn/scipy set up thread pools and lazy imports on their first call
     rng = np.random.default_rng(0)
     X = rng.normal(size=(8, 4)).astype(np.float32)
-    train_heads(X, {"type": ["a", "b"] * 4}, None, X, {"type": ["a", "b"] * 4}, None,
-                config=HeadConfig(novelty=False, year=False))
+    train_heads(
+        X,
+        {"type": ["a", "b"] * 4},
+        None,
+        X,
+        {"type": ["a", "b"] * 4},
+        None,
+        config=HeadConfig(novelty=False, year=False),
+    )
 
 
-def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], None] | None = None,
-              embedder_factory: Callable[..., Any] = make_embedder) -> dict[str, Any]:
+def run_bench(
+    config: BenchConfig = BenchConfig(),
+    progress: Callable[[str], None] | None = None,
+    embedder_factory: Callable[..., Any] = make_embedder,
+) -> dict[str, Any]:
     """Run the benchmark and return the JSON-ready report (see module docstring)."""
     say = progress or (lambda msg: None)
     started = time.perf_counter()
@@ -527,7 +560,7 @@ def run_bench(config: BenchConfig = BenchConfig(), progress: Callable[[str], Non
 
     report = {
         "vasari_version": _vasari_version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "mode": "quick" if config.quick else "full",
         "config": {
             "devices": list(config.devices),
@@ -582,27 +615,45 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     x = np.arange(len(rows))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     panels = [
-        ("embedding throughput (img/s, higher is better)", [("batch 1", "throughput", "batch_1"), ("batch 32", "throughput", "batch_32")]),
+        (
+            "embedding throughput (img/s, higher is better)",
+            [("batch 1", "throughput", "batch_1"), ("batch 32", "throughput", "batch_32")],
+        ),
         ("single-image latency (ms, lower is better)", [("p50", "latency_ms", "p50"), ("p99", "latency_ms", "p99")]),
         ("pipeline (s, lower is better)", [("embed", "pipeline", "embed_s"), ("total", "pipeline", "total_s")]),
     ]
     for ax, (title, series) in zip(axes, panels):
         width = 0.8 / len(series)
         for k, (label, group, key) in enumerate(series):
-            values = [float(r.get(group, {}).get(key) or 0.0) if r["available"] and not r.get("error") else 0.0 for r in rows]
+            values = [
+                float(r.get(group, {}).get(key) or 0.0) if r["available"] and not r.get("error") else 0.0 for r in rows
+            ]
             bars = ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width, label=label)
-            ax.bar_label(bars, labels=[(f"{v:.0f}" if v >= 100 else f"{v:.3g}") if v else "" for v in values], fontsize=7)
+            ax.bar_label(
+                bars, labels=[(f"{v:.0f}" if v >= 100 else f"{v:.3g}") if v else "" for v in values], fontsize=7
+            )
         for i, r in enumerate(rows):
             if not r["available"] or r.get("error"):
-                ax.text(i, 0, "not available" if not r["available"] else "error", ha="center", va="bottom",
-                        rotation=90, fontsize=8, color="grey")
+                ax.text(
+                    i,
+                    0,
+                    "not available" if not r["available"] else "error",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=8,
+                    color="grey",
+                )
         ax.set_xticks(x, names, fontsize=8)
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     m = report["machine"]
     gpu = m["gpu"]["name"] if m.get("gpu") else "no GPU"
-    fig.suptitle(f"vasari bench ({report['mode']}, {report['images']['count']} images) — {m['cpu']}, "
-                 f"{m['cores_usable']} cores, {gpu}, load average {m.get('load_average', '?')}", fontsize=10)
+    fig.suptitle(
+        f"vasari bench ({report['mode']}, {report['images']['count']} images) — {m['cpu']}, "
+        f"{m['cores_usable']} cores, {gpu}, load average {m.get('load_average', '?')}",
+        fontsize=10,
+    )
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -627,7 +678,18 @@ def report_table(report: dict[str, Any]):
         title=f"vasari bench ({report['mode']}, {report['images']['count']} images)",
         caption=f"{m['cpu']}, {m['cores_usable']} cores, {gpu}; load average {m.get('load_average', '?')}",
     )
-    for col in ("engine", "b1 img/s", "b32 img/s", "p50 ms", "p99 ms", "heads s", "e2e s", "e2e img/s", "vs K80", "top-1"):
+    for col in (
+        "engine",
+        "b1 img/s",
+        "b32 img/s",
+        "p50 ms",
+        "p99 ms",
+        "heads s",
+        "e2e s",
+        "e2e img/s",
+        "vs K80",
+        "top-1",
+    ):
         table.add_column(col, justify="left" if col == "engine" else "right", no_wrap=col == "engine")
     notes = []
     for r in report["results"]:
@@ -642,10 +704,16 @@ def report_table(report: dict[str, Any]):
         p = r["pipeline"]
         top1 = next(iter(p.get("metrics", {}).values()), None)
         table.add_row(
-            r["name"], _fmt(r["throughput"].get("batch_1")), _fmt(r["throughput"].get("batch_32")),
-            _fmt(r["latency_ms"].get("p50"), ".0f"), _fmt(r["latency_ms"].get("p99"), ".0f"),
-            _fmt(r["head_training_s"], ".2f"), _fmt(p.get("total_s"), ".1f"), _fmt(p.get("images_per_s"), ".2f"),
-            _fmt(p.get("vs_seed_study"), ".1f") + "x", _fmt(top1, ".3f"),
+            r["name"],
+            _fmt(r["throughput"].get("batch_1")),
+            _fmt(r["throughput"].get("batch_32")),
+            _fmt(r["latency_ms"].get("p50"), ".0f"),
+            _fmt(r["latency_ms"].get("p99"), ".0f"),
+            _fmt(r["head_training_s"], ".2f"),
+            _fmt(p.get("total_s"), ".1f"),
+            _fmt(p.get("images_per_s"), ".2f"),
+            _fmt(p.get("vs_seed_study"), ".1f") + "x",
+            _fmt(top1, ".3f"),
         )
     if notes:
         table.caption += "\n" + "\n".join(notes)
@@ -670,8 +738,11 @@ def comparison_markdown(report: dict[str, Any]) -> str:
         f"| {seed['images_per_s']:.3f} | 1.0x |",
     ]
     for r in report["results"]:
-        where = f"{m['cpu']} ({m['cores_usable']} cores)" if r["device"] == "cpu" else (
-            m["gpu"]["name"] if m.get("gpu") else "CUDA GPU")
+        where = (
+            f"{m['cpu']} ({m['cores_usable']} cores)"
+            if r["device"] == "cpu"
+            else (m["gpu"]["name"] if m.get("gpu") else "CUDA GPU")
+        )
         label = f"{where}, {r['name']}"
         if not r["available"] or r.get("error"):
             why = r.get("reason") or r.get("error")

@@ -14,29 +14,33 @@ cheap and works on a CPU. ``finetune`` goes one step further where a GPU is avai
 * augmentation: random resized crop, horizontal flip, light colour jitter;
 * early stopping on validation loss; the best checkpoint is saved atomically and restored.
 
-Export (``export_finetuned``): the fine-tuned backbone is exported to ONNX **inside the
-bundle** (``backbone.onnx``) under its own ``BackboneSpec`` (name
-``<base>+ft-<digest of the weights>``), so its key differs from the stock backbone's and a
-bundle can never be mixed up with features or caches of another backbone. The linear heads
-used during fine-tuning are *not* shipped: the bundle's heads are refit with
-``vasari.train.train_heads`` on features of the exported ONNX model — the same calibrated
-heads, year regressor and abstention thresholds every other bundle has, computed with
-exactly the numbers the predictor will see. The fine-tuned heads are only the training
-signal for the backbone.
+Export (``finetune_artworks``): the best weights (by validation loss; checkpoint saved
+atomically to ``<bundle>.finetune/best.pt`` beside the bundle — a torch checkpoint is a
+pickle, and bundles hold none) are exported to ONNX **inside the bundle** (``backbone.onnx``,
+same uint8 input as ``backbones.export_onnx``) under their own ``BackboneSpec``: the base
+spec renamed ``<base>+ft-<digest of the weights>``, so the key differs from the stock
+backbone's and a bundle can never be mixed up with features or caches of another backbone;
+``bundle.load_bundle`` refuses a ``+ft-`` spec without its ONNX and ``predict.make_embedder``
+checks the graph's recorded spec against the bundle's. The linear heads used during
+fine-tuning are *not* shipped: the bundle's heads are refit by ``vasari.train.fit_dataset``
+(the code behind ``vasari train``) on features of the exported ONNX model — the same
+calibrated heads, year regressor, abstention thresholds, evaluation and report every other
+bundle has, computed with exactly the numbers the predictor will see. The fine-tuned
+linear heads are only the training signal for the backbone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import math
 import os
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,23 +65,23 @@ class FinetuneConfig:
 
     backbone: str = "efficientnet_lite2"
     feature: str = "stats"
-    unfreeze: str = "last"            # "last" | "all" | "<N>" (the last N stages)
+    unfreeze: str = "last"  # "last" | "all" | "<N>" (the last N stages)
     epochs: int = 10
-    lr: float = 1e-3                  # heads; the backbone gets lr * backbone_lr_scale
+    lr: float = 1e-3  # heads; the backbone gets lr * backbone_lr_scale
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
     batch_size: int = 32
-    warmup_fraction: float = 0.05     # of all steps, linear warmup before the cosine decay
-    patience: int = 3                 # epochs without val-loss improvement before stopping
+    warmup_fraction: float = 0.05  # of all steps, linear warmup before the cosine decay
+    patience: int = 3  # epochs without val-loss improvement before stopping
     min_delta: float = 1e-4
-    device: str = "auto"              # "auto" | "cpu" | "cuda" | "cuda:N"
-    amp: bool = True                  # autocast on CUDA (ignored on CPU)
-    image_size: int | None = None     # training resolution; None -> the backbone's own size
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    amp: bool = True  # autocast on CUDA (ignored on CPU)
+    image_size: int | None = None  # training resolution; None -> the backbone's own size
     tasks: tuple[str, ...] = TASKS
-    year_weight: float = 0.5          # weight of the year regression loss (0 disables it)
+    year_weight: float = 0.5  # weight of the year regression loss (0 disables it)
     label_smoothing: float = 0.05
     max_steps_per_epoch: int | None = None  # cap (smoke tests, quick trials)
-    num_workers: int | None = None    # DataLoader workers; None -> min(8, cores - 1)
+    num_workers: int | None = None  # DataLoader workers; None -> min(8, cores - 1)
     seed: int = 0
 
     def stages_to_unfreeze(self, n_stages: int) -> int:
@@ -90,7 +94,9 @@ class FinetuneConfig:
         try:
             n = int(value)
         except ValueError:
-            raise FinetuneError(f"--unfreeze must be 'last', 'all' or a number of stages, got {self.unfreeze!r}") from None
+            raise FinetuneError(
+                f"--unfreeze must be 'last', 'all' or a number of stages, got {self.unfreeze!r}"
+            ) from None
         if n < 0:
             raise FinetuneError(f"--unfreeze must be >= 0, got {n}")
         return min(n, n_stages)
@@ -136,7 +142,7 @@ def amp_settings(device: str, enabled: bool = True) -> tuple[Any, bool]:
 # --------------------------------------------------------------------------- backbone stages
 
 
-def backbone_stages(net: "nn.Module") -> tuple[list["nn.Module"], list["nn.Module"], list["nn.Module"]]:
+def backbone_stages(net: nn.Module) -> tuple[list[nn.Module], list[nn.Module], list[nn.Module]]:
     """Split a backbone into (stem, stages, tail) module lists.
 
     ``stages`` are the children of the network's stage container (timm's ``blocks`` /
@@ -153,7 +159,9 @@ def backbone_stages(net: "nn.Module") -> tuple[list["nn.Module"], list["nn.Modul
     best = None
     for parent_name, parent in net.named_modules():
         for child_name, child in parent.named_children():
-            if child_name in ("blocks", "stages", "layers", "features") and isinstance(child, (nn.Sequential, nn.ModuleList)):
+            if child_name in ("blocks", "stages", "layers", "features") and isinstance(
+                child, (nn.Sequential, nn.ModuleList)
+            ):
                 if len(child) >= 2 and (best is None or n_params(child) > n_params(best[1][child_name])):
                     best = (parent_name, parent)
                     container_name = child_name
@@ -167,12 +175,14 @@ def backbone_stages(net: "nn.Module") -> tuple[list["nn.Module"], list["nn.Modul
     idx = names.index(container_name)
     children = dict(parent.named_children())
     stem = [children[n] for n in names[:idx] if n_params(children[n]) > 0]
-    tail = [children[n] for n in names[idx + 1 :] if n_params(children[n]) > 0 and n not in ("classifier", "head", "fc")]
+    tail = [
+        children[n] for n in names[idx + 1 :] if n_params(children[n]) > 0 and n not in ("classifier", "head", "fc")
+    ]
     stages = list(children[container_name].children())
     return stem, stages, tail
 
 
-def set_trainable(net: "nn.Module", config: FinetuneConfig) -> dict[str, int]:
+def set_trainable(net: nn.Module, config: FinetuneConfig) -> dict[str, int]:
     """Freeze ``net`` except the stages ``config.unfreeze`` names; returns parameter counts."""
     stem, stages, tail = backbone_stages(net)
     for p in net.parameters():
@@ -191,7 +201,7 @@ def set_trainable(net: "nn.Module", config: FinetuneConfig) -> dict[str, int]:
     return {"stages": len(stages), "unfrozen_stages": k, "params": total, "trainable_params": train}
 
 
-def freeze_batchnorm(net: "nn.Module") -> None:
+def freeze_batchnorm(net: nn.Module) -> None:
     """Put every BatchNorm in eval mode (running statistics stay those of pretraining)."""
     from torch import nn
 
@@ -204,7 +214,6 @@ def freeze_batchnorm(net: "nn.Module") -> None:
 
 
 def _model_class():
-    import torch
     from torch import nn
 
     class MultiTaskModel(nn.Module):
@@ -217,8 +226,8 @@ def _model_class():
             # a ModuleList, not a ModuleDict: task names such as "type" clash with nn.Module attributes
             self.heads = nn.ModuleList([nn.Linear(dim, len(v)) for v in vocab.values()])
             self.year = nn.Linear(dim, 1) if year else None
-            # features (e.g. std statistics next to pooled activations) have very different
-            # scales: a non-affine LayerNorm-free standardisation keeps the heads well conditioned
+            # features (std statistics next to pooled activations) have very different scales:
+            # a fixed-affine standardisation (set from data by calibrate_norm) conditions the heads
             self.norm = nn.BatchNorm1d(dim, affine=False, momentum=0.05)
 
         def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
@@ -259,20 +268,26 @@ def _transforms(size: int, preprocess, train: bool):
 
     normalize = T.Normalize(mean=list(preprocess.mean), std=list(preprocess.std))
     if train:
-        return T.Compose([
-            T.RandomResizedCrop(size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), interpolation=T.InterpolationMode.BICUBIC),
-            T.RandomHorizontalFlip(),
-            T.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.02),
+        return T.Compose(
+            [
+                T.RandomResizedCrop(
+                    size, scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3), interpolation=T.InterpolationMode.BICUBIC
+                ),
+                T.RandomHorizontalFlip(),
+                T.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1, hue=0.02),
+                T.ToTensor(),
+                normalize,
+            ]
+        )
+    resize = int(math.floor(size / preprocess.crop))
+    return T.Compose(
+        [
+            T.Resize(resize, interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size),
             T.ToTensor(),
             normalize,
-        ])
-    resize = int(math.floor(size / preprocess.crop))
-    return T.Compose([
-        T.Resize(resize, interpolation=T.InterpolationMode.BICUBIC),
-        T.CenterCrop(size),
-        T.ToTensor(),
-        normalize,
-    ])
+        ]
+    )
 
 
 def _dataset_class():
@@ -295,8 +310,10 @@ def _dataset_class():
             s = self.samples[i]
             img = load_image(s.path, min_side=self.min_side)
             x = self.transform(img)
-            targets = torch.tensor([self.index[t].get(s.labels.get(t), -1) if s.labels.get(t) is not None else -1
-                                    for t in self.index], dtype=torch.long)
+            targets = torch.tensor(
+                [self.index[t].get(s.labels.get(t), -1) if s.labels.get(t) is not None else -1 for t in self.index],
+                dtype=torch.long,
+            )
             year = float((s.year - YEAR_CENTER) / YEAR_SCALE) if s.year is not None else 0.0
             return x, targets, torch.tensor(year), torch.tensor(s.year is not None)
 
@@ -336,8 +353,16 @@ class FitResult:
         return asdict(self)
 
 
-def multitask_loss(logits: dict, targets, year_pred, year, year_mask, weights: dict, config: FinetuneConfig,
-                   reduction_sums: bool = False):
+def multitask_loss(
+    logits: dict,
+    targets,
+    year_pred,
+    year,
+    year_mask,
+    weights: dict,
+    config: FinetuneConfig,
+    reduction_sums: bool = False,
+):
     """Masked multi-task loss: weighted cross-entropy per task over labelled rows only, plus
     a smooth-L1 year loss over dated rows. Tasks without a label in the batch contribute 0.
 
@@ -354,8 +379,9 @@ def multitask_loss(logits: dict, targets, year_pred, year, year_mask, weights: d
         if not bool(valid.any()):
             continue
         w = weights[task]
-        per = F.cross_entropy(logits[task][valid].float(), t[valid], weight=w, reduction="none",
-                              label_smoothing=config.label_smoothing)
+        per = F.cross_entropy(
+            logits[task][valid].float(), t[valid], weight=w, reduction="none", label_smoothing=config.label_smoothing
+        )
         # with weight= each row's loss is already multiplied by its class weight; dividing the
         # sum by the summed weights gives torch's own weighted mean, computable across batches
         parts[task] = (per.sum(), w[t[valid]].sum())
@@ -420,9 +446,18 @@ def evaluate_model(model, loader, weights: dict, config: FinetuneConfig, device:
     }
 
 
-def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, device: str,
-        checkpoint: Path | None = None, extra_state: dict | None = None, console=None,
-        progress: bool = True) -> FitResult:
+def fit(
+    model,
+    train_loader,
+    val_loader,
+    weights: dict,
+    config: FinetuneConfig,
+    device: str,
+    checkpoint: Path | None = None,
+    extra_state: dict | None = None,
+    console=None,
+    progress: bool = True,
+) -> FitResult:
     """Train ``model`` (a ``MultiTaskModel``-like module) with early stopping on val loss.
 
     Works on any backbone module: the heads train at ``config.lr``, parameters under
@@ -432,7 +467,13 @@ def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, 
     import copy
 
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     torch.manual_seed(config.seed)
     model.to(device)
@@ -456,8 +497,13 @@ def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, 
     best_state = None
     bad_epochs = 0
     started = time.perf_counter()
-    columns = (TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
         for epoch in range(config.epochs):
             model.train()
@@ -499,15 +545,25 @@ def fit(model, train_loader, val_loader, weights: dict, config: FinetuneConfig, 
             result.history.append(record)
             if console is not None and progress:
                 tops = ", ".join(f"{t} {v:.3f}" for t, v in val["top1"].items())
-                console.print(f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, "
-                              f"val loss {val['loss']:.4f}, val top-1 {tops} ({record['seconds']:.1f} s)")
+                console.print(
+                    f"epoch {epoch + 1}/{config.epochs}: train loss {record['train_loss']:.4f}, "
+                    f"val loss {val['loss']:.4f}, val top-1 {tops} ({record['seconds']:.1f} s)"
+                )
             improved = val["loss"] < result.best_val_loss - config.min_delta or result.best_epoch < 0
             if improved:
                 result.best_val_loss, result.best_epoch, bad_epochs = val["loss"], epoch + 1, 0
                 best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
                 if checkpoint is not None:
-                    atomic_torch_save({"model": best_state, "epoch": epoch + 1, "val_loss": val["loss"],
-                                       "config": asdict(config), **(extra_state or {})}, checkpoint)
+                    atomic_torch_save(
+                        {
+                            "model": best_state,
+                            "epoch": epoch + 1,
+                            "val_loss": val["loss"],
+                            "config": asdict(config),
+                            **(extra_state or {}),
+                        },
+                        checkpoint,
+                    )
             else:
                 bad_epochs += 1
                 if bad_epochs >= config.patience:
@@ -540,7 +596,7 @@ def calibrate_norm(model, loader, device: str, max_batches: int = 8) -> None:
 # --------------------------------------------------------------------------- export
 
 
-def finetuned_spec(base, net: "nn.Module"):
+def finetuned_spec(base, net: nn.Module):
     """The ``BackboneSpec`` of a fine-tuned network: the base spec renamed
     ``<base>+ft-<digest of its weights>``, so its key (caches, bundles) is its own."""
     from vasari.backbones import BackboneSpec
@@ -550,8 +606,13 @@ def finetuned_spec(base, net: "nn.Module"):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     base_name = base.name.split("+ft-")[0]
-    return BackboneSpec(name=f"{base_name}+ft-{h.hexdigest()}", feature=base.feature, dim=base.dim,
-                        preprocess=base.preprocess, version=base.version)
+    return BackboneSpec(
+        name=f"{base_name}+ft-{h.hexdigest()}",
+        feature=base.feature,
+        dim=base.dim,
+        preprocess=base.preprocess,
+        version=base.version,
+    )
 
 
 #: File name of the fine-tuned backbone inside a bundle directory.
@@ -570,8 +631,16 @@ def _embedder_class():
         ``engine="torch"`` needs the torch module (``net``).
         """
 
-        def __init__(self, onnx_file: Path, spec, engine: str = "onnx", device: str | None = None,
-                     threads: int | None = None, net: "nn.Module | None" = None, **engine_options: Any):
+        def __init__(
+            self,
+            onnx_file: Path,
+            spec,
+            engine: str = "onnx",
+            device: str | None = None,
+            threads: int | None = None,
+            net: nn.Module | None = None,
+            **engine_options: Any,
+        ):
             self.spec = spec
             self.preprocess = spec.preprocess
             self.threads = threads
@@ -623,7 +692,7 @@ def onnx_spec(onnx_file: Path):
     return BackboneSpec.from_dict(json.loads(meta["vasari_spec"]))
 
 
-def export_finetuned(net: "nn.Module", base_spec, out_dir: Path) -> tuple[Any, Path]:
+def export_finetuned(net: nn.Module, base_spec, out_dir: Path) -> tuple[Any, Path]:
     """Export a fine-tuned backbone into ``out_dir/backbone.onnx`` under its own spec."""
     from vasari.backbones import export_onnx
 
@@ -641,7 +710,7 @@ def export_finetuned(net: "nn.Module", base_spec, out_dir: Path) -> tuple[Any, P
 
 @dataclass
 class FinetuneResult:
-    """A finished fine-tune: where the bundle is, its spec, the training history and metrics."""
+    """A finished fine-tune: the saved bundle, its spec, the training history and metrics."""
 
     bundle_dir: Path
     spec: Any
@@ -649,26 +718,25 @@ class FinetuneResult:
     vocab: dict[str, list[str]]
     trainable: dict[str, int]
     device: str
+    checkpoint: Path
     metrics: dict[str, Any] = field(default_factory=dict)
+    evaluations: list[Any] = field(default_factory=list)
     skipped_images: dict[str, str] = field(default_factory=dict)
 
 
-def samples_from_dataset(ds, split: str, tasks: Sequence[str] = TASKS) -> list[Sample]:
-    """The artworks of one split that have a local image, as ``Sample``s."""
-    out = []
-    for art in ds.subset(split):
-        if not art.image:
-            continue
-        out.append(Sample(path=art.image, labels={t: art.label(t) for t in tasks}, year=art.year))
-    return out
+def samples_from_artworks(artworks: Sequence[Any], tasks: Sequence[str] = TASKS) -> list[Sample]:
+    """``Artwork`` records with a local image as ``Sample``s (labels per task, year)."""
+    return [Sample(path=a.image, labels={t: a.label(t) for t in tasks}, year=a.year) for a in artworks if a.image]
 
 
 def _warn_cpu(console, config: FinetuneConfig, n_train: int) -> None:
     from rich.panel import Panel
 
-    message = (f"Fine-tuning on the CPU: this works but will be slow ({n_train} training images, up to "
-               f"{config.epochs} epochs). A CUDA GPU is typically 20-100x faster; the frozen-backbone "
-               f"`vasari train` is the practical choice on a CPU.")
+    message = (
+        f"Fine-tuning on the CPU: this works but will be slow ({n_train} training images, up to "
+        f"{config.epochs} epochs). A CUDA GPU is typically 20-100x faster; on a CPU the frozen-backbone "
+        f"`vasari train` is the practical choice."
+    )
     if console is not None:
         console.print(Panel(message, title="[bold yellow]warning", border_style="yellow"))
     warnings.warn(message, RuntimeWarning, stacklevel=3)
@@ -686,30 +754,38 @@ def _loaders(train: Sequence[Sample], val: Sequence[Sample], vocab, config: Fine
     common = {"num_workers": workers, "pin_memory": device.startswith("cuda"), "persistent_workers": workers > 0}
     train_ds = ImageSamples(train, vocab, _transforms(size, preprocess, True), min_side)
     val_ds = ImageSamples(val, vocab, _transforms(size, preprocess, False), min_side)
-    drop_last = len(train_ds) > config.batch_size
+    drop_last = len(train_ds) > config.batch_size  # a batch of one would break the feature BatchNorm
     return (
         DataLoader(train_ds, batch_size=config.batch_size, shuffle=True, drop_last=drop_last, **common),
         DataLoader(val_ds, batch_size=config.batch_size, shuffle=False, **common),
     )
 
 
-def run_finetune(train: Sequence[Sample], val: Sequence[Sample], out_dir: Path,
-                 config: FinetuneConfig = FinetuneConfig(), test: Sequence[Sample] = (),
-                 class_weights: dict[str, dict[str, float]] | None = None, console=None,
-                 progress: bool = True, card: dict[str, Any] | None = None) -> FinetuneResult:
-    """Fine-tune on ``train`` (early stopping on ``val``), export the backbone, refit heads, save a bundle."""
+def finetune_backbone(
+    train: Sequence[Sample],
+    val: Sequence[Sample],
+    config: FinetuneConfig = FinetuneConfig(),
+    checkpoint: Path | None = None,
+    console=None,
+    progress: bool = True,
+):
+    """Fine-tune the backbone with multi-task heads on ``train`` (early stopping on ``val``).
+
+    Returns ``(backbone module with the best weights, base BackboneSpec, FitResult, vocab,
+    device, skipped images)``. Export it with ``export_finetuned``.
+    """
     import torch
 
     from vasari.backbones import backbone_spec, build_torch_backbone
 
-    out_dir = Path(out_dir)
     device = resolve_device(config.device)
     train, bad_train = usable_samples(train)
     val, bad_val = usable_samples(val)
     skipped = {**bad_train, **bad_val}
     if console is not None and skipped:
-        console.print(f"[yellow]{len(skipped)} images cannot be decoded and are skipped (first: "
-                      f"{next(iter(skipped.values()))})")
+        console.print(
+            f"[yellow]{len(skipped)} images cannot be decoded and are skipped (first: {next(iter(skipped.values()))})"
+        )
     if not train:
         raise FinetuneError("no usable training images")
     if not val:
@@ -717,111 +793,161 @@ def run_finetune(train: Sequence[Sample], val: Sequence[Sample], out_dir: Path,
     vocab = build_vocab(train, config.tasks)
     has_years = config.year_weight > 0 and sum(s.year is not None for s in train) >= 10
     if not vocab and not has_years:
-        raise FinetuneError(f"no task has two or more labelled classes in the training split (tasks: {', '.join(config.tasks)})")
+        raise FinetuneError(
+            f"no task has two or more labelled classes in the training split (tasks: {', '.join(config.tasks)})"
+        )
     if device == "cpu":
         _warn_cpu(console, config, len(train))
     torch.manual_seed(config.seed)
-
     net = build_torch_backbone(config.backbone, config.feature)
     base_spec = backbone_spec(config.backbone, config.feature, net=net)
     trainable = set_trainable(net, config)
-    model = _model_class()(net, base_spec.dim, vocab, year=has_years)
-    model.to(device)
-    weights = {}
-    for task, labels in vocab.items():
-        given = (class_weights or {}).get(task)
-        w = (np.array([given.get(lab, 1.0) for lab in labels], dtype=np.float32) if given
-             else balanced_weights(train, task, labels))
-        weights[task] = torch.from_numpy(w)
+    model = _model_class()(net, base_spec.dim, vocab, year=has_years).to(device)
+    weights = {task: torch.from_numpy(balanced_weights(train, task, labels)) for task, labels in vocab.items()}
     train_loader, val_loader = _loaders(train, val, vocab, config, base_spec.preprocess, device)
     calibrate_norm(model, train_loader, device)
     if console is not None:
-        console.print(f"fine-tuning {base_spec.name} on {device}: {len(train)} train / {len(val)} val images, "
-                      f"tasks {', '.join(vocab) or '-'}{' + year' if has_years else ''}; unfreeze={config.unfreeze} "
-                      f"({trainable['unfrozen_stages']}/{trainable['stages']} stages, "
-                      f"{trainable['trainable_params']:,}/{trainable['params']:,} backbone parameters)")
-    work = out_dir / "finetune"
-    fit_result = fit(model, train_loader, val_loader, weights, config, device, checkpoint=work / "best.pt",
-                     extra_state={"vocab": vocab, "base_spec": base_spec.to_dict()}, console=console,
-                     progress=progress)
-    fit_result.trainable = trainable
-
-    # export: the fine-tuned backbone becomes this bundle's backbone
-    spec, onnx_file = export_finetuned(model.backbone, base_spec, out_dir)
-    embedder = finetuned_embedder(onnx_file, spec)
-    from vasari.train import HeadConfig, train_heads
-
-    splits = {"train": train, "val": val, **({"test": list(test)} if test else {})}
-    feats = {}
-    for name, samples in splits.items():
-        res = embedder.embed_paths([s.path for s in samples], progress=progress and console is not None)
-        feats[name] = res.features
-    tasks = tuple(t for t in config.tasks)
-
-    def labels_of(samples):
-        return {t: [s.labels.get(t) for s in samples] for t in tasks}
-
-    heads = train_heads(
-        feats["train"], labels_of(train), [s.year for s in train],
-        feats["val"], labels_of(val), [s.year for s in val],
-        config=HeadConfig(tasks=tasks), class_weights=class_weights,
+        console.print(
+            f"fine-tuning {base_spec.name} on {device}: {len(train)} train / {len(val)} val images, "
+            f"tasks {', '.join(vocab) or '-'}{' + year' if has_years else ''}; unfreeze={config.unfreeze} "
+            f"({trainable['unfrozen_stages']}/{trainable['stages']} stages, "
+            f"{trainable['trainable_params']:,}/{trainable['params']:,} backbone parameters)"
+        )
+    result = fit(
+        model,
+        train_loader,
+        val_loader,
+        weights,
+        config,
+        device,
+        checkpoint=checkpoint,
+        extra_state={"vocab": vocab, "base_spec": base_spec.to_dict()},
+        console=console,
+        progress=progress,
     )
-    metrics = _evaluate(heads, feats, splits, tasks)
-    result = FinetuneResult(bundle_dir=out_dir, spec=spec, fit=fit_result, vocab=vocab, trainable=trainable,
-                            device=device, metrics=metrics, skipped_images=skipped)
-    card = {
-        **(card or {}),
-        "finetune": {
-            "config": asdict(config),
-            "device": device,
-            "base_backbone": base_spec.to_dict(),
-            "trainable": trainable,
-            "best_epoch": fit_result.best_epoch,
-            "best_val_loss": fit_result.best_val_loss,
-            "stopped_early": fit_result.stopped_early,
-            "seconds": fit_result.seconds,
-            "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in fit_result.history],
-            "heads": "refit with vasari.train.train_heads on features of the exported fine-tuned backbone",
-            "backbone_file": BUNDLE_ONNX,
-        },
-    }
-    _save_bundle(out_dir, heads, spec, card, metrics)
-    return result
+    result.trainable = trainable
+    return model.backbone, base_spec, result, vocab, device, skipped
 
 
-def _evaluate(heads, feats: dict[str, np.ndarray], splits: dict[str, Sequence[Sample]], tasks) -> dict[str, Any]:
-    """Top-1 accuracy per task and split of the refit heads (full reports: ``vasari evaluate``)."""
-    out: dict[str, Any] = {}
-    proba_by_split = {name: heads.predict_proba(np.nan_to_num(f)) for name, f in feats.items()}
-    for name, samples in splits.items():
-        ok = np.isfinite(feats[name]).all(axis=1)
-        per_task = {}
-        for task, proba in proba_by_split[name].items():
-            classes = heads.classifiers[task].classes
-            rows = [i for i, s in enumerate(samples) if ok[i] and s.labels.get(task) is not None]
-            if rows:
-                hits = [classes[int(proba[i].argmax())] == samples[i].labels[task] for i in rows]
-                per_task[task] = {"top1": float(np.mean(hits)), "n": len(rows)}
-        out[name] = per_task
-    return out
+def default_work_dir(out_dir: Path) -> Path:
+    """Where the checkpoint lives: ``<bundle>.finetune/`` beside the bundle (a torch checkpoint
+    is a pickle, and bundles hold no pickle)."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f"{out_dir.name}.finetune"
 
 
-def _save_bundle(out_dir: Path, heads, spec, card: dict[str, Any], metrics: dict[str, Any]) -> None:
+def finetune_artworks(
+    artworks: Sequence[Any],
+    split_of: Sequence[str],
+    out_dir: Path,
+    config: FinetuneConfig = FinetuneConfig(),
+    card: dict[str, Any] | None = None,
+    work_dir: Path | None = None,
+    console=None,
+    progress: bool = True,
+) -> FinetuneResult:
+    """Fine-tune on the "train" artworks, export the backbone, refit the heads and save a bundle.
+
+    The heads are refit by ``vasari.train.fit_dataset`` (the same code as ``vasari train``)
+    with the fine-tuned ONNX backbone as embedder: C, temperature and abstention thresholds
+    on "val", evaluation on "val" and "test", a report in ``<bundle>/report/``.
+    """
     from vasari.bundle import save_bundle
+    from vasari.evaluate import write_report
+    from vasari.train import HeadConfig, fit_dataset
 
-    save_bundle(heads=heads, spec=spec, card=card, metrics=metrics, out_dir=out_dir)
+    out_dir = Path(out_dir)
+    work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    split_arr = list(split_of)
+    train = samples_from_artworks([a for a, s in zip(artworks, split_arr) if s == "train"], config.tasks)
+    val = samples_from_artworks([a for a, s in zip(artworks, split_arr) if s == "val"], config.tasks)
+    checkpoint = work / "best.pt"
+    net, base_spec, fit_result, vocab, device, skipped = finetune_backbone(
+        train, val, config, checkpoint=checkpoint, console=console, progress=progress
+    )
+
+    spec, onnx_file = export_finetuned(net, base_spec, work)
+    embedder = finetuned_embedder(onnx_file, spec)
+    keep = [i for i, a in enumerate(artworks) if a.image]
+    finetune_card = {
+        "config": asdict(config),
+        "device": device,
+        "base_backbone": base_spec.to_dict(),
+        "trainable": fit_result.trainable,
+        "best_epoch": fit_result.best_epoch,
+        "best_val_loss": fit_result.best_val_loss,
+        "stopped_early": fit_result.stopped_early,
+        "seconds": round(fit_result.seconds, 1),
+        "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in fit_result.history],
+        "heads": "refit with vasari.train.fit_dataset on features of the exported fine-tuned backbone",
+        "backbone_file": BUNDLE_ONNX,
+        "checkpoint": str(checkpoint.resolve()),
+    }
+    fitted = fit_dataset(
+        [artworks[i] for i in keep],
+        [split_arr[i] for i in keep],
+        embedder,
+        None,
+        HeadConfig(tasks=tuple(config.tasks)),
+        card={**(card or {}), "finetune": finetune_card},
+        progress=progress and console is not None,
+    )
+    try:
+        from vasari.cli.learn import compact_metrics
+
+        fitted.bundle.metrics = compact_metrics(fitted.bundle.metrics)
+    except ImportError:  # the CLI layer is optional here
+        pass
+    path = save_bundle(fitted.bundle, out_dir, extra_files={BUNDLE_ONNX: onnx_file})
+    onnx_file.unlink()  # now inside the bundle
+    write_report(
+        fitted.evaluations,
+        path / "report",
+        title=f"Vasari evaluation: {out_dir.name} (fine-tuned)",
+        context={"bundle": str(path)},
+    )
+    return FinetuneResult(
+        bundle_dir=path,
+        spec=spec,
+        fit=fit_result,
+        vocab=vocab,
+        trainable=fit_result.trainable,
+        device=device,
+        checkpoint=checkpoint,
+        metrics=fitted.bundle.metrics,
+        evaluations=fitted.evaluations,
+        skipped_images=skipped,
+    )
 
 
-def finetune_dataset(dataset_dir: Path, out_dir: Path, config: FinetuneConfig = FinetuneConfig(), console=None,
-                     progress: bool = True) -> FinetuneResult:
-    """``vasari finetune``: read a dataset folder (``vasari dataset build``) and run ``run_finetune``."""
+def finetune_dataset(
+    dataset_dir: Path,
+    out_dir: Path,
+    config: FinetuneConfig = FinetuneConfig(),
+    console=None,
+    progress: bool = True,
+    work_dir: Path | None = None,
+) -> FinetuneResult:
+    """``vasari finetune``: read a dataset folder (``vasari dataset build``) and run ``finetune_artworks``."""
     from vasari.dataset import load_dataset
 
     ds = load_dataset(Path(dataset_dir))
-    train = samples_from_dataset(ds, "train", config.tasks)
-    val = samples_from_dataset(ds, "val", config.tasks)
-    test = samples_from_dataset(ds, "test", config.tasks)
-    weights = {t: ds.class_weights(t) for t in config.tasks}
-    card = {"dataset": {"path": str(Path(dataset_dir).resolve()), "splits": ds.split_sizes()}}
-    return run_finetune(train, val, out_dir, config, test=test, class_weights=weights, console=console,
-                        progress=progress, card=card)
+    arts = [a for a in ds.artworks if a.image]
+    if not arts:
+        raise FinetuneError(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
+    card = {
+        "name": Path(out_dir).name,
+        "dataset": str(dataset_dir),
+        "splits": f"{ds.config.split} split ({ds.split_sizes()})",
+    }
+    return finetune_artworks(
+        arts,
+        [ds.splits.get(a.artwork_id, "") for a in arts],
+        out_dir,
+        config,
+        card=card,
+        work_dir=work_dir,
+        console=console,
+        progress=progress,
+    )

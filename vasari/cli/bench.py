@@ -12,15 +12,27 @@ DEVICES = ("cpu", "cuda", "all")
 
 
 def bench(
-    device: str = typer.Option("all", "--device", help="cpu, cuda or all (cuda rows say 'not available' without a GPU)."),
-    images: Optional[Path] = typer.Option(
-        None, "--images", help="Folder of images, class subfolders = labels (default: ../shared/data/louvre, else generated)."
+    device: str = typer.Option(
+        "all", "--device", help="cpu, cuda or all (cuda rows say 'not available' without a GPU)."
     ),
-    quick: bool = typer.Option(False, "--quick", help="CI-sized run: 32 images, 10 single-image runs, short throughput/latency loops (< 2 min on 2 cores)."),
+    images: Optional[Path] = typer.Option(
+        None,
+        "--images",
+        help="Folder of images, class subfolders = labels (default: ../shared/data/louvre, else generated).",
+    ),
+    quick: bool = typer.Option(
+        False,
+        "--quick",
+        help="CI-sized run: 32 images, 10 single-image runs, short throughput/latency loops (< 2 min on 2 cores).",
+    ),
     out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for bench.json and bench.png."),
     backbone: str = typer.Option("efficientnet_lite2", "--backbone", help="Backbone to measure."),
-    latency_runs: Optional[int] = typer.Option(None, "--latency-runs", help="Single-image runs (default: quick 10, full 100)."),
-    max_images: Optional[int] = typer.Option(None, "--max-images", help="Cap on the pipeline images (default: quick 32, full all).."),
+    latency_runs: Optional[int] = typer.Option(
+        None, "--latency-runs", help="Single-image runs (default: quick 10, full 100)."
+    ),
+    max_images: Optional[int] = typer.Option(
+        None, "--max-images", help="Cap on the pipeline images (default: quick 32, full all).."
+    ),
 ) -> None:
     """Measure embedding throughput, latency, head training and the whole pipeline per engine and device.
 
@@ -36,8 +48,9 @@ def bench(
         console.print(f"[red]--device must be one of {', '.join(DEVICES)}, got {device!r}")
         raise typer.Exit(2)
     devices = ("cpu", "cuda") if device == "all" else (device,)
-    config = BenchConfig(devices=devices, images=images, quick=quick, backbone=backbone, max_images=max_images,
-                         latency_runs=latency_runs)
+    config = BenchConfig(
+        devices=devices, images=images, quick=quick, backbone=backbone, max_images=max_images, latency_runs=latency_runs
+    )
     try:
         with console.status("benchmarking…") as status:
             report = run_bench(config, progress=lambda msg: status.update(msg))
@@ -52,17 +65,28 @@ def bench(
 
 
 def finetune(
-    dataset_dir: Path = typer.Argument(..., help="Dataset folder from `vasari dataset build` (dataset.csv + splits.csv)."),
-    out: Path = typer.Option(..., "--out", help="Bundle folder to write (a normal bundle: predict/evaluate/serve use it)."),
+    dataset_dir: Path = typer.Argument(
+        ..., help="Dataset folder from `vasari dataset build` (dataset.csv + splits.csv)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Bundle folder to write (a normal bundle: predict/evaluate/serve use it)."
+    ),
     unfreeze: str = typer.Option("last", "--unfreeze", help="'last' stage, 'all', or a number N of last stages."),
-    epochs: int = typer.Option(10, "--epochs", min=1, help="Maximum epochs (early stopping on val loss may stop sooner)."),
+    epochs: int = typer.Option(
+        10, "--epochs", min=1, help="Maximum epochs (early stopping on val loss may stop sooner)."
+    ),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate of the heads; the backbone gets lr x 0.1."),
     batch_size: int = typer.Option(32, "--batch-size", min=2, help="Images per step."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
     backbone: str = typer.Option("efficientnet_lite2", "--backbone", help="Backbone to fine-tune."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Training resolution (default: the backbone's)."),
+    image_size: Optional[int] = typer.Option(
+        None, "--image-size", help="Training resolution (default: the backbone's)."
+    ),
     patience: int = typer.Option(3, "--patience", min=1, help="Epochs without val-loss improvement before stopping."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps-per-epoch", help="Cap steps per epoch (quick trials)."),
+    work_dir: Optional[Path] = typer.Option(
+        None, "--work-dir", help="Checkpoint folder (default: <out>.finetune beside the bundle)."
+    ),
 ) -> None:
     """Fine-tune the backbone's last stages with multi-task heads, then export a normal bundle.
 
@@ -72,16 +96,32 @@ def finetune(
 
     console = Console()
     config = FinetuneConfig(
-        backbone=backbone, unfreeze=unfreeze, epochs=epochs, lr=lr, batch_size=batch_size, device=device,
-        image_size=image_size, patience=patience, max_steps_per_epoch=max_steps,
+        backbone=backbone,
+        unfreeze=unfreeze,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        device=device,
+        image_size=image_size,
+        patience=patience,
+        max_steps_per_epoch=max_steps,
     )
+    from vasari.evaluate import summary_table
+
     try:
-        result = finetune_dataset(dataset_dir, out, config, console=console)
+        result = finetune_dataset(dataset_dir, out, config, console=console, work_dir=work_dir)
     except (FinetuneError, FileNotFoundError, ValueError) as exc:
         console.print(f"[red]vasari finetune: {exc}")
         raise typer.Exit(1) from None
-    console.print(f"bundle written to {result.bundle_dir} (best epoch {result.fit.best_epoch}, "
-                  f"val loss {result.fit.best_val_loss:.4f}, {result.fit.seconds:.0f} s training)")
+    if result.evaluations:
+        console.print(
+            summary_table({ev.split: ev.metrics for ev in result.evaluations}, title=f"{out.name} (fine-tuned)")
+        )
+    console.print(
+        f"bundle written to {result.bundle_dir} (backbone {result.spec.name}; best epoch {result.fit.best_epoch}, "
+        f"val loss {result.fit.best_val_loss:.4f}, {result.fit.seconds:.0f} s fine-tuning on {result.device}); "
+        f"checkpoint {result.checkpoint}"
+    )
 
 
 def register(app: typer.Typer) -> None:
