@@ -47,7 +47,7 @@ GOALS = {
     ("artists7", "artist", "test"): 0.88,
 }
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=200)
 
 
 def embed(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str], tta: bool = False) -> np.ndarray:
@@ -58,7 +58,7 @@ def embed(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str], tt
 
 
 def features_for(X: np.ndarray, feature: str) -> np.ndarray:
-    return X[:, :POOLED_DIM] if feature == "pooled" else X
+    return X[:, :POOLED_DIM] if feature.split("+")[0] == "pooled" else X
 
 
 def run_split(X, arts, split_of, tasks, feature, year=False, config=None):
@@ -73,7 +73,7 @@ def run_split(X, arts, split_of, tasks, feature, year=False, config=None):
 
     Xt, lt, yt = part("train")
     Xv, lv, yv = part("val")
-    config = config or HeadConfig(tasks=tuple(tasks), year=year)
+    config = config or HeadConfig(tasks=tuple(tasks), year=year, refit_on_val="+refit" in feature)
     t0 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv, lv, yv, config)
     train_s = time.perf_counter() - t0
@@ -87,7 +87,7 @@ def task_row(metrics: dict, task: str) -> dict:
     if t is None:
         return {}
     sel = t["selective"]
-    return {"n": t["n"], "classes": t["classes"], "top1": t["top1"], "top3": t["top3"], "weighted_f1": t["weighted_f1"],
+    return {"n": t["n"], "n_unseen": t["n_unseen"], "classes": t["classes"], "top1": t["top1"], "top3": t["top3"], "weighted_f1": t["weighted_f1"],
             "ece": t["ece"], "answered": sel["coverage"], "accuracy_answered": sel["accuracy"]}
 
 
@@ -123,19 +123,20 @@ def grouped_dataset(catalogs, task, cache_dir, **overrides):
     return build_dataset(catalogs, config, progress=False, cache_dir=cache_dir)
 
 
-def dataset_arrays(ds, embedder, cache):
+def dataset_arrays(ds, embedder, cache, tta=False):
     arts = [a for a in ds.artworks if a.image]
-    X = embed(embedder, cache, [a.image for a in arts])
+    X = embed(embedder, cache, [a.image for a in arts], tta=tta)
     return X, arts, [ds.splits[a.artwork_id] for a in arts]
 
 
-def artists7(data: Path, embedder, cache, features, cache_dir, results):
+def artists7(data: Path, embedder, cache, features, cache_dir, results, tta=False):
     from vasari.catalog import read_kaggle
 
     cat = read_kaggle(data / "artists7", source="artists7")
     ds = grouped_dataset([cat], "artist", cache_dir, split="grouped", min_per_class=5)
-    X, arts, split = dataset_arrays(ds, embedder, cache)
+    X, arts, split = dataset_arrays(ds, embedder, cache, tta=tta)
     for feature in features:
+        feature = feature + ("+tta" if tta else "")
         _, m, train_s, sizes = run_split(X, arts, split, ["artist"], feature)
         results.append({"experiment": "artists7", "features": feature, "task": "artist", "split": "test",
                         "grouping": "near-duplicate groups", "sizes": sizes, "train_seconds": round(train_s, 2),
@@ -185,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data", nargs="?", type=Path, default=None)
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache dir (default: user cache)")
     parser.add_argument("--only", default="louvre,artists7,wga_thumbs,wikiart")
-    parser.add_argument("--feature", default="both", choices=["stats", "pooled", "both"])
+    parser.add_argument("--feature", default="all", choices=["stats", "pooled", "both", "all"],
+                        help="all = stats, pooled and stats+refit (heads refit on train+val after choosing C)")
     parser.add_argument("--tta", action="store_true", help="also run louvre with flip test-time augmentation")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
     args = parser.parse_args(argv)
@@ -193,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if data is None:
         console.print("../shared/data is absent (pass DATA_DIR or set VASARI_DATA)")
         return 2
-    features = ["stats", "pooled"] if args.feature == "both" else [args.feature]
+    features = {"both": ["stats", "pooled"], "all": ["stats", "pooled", "stats+refit"]}.get(args.feature, [args.feature])
     embedder = Embedder()
     cache = EmbeddingCache(args.cache, embedder.spec) if args.cache else EmbeddingCache.default(embedder.spec)
     phash_dir = (args.cache or Path.home() / ".cache" / "vasari") / "phash"
@@ -207,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == "louvre":
             louvre(data, embedder, cache, features, False, results)
             if args.tta:
-                louvre(data, embedder, cache, ["stats"], True, results)
+                louvre(data, embedder, cache, ["stats", "stats+refit"], True, results)
         elif name == "artists7":
             artists7(data, embedder, cache, features, phash_dir, results)
+            if args.tta:
+                artists7(data, embedder, cache, ["stats", "stats+refit"], phash_dir, results, tta=True)
         elif name == "wga_thumbs":
             wga_thumbs(data, embedder, cache, features, phash_dir, results)
         elif name == "wikiart":

@@ -77,6 +77,10 @@ class HeadConfig:
     #: multi-threaded OpenBLAS mostly waits on itself, and on a busy 2-core machine an
     #: eigendecomposition took 105 s with 2 threads vs 18 s with one (None = library default).
     threads: int | None = 1
+    #: After choosing C, temperature and threshold on val, refit each classifier on
+    #: train + val with that C (more data; the temperature and threshold stay those fitted
+    #: for the train-only model, so calibration is then approximate).
+    refit_on_val: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -559,8 +563,19 @@ def _fit_classifier(task: str, Zr: np.ndarray, labels: Sequence[str | None], Zvr
         threshold_info = choose_threshold(proba.max(axis=1), proba.argmax(axis=1) == yvv,
                                           config.target_precision, config.min_kept)
         head.threshold = threshold_info["threshold"]
+    refit = False
+    if config.refit_on_val and Zvv is not None:
+        Zall = np.concatenate([Zt, Zvv])
+        yall = np.concatenate([yt, yvv])
+        wall = _row_weights(yall, classes, config, class_weights)
+        W, b, _ = _softmax_regression(Zall, yall, k, wall if wall is not None else np.ones(len(yall)), C,
+                                      basis.variances, (W, b), config)
+        head.coef = (W @ basis.rotation.T.astype(np.float64)).astype(np.float32)
+        head.intercept = b.astype(np.float32)
+        refit = True
     head.info = {
         "C": C,
+        "refit_on_val": refit,
         "val_accuracy_by_C": scores,
         "iterations_by_C": iterations,
         "train_rows": int(len(rows)),
