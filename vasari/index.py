@@ -585,7 +585,8 @@ class GalleryIndex:
 
     def hit(self, row: int, score: float) -> Hit:
         r = self.metadata[row]
-        return Hit(row=int(row), score=float(score), artwork_id=r["artwork_id"], title=r.get("title"),
+        score = float(min(1.0, max(-1.0, float(score))))  # float16 storage can overshoot 1 by 1e-4
+        return Hit(row=int(row), score=score, artwork_id=r["artwork_id"], title=r.get("title"),
                    artist=r.get("artist"), year=r.get("year"), school=r.get("school"), type=r.get("type"),
                    source=r.get("source"), image=r.get("image"), thumbnail=self.thumbnail(row))
 
