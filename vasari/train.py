@@ -201,8 +201,8 @@ class Transform:
         projection = None
         if pca_dim is not None and pca_dim < X.shape[1]:
             Z = (X - mean) / scale
-            _, _, vt = np.linalg.svd(Z[: min(len(Z), 20000)], full_matrices=False)
-            projection = np.ascontiguousarray(vt[:pca_dim].T.astype(np.float32))
+            _, vecs = principal_axes(Z[: min(len(Z), 20000)])
+            projection = np.ascontiguousarray(vecs[:, :pca_dim].astype(np.float32))
         return cls(mean, scale, projection)
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
