@@ -158,8 +158,21 @@ def test_phone_camera_input(browser, live, painting, api_answer):
     assert camera.get_attribute("capture") == "environment" and camera.get_attribute("accept") == "image/*"
     page.set_input_files("#camera-input", str(painting))
     check_results(page, api_answer)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(700)  # bar and scroll animations settle
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-    assert overflow <= 0, f"the page is {overflow}px wider than a phone screen"
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1
+                           && !e.classList.contains('visually-hidden'))
+            .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className} right=${Math.round(e.getBoundingClientRect().right)}`)
+            .slice(0, 10)"""
+    )
+    debug = page.evaluate(
+        """() => [...document.querySelectorAll('*')].filter((e) => e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'hidden')
+            .map((e) => `${e.tagName}#${e.id}.${e.className} sw=${e.scrollWidth} cw=${e.clientWidth} ${e.tagName === "SPAN" ? e.textContent : ""}`).slice(0, 20)"""
+    )
+    assert overflow <= 0 and not wide, f"the page is {overflow}px wider than a phone screen: {wide} {debug}"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "browser-phone.png"), full_page=True)
     assert not foreign and not errors, (foreign, errors)
@@ -271,3 +284,22 @@ def test_museum_photo_crop_outline(browser, live, tmp_path):
         assert "found the painting" in page.locator("#summary").inner_text()
         page.screenshot(path=str(ARTIFACTS / "browser-crop.png"))
         context.close()
+
+
+def test_keyboard_only_upload(browser, live, painting, api_answer):
+    """Tab reaches the picture button (focus visible on it) and Enter opens the file chooser."""
+    context, page, foreign, errors = new_page(browser, live)
+    page.goto(live.url + "/")
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.id") == "file-input":
+            break
+    else:
+        pytest.fail("Tab never reached the 'Choose a picture' control")
+    outline = page.evaluate("getComputedStyle(document.querySelector('label[for=file-input]')).outlineStyle")
+    assert outline != "none"
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(painting))
+    check_results(page, api_answer)
+    context.close()

@@ -495,6 +495,22 @@ def test_png_sniffed_not_extension(client):
     assert a.status_code == b.status_code == 200
 
 
+def test_blas_is_single_threaded_while_serving(predictor):
+    """Small matrix products (heads, gallery search) run with 1 BLAS thread while serving."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastapi.testclient import TestClient
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    if not before:
+        pytest.skip("numpy reports no BLAS library to limit")
+    with TestClient(create_app(predictor, ServiceConfig(warmup=False))):
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+
+
 def test_upload_limit_is_configurable(predictor, jpeg):
     from fastapi.testclient import TestClient
 

@@ -193,12 +193,13 @@ function renderSimilar(result) {
   for (const item of items.slice(0, 8)) {
     const thumb = safeThumb(item.thumbnail);
     const meta = [item.artist, item.year].filter((x) => x !== null && x !== undefined && x !== "").join(", ");
-    const title = item.title || item.artwork_id || "Untitled";
+    const title = item.title || "Untitled";
     list.append(el("li", { class: "similar-item" },
       thumb ? el("img", { src: thumb, alt: title, width: 160, height: 120 }) : el("div", { class: "thumb-placeholder", "aria-hidden": "true" }),
       el("div", { class: "similar-text" },
         el("span", { class: "similar-title" }, title),
         meta ? el("span", { class: "small" }, meta) : null,
+        !item.title && item.artwork_id ? el("span", { class: "small id" }, String(item.artwork_id)) : null,
         el("span", { class: "small" }, `similarity ${percent(item.score)}%`))));
   }
 }
@@ -322,10 +323,6 @@ function setUpUpload() {
     if (event.target.closest("label, input, a, button")) return;
     fileInput.click();
   });
-  zone.addEventListener("keydown", (event) => {
-    if (event.target !== zone) return;
-    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); fileInput.click(); }
-  });
   ["dragenter", "dragover"].forEach((name) => zone.addEventListener(name, (event) => {
     event.preventDefault();
     zone.classList.add("dragging");
@@ -353,7 +350,7 @@ function setUpUpload() {
     document.body.classList.remove("has-result");
     setStatus("");
     window.scrollTo({ top: 0, behavior: "smooth" });
-    zone.focus();
+    fileInput.focus();
   });
 }
 
