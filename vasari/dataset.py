@@ -41,6 +41,7 @@ import numpy as np
 
 from vasari.catalog import Artwork
 from vasari.labels import TASKS, timeframe_of
+from vasari.fileio import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from vasari.catalog import Catalog
@@ -879,25 +880,11 @@ def _fmt_counter(counter: Counter[str] | dict[str, int]) -> str:
 # --------------------------------------------------------------------------- save / load
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _atomic_write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 ARTWORK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Artwork) if f.name != "extra")
@@ -969,7 +956,7 @@ def save_dataset(ds: Dataset, out_dir: Path) -> None:
     meta["splits"] = ds.split_sizes()
     meta["class_counts"] = ds.class_counts()
     meta["class_weights"] = {task: ds.class_weights(task) for task in TASKS}
-    _atomic_write_text(
+    atomic_write_text(
         out / "dataset.json", json.dumps(meta, indent=2, ensure_ascii=False, default=_json_default) + "\n"
     )
 

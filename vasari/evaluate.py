@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from vasari.train import Heads, coverage_curve
+from vasari.fileio import atomic_write_text
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
@@ -311,12 +311,6 @@ def summary_table(metrics_by_split: Mapping[str, Mapping[str, Any]], title: str 
     return table
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def _json_ready(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_ready(v) for k, v in value.items()}
@@ -338,7 +332,7 @@ def write_report(evaluations: Sequence[Evaluation] | Evaluation, out_dir: str | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics = {ev.split: ev.metrics for ev in evaluations}
-    _atomic_write(out / "metrics.json", json.dumps(_json_ready({"context": dict(context or {}), **metrics}), indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(_json_ready({"context": dict(context or {}), **metrics}), indent=2))
     plots: list[tuple[str, str, Path]] = []  # (split, caption, file)
     for ev in evaluations:
         for task, m in ev.metrics["tasks"].items():
@@ -372,7 +366,7 @@ def write_report(evaluations: Sequence[Evaluation] | Evaluation, out_dir: str | 
             md.append("")
         if ev.year is not None:
             md += [f"## year ({ev.split})", "", f"![year]({ev.split}_year.png)", ""]
-    _atomic_write(out / "report.md", "\n".join(md))
+    atomic_write_text(out / "report.md", "\n".join(md))
     # HTML (plots embedded, one file to share)
     h = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
          "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
@@ -390,5 +384,5 @@ def write_report(evaluations: Sequence[Evaluation] | Evaluation, out_dir: str | 
                 data = base64.b64encode(path.read_bytes()).decode()
                 h.append(f"<img alt='{html.escape(caption)}' title='{html.escape(caption)}' src='data:image/png;base64,{data}'>")
     h.append("</body></html>")
-    _atomic_write(out / "report.html", "\n".join(h))
+    atomic_write_text(out / "report.html", "\n".join(h))
     return out

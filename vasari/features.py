@@ -55,6 +55,7 @@ from vasari.backbones import (
     onnx_path,
 )
 from vasari.images import ImageError, load_image
+from vasari.fileio import atomic_write_bytes
 
 __all__ = [
     "BackboneSpec",
@@ -80,17 +81,6 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # --------------------------------------------------------------------------- engines
@@ -462,7 +452,7 @@ def save_embeddings(out: str | Path, result: EmbedResult, paths: Sequence[str | 
         errors=np.asarray(json.dumps({str(k): v for k, v in result.errors.items()})),
         spec=np.asarray(json.dumps(result.spec.to_dict() if result.spec else {})),
     )
-    _atomic_write_bytes(out, bio.getvalue())
+    atomic_write_bytes(out, bio.getvalue())
     return out
 
 
@@ -598,7 +588,7 @@ class EmbeddingCache:
                 )
         else:
             payload = {"format": CACHE_FORMAT, "key": self.spec.key(), "spec": self.spec.to_dict()}
-            _atomic_write_bytes(manifest, json.dumps(payload, indent=1).encode())
+            atomic_write_bytes(manifest, json.dumps(payload, indent=1).encode())
         self._clean_tmp()
         index = self._read_index()
         for name, meta in index.items():
@@ -655,7 +645,7 @@ class EmbeddingCache:
         merged = {k: v for k, v in merged.items() if (self.dir / k).is_file()}
         merged.update(self._chunks)
         payload = {"format": CACHE_FORMAT, "key": self.spec.key(), "chunks": merged}
-        _atomic_write_bytes(self.dir / "index.json", json.dumps(payload, indent=0).encode())
+        atomic_write_bytes(self.dir / "index.json", json.dumps(payload, indent=0).encode())
 
     def _decode_chunk(self, path: Path, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -765,7 +755,7 @@ class EmbeddingCache:
         np.savez(bio, keys=keys, features=vecs)
         data = bio.getvalue()
         name = f"chunk-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
-        _atomic_write_bytes(self.dir / name, data)
+        atomic_write_bytes(self.dir / name, data)
         self._chunks[name] = {"rows": len(keys), "checksum": _checksum(data)}
         for row, key in enumerate(self._buf_keys):
             self._where[key] = (name, row)

@@ -42,11 +42,12 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
+from vasari.fileio import atomic_write_bytes
 
 if TYPE_CHECKING:
     from vasari.backbones import BackboneSpec
@@ -120,15 +121,6 @@ class Hit:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:
@@ -383,23 +375,23 @@ class GalleryIndex:
         try:
             bio = io.BytesIO()
             np.save(bio, self.vectors, allow_pickle=False)
-            _atomic_write_bytes(tmp / "vectors.npy", bio.getvalue())
+            atomic_write_bytes(tmp / "vectors.npy", bio.getvalue(), fsync=True)
             bio = io.BytesIO()
             np.save(bio, self.explained.astype(np.float16), allow_pickle=False)
-            _atomic_write_bytes(tmp / "explained.npy", bio.getvalue())
+            atomic_write_bytes(tmp / "explained.npy", bio.getvalue(), fsync=True)
             if self.negatives is not None:
                 bio = io.BytesIO()
                 np.save(bio, np.asarray(self.negatives), allow_pickle=False)
-                _atomic_write_bytes(tmp / "negatives.npy", bio.getvalue())
-                _atomic_write_bytes(tmp / "negatives.json", json.dumps(self.negative_labels).encode())
-            _atomic_write_bytes(tmp / "projection.npz", self.projection.to_bytes())
+                atomic_write_bytes(tmp / "negatives.npy", bio.getvalue(), fsync=True)
+                atomic_write_bytes(tmp / "negatives.json", json.dumps(self.negative_labels).encode(), fsync=True)
+            atomic_write_bytes(tmp / "projection.npz", self.projection.to_bytes(), fsync=True)
             sio = io.StringIO()
             writer = csv.DictWriter(sio, fieldnames=list(META_FIELDS), lineterminator="\n")
             writer.writeheader()
             for row in self.metadata:
                 out_row = dict(row, image=_portable_image(row.get("image")))
                 writer.writerow({k: "" if out_row.get(k) is None else out_row.get(k) for k in META_FIELDS})
-            _atomic_write_bytes(tmp / "metadata.csv", sio.getvalue().encode("utf-8"))
+            atomic_write_bytes(tmp / "metadata.csv", sio.getvalue().encode("utf-8"), fsync=True)
             want_thumbs = self.config.thumbnails if images_for_thumbnails is None else images_for_thumbnails
             n_thumbs = 0
             if want_thumbs:
@@ -422,7 +414,7 @@ class GalleryIndex:
                 "artists": len(self.artists),
                 "negatives": 0 if self.negatives is None else len(self.negatives),
             }
-            _atomic_write_bytes(tmp / INDEX_FILE, json.dumps(info, indent=2, sort_keys=True).encode())
+            atomic_write_bytes(tmp / INDEX_FILE, json.dumps(info, indent=2, sort_keys=True).encode(), fsync=True)
             if out.exists():
                 old = out.with_name(f".{out.name}.old-{os.getpid()}")
                 os.replace(out, old)
@@ -447,7 +439,7 @@ class GalleryIndex:
             data = _thumbnail_bytes(image, self.config.thumb_size)
             if data is None:
                 return 0
-            _atomic_write_bytes(folder / f"{i}.jpg", data)
+            atomic_write_bytes(folder / f"{i}.jpg", data, fsync=True)
             return 1
 
         n = 0

@@ -520,7 +520,6 @@ def _detect(small: np.ndarray, cfg: PhotoConfig) -> tuple[tuple[int, int, int, i
     content = np.ascontiguousarray(small[y0:y1, x0:x1])
     ch, cw = content.shape[:2]
     area_total = float(ch * cw)
-    gray = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
     lab = cv2.cvtColor(content, cv2.COLOR_RGB2LAB).astype(np.float32)
     edges = _edges(content)
     edges_d = cv2.dilate(edges, np.ones((5, 5), np.uint8))

@@ -172,7 +172,7 @@ class Predictor:
         good, images = [], []
         for i, name in enumerate(names):
             try:
-                images.append(load_image(name, min_side=self.bundle.spec.preprocess.resize_to))
+                images.append(load_image(name, min_side=self.bundle.spec.preprocess.draft_min_side))
                 good.append(i)
             except ImageError as exc:
                 out[i] = {"image": name, "error": {"code": exc.code, "message": str(exc)}}

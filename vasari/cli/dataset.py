@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from vasari.cli.common import fail
 
 dataset_app = typer.Typer(
     name="dataset",
@@ -20,11 +22,6 @@ dataset_app = typer.Typer(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(dataset_app, name="dataset")
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code=2)
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
@@ -150,7 +147,7 @@ def _check_tasks(tasks: list[str] | None) -> list[str] | None:
 
     for task in tasks or []:
         if task not in TASKS:
-            _fail(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
+            fail(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
     return tasks or None
 
 
@@ -248,7 +245,7 @@ def build(
         ds = build_dataset(catalogs, config, progress=progress, cache_dir=out)
         save_dataset(ds, out)
     except errors as exc:
-        _fail(_message(exc))
+        fail(_message(exc))
     _print_dataset(console, ds, tasks)
     console.print(f"wrote {out} ({len(ds.artworks)} artworks) in {time.perf_counter() - started:.1f} s")
 
@@ -257,7 +254,7 @@ def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, includ
     from vasari.catalog import read_catalog
 
     if not specs and not shared:
-        _fail("give at least one catalog SPEC or --shared")
+        fail("give at least one catalog SPEC or --shared")
     catalogs = []
     if shared:
         from vasari.catalog import shared_catalogs
@@ -265,7 +262,7 @@ def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, includ
 
         folder = data_dir or shared_data_dir()
         if folder is None or not Path(folder).is_dir():
-            _fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
+            fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
         catalogs.extend(shared_catalogs(Path(folder), include_photos=include_photos))
     for spec in specs:
         catalogs.append(read_catalog(spec))
@@ -287,7 +284,7 @@ def show(
     try:
         ds = load_dataset(path)
     except _input_errors() as exc:
-        _fail(_message(exc))
+        fail(_message(exc))
     _print_dataset(Console(highlight=False), ds, tasks)
 
 
@@ -309,7 +306,7 @@ def diff(
     try:
         result = diff_splits(splits_of(a), splits_of(b))
     except _input_errors() as exc:
-        _fail(_message(exc))
+        fail(_message(exc))
     console = Console(highlight=False)
     moved = result["moved"]
     console.print(

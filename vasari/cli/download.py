@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
+
+from vasari.cli.common import fail
 
 HELP = """Download a catalog's images into OUT (concurrent, rate-limited, resumable).
 
@@ -28,11 +30,6 @@ def register(app: typer.Typer) -> None:
     app.command("download", help=HELP, no_args_is_help=True)(download)
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
-    raise typer.Exit(code=2)
-
-
 def _catalog_jobs(spec: str, console: Console):
     """Jobs from a vasari.catalog spec or path (WGA page URLs mapped to image URLs); None when
     a bare path is not a catalog with URLs, so that it is read as a plain CSV instead."""
@@ -44,12 +41,12 @@ def _catalog_jobs(spec: str, console: Console):
         catalog = read_catalog(spec)
     except (ValueError, OSError) as exc:  # CatalogError is a ValueError
         if explicit:
-            _fail(str(exc) or type(exc).__name__)
+            fail(str(exc) or type(exc).__name__)
         return None
     urls = [a.url for a in catalog.artworks if a.url]
     if not urls:
         if explicit:
-            _fail(f"{spec}: the catalog has no image URLs ({len(catalog.artworks)} artworks)")
+            fail(f"{spec}: the catalog has no image URLs ({len(catalog.artworks)} artworks)")
         return None
     skipped = sum(catalog.report.skipped.values())
     console.print(f"{spec}: {len(urls)} image URLs from {len(catalog.artworks)} artworks"
@@ -84,7 +81,7 @@ def download(
 
     console = Console(highlight=False)
     if (catalog is None) == (retry_failed is None):
-        _fail("give a CATALOG or --retry-failed DIR (one of the two)")
+        fail("give a CATALOG or --retry-failed DIR (one of the two)")
     try:
         if retry_failed is not None:
             folder = retry_failed if retry_failed.is_dir() else retry_failed.parent
@@ -95,7 +92,7 @@ def download(
                 raise typer.Exit(code=0)
         else:
             if out is None:
-                _fail("--out DIR is required")
+                fail("--out DIR is required")
             jobs = None if url_column or path_column else _catalog_jobs(catalog, console)
             if jobs is None:
                 jobs = jobs_from_csv(catalog, url_column, path_column)
@@ -107,7 +104,7 @@ def download(
         )
         summary = download_images(jobs, out, config, progress=progress)
     except (DownloadError, OSError) as exc:  # bad input, unreadable file, output folder not writable
-        _fail(str(exc))
+        fail(str(exc))
     console.print(summary.as_table())
     if summary.failed:
         console.print(f"{summary.failed} failed; see {out / 'failed.csv'} and retry with: vasari download --retry-failed {out}",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from vasari.cli.common import fail
 
 EMBED_HELP = """Embed pictures with a pretrained backbone; write features + paths + spec to an .npz.
 
@@ -30,11 +32,6 @@ Example:
 
 def register(app: typer.Typer) -> None:
     app.command("embed", help=EMBED_HELP, no_args_is_help=True)(embed)
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=code)
 
 
 def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
@@ -122,18 +119,18 @@ def embed(
         _list_backbones()
         return
     if not inputs:
-        _fail("give at least one image, folder or catalog spec")
+        fail("give at least one image, folder or catalog spec")
     if out is None:
-        _fail("--out FILE.npz is required")
+        fail("--out FILE.npz is required")
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     console = Console(stderr=True, highlight=False)
     try:
         paths, ids = collect_inputs(inputs)
     except Exception as exc:  # bad input: one line, exit 2
-        _fail(str(exc) or type(exc).__name__)
+        fail(str(exc) or type(exc).__name__)
     if not paths:
-        _fail("no pictures found in the inputs")
+        fail("no pictures found in the inputs")
 
     from vasari.backbones import BackboneError
     from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
@@ -144,17 +141,17 @@ def embed(
     try:
         spec = backbone_spec(backbone, feature)
     except (BackboneError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     store = None
     if not no_cache:  # refuse a wrong cache before any slow model work
         try:
             store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
         except (CacheMismatchError, CacheCorruptError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     try:
         embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
     except (BackboneError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · {embedder.engine.describe()} · cache {store.dir if store is not None else 'off'}")
     try:
         result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, tta=tta, workers=workers)

@@ -6,10 +6,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
+
+from vasari.cli.common import fail
 
 TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
 
@@ -58,11 +60,6 @@ def _console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    _console(stderr=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=code)
-
-
 def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
     from vasari.features import CacheMismatchError, EmbeddingCache
 
@@ -73,7 +70,7 @@ def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
             return EmbeddingCache.default(embedder.spec)
         return EmbeddingCache(cache_dir, embedder.spec)
     except CacheMismatchError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _embedder(backbone: str, feature: str):
@@ -83,7 +80,7 @@ def _embedder(backbone: str, feature: str):
     try:
         return Embedder(backbone, feature)
     except BackboneError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _head_config(target_precision: float, tasks: Optional[str]):
@@ -95,9 +92,9 @@ def _head_config(target_precision: float, tasks: Optional[str]):
         chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
         bad = [t for t in chosen if t not in TASKS]
         if bad:
-            _fail(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
+            fail(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
     if not 0.0 < target_precision <= 1.0:
-        _fail(f"--target-precision must be in (0, 1], got {target_precision}")
+        fail(f"--target-precision must be in (0, 1], got {target_precision}")
     return HeadConfig(tasks=chosen, target_precision=target_precision)
 
 
@@ -137,10 +134,10 @@ def train(
     try:
         ds = load_dataset(dataset_dir)
     except DatasetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     arts = [a for a in ds.artworks if a.image]
     if not arts:
-        _fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
+        fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
     config = _head_config(target_precision, tasks)
     embedder = _embedder(backbone, feature)
     cache_obj = _cache(embedder, cache, no_cache)
@@ -151,7 +148,7 @@ def train(
         result = fit_dataset(arts, [ds.splits.get(a.artwork_id, "") for a in arts], embedder, cache_obj, config,
                              card=card, tta=tta)
     except TrainError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if result.embed_errors:
         console.print(f"[yellow]{len(result.embed_errors)} images could not be embedded and were left out[/]")
     result.bundle.metrics = compact_metrics(result.bundle.metrics)
@@ -182,16 +179,16 @@ def evaluate(
         bundle = load_bundle(model)
         embedder = make_embedder(bundle)
     except BundleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         ds = load_dataset(dataset_dir)
     except DatasetError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if split not in ("train", "val", "test", "all"):
-        _fail(f"--split must be train, val, test or all, got {split!r}")
+        fail(f"--split must be train, val, test or all, got {split!r}")
     arts = [a for a in ds.artworks if a.image and (split == "all" or ds.splits.get(a.artwork_id) == split)]
     if not arts:
-        _fail(f"{dataset_dir}: no artworks with local images in split {split!r}")
+        fail(f"{dataset_dir}: no artworks with local images in split {split!r}")
     result = embedder.embed_paths([a.image for a in arts], cache=_cache(embedder, cache, no_cache), progress=True)
     labels = {task: [a.label(task) for a in arts] for task in bundle.heads.tasks}
     ev = evaluate_heads(bundle.heads, result.features, labels, [a.year for a in arts], split=split)
@@ -215,11 +212,11 @@ def predict(
     try:
         predictor = Predictor.load(model, crop=crop)
     except BundleError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         results = predictor.predict_paths([str(p) for p in images], top_k=top_k, tta=tta)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     failed = sum(1 for r in results if "error" in r)
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -263,18 +260,17 @@ def demo(
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import save_bundle
-    from vasari.evaluate import evaluate_heads, summary_table, write_report
+    from vasari.evaluate import summary_table, write_report
     from vasari.shared import shared_data_dir
     from vasari.train import HeadConfig, TrainError, fit_dataset
 
     console = _console()
     started = time.perf_counter()
     config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
-    extra: list = []
     if images_dir is None:
         data = shared_data_dir()
         if data is None:
-            _fail("../shared/data is absent: pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>")
+            fail("../shared/data is absent: pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>")
         from vasari.catalog import read_folder
 
         louvre = data / "louvre"
@@ -290,10 +286,10 @@ def demo(
         eval_splits = ("val", "photos")
     else:
         if not images_dir.is_dir():
-            _fail(f"{images_dir}: not a folder")
+            fail(f"{images_dir}: not a folder")
         arts, splits = _folder_dataset(images_dir)
         if not arts:
-            _fail(f"{images_dir}: no images in class sub-folders (expected IMAGES_DIR/<class>/<image>)")
+            fail(f"{images_dir}: no images in class sub-folders (expected IMAGES_DIR/<class>/<image>)")
         what = f"{images_dir}: {len(arts)} images, {len({a.type for a in arts})} classes, stratified 80/20"
         eval_splits = ("val",)
     console.print(f"[bold]Vasari demo[/]: {what}")
@@ -303,7 +299,7 @@ def demo(
         result = fit_dataset(arts, splits, embedder, cache_obj, config, evaluate_splits=eval_splits,
                              card={"name": "vasari-demo", "command": "vasari demo", "splits": what})
     except TrainError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result.bundle.metrics = compact_metrics(result.bundle.metrics)
     path = save_bundle(result.bundle, out / "bundle")
     write_report(result.evaluations, out / "report", title="Vasari demo", context={"data": what})

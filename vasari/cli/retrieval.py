@@ -6,11 +6,13 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from vasari.cli.common import fail
 
 INDEX_BUILD_HELP = """Embed the pictures of one or more catalogs into a gallery index (for `vasari similar` and `vasari affinity`).
 
@@ -59,11 +61,6 @@ def register(app: typer.Typer) -> None:
     app.command("affinity", help=AFFINITY_HELP, no_args_is_help=True)(affinity)
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code=code)
-
-
 # ----------------------------------------------------------------------------- build
 
 
@@ -79,7 +76,7 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
         if spec == "shared":
             data = shared_data_dir()
             if data is None:
-                _fail("../shared/data is absent (set VASARI_DATA)")
+                fail("../shared/data is absent (set VASARI_DATA)")
             for cat in shared_catalogs(data):
                 artworks += cat.artworks
             continue
@@ -93,9 +90,9 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
         try:
             cat = read_catalog(spec)
         except CatalogError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except (OSError, ValueError) as exc:
-            _fail(f"{spec}: {exc}")
+            fail(f"{spec}: {exc}")
         artworks += cat.artworks
     seen: set[str] = set()
     unique = []
@@ -120,12 +117,12 @@ def _read_negatives(specs: list[str]) -> list[Any]:
             if spec == "shared":
                 data = shared_data_dir()
                 if data is None:
-                    _fail("../shared/data is absent (set VASARI_DATA)")
+                    fail("../shared/data is absent (set VASARI_DATA)")
                 out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
             else:
                 out += read_catalog(spec).artworks
         except CatalogError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     return [a for a in out if a.image]
 
 
@@ -157,11 +154,11 @@ def index_build(
 
     console = Console(stderr=True, highlight=False)
     if dtype not in ("float16", "float32"):
-        _fail("--dtype must be float16 or float32")
+        fail("--dtype must be float16 or float32")
     t0 = time.perf_counter()
     artworks, groups = _read_inputs(specs, console)
     if not artworks:
-        _fail("no artworks with a local image in the inputs")
+        fail("no artworks with a local image in the inputs")
     if dedupe and not groups:
         try:
             groups = _near_duplicate_groups(artworks)
@@ -178,7 +175,7 @@ def index_build(
         embedder = Embedder(backbone, feature)
         store = EmbeddingCache(cache, embedder.spec) if cache else EmbeddingCache.default(embedder.spec)
     except (BackboneError, ValueError, CacheMismatchError, CacheCorruptError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print(f"{len(artworks)} artworks · {embedder.spec.key()} · cache {store.dir}")
     result = embedder.embed_paths([a.image for a in artworks], cache=store, progress=True)
     for i, msg in list(result.errors.items())[:5]:
@@ -210,7 +207,7 @@ def index_info(path: Path = typer.Argument(..., help="Index folder (or a model b
     try:
         index = GalleryIndex.load(where)
     except GalleryIndexError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     print(json.dumps(index.info(), indent=2))
 
 
@@ -225,13 +222,13 @@ def _open_index(index_dir: Optional[Path], model: Optional[Path]):
         where = find_index(model)
         if where is None:
             what = f"the model {model}" if model else "the default model"
-            _fail(f"{what} has no gallery index; build one with `vasari index build ... --out DIR` and pass --index DIR")
+            fail(f"{what} has no gallery index; build one with `vasari index build ... --out DIR` and pass --index DIR")
     else:
         where = find_index(where) or where
     try:
         return GalleryIndex.load(where)
     except GalleryIndexError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _bundle_of(index) -> Optional[Path]:
@@ -247,7 +244,7 @@ def _query_image(image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
     try:
         img = load_image(image)
     except ImageError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not photo:
         return img, None
     from vasari.photo import find_painting
@@ -267,23 +264,23 @@ def _embedder_for(index) -> Any:
 
             return make_embedder(load_bundle(bundle_dir))
         except (ImportError, BundleError) as exc:
-            _fail(str(exc))
+            fail(str(exc))
     from vasari.backbones import BackboneError
     from vasari.features import Embedder
 
     try:
         embedder = Embedder(index.spec.name, index.spec.feature)
     except (BackboneError, ValueError) as exc:
-        _fail(f"{index.path}: {exc}")
+        fail(f"{index.path}: {exc}")
     if embedder.spec.key() != index.spec.key():
-        _fail(f"{index.path}: built with {index.spec.key()}, this Vasari embeds with {embedder.spec.key()}; rebuild the index")
+        fail(f"{index.path}: built with {index.spec.key()}, this Vasari embeds with {embedder.spec.key()}; rebuild the index")
     return embedder
 
 
 def _embed_query(index, image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None, Any]:
     """(raw features, crop dict or None, the picture that was embedded)."""
     if index.spec is None:
-        _fail(f"{index.path}: the index does not say which backbone built it")
+        fail(f"{index.path}: the index does not say which backbone built it")
     img, crop = _query_image(image, photo)
     return _embedder_for(index).embed_images([img])[0], crop, img
 
@@ -348,7 +345,7 @@ def affinity(
 ) -> None:
     index = _open_index(index_dir, model)
     if not index.artists:
-        _fail(f"{index.path}: no artist has {index.config.min_artist_works}+ works in this index")
+        fail(f"{index.path}: no artist has {index.config.min_artist_works}+ works in this index")
     vec, crop, _ = _embed_query(index, image, photo)
     bundle_dir = model if model is not None else _bundle_of(index)
     probs = _artist_probs(bundle_dir, vec) if use_head and bundle_dir is not None else None

@@ -1,0 +1,46 @@
+"""Atomic file writes shared by every stage that saves something.
+
+A reader (or a re-run after Ctrl-C / SIGKILL) must see either the old file or the new one,
+never half of one: every write goes to ``<name>.tmp-<pid>-<random>`` beside the target, is
+optionally fsynced, then renamed over it with ``os.replace`` (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def temp_path(path: Path) -> Path:
+    """A unique temporary name beside ``path`` (same filesystem, so the rename is atomic)."""
+    return path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "wb", fsync: bool = False, **kwargs) -> Iterator[IO]:
+    """Open a temporary file for writing; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb", fsync=fsync) as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: str | Path, text: str, fsync: bool = False) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
