@@ -257,6 +257,12 @@ def test_model_endpoint(info):
     assert info["service"]["max_upload_bytes"] == CONFIG.max_upload_bytes
 
 
+def test_model_card_markdown(client):
+    r = client.get("/api/v1/model/card")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
+    assert r.text.lstrip().startswith("#")
+
+
 def test_predict_multipart(client, info, jpeg):
     r = client.post("/api/v1/predict", files={"file": ("painting.jpg", jpeg, "image/jpeg")})
     assert r.status_code == 200, r.text

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -476,6 +476,25 @@ PREDICT_ERRORS = {
 }
 
 
+def _card_markdown(predictor: Any, info: dict) -> str:
+    """MODEL_CARD.md of the predictor's bundle (written with it, else generated from it)."""
+    bundle = getattr(predictor, "bundle", None)
+    path = getattr(bundle, "path", None)
+    if path is not None and (Path(path) / "MODEL_CARD.md").is_file():
+        return (Path(path) / "MODEL_CARD.md").read_text(encoding="utf-8")
+    if bundle is not None:
+        try:
+            from vasari.bundle import model_card
+
+            return model_card(bundle)
+        except Exception:  # noqa: BLE001 - fall back to a minimal card
+            pass
+    card = info.get("card") or {}
+    lines = [f"# Model card: {card.get('name', 'model')}", ""]
+    lines += [f"- {k}: {v}" for k, v in card.items() if isinstance(v, (str, int, float))]
+    return "\n".join(lines) + "\n"
+
+
 def _swagger_assets() -> Path | None:
     """Swagger UI's JS/CSS from an installed package (fastapi-offline), if any."""
     try:
@@ -841,6 +860,22 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             "default_top_k": config.default_top_k,
         }
         return JSONResponse(info)
+
+    @app.get(
+        f"{API_PREFIX}/model/card",
+        summary="The model card (Markdown)",
+        tags=["model"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/markdown": {}}}},
+    )
+    async def model_card_markdown():
+        """The bundle's MODEL_CARD.md: data, splits, evaluation, intended use, limitations."""
+        _require_ready()
+        text = state.get("card_markdown")
+        if text is None:
+            text = await run_in_threadpool(_card_markdown, state["predictor"], state["info"])
+            state["card_markdown"] = text
+        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
     @app.get(
         f"{API_PREFIX}/thumbnails/{{key}}",

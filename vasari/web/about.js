@@ -50,8 +50,15 @@ function renderGlossary(glossary, info) {
         section.append(el("p", { class: "small" }, fromModel
           ? `The model answers with one of these ${labels.length} ${labels.length === 1 ? "class" : "classes"}:`
           : "Classes Vasari knows about:"));
-        const dl = el("dl", { class: "classes" });
         const words = (glossary.labels || {})[task] || {};
+        if (task === "artist") { // a long list of names: compact columns
+          const list = el("ul", { class: "classes compact" });
+          for (const label of labels) list.append(el("li", { id: `${task}-${key(label)}` }, pretty(task, label)));
+          section.append(list);
+          root.append(section);
+          continue;
+        }
+        const dl = el("dl", { class: "classes" });
         for (const label of labels) {
           const explanation = words[key(label)] ||
             (task === "artist" ? "One of the painters the model has seen enough works by." : "");
@@ -68,54 +75,128 @@ function renderGlossary(glossary, info) {
   }
 }
 
-/* Render any JSON model card as readable headings, paragraphs and tables. */
-function renderValue(value, depth) {
-  if (value === null || value === undefined) return "—";
-  if (Array.isArray(value)) {
-    if (value.every((v) => typeof v !== "object" || v === null)) return value.join(", ");
-    const list = el("ul");
-    value.forEach((v) => list.append(el("li", {}, renderValue(v, depth + 1))));
-    return list;
-  }
-  if (typeof value === "object") {
-    const table = el("table", { class: "card-table" });
-    for (const [k, v] of Object.entries(value)) {
-      table.append(el("tr", {}, el("th", { scope: "row" }, pretty("", k)), el("td", {}, renderValue(v, depth + 1))));
+/* ---------- the model card ---------- */
+
+const SOURCES = {
+  louvre: "the Louvre's collection",
+  louvre_photos: "visitors' photos of paintings in a museum",
+  wga: "the Web Gallery of Art",
+  wga_thumbs: "the Web Gallery of Art (thumbnails)",
+  aic: "the Art Institute of Chicago",
+  artists7: "paintings by seven famous painters (Rembrandt, Rubens, Turner, Constable, Monet, Hopper, Lowry)",
+  wikiart: "WikiArt",
+};
+
+function plainSummary(info) {
+  const card = (info && (info.card || info.model_card)) || {};
+  const data = card.data && typeof card.data === "object" ? card.data : null;
+  const out = el("div", { class: "card-summary" });
+  if (data) {
+    let train = 0, all = 0;
+    const names = [];
+    for (const [source, splits] of Object.entries(data)) {
+      const counts = splits && typeof splits === "object" ? splits : { train: Number(splits) || 0 };
+      train += Number(counts.train) || 0;
+      all += Object.values(counts).reduce((a, b) => a + (Number(b) || 0), 0);
+      names.push(SOURCES[source] || source.replace(/_/g, " "));
     }
-    return table;
+    out.append(el("p", {}, `It learned from ${train.toLocaleString("en")} pictures of paintings `,
+      `(and was checked on ${(all - train).toLocaleString("en")} more it had not seen) from ${names.join("; ")}.`));
   }
-  if (typeof value === "number") return Number.isInteger(value) ? value.toLocaleString("en") : String(Math.round(value * 1000) / 1000);
-  return String(value);
+  const tasks = info && info.labels ? Object.entries(info.labels) : [];
+  if (tasks.length) {
+    out.append(el("p", {}, "It answers: " + tasks.map(([t, l]) => `${pretty("", t).toLowerCase()} (${l.length} choices)`).join(", ") +
+      (info.year ? ", and the year." : ".")));
+  }
+  if (info && info.backbone && info.backbone.name) {
+    out.append(el("p", { class: "small" }, `It looks at pictures through ${info.backbone.name}, an image network trained on everyday photos (ImageNet), and learned only small "heads" on top of it for these questions.`));
+  }
+  return out;
 }
 
-function renderCard(info) {
+/* A small Markdown renderer (headings, paragraphs, lists, tables, code, **bold**, `code`)
+   that builds DOM nodes: the card's text is never parsed as HTML. */
+function inline(text) {
+  const frag = document.createDocumentFragment();
+  const re = /(\*\*[^*]+\*\*|`[^`]+`)/g;
+  let last = 0, m;
+  while ((m = re.exec(text)) !== null) {
+    if (m.index > last) frag.append(text.slice(last, m.index));
+    const tok = m[0];
+    frag.append(tok.startsWith("**") ? el("strong", {}, tok.slice(2, -2)) : el("code", {}, tok.slice(1, -1)));
+    last = m.index + tok.length;
+  }
+  if (last < text.length) frag.append(text.slice(last));
+  return frag;
+}
+
+function renderMarkdown(md) {
+  const root = document.createDocumentFragment();
+  const lines = md.replace(/\r\n/g, "\n").split("\n");
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    if (!line.trim()) { i++; continue; }
+    if (line.startsWith("```")) {
+      const code = [];
+      i++;
+      while (i < lines.length && !lines[i].startsWith("```")) code.push(lines[i++]);
+      i++;
+      root.append(el("pre", { class: "code" }, code.join("\n")));
+      continue;
+    }
+    const h = /^(#{1,4})\s+(.*)$/.exec(line);
+    if (h) {
+      const level = Math.min(4, h[1].length + 2); // the page's h2 is the section title
+      root.append(el(`h${level}`, {}, inline(h[2])));
+      i++;
+      continue;
+    }
+    if (line.trim().startsWith("|")) {
+      const rows = [];
+      while (i < lines.length && lines[i].trim().startsWith("|")) rows.push(lines[i++].trim());
+      const cells = (r) => r.replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
+      const table = el("table", { class: "card-table metrics" });
+      const head = el("thead", {}, el("tr", {}, ...cells(rows[0]).map((c) => el("th", { scope: "col" }, inline(c)))));
+      const body = el("tbody");
+      rows.slice(1).filter((r) => !/^\|?\s*:?-{3,}/.test(r)).forEach((r) =>
+        body.append(el("tr", {}, ...cells(r).map((c) => el("td", {}, inline(c))))));
+      table.append(head, body);
+      root.append(el("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": "table" }, table));
+      continue;
+    }
+    if (/^\s*[-*]\s+/.test(line)) {
+      const list = el("ul");
+      while (i < lines.length && /^\s*[-*]\s+/.test(lines[i])) list.append(el("li", {}, inline(lines[i++].replace(/^\s*[-*]\s+/, ""))));
+      root.append(list);
+      continue;
+    }
+    const para = [];
+    while (i < lines.length && lines[i].trim() && !/^(#|```|\||\s*[-*]\s)/.test(lines[i])) para.push(lines[i++].trim());
+    root.append(el("p", {}, inline(para.join(" "))));
+  }
+  return root;
+}
+
+function renderCard(info, markdown) {
   const root = $("#model-card");
   root.replaceChildren();
   if (!info) { root.append(el("p", { class: "small" }, "The model information is not available right now.")); return; }
-  const card = info.card || info.model_card || {};
-  const text = ["description", "summary", "intended_use", "limitations"];
-  for (const k of text) {
-    if (typeof card[k] === "string") {
-      root.append(el("h3", {}, pretty("", k)));
-      card[k].split(/\n\s*\n/).forEach((para) => root.append(el("p", {}, para.trim())));
-    }
+  root.append(plainSummary(info));
+  if (markdown) {
+    const details = el("details", { class: "model-card-text", open: true }, el("summary", {}, "The full model card"));
+    details.append(renderMarkdown(markdown));
+    root.append(details);
   }
-  const rest = Object.fromEntries(Object.entries(card).filter(([k, v]) => !(text.includes(k) && typeof v === "string")));
-  if (Object.keys(rest).length) root.append(renderValue(rest, 0));
-  if (info.backbone) {
-    root.append(el("h3", {}, "Image features"), renderValue(info.backbone, 0));
-  }
-  if (info.metrics && Object.keys(info.metrics).length) {
-    root.append(el("h3", {}, "Measured quality"), renderValue(info.metrics, 0));
-  }
-  if (!root.childElementCount) root.append(el("p", { class: "small" }, "This model has no model card."));
 }
 
 document.addEventListener("DOMContentLoaded", async () => {
   let glossary = { tasks: {}, labels: {} };
   let info = null;
   try { const r = await fetch("/static/glossary.json"); if (r.ok) glossary = await r.json(); } catch (e) { /* ignore */ }
+  let markdown = null;
   try { const r = await fetch("/api/v1/model"); if (r.ok) info = await r.json(); } catch (e) { /* ignore */ }
+  try { const r = await fetch("/api/v1/model/card"); if (r.ok) markdown = await r.text(); } catch (e) { /* ignore */ }
   renderGlossary(glossary, info);
-  renderCard(info);
+  renderCard(info, markdown);
 });
