@@ -26,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        log = args.out.parent / "load-server.log"
+        log = Path(tempfile.gettempdir()) / f"vasari-load-server-{port}.log"  # read it if the server fails
         proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log)
         pid = proc.pid
     try:
