@@ -22,7 +22,8 @@ chosen on a validation split that is never the reported one) and reports the hel
 "stats" are the default features (pooled + stage mean/std); "pooled" are the first 1280
 dims of the same vectors (the plain pooled feature), so both come from one embedding.
 Prints a table and writes benchmarks/results/accuracy.json (rows of experiments not run
-this time, ``--only``, are kept from the previous file).
+this time, ``--only``, are kept from the previous file; "seconds", "machine" and
+"experiments_run" describe the last run).
 """
 
 from __future__ import annotations
@@ -154,7 +155,8 @@ def louvre(data: Path, embedder, cache, features, tta, results):
     val = read_folder(data / "louvre" / "val", task="type", source="louvre").artworks
     photos = read_folder(data / "louvre" / "photos", task="type", source="louvre_photos").artworks
     arts = train + val + photos
-    X = embed(embedder, cache, [a.image for a in arts], tta=tta)
+    paths = [a.image for a in arts]
+    X = embed_multicrop(embedder, cache, paths) if tta == "multicrop" else embed(embedder, cache, paths, tta=bool(tta))
     # hold out 15% of louvre/train (stratified, seeded) to choose C / temperature / threshold
     rng = np.random.default_rng(0)
     split = np.array(["train"] * len(train) + ["test"] * len(val) + ["photos"] * len(photos), dtype=object)
@@ -167,7 +169,7 @@ def louvre(data: Path, embedder, cache, features, tta, results):
         photo_rows = np.flatnonzero(split == "photos")
         ev_photos = evaluate_heads(heads, features_for(X, feature)[photo_rows], {"type": [arts[i].type for i in photo_rows]},
                                    None, split="photos")
-        tag = f"{feature}{'+tta' if tta else ''}"
+        tag = feature + {False: "", True: "+tta", "multicrop": "+multicrop"}[tta]
         results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/val",
                         "sizes": sizes, "train_seconds": round(train_s, 2), **task_row(m_val, "type")})
         results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/photos",
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="louvre,artists7,wga_thumbs,wikiart")
     parser.add_argument("--feature", default="all", choices=["stats", "pooled", "both", "all"],
                         help="all = stats, pooled and stats+refit (heads refit on train+val after choosing C)")
-    parser.add_argument("--tta", action="store_true", help="also run louvre with flip test-time augmentation")
+    parser.add_argument("--tta", action="store_true", help="also run louvre and artists7 with flip TTA (and louvre with multi-crop TTA)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "accuracy.json")
     args = parser.parse_args(argv)
     data = args.data or shared_data_dir()
@@ -269,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             louvre(data, embedder, cache, features, False, results)
             if args.tta:
                 louvre(data, embedder, cache, ["stats", "stats+refit"], True, results)
+                louvre(data, embedder, cache, ["stats", "stats+refit"], "multicrop", results)
         elif name == "artists7":
             artists7(data, embedder, cache, features, phash_dir, results)
             if args.tta:
