@@ -13,12 +13,12 @@ target=vasari/models/default
 # 1. every labelled source merged; grouped split (near-duplicates and details of one work together)
 vasari dataset build --shared --split grouped --out "$work/dataset"
 # 2. heads on the default backbone (EfficientNet-Lite2, style statistics), evaluated on val and test
-vasari train "$work/dataset" --out "$work/bundle"
+vasari train "$work/dataset" --out "$work/vasari-default"
 # 3. the gallery index: embeddings + metadata of every work, plus known non-paintings for novelty
-vasari index build "$work/dataset" --negatives shared --no-thumbnails --out "$work/bundle/index"
+vasari index build "$work/dataset" --negatives shared --no-thumbnails --out "$work/vasari-default/index"
 # 4. swap it into the package atomically (the plots stay in $work, the package keeps it small)
-rm -rf "$work/bundle/report" "$target.new"; mkdir -p "$(dirname "$target")"
-cp -r "$work/bundle" "$target.new"
+rm -rf "$target.new"; mkdir -p "$(dirname "$target")"
+cp -r "$work/vasari-default" "$target.new"; rm -rf "$target.new/report"
 rm -rf "$target.old"; [ -d "$target" ] && mv "$target" "$target.old"
 mv "$target.new" "$target"; rm -rf "$target.old"
 du -sh "$target"
