@@ -845,12 +845,14 @@ def finetune_artworks(
     work_dir: Path | None = None,
     console=None,
     progress: bool = True,
+    evaluate_splits: Sequence[str] = ("val", "test"),
 ) -> FinetuneResult:
     """Fine-tune on the "train" artworks, export the backbone, refit the heads and save a bundle.
 
     The heads are refit by ``vasari.train.fit_dataset`` (the same code as ``vasari train``)
     with the fine-tuned ONNX backbone as embedder: C, temperature and abstention thresholds
-    on "val", evaluation on "val" and "test", a report in ``<bundle>/report/``.
+    on "val", evaluation on ``evaluate_splits``, a report in ``<bundle>/report/``. Artworks
+    of any other split (e.g. "photos") are only embedded and evaluated if listed there.
     """
     from vasari.bundle import save_bundle
     from vasari.evaluate import write_report
@@ -890,6 +892,7 @@ def finetune_artworks(
         embedder,
         None,
         HeadConfig(tasks=tuple(config.tasks)),
+        evaluate_splits=tuple(evaluate_splits),
         card={**(card or {}), "finetune": finetune_card},
         progress=progress and console is not None,
     )
