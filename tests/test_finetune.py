@@ -258,3 +258,20 @@ def test_finetune_cli_exports_a_bundle_that_loads_and_predicts(colour_dataset, c
     predicted = [p["predictions"]["type"][0]["label"] for p in preds]
     accuracy = np.mean([p == s.labels["type"] for p, s in zip(predicted, test)])
     assert accuracy >= 0.9  # two classes: chance is 0.5
+
+
+def test_finetune_cli_errors_are_one_line(colour_dataset, tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    result = CliRunner().invoke(app, ["finetune", str(tmp_path / "missing"), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 1 and "dataset.csv" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--unfreeze", "x"])
+    assert result.exit_code == 1 and "--unfreeze" in result.output
+    if not torch.cuda.is_available():
+        result = CliRunner().invoke(
+            app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--device", "cuda"]
+        )
+        assert result.exit_code == 1 and "cuda" in result.output.lower()
+    assert not (tmp_path / "b").exists()

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vasari.fileio import atomic_open, atomic_write_text
 from vasari.images import ImageError, is_image_file, load_image
 
 #: The seed study's measurement: 3,444 images trained end to end in 7,711 s on a K80.
@@ -591,15 +592,9 @@ def _vasari_version() -> str:
 # --------------------------------------------------------------------------- output
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_json(report: dict[str, Any], path: Path) -> Path:
-    _atomic_write(Path(path), (json.dumps(report, indent=2, default=str) + "\n").encode())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report, indent=2, default=str) + "\n")
     return Path(path)
 
 
@@ -657,10 +652,9 @@ def plot_report(report: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_open(path, "wb") as fh:
+        fig.savefig(fh, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -84,6 +84,20 @@ class FinetuneConfig:
     num_workers: int | None = None  # DataLoader workers; None -> min(8, cores - 1)
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.stages_to_unfreeze(1_000)  # validates the spelling of ``unfreeze``
+        if self.epochs < 1:
+            raise FinetuneError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise FinetuneError(f"batch size must be >= 2 (BatchNorm on the features), got {self.batch_size}")
+        if not self.lr > 0:
+            raise FinetuneError(f"learning rate must be > 0, got {self.lr}")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise FinetuneError(f"unknown task(s) {', '.join(unknown)}; tasks are {', '.join(TASKS)}")
+        if not isinstance(self.tasks, tuple):
+            object.__setattr__(self, "tasks", tuple(self.tasks))
+
     def stages_to_unfreeze(self, n_stages: int) -> int:
         """How many of ``n_stages`` backbone stages train (``all`` -> every stage and the stem)."""
         value = str(self.unfreeze).strip().lower()
@@ -406,14 +420,15 @@ def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``<path>.tmp-<pid>`` then rename: a crash never leaves half a checkpoint."""
+    """``torch.save`` to a temporary file then rename (``vasari.fileio``): a crash never leaves half a checkpoint."""
     import torch
+
+    from vasari.fileio import atomic_open
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def evaluate_model(model, loader, weights: dict, config: FinetuneConfig, device: str, amp_dtype=None) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from vasari.cli.common import fail
+
 DEVICES = ("cpu", "cuda", "all")
 
 
@@ -31,7 +33,7 @@ def bench(
         None, "--latency-runs", help="Single-image runs (default: quick 10, full 100)."
     ),
     max_images: Optional[int] = typer.Option(
-        None, "--max-images", help="Cap on the pipeline images (default: quick 32, full all).."
+        None, "--max-images", help="Cap on the pipeline images (default: quick 32, full all)."
     ),
 ) -> None:
     """Measure embedding throughput, latency, head training and the whole pipeline per engine and device.
@@ -45,8 +47,7 @@ def bench(
         console = Console(width=150)
     device = device.lower()
     if device not in DEVICES:
-        console.print(f"[red]--device must be one of {', '.join(DEVICES)}, got {device!r}")
-        raise typer.Exit(2)
+        fail(f"--device must be one of {', '.join(DEVICES)}, got {device!r}")
     devices = ("cpu", "cuda") if device == "all" else (device,)
     config = BenchConfig(
         devices=devices, images=images, quick=quick, backbone=backbone, max_images=max_images, latency_runs=latency_runs
@@ -55,8 +56,7 @@ def bench(
         with console.status("benchmarking…") as status:
             report = run_bench(config, progress=lambda msg: status.update(msg))
     except (FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]vasari bench: {exc}")
-        raise typer.Exit(1) from None
+        fail(f"vasari bench: {exc}", code=1)
     console.print(report_table(report))
     paths = save_report(report, out)
     console.print(f"wrote {paths['json']} and {paths['png']} ({report['duration_s']:.0f} s in all)")
@@ -92,27 +92,26 @@ def finetune(
 
     Example: vasari finetune runs/data --out runs/model-ft --unfreeze 2 --epochs 15
     """
+    from vasari.evaluate import summary_table
     from vasari.finetune import FinetuneConfig, FinetuneError, finetune_dataset
 
     console = Console()
-    config = FinetuneConfig(
-        backbone=backbone,
-        unfreeze=unfreeze,
-        epochs=epochs,
-        lr=lr,
-        batch_size=batch_size,
-        device=device,
-        image_size=image_size,
-        patience=patience,
-        max_steps_per_epoch=max_steps,
-    )
-    from vasari.evaluate import summary_table
 
     try:
+        config = FinetuneConfig(
+            backbone=backbone,
+            unfreeze=unfreeze,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            device=device,
+            image_size=image_size,
+            patience=patience,
+            max_steps_per_epoch=max_steps,
+        )
         result = finetune_dataset(dataset_dir, out, config, console=console, work_dir=work_dir)
     except (FinetuneError, FileNotFoundError, ValueError) as exc:
-        console.print(f"[red]vasari finetune: {exc}")
-        raise typer.Exit(1) from None
+        fail(f"vasari finetune: {exc}", code=1)
     if result.evaluations:
         console.print(
             summary_table({ev.split: ev.metrics for ev in result.evaluations}, title=f"{out.name} (fine-tuned)")
