@@ -613,21 +613,16 @@ def calibrate_norm(model, loader, device: str, max_batches: int = 8) -> None:
 
 def finetuned_spec(base, net: nn.Module):
     """The ``BackboneSpec`` of a fine-tuned network: the base spec renamed
-    ``<base>+ft-<digest of its weights>``, so its key (caches, bundles) is its own."""
-    from vasari.backbones import BackboneSpec
+    ``<base>+ft-<digest of its weights>``, so its key (caches, bundles) is its own; every
+    other field (feature, dim, preprocessing, views, version) is the base's."""
+    import dataclasses
 
     h = hashlib.blake2b(digest_size=6)
     for name, tensor in sorted(net.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     base_name = base.name.split("+ft-")[0]
-    return BackboneSpec(
-        name=f"{base_name}+ft-{h.hexdigest()}",
-        feature=base.feature,
-        dim=base.dim,
-        preprocess=base.preprocess,
-        version=base.version,
-    )
+    return dataclasses.replace(base, name=f"{base_name}+ft-{h.hexdigest()}")
 
 
 #: File name of the fine-tuned backbone inside a bundle directory.
