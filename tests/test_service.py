@@ -504,8 +504,9 @@ def test_png_sniffed_not_extension(client):
     assert a.status_code == b.status_code == 200
 
 
-def test_blas_is_single_threaded_while_serving(predictor):
-    """Small matrix products (heads, gallery search) run with 1 BLAS thread while serving."""
+def test_blas_is_single_threaded_while_serving(predictor, jpeg):
+    """Small matrix products (heads, gallery search) run with 1 BLAS thread in the
+    prediction threads while serving; the limits are restored afterwards."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from fastapi.testclient import TestClient
 
@@ -515,8 +516,19 @@ def test_blas_is_single_threaded_while_serving(predictor):
     before = blas_threads()
     if not before:
         pytest.skip("numpy reports no BLAS library to limit")
-    with TestClient(create_app(predictor, ServiceConfig(warmup=False))):
-        assert blas_threads() == {1}
+    seen: list[set[int]] = []
+
+    class Watching:  # the real predictor, noting the BLAS threads its calls run with
+        def predict_images(self, images, top_k=3):
+            seen.append(blas_threads())
+            return predictor.predict_images(images, top_k=top_k)
+
+        def info(self):
+            return predictor.info()
+
+    with TestClient(create_app(Watching(), ServiceConfig())) as c:
+        assert c.post("/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"}).status_code == 200
+    assert seen and all(s == {1} for s in seen), seen
     assert blas_threads() == before
 
 

@@ -204,8 +204,12 @@ class MicroBatcher:
         max_batch: int = 8,
         window_s: float = 0.005,
         workers: int = 1,
+        thread_setup: Callable[[], Callable[[], None] | None] | None = None,
     ):
         self._predict = predict_fn
+        #: run in each worker thread before its first and after its first batch (libraries
+        #: loaded by the first prediction); returns an undo function run when it stops
+        self._thread_setup = thread_setup
         self.max_batch = max(1, max_batch)
         self.window_s = max(0.0, window_s)
         self.workers = max(1, workers)
@@ -256,6 +260,30 @@ class MicroBatcher:
         return job.future
 
     def _run(self) -> None:
+        undo: list[Callable[[], None]] = []
+
+        def setup() -> None:
+            if self._thread_setup is not None:
+                try:
+                    done = self._thread_setup()
+                except Exception:  # noqa: BLE001 - tuning only
+                    log.exception("worker thread set-up failed")
+                    return
+                if done is not None:
+                    undo.append(done)
+
+        setup()
+        try:
+            self._loop(after_first=setup)
+        finally:
+            for done in reversed(undo):
+                try:
+                    done()
+                except Exception:  # noqa: BLE001
+                    log.exception("worker thread clean-up failed")
+
+    def _loop(self, after_first: Callable[[], None]) -> None:
+        first_batch = True
         while True:
             first = self._queue.get()
             if first is None:
@@ -281,6 +309,9 @@ class MicroBatcher:
                 jobs.append(job)
                 count += len(job.images)
             self._execute(jobs)
+            if first_batch:
+                first_batch = False
+                after_first()
             if stop:
                 return
 
@@ -411,8 +442,11 @@ def _decode_min_side(info: dict, config: ServiceConfig) -> int | None:
     except (TypeError, ValueError):
         return 300
     resize_to = int(math.floor(size / crop))  # Preprocess.resize_to
-    # Preprocess.draft_min_side: how the Embedder decodes files (training features included)
-    return int(math.ceil(resize_to / upscale))
+    # BackboneSpec.draft_min_side: how the Embedder decodes files (training features included)
+    side = int(math.ceil(resize_to / upscale))
+    if (info.get("backbone") or {}).get("views") == "multicrop":  # crops of the picture at 2 x size
+        side = max(side, int(math.ceil(2 * size / upscale)))
+    return side
 
 
 def _filename(name: str | None) -> str:
@@ -522,11 +556,24 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         # asking for more labels than a task has gives all of them (the predictor refuses)
         return state["predictor"].predict_images(images, top_k=max(1, min(top_k, state["most_classes"])))
 
+    def _limit_blas() -> Callable[[], None] | None:
+        """BLAS threads for this thread (OpenMP builds count per thread) and the process."""
+        if not config.blas_threads:
+            return None
+        try:
+            from threadpoolctl import threadpool_limits
+
+            limiter = threadpool_limits(limits=config.blas_threads, user_api="blas")
+        except Exception:  # noqa: BLE001 - threadpoolctl missing or no BLAS found: fine
+            return None
+        return limiter.restore_original_limits
+
     batcher = MicroBatcher(
         _run_predictor,
         max_batch=config.max_batch_size,
         window_s=config.batch_window_ms / 1000.0,
         workers=config.inference_workers,
+        thread_setup=_limit_blas,
     )
     limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
 
@@ -569,14 +616,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        limiter = None
-        if config.blas_threads:
-            try:
-                from threadpoolctl import threadpool_limits
-
-                limiter = threadpool_limits(limits=config.blas_threads, user_api="blas")
-            except Exception:  # noqa: BLE001 - threadpoolctl missing or no BLAS found: fine
-                limiter = None
+        undo_limit = _limit_blas()
         batcher.start()
         task = asyncio.create_task(_warmup())
         if not lazy:
@@ -586,8 +626,8 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         finally:
             task.cancel()
             await run_in_threadpool(batcher.stop)
-            if limiter is not None:
-                limiter.restore_original_limits()
+            if undo_limit is not None:
+                undo_limit()
 
     app = FastAPI(
         title="Vasari",
