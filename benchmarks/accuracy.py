@@ -13,11 +13,14 @@ chosen on a validation split that is never the reported one) and reports the hel
   (near-duplicate copies of one painting stay in one split; the dataset stage's
   perceptual-hash groups), 70/15/15; also with multi-crop test-time augmentation
   (``+multicrop``: the mean features of the centre crop, its mirror and five 260 px crops of
-  the picture resized to 520 px, ``embed_multicrop``), the variant chosen by grouped 5-fold
+  the picture resized to 520 px, ``Embedder(views="multicrop")``), the variant chosen by grouped 5-fold
   cross-validation on train+val (CV top-1 .873 vs .855 for the plain centre crop);
 * wga_thumbs (paintings only): type, school, timeframe top-1 and top-3, once with a random
   split and once grouped by artist (no artist in two splits);
 * wikiart: year MAE (beside always guessing the train median) and style top-1, grouped split.
+
+Each views setting (``vasari.backbones.VIEWS``) has its own embedding cache (its spec key
+differs; with ``--cache DIR`` the other views use ``DIR-flip`` and ``DIR-multicrop``).
 
 "stats" are the default features (pooled + stage mean/std); "pooled" are the first 1280
 dims of the same vectors (the plain pooled feature), so both come from one embedding.
@@ -59,59 +62,15 @@ SEED_STUDY_F1 = 0.86
 console = Console(highlight=False, width=200)
 
 
-def embed(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str], tta: bool = False) -> np.ndarray:
-    result = embedder.embed_paths(paths, cache=cache, progress=True, tta=tta)
+#: row tag of each views setting ("+tta" is the flip views' historical name)
+VIEW_TAGS = {"center": "", "flip": "+tta", "multicrop": "+multicrop"}
+
+
+def embed(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str]) -> np.ndarray:
+    result = embedder.embed_paths(paths, cache=cache, progress=True)
     if result.errors:
         console.print(f"[yellow]{len(result.errors)} images failed to embed (left out)[/]")
     return result.features
-
-
-def corner_crops(path: str, side: int, size: int) -> np.ndarray:
-    """Four corner and one centre ``size`` x ``size`` crops of the picture resized (bicubic)
-    so that its shorter side is ``side``: (5, size, size, 3) uint8. At side = 2 x size each
-    crop sees a quarter of the picture at twice the default resolution (brush work)."""
-    from PIL import Image
-
-    from vasari.images import load_image
-
-    img = load_image(path, min_side=int(side / 1.25))
-    w, h = img.size
-    scale = side / min(w, h)
-    img = img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC)
-    a = np.asarray(img)
-    H, W = a.shape[:2]
-    boxes = [(0, 0), (0, W - size), (H - size, 0), (H - size, W - size), ((H - size) // 2, (W - size) // 2)]
-    return np.stack([a[y:y + size, x:x + size] for y, x in boxes])
-
-
-def embed_multicrop(embedder: Embedder, cache: EmbeddingCache | None, paths: list[str], side: int = 520) -> np.ndarray:
-    """Multi-crop test-time augmentation: the mean of 7 views' features, the default centre
-    crop and its mirror (``tta=True``) plus the 5 ``corner_crops`` at shorter side ``side``.
-    The crops' mean is cached per picture under the key suffix ``:crops<side>``."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vasari.features import _progress, _safe_content_key
-
-    flip = embed(embedder, cache, paths, tta=True)
-    crops = np.full_like(flip, np.nan)
-    keys = [_safe_content_key(p) + f":crops{side}" for p in paths]
-    hits = cache.get_many([k for k in keys if not k.startswith("!")]) if cache is not None else {}
-    todo = []
-    for i, k in enumerate(keys):
-        if k in hits:
-            crops[i] = hits[k]
-        elif not k.startswith("!") and np.isfinite(flip[i]).all():
-            todo.append(i)
-    size = embedder.preprocess.size
-    with ThreadPoolExecutor(2) as pool, _progress(True, total=len(todo), cached=len(paths) - len(todo)) as advance:
-        for i, views in zip(todo, pool.map(lambda j: corner_crops(paths[j], side, size), todo)):
-            crops[i] = embedder.forward(views).mean(axis=0)
-            if cache is not None:
-                cache.put([keys[i]], crops[i][None])
-            advance(1)
-    if cache is not None:
-        cache.flush()
-    return ((2 * flip + 5 * crops) / 7).astype(np.float32)
 
 
 def features_for(X: np.ndarray, feature: str) -> np.ndarray:
@@ -148,7 +107,7 @@ def task_row(metrics: dict, task: str) -> dict:
             "ece": t["ece"], "answered": sel["coverage"], "accuracy_answered": sel["accuracy"]}
 
 
-def louvre(data: Path, embedder, cache, features, tta, results):
+def louvre(data: Path, embedder, cache, features, results):
     from vasari.catalog import read_folder
 
     train = read_folder(data / "louvre" / "train", task="type", source="louvre").artworks
@@ -156,7 +115,7 @@ def louvre(data: Path, embedder, cache, features, tta, results):
     photos = read_folder(data / "louvre" / "photos", task="type", source="louvre_photos").artworks
     arts = train + val + photos
     paths = [a.image for a in arts]
-    X = embed_multicrop(embedder, cache, paths) if tta == "multicrop" else embed(embedder, cache, paths, tta=bool(tta))
+    X = embed(embedder, cache, paths)
     # hold out 15% of louvre/train (stratified, seeded) to choose C / temperature / threshold
     rng = np.random.default_rng(0)
     split = np.array(["train"] * len(train) + ["test"] * len(val) + ["photos"] * len(photos), dtype=object)
@@ -169,7 +128,7 @@ def louvre(data: Path, embedder, cache, features, tta, results):
         photo_rows = np.flatnonzero(split == "photos")
         ev_photos = evaluate_heads(heads, features_for(X, feature)[photo_rows], {"type": [arts[i].type for i in photo_rows]},
                                    None, split="photos")
-        tag = feature + {False: "", True: "+tta", "multicrop": "+multicrop"}[tta]
+        tag = feature + VIEW_TAGS[embedder.views]
         results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/val",
                         "sizes": sizes, "train_seconds": round(train_s, 2), **task_row(m_val, "type")})
         results.append({"experiment": "louvre", "features": tag, "task": "type", "split": "louvre/photos",
@@ -181,20 +140,20 @@ def grouped_dataset(catalogs, task, cache_dir, **overrides):
     return build_dataset(catalogs, config, progress=False, cache_dir=cache_dir)
 
 
-def dataset_arrays(ds, embedder, cache, tta=False):
+def dataset_arrays(ds, embedder, cache):
     arts = [a for a in ds.artworks if a.image]
     paths = [a.image for a in arts]
-    X = embed_multicrop(embedder, cache, paths) if tta == "multicrop" else embed(embedder, cache, paths, tta=bool(tta))
+    X = embed(embedder, cache, paths)
     return X, arts, [ds.splits[a.artwork_id] for a in arts]
 
 
-def artists7(data: Path, embedder, cache, features, cache_dir, results, tta=False):
+def artists7(data: Path, embedder, cache, features, cache_dir, results):
     from vasari.catalog import read_kaggle
 
     cat = read_kaggle(data / "artists7", source="artists7")
     ds = grouped_dataset([cat], "artist", cache_dir, split="grouped", min_per_class=5)
-    X, arts, split = dataset_arrays(ds, embedder, cache, tta=tta)
-    tag = {False: "", True: "+tta", "multicrop": "+multicrop"}[tta]
+    X, arts, split = dataset_arrays(ds, embedder, cache)
+    tag = VIEW_TAGS[embedder.views]
     for feature in features:
         heads, m, train_s, sizes = run_split(X, arts, split, ["artist"], feature)
         head = heads.classifiers["artist"]
@@ -257,8 +216,19 @@ def main(argv: list[str] | None = None) -> int:
         console.print("../shared/data is absent (pass DATA_DIR or set VASARI_DATA)")
         return 2
     features = {"both": ["stats", "pooled"], "all": ["stats", "pooled", "stats+refit"]}.get(args.feature, [args.feature])
-    embedder = Embedder()
-    cache = EmbeddingCache(args.cache, embedder.spec) if args.cache else EmbeddingCache.default(embedder.spec)
+    opened: dict[str, tuple[Embedder, EmbeddingCache]] = {}
+
+    def views(name: str) -> tuple[Embedder, EmbeddingCache]:
+        """The default backbone with test-time views ``name`` and its embedding cache."""
+        if name not in opened:
+            emb = Embedder(views=name)
+            if args.cache is None:
+                opened[name] = (emb, EmbeddingCache.default(emb.spec))
+            else:
+                where = args.cache if name == "center" else args.cache.with_name(f"{args.cache.name}-{name}")
+                opened[name] = (emb, EmbeddingCache(where, emb.spec))
+        return opened[name]
+
     phash_dir = (args.cache or Path.home() / ".cache" / "vasari") / "phash"
     phash_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict] = []
@@ -268,20 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         console.print(f"[bold]{name}[/]")
         if name == "louvre":
-            louvre(data, embedder, cache, features, False, results)
+            louvre(data, *views("center"), features, results)
             if args.tta:
-                louvre(data, embedder, cache, ["stats", "stats+refit"], True, results)
-                louvre(data, embedder, cache, ["stats", "stats+refit"], "multicrop", results)
+                louvre(data, *views("flip"), ["stats", "stats+refit"], results)
+                louvre(data, *views("multicrop"), ["stats", "stats+refit"], results)
         elif name == "artists7":
-            artists7(data, embedder, cache, features, phash_dir, results)
+            artists7(data, *views("center"), features, phash_dir, results)
             if args.tta:
-                artists7(data, embedder, cache, ["stats", "stats+refit"], phash_dir, results, tta=True)
+                artists7(data, *views("flip"), ["stats", "stats+refit"], phash_dir, results)
             # the headline: multi-crop TTA (chosen by grouped 5-fold CV on train+val, never test)
-            artists7(data, embedder, cache, ["stats", "stats+refit"], phash_dir, results, tta="multicrop")
+            artists7(data, *views("multicrop"), ["stats", "stats+refit"], phash_dir, results)
         elif name == "wga_thumbs":
-            wga_thumbs(data, embedder, cache, features, phash_dir, results)
+            wga_thumbs(data, *views("center"), features, phash_dir, results)
         elif name == "wikiart":
-            wikiart(data, embedder, cache, features, phash_dir, results)
+            wikiart(data, *views("center"), features, phash_dir, results)
         else:
             console.print(f"unknown experiment {name!r}")
             return 2
@@ -314,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = []
     payload = {
         "benchmark": "accuracy",
-        "backbone": embedder.spec.to_dict(),
+        "backbone": views("center")[0].spec.to_dict(),
         "head_config": HeadConfig().to_dict(),
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                     "load_average": list(os.getloadavg())},

@@ -104,3 +104,18 @@ def test_missing_files_and_not_a_bundle(bundle_copy, tmp_path):
     (tmp_path / "empty" / "bundle.json").write_text("{not json")
     with pytest.raises(BundleError, match="JSON"):
         load_bundle(tmp_path / "empty")
+
+
+def test_bundle_records_views_and_old_bundles_load_as_center(bundle_copy):
+    from vasari.features import Embedder
+
+    desc = json.loads((bundle_copy / "bundle.json").read_text())
+    assert desc["backbone"]["views"] == "center"
+    del desc["backbone"]["views"]  # a bundle written before views existed
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    bundle = load_bundle(bundle_copy, expected_spec=Embedder().spec)
+    assert bundle.spec.views == "center" and bundle.spec.key() == "efficientnet_lite2-stats-260px-v1-513e688a29"
+    desc["backbone"]["views"] = "sixcrop"
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match="views"):
+        load_bundle(bundle_copy)

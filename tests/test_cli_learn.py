@@ -100,3 +100,26 @@ def test_help_has_examples():
     for verb in ("train", "evaluate", "predict", "demo"):
         res = invoke(verb, "--help")
         assert res.exit_code == 0 and "Example" in res.stdout
+
+
+def test_train_views_are_recorded_and_used_by_predict(tmp_path):
+    ds = saved_dataset(tmp_path)
+    model = tmp_path / "flip-model"
+    res = invoke("train", ds, "--out", model, "--views", "flip", "--cache", tmp_path / "flip-cache")
+    assert res.exit_code == 0, res.output
+    assert json.loads((model / "bundle.json").read_text())["backbone"]["views"] == "flip"
+    assert json.loads((tmp_path / "flip-cache" / "cache.json").read_text())["spec"]["views"] == "flip"
+    w = learn_world()
+    test = [i for i, s in enumerate(w.split) if s == "test"][:2]
+    res = invoke("predict", "--model", model, "--json", *[w.paths[i] for i in test])
+    assert res.exit_code == 0, res.output
+    from vasari.predict import Predictor
+
+    want = Predictor.load(model).predict_paths([w.paths[i] for i in test])
+    assert [o["predictions"] for o in json.loads(res.stdout)] == [o["predictions"] for o in want]
+    # a centre-crop cache is refused for flip views; unknown views and the old --tta flag are errors
+    res = invoke("train", ds, "--out", tmp_path / "m2", "--views", "flip", "--cache", w.cache_dir)
+    assert res.exit_code == 2 and "flip" in res.output
+    res = invoke("train", ds, "--out", tmp_path / "m3", "--views", "tencrop", "--no-cache")
+    assert res.exit_code == 2 and "unknown views" in res.output
+    assert invoke("predict", "--model", model, "--tta", w.paths[0]).exit_code == 2

@@ -33,6 +33,7 @@ from vasari.features import (
     EmbeddingCache,
     content_key,
     load_embeddings,
+    multicrops,
 )
 
 LITE2_STATS_DIM = 1280 + 2 * (48 + 88 + 120 + 208 + 352)
@@ -128,6 +129,21 @@ def test_spec_dims_keys_and_round_trip():
     assert other_pre.key() != stats.key()
 
 
+def test_views_enter_the_key_except_center():
+    stats = backbone_spec()
+    # the shipped bundle and existing caches rely on the centre-crop key staying as it was
+    assert stats.views == "center" and stats.key() == "efficientnet_lite2-stats-260px-v1-513e688a29"
+    flip, multi = stats.with_views("flip"), stats.with_views("multicrop")
+    assert len({stats.key(), flip.key(), multi.key()}) == 3
+    assert flip.key().startswith("efficientnet_lite2-stats-260px-v1-flip-")
+    assert BackboneSpec.from_dict(multi.to_dict()) == multi and multi.to_dict()["views"] == "multicrop"
+    old = {k: v for k, v in stats.to_dict().items() if k != "views"}  # written before views existed
+    assert BackboneSpec.from_dict(old) == stats
+    assert (stats.draft_min_side, flip.draft_min_side, multi.draft_min_side) == (234, 234, 416)
+    with pytest.raises(BackboneError, match="unknown views"):
+        stats.with_views("tencrop")
+
+
 def test_stats_vector_starts_with_pooled_vector():
     import torch
 
@@ -200,9 +216,9 @@ def test_draft_decoding_floor(tmp_path, embedder):
     assert BackboneSpec("efficientnet_lite2", "stats", 2912, exact).key() != embedder.spec.key()
     # Embedder.load (paths or bytes) gives the pixels embed_paths uses
     arr = embedder.load(path)
-    assert arr.shape == (260, 260, 3)
+    assert arr.shape == (1, 260, 260, 3)  # one view: the centre crop
     np.testing.assert_array_equal(arr, embedder.load(path.read_bytes()))
-    np.testing.assert_array_equal(arr, fast.to_uint8(load_image(path, min_side=234)))
+    np.testing.assert_array_equal(arr[0], fast.to_uint8(load_image(path, min_side=234)))
     res = embedder.embed_paths([path], progress=False)
     np.testing.assert_allclose(res.features, embedder.embed_sources([path.read_bytes()]), rtol=1e-5, atol=1e-5)
 
@@ -227,15 +243,54 @@ def test_embed_images_any_mode(embedder):
     assert np.all(np.isfinite(out))
 
 
-def test_flip_tta_is_mirror_invariant(embedder):
+@pytest.fixture(scope="session")
+def flip_embedder(onnx_cache) -> Embedder:
+    return Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=onnx_cache, views="flip")
+
+
+@pytest.fixture(scope="session")
+def multicrop_embedder(onnx_cache) -> Embedder:
+    return Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=onnx_cache, views="multicrop")
+
+
+def test_flip_views_are_mirror_invariant(embedder, flip_embedder):
     img = _picture(9)
     mirror = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    a, b = embedder.embed_images([img, mirror], tta=True)
+    a, b = flip_embedder.embed_images([img, mirror])
     p, q = embedder.embed_images([img, mirror])
     # not exact: TF "same" padding is asymmetric, so the network is not mirror-equivariant
     # (and PIL's resampling of the mirrored crop box differs by a grey level here and there)
     assert np.linalg.norm(a - b) < 0.05 * np.linalg.norm(p - q)
     assert np.linalg.norm(a - (p + q) / 2) < 0.05 * np.linalg.norm(p - q)
+    assert flip_embedder.spec.key() != embedder.spec.key() and flip_embedder.engine.session is not None
+
+
+def test_multicrop_views_are_the_benchmark_mean_of_seven(embedder, flip_embedder, multicrop_embedder, tmp_path):
+    img = _picture(11, (400, 300))
+    crops = multicrops(img, 520, 260)
+    assert crops.shape == (5, 260, 260, 3)
+    # the top-left crop is the corner of the picture resized to shorter side 520
+    big = np.asarray(img.resize((693, 520), Image.BICUBIC))
+    np.testing.assert_array_equal(crops[0], big[:260, :260])
+    np.testing.assert_array_equal(crops[3], big[-260:, -260:])
+    views = multicrop_embedder.prepare_views(img)
+    assert views.shape == (7, 260, 260, 3)
+    flip = flip_embedder.embed_images([img])[0]
+    expected = (2 * flip + 5 * embedder.forward(crops).mean(axis=0)) / 7  # benchmarks' embed_multicrop
+    got = multicrop_embedder.embed_images([img])[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    centre = embedder.embed_images([img])[0]
+    assert np.abs(got - centre).max() > 1e-2 and np.abs(got - flip).max() > 1e-2
+    # files: decoded at >= 2 x 260 / 1.25 = 416 px, same numbers from paths, bytes and the cache
+    path = tmp_path / "multi.jpg"
+    _picture(12, (900, 700)).save(path, quality=92)
+    assert multicrop_embedder.load(path).shape == (7, 260, 260, 3)
+    cache = EmbeddingCache(tmp_path / "multi-cache", multicrop_embedder.spec)
+    first = multicrop_embedder.embed_paths([path], cache=cache, progress=False)
+    again = multicrop_embedder.embed_paths([path], cache=cache, progress=False)
+    assert (first.n_computed, again.n_cached) == (1, 1)
+    np.testing.assert_array_equal(first.features, again.features)
+    np.testing.assert_allclose(first.features, multicrop_embedder.embed_sources([path.read_bytes()]), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -308,9 +363,14 @@ def test_cache_hit_miss_and_content_keys(embedder, folder, tmp_path):
     np.testing.assert_array_equal(second.features[:6], first.features)
     np.testing.assert_array_equal(second.features[6], first.features[0])
     assert content_key(copy) == content_key(paths[0])
-    # flip-TTA vectors are cached separately
-    third = embedder.embed_paths(paths[:2], cache=reopened, progress=False, tta=True)
-    assert third.n_computed == 2
+    # other views are another spec: never mixed into this cache, cached in their own
+    flip = Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=embedder._cache_dir, views="flip")
+    with pytest.raises(CacheMismatchError):
+        flip.embed_paths(paths[:2], cache=reopened, progress=False)
+    with pytest.raises(CacheMismatchError):
+        EmbeddingCache(tmp_path / "cache", flip.spec)
+    third = flip.embed_paths(paths[:2], cache=EmbeddingCache(tmp_path / "flip-cache", flip.spec), progress=False)
+    assert third.n_computed == 2 and np.abs(third.features - first.features[:2]).max() > 1e-3
 
 
 def test_cache_resumes_after_interruption(embedder, folder, tmp_path, monkeypatch):
@@ -319,11 +379,11 @@ def test_cache_resumes_after_interruption(embedder, folder, tmp_path, monkeypatc
     calls = {"n": 0}
     real_forward = embedder.forward
 
-    def flaky_forward(batch, tta=False):
+    def flaky_forward(batch):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # Ctrl-C during the third batch
-        return real_forward(batch, tta=tta)
+        return real_forward(batch)
 
     monkeypatch.setattr(embedder, "forward", flaky_forward)
     with pytest.raises(KeyboardInterrupt):

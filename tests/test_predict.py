@@ -91,3 +91,46 @@ def test_default_model_location():
     if not (path / "bundle.json").is_file():
         with pytest.raises(BundleError, match="default model"):
             Predictor.load(None)
+
+
+@pytest.mark.parametrize("views", ["flip", "multicrop"])
+def test_bundle_trained_with_views_predicts_with_them(views, tmp_path):
+    import json
+
+    import numpy as np
+
+    from vasari.bundle import load_bundle, save_bundle
+    from vasari.catalog import Artwork
+    from vasari.features import Embedder
+    from vasari.train import HeadConfig, fit_dataset
+
+    w = learn_world()
+    take = {"train": 6, "val": 4, "test": 2}
+    rows, seen = [], {}
+    for i, (split, label) in enumerate(zip(w.split, w.labels)):
+        if seen.get((split, label), 0) < take[split]:
+            seen[(split, label)] = seen.get((split, label), 0) + 1
+            rows.append(i)
+    arts = [Artwork(artwork_id=f"gen:{i}", source="generated", image=w.paths[i], type=w.labels[i], year=w.years[i])
+            for i in rows]
+    fit = fit_dataset(arts, [w.split[i] for i in rows], Embedder(views=views), None,
+                      HeadConfig(tasks=("type",), min_kept=3), progress=False)
+    path = save_bundle(fit.bundle, tmp_path / f"bundle-{views}")
+    assert json.loads((path / "bundle.json").read_text())["backbone"]["views"] == views
+    predictor = Predictor.load(path)
+    assert predictor.embedder.views == views == predictor.info()["backbone"]["views"]
+    # a training picture: predict_paths embeds it exactly as training did (no flag to remember)
+    first = rows[0]
+    assert w.split[first] == "train"
+    got = predictor.predict_paths([w.paths[first]], top_k=3)[0]
+    want = predictor.predict_features(fit.features[:1], top_k=3, names=[w.paths[first]])[0]
+    assert got["predictions"] == want["predictions"] and got["year"] == want["year"]
+    from vasari.images import load_image
+
+    again = predictor.embedder.embed_images([load_image(w.paths[first], min_side=predictor.bundle.spec.draft_min_side)])
+    np.testing.assert_allclose(again, fit.features[:1], rtol=1e-5, atol=1e-5)
+    # the centre-crop features (what predict used to feed these heads) differ
+    assert np.abs(w.features[first] - fit.features[0]).max() > 1e-3
+    # a running backbone with other views is refused
+    with pytest.raises(BundleError, match="views"):
+        load_bundle(path, expected_spec=Embedder().spec)

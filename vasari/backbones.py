@@ -32,7 +32,7 @@ import importlib.util
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,11 @@ if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
 #: Bump when the feature definition (layers, order, maths) changes: it invalidates caches.
 FEATURE_VERSION = 1
 FEATURES = ("stats", "pooled")
+#: Test-time views averaged into one vector per picture (``BackboneSpec.views``):
+#: "center" the centre crop; "flip" it and its mirror; "multicrop" those two plus five
+#: ``size`` x ``size`` crops (four corners, centre) of the picture resized to shorter side
+#: ``2 * size`` (each sees a quarter of the picture at twice the resolution: brush work).
+VIEWS = ("center", "flip", "multicrop")
 DEFAULT_BACKBONE = "efficientnet_lite2"
 DEFAULT_FEATURE = "stats"
 
@@ -162,10 +167,12 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """Everything that determines an embedding: backbone, feature kind, dim, preprocessing.
+    """Everything that determines an embedding: backbone, feature kind, dim, preprocessing
+    and the test-time ``views`` (see ``VIEWS``) averaged per picture.
 
     ``key()`` names it in caches (ONNX files, embedding caches, bundles): two specs with the
-    same key give the same numbers for the same picture.
+    same key give the same numbers for the same picture. The views enter the key only when
+    they are not "center", so centre-crop keys are those written before views existed.
     """
 
     name: str
@@ -173,11 +180,33 @@ class BackboneSpec:
     dim: int
     preprocess: Preprocess = field(default_factory=Preprocess)
     version: int = FEATURE_VERSION
+    views: str = "center"
+
+    def __post_init__(self) -> None:
+        if self.views not in VIEWS:
+            raise BackboneError(f"unknown views {self.views!r}; choose one of {', '.join(VIEWS)}")
 
     def key(self) -> str:
-        payload = json.dumps(self.to_dict(), sort_keys=True).encode()
+        data = self.to_dict()
+        if data["views"] == "center":
+            del data["views"]
+        payload = json.dumps(data, sort_keys=True).encode()
         digest = hashlib.blake2b(payload, digest_size=5).hexdigest()
-        return f"{self.name}-{self.feature}-{self.preprocess.size}px-v{self.version}-{digest}"
+        views = "" if self.views == "center" else f"-{self.views}"
+        return f"{self.name}-{self.feature}-{self.preprocess.size}px-v{self.version}{views}-{digest}"
+
+    @property
+    def draft_min_side(self) -> int:
+        """The smallest shorter side a JPEG may be draft-decoded to for these views
+        (``Preprocess.draft_min_side``; "multicrop" also needs ``2 * size``)."""
+        side = self.preprocess.draft_min_side
+        if self.views == "multicrop":
+            side = max(side, int(math.ceil(2 * self.preprocess.size / self.preprocess.max_draft_upscale)))
+        return side
+
+    def with_views(self, views: str) -> "BackboneSpec":
+        """This spec with other test-time views."""
+        return replace(self, views=views)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +215,7 @@ class BackboneSpec:
             "dim": int(self.dim),
             "preprocess": self.preprocess.to_dict(),
             "version": int(self.version),
+            "views": self.views,
         }
 
     @classmethod
@@ -196,6 +226,7 @@ class BackboneSpec:
             dim=int(data["dim"]),
             preprocess=Preprocess.from_dict(data["preprocess"]),
             version=int(data.get("version", FEATURE_VERSION)),
+            views=str(data.get("views", "center")),  # absent: written before views existed
         )
 
 
@@ -471,8 +502,9 @@ def inference_module(spec: BackboneSpec, net: "torch.nn.Module | None" = None) -
 
 
 def onnx_path(spec: BackboneSpec, cache_dir: Path | None = None) -> Path:
-    """Where the exported graph of ``spec`` lives (``<cache>/onnx/<key>-u8.onnx``)."""
-    return (cache_dir or default_cache_dir()) / "onnx" / f"{spec.key()}-u8.onnx"
+    """Where the exported graph of ``spec`` lives (``<cache>/onnx/<key>-u8.onnx``; one graph
+    for all views)."""
+    return (cache_dir or default_cache_dir()) / "onnx" / f"{spec.with_views('center').key()}-u8.onnx"
 
 
 def _torch_onnx_export(module: "torch.nn.Module", dummy: "torch.Tensor", path: Path, opset: int) -> None:
@@ -526,7 +558,7 @@ def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Mod
         import onnx
 
         model = onnx.load(str(tmp))
-        model.metadata_props.add(key="vasari_spec", value=json.dumps(spec.to_dict(), sort_keys=True))
+        model.metadata_props.add(key="vasari_spec", value=json.dumps(spec.with_views("center").to_dict(), sort_keys=True))
         onnx.save(model, str(tmp))
         os.replace(tmp, path)
     finally:

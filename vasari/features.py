@@ -70,6 +70,7 @@ __all__ = [
     "default_cache_dir",
     "embed_paths",
     "load_embeddings",
+    "multicrops",
     "save_embeddings",
 ]
 
@@ -208,7 +209,9 @@ class Embedder:
     export or onnxruntime fails). ``device``: ``None`` (auto), ``"cpu"`` or ``"cuda"``.
     ``threads``: inference threads (default: all usable cores); ``streams`` and
     ``micro_batch``: see ``OnnxEngine``. ``cache_dir``: where the ONNX export is cached
-    (default ``default_cache_dir()``).
+    (default ``default_cache_dir()``). ``views``: the test-time views averaged into each
+    picture's vector (``vasari.backbones.VIEWS``: "center", "flip" or "multicrop"); they are
+    part of ``spec`` (and so of its cache key and of a bundle trained on these features).
     """
 
     def __init__(
@@ -221,10 +224,11 @@ class Embedder:
         cache_dir: Path | None = None,
         streams: int | None = None,
         micro_batch: int | None = None,
+        views: str = "center",
     ):
         if engine not in ("auto", "onnx", "torch"):
             raise ValueError(f"engine must be 'auto', 'onnx' or 'torch', got {engine!r}")
-        self.spec = backbone_spec(backbone, feature)
+        self.spec = backbone_spec(backbone, feature).with_views(views)
         self.preprocess: Preprocess = self.spec.preprocess
         self.threads = threads
         self._engine_options = {"streams": streams, "micro_batch": micro_batch}
@@ -272,43 +276,64 @@ class Embedder:
     def dim(self) -> int:
         return self.spec.dim
 
+    @property
+    def views(self) -> str:
+        return self.spec.views
+
     # -- arrays
     def prepare(self, img: Image.Image) -> np.ndarray:
-        """A decoded RGB picture -> ``(size, size, 3)`` uint8 network-size crop."""
+        """A decoded RGB picture -> ``(size, size, 3)`` uint8 network-size centre crop."""
         return self.preprocess.to_uint8(img)
 
-    def load(self, source: str | Path | bytes) -> np.ndarray:
-        """Decode a file or bytes (reduced-size JPEG decoding, ``Preprocess.draft_min_side``)
-        and crop it to the network size: exactly the pixels ``embed_paths`` uses."""
-        return self.prepare(load_image(source, min_side=self.preprocess.draft_min_side))
+    def prepare_views(self, img: Image.Image) -> np.ndarray:
+        """A decoded RGB picture -> ``(k, size, size, 3)`` uint8: the ``views`` of it (the
+        centre crop; + its mirror for "flip"; + ``multicrops`` for "multicrop")."""
+        center = self.prepare(img)
+        if self.views == "center":
+            return center[None]
+        both = np.stack([center, center[:, ::-1]])
+        if self.views == "flip":
+            return both
+        size = self.preprocess.size
+        return np.concatenate([both, multicrops(img, 2 * size, size)])
 
-    def embed_sources(self, sources: Sequence[str | Path | bytes], tta: bool = False) -> np.ndarray:
+    def load(self, source: str | Path | bytes) -> np.ndarray:
+        """Decode a file or bytes (reduced-size JPEG decoding, ``BackboneSpec.draft_min_side``)
+        into its ``(k, size, size, 3)`` views: exactly the pixels ``embed_paths`` uses."""
+        return self.prepare_views(load_image(source, min_side=self.spec.draft_min_side))
+
+    def embed_sources(self, sources: Sequence[str | Path | bytes]) -> np.ndarray:
         """Files or raw bytes -> features, decoded like ``embed_paths`` (raises ImageError)."""
         if not sources:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self.forward(np.stack([self.load(s) for s in sources]), tta=tta)
+        return self.forward_views(np.stack([self.load(s) for s in sources]))
 
-    def forward(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
-        """``(N, size, size, 3)`` uint8 crops -> ``(N, dim)`` float32 features.
-
-        ``tta``: average the features of each crop and its horizontal mirror.
-        """
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, size, size, 3)`` uint8 crops -> ``(N, dim)`` float32 features (one view each)."""
         x = np.ascontiguousarray(batch, dtype=np.uint8)
         if len(x) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if not tta:
-            return np.asarray(self.engine(x), dtype=np.float32)
-        both = self.engine(np.concatenate([x, x[:, :, ::-1, :]], axis=0))
-        n = len(batch)
-        return ((both[:n] + both[n:]) * 0.5).astype(np.float32)
+        return np.asarray(self.engine(x), dtype=np.float32)
 
-    def embed_images(self, images: Sequence[Image.Image], tta: bool = False, batch_size: int = 32) -> np.ndarray:
+    def forward_views(self, batch: np.ndarray) -> np.ndarray:
+        """``(N, k, size, size, 3)`` uint8 views -> ``(N, dim)`` float32: the mean of each
+        picture's ``k`` view features (for "multicrop" 2/7 of the centre/mirror mean plus 5/7
+        of the five crops' mean)."""
+        n, k = batch.shape[:2]
+        if n == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        feats = self.forward(batch.reshape(n * k, *batch.shape[2:]))
+        if k == 1:
+            return feats
+        return feats.reshape(n, k, -1).mean(axis=1, dtype=np.float32)
+
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Already-open pictures (any mode, EXIF orientation applied) -> ``(N, dim)`` float32."""
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            arrays = [self.prepare(_rgb(img)) for img in chunk]
-            out[start:start + len(chunk)] = self.forward(np.stack(arrays), tta=tta)
+            arrays = [self.prepare_views(_rgb(img)) for img in chunk]
+            out[start:start + len(chunk)] = self.forward_views(np.stack(arrays))
         return out
 
     # -- files
@@ -318,14 +343,14 @@ class Embedder:
         cache: "EmbeddingCache | None" = None,
         batch_size: int = 32,
         progress: bool = True,
-        tta: bool = False,
         workers: int | None = None,
         prefetch: int = 2,
     ) -> EmbedResult:
         """Embed image files; never aborts on a bad picture (NaN row + ``errors[i]``).
 
         Decoding runs in ``workers`` threads, ``prefetch`` batches ahead of inference. With a
-        ``cache``, pictures already embedded (same bytes, same spec) are not decoded again,
+        ``cache``, pictures already embedded (same bytes, same spec: the views included) are
+        not decoded again,
         new vectors are saved every ``cache.chunk_size`` rows and on interruption.
         """
         start_time = time.perf_counter()
@@ -341,13 +366,12 @@ class Embedder:
             groups: dict[str, list[int]] = {}
             if cache is not None:
                 cache.check(self.spec)
-                suffix = ":flip" if tta else ""
                 keys = list(pool.map(_safe_content_key, paths))
                 for i, key in enumerate(keys):
                     if key.startswith("!"):
                         errors[i] = key[1:]
                     else:
-                        groups.setdefault(key + suffix, []).append(i)
+                        groups.setdefault(key, []).append(i)
                 hits = cache.get_many(list(groups))
                 for key, vec in hits.items():
                     for i in groups.pop(key):
@@ -358,7 +382,7 @@ class Embedder:
                 todo = [(None, [i]) for i in range(n)]
 
             with _progress(progress, total=len(todo), cached=n_cached) as advance:
-                n_done = self._run_pipeline(todo, paths, features, errors, cache, pool, batch_size, tta, prefetch, advance)
+                n_done = self._run_pipeline(todo, paths, features, errors, cache, pool, batch_size, prefetch, advance)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             if cache is not None:
@@ -368,7 +392,7 @@ class Embedder:
             n_cached=n_cached, n_computed=n_done, seconds=time.perf_counter() - start_time,
         )
 
-    def _run_pipeline(self, todo, paths, features, errors, cache, pool, batch_size, tta, prefetch, advance) -> int:
+    def _run_pipeline(self, todo, paths, features, errors, cache, pool, batch_size, prefetch, advance) -> int:
         window = max(batch_size, batch_size * (prefetch + 1))
         pending: deque[tuple[str | None, list[int], Future]] = deque()
         it: Iterator[tuple[str | None, list[int]]] = iter(todo)
@@ -399,7 +423,7 @@ class Embedder:
             fill()  # keep the decoders busy while the network runs
             if not batch:
                 continue
-            vecs = self.forward(np.stack(batch), tta=tta)
+            vecs = self.forward_views(np.stack(batch))
             for vec, idx in zip(vecs, batch_idx):
                 features[idx] = vec
             if cache is not None:
@@ -417,6 +441,19 @@ class Embedder:
             return None, f"{path}: {type(exc).__name__}: {exc}"
 
 
+def multicrops(img: Image.Image, side: int, size: int) -> np.ndarray:
+    """Four corner and one centre ``size`` x ``size`` crops of an RGB picture resized (bicubic)
+    so that its shorter side is ``side``: ``(5, size, size, 3)`` uint8. At ``side = 2 * size``
+    each crop sees a quarter of the picture at twice the centre crop's resolution."""
+    w, h = img.size
+    scale = side / min(w, h)
+    img = img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC)
+    a = np.asarray(img)
+    H, W = a.shape[:2]
+    boxes = [(0, 0), (0, W - size), (H - size, 0), (H - size, W - size), ((H - size) // 2, (W - size) // 2)]
+    return np.stack([a[y:y + size, x:x + size] for y, x in boxes])
+
+
 def _rgb(img: Image.Image) -> Image.Image:
     from vasari.images import _to_rgb
 
@@ -428,9 +465,10 @@ def _rgb(img: Image.Image) -> Image.Image:
 
 
 def embed_paths(paths: Sequence[str | Path], backbone: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE,
-                cache: "EmbeddingCache | Path | str | None" = None, **kwargs: Any) -> EmbedResult:
-    """Convenience: ``Embedder(backbone, feature).embed_paths(paths, cache)``; ``cache`` may be a dir."""
-    embedder = Embedder(backbone, feature)
+                cache: "EmbeddingCache | Path | str | None" = None, views: str = "center", **kwargs: Any) -> EmbedResult:
+    """Convenience: ``Embedder(backbone, feature, views=views).embed_paths(paths, cache)``;
+    ``cache`` may be a dir."""
+    embedder = Embedder(backbone, feature, views=views)
     if cache is not None and not isinstance(cache, EmbeddingCache):
         cache = EmbeddingCache(Path(cache), embedder.spec)
     return embedder.embed_paths(paths, cache=cache, **kwargs)

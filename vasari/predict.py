@@ -151,20 +151,19 @@ class Predictor:
         found = find_painting(img)
         return found.image, found.to_dict()
 
-    def predict_images(self, images: Sequence[Any], top_k: int = 3, names: Sequence[str] | None = None,
-                       tta: bool = False) -> list[dict]:
-        """Prediction objects for open PIL images."""
+    def predict_images(self, images: Sequence[Any], top_k: int = 3, names: Sequence[str] | None = None) -> list[dict]:
+        """Prediction objects for open PIL images (embedded with the bundle's views)."""
         top_k = self._check_top_k(top_k)
         names = list(names) if names is not None else [getattr(im, "filename", "") or f"image_{i}" for i, im in enumerate(images)]
         crops = [self._crop(im) for im in images]
-        feats = self.embedder.embed_images([c[0] for c in crops], tta=tta) if images else np.zeros((0, self.bundle.spec.dim))
+        feats = self.embedder.embed_images([c[0] for c in crops]) if images else np.zeros((0, self.bundle.spec.dim))
         out = self.predict_features(feats, top_k, names)
         for obj, (_, crop) in zip(out, crops):
             if crop is not None:
                 obj["crop"] = crop
         return out
 
-    def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3, tta: bool = False) -> list[dict]:
+    def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict]:
         """Prediction objects for image files, in order; unreadable files give error objects."""
         top_k = self._check_top_k(top_k)
         names = [str(p) for p in paths]
@@ -172,7 +171,7 @@ class Predictor:
         good, images = [], []
         for i, name in enumerate(names):
             try:
-                images.append(load_image(name, min_side=self.bundle.spec.preprocess.draft_min_side))
+                images.append(load_image(name, min_side=self.bundle.spec.draft_min_side))
                 good.append(i)
             except ImageError as exc:
                 out[i] = {"image": name, "error": {"code": exc.code, "message": str(exc)}}
@@ -180,7 +179,7 @@ class Predictor:
                 out[i] = {"image": name, "error": {"code": "unreadable", "message": f"{name}: {exc}"}}
         for start in range(0, len(good), 32):
             chunk = good[start:start + 32]
-            preds = self.predict_images(images[start:start + 32], top_k, [names[i] for i in chunk], tta=tta)
+            preds = self.predict_images(images[start:start + 32], top_k, [names[i] for i in chunk])
             for i, obj in zip(chunk, preds):
                 out[i] = obj
         return [o for o in out if o is not None]
@@ -207,7 +206,8 @@ class Predictor:
 
 
 def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
-    """The backbone a bundle needs (its fine-tuned ONNX when it ships one), spec-checked."""
+    """The backbone a bundle needs (its fine-tuned ONNX when it ships one) with the bundle's
+    test-time views, spec-checked: it gives the features the heads were trained on."""
     from vasari.backbones import BackboneError
 
     where = bundle.path or "bundle"
@@ -216,12 +216,13 @@ def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = Non
         if onnx_file is not None:
             from vasari.finetune import finetuned_embedder, onnx_spec
 
-            check_spec(bundle.spec, onnx_spec(onnx_file), onnx_file)
+            check_spec(bundle.spec.with_views("center"), onnx_spec(onnx_file).with_views("center"), onnx_file)
             embedder = finetuned_embedder(onnx_file, bundle.spec)
         else:
             from vasari.features import Embedder
 
-            embedder = Embedder(bundle.spec.name, bundle.spec.feature, engine=engine, device=device)
+            embedder = Embedder(bundle.spec.name, bundle.spec.feature, engine=engine, device=device,
+                                views=bundle.spec.views)
     except BackboneError as exc:
         raise BundleError(f"{where}: cannot build backbone {bundle.spec.name!r} ({exc})") from exc
     check_spec(bundle.spec, embedder.spec, where)

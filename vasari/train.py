@@ -813,7 +813,6 @@ def fit_dataset(
     evaluate_splits: Sequence[str] = ("val", "test"),
     card: Mapping[str, Any] | None = None,
     progress: bool = True,
-    tta: bool = False,
     features: np.ndarray | None = None,
 ) -> FitResult:
     """Embed artworks (``Artwork`` records with local images), train heads on the "train"
@@ -821,7 +820,8 @@ def fit_dataset(
     return an unsaved ``Bundle`` (save it with ``vasari.bundle.save_bundle``).
 
     ``split_of[i]`` is the split of ``artworks[i]`` ("train", "val", "test" or anything
-    else to only embed). ``embedder`` defaults to the default backbone; ``cache`` is an
+    else to only embed). ``embedder`` defaults to the default backbone; its spec (test-time
+    views included) is the bundle's, so prediction embeds the same way. ``cache`` is an
     ``EmbeddingCache`` (or None). ``features`` skips embedding (rows aligned with artworks).
     """
     from vasari.bundle import Bundle
@@ -838,7 +838,7 @@ def fit_dataset(
     errors: dict[int, str] = {}
     if features is None:
         paths = [a.image or "" for a in artworks]
-        result = embedder.embed_paths(paths, cache=cache, progress=progress, tta=tta)
+        result = embedder.embed_paths(paths, cache=cache, progress=progress)
         features, errors = result.features, dict(result.errors)
     seconds["embed"] = round(time.perf_counter() - t0, 2)
     split_arr = np.asarray(list(split_of))

@@ -109,7 +109,7 @@ def embed(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     engine: str = typer.Option("auto", help='"auto", "onnx" (onnxruntime) or "torch".'),
     device: Optional[str] = typer.Option(None, help='"cpu" or "cuda" (default: auto).'),
-    tta: bool = typer.Option(False, "--tta", help="Average each picture with its horizontal mirror."),
+    views: str = typer.Option("center", help='Test-time views averaged per picture: "center", "flip" (+ mirror) or "multicrop" (+ mirror + five crops at twice the size).'),
     workers: Optional[int] = typer.Option(None, min=1, help="Decoding threads (default: 2 or the core count)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Inference threads (default: all cores)."),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when any picture fails."),
@@ -139,7 +139,7 @@ def embed(
     from vasari.backbones import backbone_spec
 
     try:
-        spec = backbone_spec(backbone, feature)
+        spec = backbone_spec(backbone, feature).with_views(views)
     except (BackboneError, ValueError) as exc:
         fail(str(exc))
     store = None
@@ -149,12 +149,12 @@ def embed(
         except (CacheMismatchError, CacheCorruptError) as exc:
             fail(str(exc))
     try:
-        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads)
+        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads, views=views)
     except (BackboneError, ValueError) as exc:
         fail(str(exc))
     console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · {embedder.engine.describe()} · cache {store.dir if store is not None else 'off'}")
     try:
-        result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, tta=tta, workers=workers)
+        result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, workers=workers)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: finished vectors are in the cache; rerun to resume")
         raise typer.Exit(code=130)

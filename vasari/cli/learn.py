@@ -20,6 +20,7 @@ Embeds the dataset's images with the backbone (cached by content in --cache, def
 Example:
 
   vasari train datasets/all --out models/all --backbone efficientnet_lite2 --feature stats
+  vasari train datasets/artists7 --out models/artists7 --views multicrop
 """
 
 EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
@@ -73,12 +74,12 @@ def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
         fail(str(exc))
 
 
-def _embedder(backbone: str, feature: str):
+def _embedder(backbone: str, feature: str, views: str = "center"):
     from vasari.backbones import BackboneError
     from vasari.features import Embedder
 
     try:
-        return Embedder(backbone, feature)
+        return Embedder(backbone, feature, views=views)
     except BackboneError as exc:
         fail(str(exc))
 
@@ -123,7 +124,8 @@ def train(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all that have labels)."),
     target_precision: float = typer.Option(0.9, help="Abstention: precision the verdicts aim for on val."),
-    tta: bool = typer.Option(False, help="Average features of each image and its mirror image."),
+    views: str = typer.Option("center", help='Test-time views averaged per picture, recorded in the bundle (predict uses them): '
+                              '"center", "flip" (+ mirror) or "multicrop" (+ mirror + five crops at twice the size; 7x slower).'),
 ) -> None:
     from vasari.bundle import save_bundle
     from vasari.dataset import DatasetError, load_dataset
@@ -139,14 +141,14 @@ def train(
     if not arts:
         fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
     config = _head_config(target_precision, tasks)
-    embedder = _embedder(backbone, feature)
+    embedder = _embedder(backbone, feature, views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = " ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv else f"vasari train {dataset_dir} --out {out}"
     card = {"name": out.name, "command": command, "dataset": str(dataset_dir),
             "splits": f"{ds.config.split} split ({json.dumps(ds.split_sizes())}), dataset config {json.dumps(ds.config.to_dict())}"}
     try:
         result = fit_dataset(arts, [ds.splits.get(a.artwork_id, "") for a in arts], embedder, cache_obj, config,
-                             card=card, tta=tta)
+                             card=card)
     except TrainError as exc:
         fail(str(exc))
     if result.embed_errors:
@@ -204,7 +206,6 @@ def predict(
     top_k: int = typer.Option(3, "--top-k", "-k", help="Labels per task."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
     crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
-    tta: bool = typer.Option(False, help="Average with the mirror image."),
 ) -> None:
     from vasari.bundle import BundleError
     from vasari.predict import Predictor
@@ -214,7 +215,7 @@ def predict(
     except BundleError as exc:
         fail(str(exc))
     try:
-        results = predictor.predict_paths([str(p) for p in images], top_k=top_k, tta=tta)
+        results = predictor.predict_paths([str(p) for p in images], top_k=top_k)
     except ValueError as exc:
         fail(str(exc))
     failed = sum(1 for r in results if "error" in r)

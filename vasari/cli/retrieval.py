@@ -269,7 +269,7 @@ def _embedder_for(index) -> Any:
     from vasari.features import Embedder
 
     try:
-        embedder = Embedder(index.spec.name, index.spec.feature)
+        embedder = Embedder(index.spec.name, index.spec.feature, views=index.spec.views)
     except (BackboneError, ValueError) as exc:
         fail(f"{index.path}: {exc}")
     if embedder.spec.key() != index.spec.key():
