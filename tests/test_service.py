@@ -685,3 +685,16 @@ def test_serve_cli_serves(predictor, tmp_path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_decode_min_side_follows_the_bundle_views():
+    # uploads are decoded like the files the heads were trained on (multicrop: crops at 2 x size)
+    from vasari.backbones import VIEWS, backbone_spec
+    from vasari.service import _decode_min_side
+
+    sides = {}
+    for views in VIEWS:
+        spec = backbone_spec().with_views(views)
+        sides[views] = _decode_min_side({"backbone": spec.to_dict()}, ServiceConfig())
+        assert sides[views] == spec.draft_min_side
+    assert sides == {"center": 234, "flip": 234, "multicrop": 416}
