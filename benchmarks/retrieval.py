@@ -218,7 +218,7 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     add("Louvre museum photos, whole", embedder.embed_images(photo_imgs), "painting")
     add("Louvre museum photos, cropped", embedder.embed_images([find_painting(im).image for im in photo_imgs]), "painting")
 
-    add(f"wga_thumbs non-paintings, authors not in the references", neg_feats[is_test], "not painting")
+    add("wga_thumbs non-paintings, authors not in the references", neg_feats[is_test], "not painting")
     for form in sorted(set(forms[is_test])):
         sel = is_test & (forms == form)
         if sel.sum() >= 5:

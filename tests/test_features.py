@@ -7,7 +7,6 @@ The real EfficientNet-Lite2 is exported to ONNX once per session into a temporar
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
