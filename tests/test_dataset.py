@@ -532,3 +532,22 @@ def test_artists7_real_near_duplicates_never_straddle(shared_data, tmp_path):
         groups = ds.info["duplicates"]["groups_with_duplicates"]
         assert 5 <= groups <= 40
         assert ds.info["duplicates"]["largest_group"] <= 5
+
+
+def test_grouped_split_sends_a_dominant_group_to_train():
+    """One artist with 30% of the works (Fra Angelico in WGA's A-Al thumbnails) must not land in
+    val or test, which would leave a 30% "val" split and a starved train split."""
+    ids, groups, strata = [], [], []
+    for i in range(300):
+        ids.append(f"big:{i}")
+        groups.append("big")
+        strata.append("religious" if i % 2 else "portrait")
+    for i in range(700):
+        ids.append(f"small:{i}")
+        groups.append(f"artist{i // 7}")
+        strata.append("religious" if (i // 7) % 2 else "portrait")
+    splits = dsmod.split_grouped(ids, groups, strata, val_fraction=0.1, test_fraction=0.1, seed=3)
+    assert {splits[f"big:{i}"] for i in range(300)} == {"train"}
+    sizes = Counter(splits.values())
+    assert 770 <= sizes["train"] <= 830
+    assert 80 <= sizes["val"] <= 120 and 80 <= sizes["test"] <= 120
