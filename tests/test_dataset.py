@@ -398,7 +398,7 @@ def test_unreadable_images_are_dropped_and_listed(tmp_path, planted):
         "bad:html.jpg": "not_an_image",
         "bad:empty.png": "empty",
         "bad:cut.jpg": "corrupt",
-        "bad:missing.jpg": "not_an_image",
+        "bad:missing.jpg": "not_found",
     }
     assert sum(v for k, v in ds.info["dropped"].items() if k.startswith("unreadable")) == 4
     with pytest.raises(DatasetError, match="no images"):

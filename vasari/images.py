@@ -28,8 +28,8 @@ class ImageLimits:
 class ImageError(ValueError):
     """An input that is not a usable image.
 
-    ``code`` is one of ``not_an_image``, ``corrupt``, ``too_large`` (bytes),
-    ``decompression_bomb`` (pixels) or ``empty``.
+    ``code`` is one of ``not_found`` / ``unreadable`` (the file itself), ``not_an_image``,
+    ``corrupt``, ``too_large`` (bytes), ``decompression_bomb`` (pixels) or ``empty``.
     """
 
     def __init__(self, code: str, message: str):
@@ -84,7 +84,8 @@ def load_image(
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise ImageError("not_an_image", f"{name}: cannot read file ({exc.strerror})") from exc
+            code = "not_found" if isinstance(exc, FileNotFoundError) else "unreadable"
+            raise ImageError(code, f"{name}: cannot read file ({exc.strerror})") from exc
         if size > limits.max_bytes:
             raise ImageError("too_large", f"{name}: {size} bytes exceeds the {limits.max_bytes}-byte limit")
         data = path.read_bytes()
