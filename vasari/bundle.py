@@ -11,7 +11,7 @@ Layout of ``<bundle>/``::
     index/         optional: the retrieval gallery index (vasari.index.GalleryIndex)
     backbone.onnx  optional: a fine-tuned backbone (vasari.finetune)
 
-No pickle anywhere. ``save_bundle`` writes into ``<out>.tmp-<pid>`` and renames it into
+No pickle anywhere. ``save_bundle`` builds a temporary directory and swaps it into
 place, so a reader never sees half a bundle. ``load_bundle`` raises ``BundleError`` (with
 the path and what is wrong) for a missing or corrupt file, a bundle from a future format
 version, or a backbone spec that does not match the running backbone's.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import os
 import shutil
 import zipfile
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from vasari import __version__
+from vasari.fileio import atomic_directory
 from vasari.train import Heads
 
 #: Bump on an incompatible layout change; loaders refuse bundles newer than they know.
@@ -142,12 +142,7 @@ def save_bundle(
         raise BundleError(f"{out}: already exists")
     if bundle.created is None:
         bundle.created = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with atomic_directory(out) as tmp:
         arrays, meta = bundle.heads.to_arrays()
         if bundle.spec.dim != bundle.heads.in_dim:
             raise BundleError(f"heads expect {bundle.heads.in_dim} features but the backbone gives {bundle.spec.dim}")
@@ -167,17 +162,6 @@ def save_bundle(
             shutil.copy2(src, tmp / name)
         if out.is_dir() and (out / "backbone.onnx").is_file() and "backbone.onnx" not in (extra_files or {}):
             shutil.copy2(out / "backbone.onnx", tmp / "backbone.onnx")
-        # swap into place: the old bundle (if any) moves aside, then is removed
-        old = None
-        if out.exists():
-            old = out.parent / f"{out.name}.old-{os.getpid()}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     bundle.path = out
     return out
 

@@ -8,6 +8,7 @@ optionally fsynced, then renamed over it with ``os.replace`` (atomic on POSIX).
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,3 +45,29 @@ def atomic_write_bytes(path: str | Path, data: bytes, fsync: bool = False) -> No
 def atomic_write_text(path: str | Path, text: str, fsync: bool = False) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"), fsync=fsync)
+
+
+@contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Build a directory under a hidden temporary name beside ``path`` and swap it in.
+
+    On success the old ``path`` (if any) is moved aside, the new one renamed into place and
+    the old one removed, so readers see the old directory or the new one, never a mix. On
+    failure the temporary directory is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path.with_name(f".{path.name}"))
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

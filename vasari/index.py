@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-from vasari.fileio import atomic_write_bytes
+from vasari.fileio import atomic_directory, atomic_write_bytes
 
 if TYPE_CHECKING:
     from vasari.backbones import BackboneSpec
@@ -367,12 +367,7 @@ class GalleryIndex:
         the images are on disk; an existing ``thumbs/`` of the same rows is kept otherwise.
         """
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-        try:
+        with atomic_directory(out) as tmp:
             bio = io.BytesIO()
             np.save(bio, self.vectors, allow_pickle=False)
             atomic_write_bytes(tmp / "vectors.npy", bio.getvalue(), fsync=True)
@@ -415,16 +410,6 @@ class GalleryIndex:
                 "negatives": 0 if self.negatives is None else len(self.negatives),
             }
             atomic_write_bytes(tmp / INDEX_FILE, json.dumps(info, indent=2, sort_keys=True).encode(), fsync=True)
-            if out.exists():
-                old = out.with_name(f".{out.name}.old-{os.getpid()}")
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.path = out
         return out
 
