@@ -46,6 +46,7 @@ from rich.table import Table
 from vasari.dataset import DatasetConfig, build_dataset
 from vasari.evaluate import evaluate_heads
 from vasari.features import Embedder, EmbeddingCache
+from vasari.fileio import atomic_write_text
 from vasari.shared import shared_data_dir
 from vasari.train import HeadConfig, train_heads
 
@@ -302,9 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": kept + results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f"{args.out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(payload, indent=2, default=float) + "\n")
     console.print(f"written {args.out}")
     return 0
 

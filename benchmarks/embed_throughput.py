@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vasari.fileio import atomic_write_text
 from vasari.images import is_image_file  # noqa: E402
 from vasari.shared import shared_data_dir  # noqa: E402
 
@@ -242,9 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"goal: embed >= 55 img/s and >= 90% of bare · quietest round: {quiet['embed_img_s']:.1f} img/s, "
                   f"{quiet['ratio']:.0%} -> {'met' if summary['goal_met_quietest_round'] else 'NOT met'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(summary, indent=2))
     console.print(f"wrote {args.out}")
     return 0
 

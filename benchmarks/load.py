@@ -36,6 +36,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from vasari.fileio import atomic_write_text
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -437,9 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f"{args.out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_finite(result), indent=2) + "\n")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(_finite(result), indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0 if r["errors"] == 0 and healthy else 1
 

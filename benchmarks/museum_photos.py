@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.features import Embedder, EmbeddingCache
+from vasari.fileio import atomic_write_text
 from vasari.images import load_image
 from vasari.photo import PhotoConfig, find_painting
 from vasari.shared import shared_data_dir
@@ -159,9 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f"{args.out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(result, indent=2))
     console.print(f"wrote {args.out}")
     return 0
 

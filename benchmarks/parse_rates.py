@@ -9,7 +9,6 @@ unmapped labels) and a summary, and writes benchmarks/results/parse_rates.json.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.catalog import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
+from vasari.fileio import atomic_write_text
 from vasari.shared import shared_data_dir
 
 
@@ -73,17 +73,15 @@ def main(argv: list[str]) -> int:
     )
     out = Path(__file__).resolve().parent / "results" / "parse_rates.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(
+    atomic_write_text(
+        out,
         json.dumps(
             {"data_dir": str(data), "seconds": round(seconds, 2), "sources": results, "summary": lines},
             indent=2,
             ensure_ascii=False,
         )
         + "\n",
-        encoding="utf-8",
     )
-    os.replace(tmp, out)
     console.print(f"wrote {out}")
     return 0
 
