@@ -84,8 +84,10 @@ def test_nothing_trainable_raises():
 def test_nan_rows_are_ignored():
     X, labels, _ = clusters(300, 3, 10, spread=1.0, seed=3)
     X[5] = np.nan
+    X[250] = np.nan
     heads = train_heads(X[:200], {"type": labels[:200]}, None, X[200:], {"type": labels[200:]}, None)
     assert heads.info["train_rows"] == 199
+    assert heads.info["val_rows"] == 99
     assert np.isfinite(heads.classifiers["type"].coef).all()
 
 

@@ -648,6 +648,18 @@ def _fit_year(Z: np.ndarray, years: Sequence[int | None], Zv: np.ndarray | None,
     )
 
 
+def _drop_failed_rows(
+    X: np.ndarray, labels: Mapping[str, Sequence[str | None]], years: Sequence[int | None] | None
+) -> tuple[np.ndarray, Mapping[str, Sequence[str | None]], Sequence[int | None] | None]:
+    """Rows whose features contain NaN (images that failed to embed) removed from all three."""
+    ok = np.isfinite(X).all(axis=1)
+    if ok.all():
+        return X, labels, years
+    keep = np.flatnonzero(ok)
+    return (X[keep], {t: [labs[i] for i in keep] for t, labs in labels.items()},
+            [years[i] for i in keep] if years is not None else None)
+
+
 def train_heads(
     X_train: np.ndarray,
     labels_train: Mapping[str, Sequence[str | None]],
@@ -701,12 +713,7 @@ def _train_heads(
             raise TrainError(f"labels for {task!r} have {len(labs)} rows, features have {n}")
     if years_train is not None and len(years_train) != n:
         raise TrainError(f"years_train has {len(years_train)} rows, features have {n}")
-    ok = np.isfinite(X_train).all(axis=1)
-    if not ok.all():
-        keep = np.flatnonzero(ok)
-        X_train = X_train[keep]
-        labels_train = {t: [labs[i] for i in keep] for t, labs in labels_train.items()}
-        years_train = [years_train[i] for i in keep] if years_train is not None else None
+    X_train, labels_train, years_train = _drop_failed_rows(X_train, labels_train, years_train)
     if X_val is not None:
         X_val = np.asarray(X_val, dtype=np.float32)
         if X_val.ndim != 2 or X_val.shape[1] != X_train.shape[1]:
@@ -715,12 +722,7 @@ def _train_heads(
         for task, labs in labels_val.items():
             if len(labs) != len(X_val):
                 raise TrainError(f"validation labels for {task!r} have {len(labs)} rows, X_val has {len(X_val)}")
-        okv = np.isfinite(X_val).all(axis=1)
-        if not okv.all():
-            keep = np.flatnonzero(okv)
-            X_val = X_val[keep]
-            labels_val = {t: [labs[i] for i in keep] for t, labs in labels_val.items()}
-            years_val = [years_val[i] for i in keep] if years_val is not None else None
+        X_val, labels_val, years_val = _drop_failed_rows(X_val, labels_val, years_val)
         if len(X_val) == 0:
             X_val = None
 
