@@ -101,6 +101,22 @@ def test_help_has_examples():
         assert res.exit_code == 0 and "Example" in res.stdout
 
 
+def test_train_refit_on_val_refits_and_does_not_report_val(tmp_path):
+    from vasari.bundle import load_bundle
+
+    ds = saved_dataset(tmp_path)
+    w = learn_world()
+    model = tmp_path / "refit-model"
+    res = invoke("train", ds, "--out", model, "--refit-on-val", "--cache", w.cache_dir)
+    assert res.exit_code == 0, res.output
+    bundle = load_bundle(model)
+    head = bundle.heads.classifiers["type"]
+    n_train, n_val = w.split.count("train"), w.split.count("val")
+    assert head.info["refit_on_val"] is True and head.info["train_rows"] == n_train
+    assert "val" not in bundle.metrics and bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+    assert bundle.card["head_config"]["refit_on_val"] is True and n_val > 0
+
+
 def test_train_views_are_recorded_and_used_by_predict(tmp_path):
     ds = saved_dataset(tmp_path)
     model = tmp_path / "flip-model"

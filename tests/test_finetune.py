@@ -260,6 +260,32 @@ def test_finetune_cli_exports_a_bundle_that_loads_and_predicts(colour_dataset, c
     assert accuracy >= 0.9  # two classes: chance is 0.5
 
 
+def test_finetune_cli_views_and_refit_reach_the_bundle(colour_dataset, colour_data, tmp_path):
+    """--views flip --refit-on-val: the bundle predicts with flip views through the fine-tuned
+    graph, the heads were refit on train + val, and val (now training data) is not reported."""
+    from typer.testing import CliRunner
+
+    from vasari.bundle import load_bundle
+    from vasari.cli import app
+    from vasari.predict import Predictor
+
+    out = tmp_path / "bundle"
+    args = ["finetune", str(colour_dataset), "--out", str(out), "--epochs", "1", "--batch-size", "8",
+            "--image-size", "64", "--max-steps-per-epoch", "2", "--views", "flip", "--refit-on-val"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.spec.views == "flip" and "+ft-" in bundle.spec.name
+    assert bundle.heads.classifiers["type"].info["refit_on_val"] is True
+    assert "val" not in bundle.metrics and bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+    _, _, test = colour_data
+    predictor = Predictor.load(out)
+    assert predictor.embedder.spec.views == "flip"
+    preds = predictor.predict_paths([s.path for s in test], top_k=1)
+    accuracy = np.mean([p["predictions"]["type"][0]["label"] == s.labels["type"] for p, s in zip(preds, test)])
+    assert accuracy >= 0.9  # two classes: chance is 0.5
+
+
 def test_finetune_cli_errors_are_one_line(colour_dataset, tmp_path):
     from typer.testing import CliRunner
 
@@ -269,6 +295,8 @@ def test_finetune_cli_errors_are_one_line(colour_dataset, tmp_path):
     assert result.exit_code == 1 and "dataset.csv" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--unfreeze", "x"])
     assert result.exit_code == 1 and "--unfreeze" in result.output
+    result = CliRunner().invoke(app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--views", "tencrop"])
+    assert result.exit_code == 1 and "unknown views" in result.output and "Traceback" not in result.output
     if not torch.cuda.is_available():
         result = CliRunner().invoke(
             app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--device", "cuda"]

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from vasari.cli.common import fail
+from vasari.cli.common import REFIT_HELP, VIEWS_HELP, fail
 
 TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
 
@@ -20,7 +20,7 @@ Embeds the dataset's images with the backbone (cached by content in --cache, def
 Example:
 
   vasari train datasets/all --out models/all --backbone efficientnet_lite2 --feature stats
-  vasari train datasets/artists7 --out models/artists7 --views multicrop
+  vasari train datasets/artists7 --out models/artists7 --views multicrop --refit-on-val
 """
 
 EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
@@ -84,7 +84,7 @@ def _embedder(backbone: str, feature: str, views: str = "center"):
         fail(str(exc))
 
 
-def _head_config(target_precision: float, tasks: Optional[str]):
+def _head_config(target_precision: float, tasks: Optional[str], refit_on_val: bool = False):
     from vasari.labels import TASKS
     from vasari.train import HeadConfig
 
@@ -96,7 +96,7 @@ def _head_config(target_precision: float, tasks: Optional[str]):
             fail(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
     if not 0.0 < target_precision <= 1.0:
         fail(f"--target-precision must be in (0, 1], got {target_precision}")
-    return HeadConfig(tasks=chosen, target_precision=target_precision)
+    return HeadConfig(tasks=chosen, target_precision=target_precision, refit_on_val=refit_on_val)
 
 
 def compact_metrics(metrics: dict) -> dict:
@@ -124,8 +124,8 @@ def train(
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
     tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all that have labels)."),
     target_precision: float = typer.Option(0.9, help="Abstention: precision the verdicts aim for on val."),
-    views: str = typer.Option("center", help='Test-time views averaged per picture, recorded in the bundle (predict uses them): '
-                              '"center", "flip" (+ mirror) or "multicrop" (+ mirror + five crops at twice the size; 7x slower).'),
+    views: str = typer.Option("center", help=VIEWS_HELP),
+    refit_on_val: bool = typer.Option(False, "--refit-on-val", help=REFIT_HELP),
 ) -> None:
     from vasari.bundle import save_bundle
     from vasari.dataset import DatasetError, load_dataset
@@ -140,7 +140,7 @@ def train(
     arts = [a for a in ds.artworks if a.image]
     if not arts:
         fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
-    config = _head_config(target_precision, tasks)
+    config = _head_config(target_precision, tasks, refit_on_val)
     embedder = _embedder(backbone, feature, views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = " ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv else f"vasari train {dataset_dir} --out {out}"
