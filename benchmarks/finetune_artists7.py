@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from vasari.bench import machine_info
 from vasari.catalog import read_kaggle
+from vasari.evaluate import headline
 from vasari.fileio import atomic_write_text
 from vasari.finetune import (
     BUNDLE_ONNX,
@@ -87,14 +88,6 @@ def artworks_and_splits(data: Path, splits: dict[str, str]):
     return arts, [splits[str(Path(a.image).relative_to(data))] for a in arts]
 
 
-def scores(evaluations) -> dict:
-    out = {}
-    for ev in evaluations:
-        t = ev.metrics["tasks"].get("artist", {})
-        out[ev.split] = {k: t.get(k) for k in ("n", "top1", "top3", "weighted_f1", "ece")}
-    return out
-
-
 def views_variants(arts, split_of, onnx_file: Path, spec) -> dict:
     """Heads on the fine-tuned backbone's features with multi-crop views, and refit on train+val.
 
@@ -107,7 +100,7 @@ def views_variants(arts, split_of, onnx_file: Path, spec) -> dict:
         for refit in (False, True) if views == "multicrop" else (True,):
             fitted = fit_dataset(arts, split_of, embedder, None, HeadConfig(tasks=("artist",), refit_on_val=refit),
                                  evaluate_splits=("test",) if refit else ("val", "test"), progress=False, features=X)
-            out[views + ("+refit" if refit else "")] = scores(fitted.evaluations)
+            out[views + ("+refit" if refit else "")] = headline(fitted.evaluations, "artist")
     return out
 
 
@@ -118,7 +111,7 @@ def run_seed(arts, split_of, config: FinetuneConfig, seed: int) -> dict:
         ft = finetune_artworks(arts, split_of, Path(tmp) / "bundle", config, console=None, progress=False,
                                evaluate_splits=("val", "test"))
         seconds = time.perf_counter() - t0
-        variants = {"center": scores(ft.evaluations), **views_variants(arts, split_of, ft.bundle_dir / BUNDLE_ONNX, ft.spec)}
+        variants = {"center": headline(ft.evaluations, "artist"), **views_variants(arts, split_of, ft.bundle_dir / BUNDLE_ONNX, ft.spec)}
     return {"seed": seed, "device": ft.device, "seconds": round(seconds, 1), "best_epoch": ft.fit.best_epoch,
             "epochs_run": len(ft.fit.history), "trainable": ft.trainable, "variants": variants}
 
@@ -155,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="cap steps per epoch (smoke runs)")
     parser.add_argument("--out", type=Path, default=RESULTS / "finetune_artists7.json")
     args = parser.parse_args(argv)
-    data = (args.data or shared_data_dir())
+    data = args.data or shared_data_dir()
     if data is None:
         console.print("../shared/data is absent (pass DATA_DIR or set VASARI_DATA)")
         return 2

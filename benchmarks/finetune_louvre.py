@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from vasari.bench import machine_info  # noqa: E402
 from vasari.catalog import read_folder  # noqa: E402
+from vasari.evaluate import headline  # noqa: E402
+from vasari.fileio import atomic_write_text  # noqa: E402
 from vasari.finetune import FinetuneConfig, finetune_artworks  # noqa: E402
 from vasari.shared import shared_data_dir  # noqa: E402
 
@@ -41,14 +43,6 @@ def louvre() -> tuple[list, list[str]]:
         splits += [split] * len(cat.artworks)
     photos = read_folder(data / "louvre" / "photos", task="type", source="louvre_photos").artworks
     return arts + photos, splits + ["photos"] * len(photos)
-
-
-def headline(evaluations) -> dict:
-    out = {}
-    for ev in evaluations:
-        t = ev.metrics["tasks"].get("type", {})
-        out[ev.split] = {k: t.get(k) for k in ("n", "top1", "top3", "macro_f1", "ece")}
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     frozen = fit_dataset(arts, splits, Embedder(), None, HeadConfig(tasks=("type",)),
                          evaluate_splits=("val", "photos"), progress=False)
-    results["frozen"] = {"seconds": round(time.perf_counter() - t0, 1), "metrics": headline(frozen.evaluations)}
+    results["frozen"] = {"seconds": round(time.perf_counter() - t0, 1), "metrics": headline(frozen.evaluations, "type")}
     console.print("frozen:", results["frozen"])
 
     config = FinetuneConfig(tasks=("type",), epochs=args.epochs, unfreeze=args.unfreeze, device=args.device,
@@ -87,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             "best_epoch": ft.fit.best_epoch,
             "epochs_run": len(ft.fit.history),
             "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in ft.fit.history],
-            "metrics": headline(ft.evaluations),
+            "metrics": headline(ft.evaluations, "type"),
         }
     console.print("fine-tuned:", {k: v for k, v in results["finetuned"].items() if k != "history"})
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    atomic_write_text(args.out, json.dumps(results, indent=2, default=str) + "\n")
     console.print(f"wrote {args.out}")
     return 0
 

@@ -8,7 +8,7 @@ import numpy as np
 from rich.console import Console
 
 from learn_data import learn_world
-from vasari.evaluate import evaluate_heads, summary_table, write_report
+from vasari.evaluate import HEADLINE_KEYS, evaluate_heads, headline, summary_table, write_report
 from vasari.train import HeadConfig, train_heads
 
 
@@ -56,6 +56,16 @@ def test_report_files_and_table(tmp_path):
     console.print(summary_table({ev.split: ev.metrics for ev in evs}))
     text = console.export_text()
     assert "type" in text and "year" in text and "MAE" in text
+
+
+def test_headline_is_the_quoted_numbers_of_one_task_per_split():
+    w, heads = trained()
+    evs = [evaluate_heads(heads, *w.part(s), split=s) for s in ("val", "test")]
+    h = headline(evs, "type")
+    assert list(h) == ["val", "test"] and set(h["test"]) == set(HEADLINE_KEYS)
+    assert h["test"] == {k: evs[1].metrics["tasks"]["type"][k] for k in HEADLINE_KEYS}
+    assert h["test"]["n"] == 24 and h["test"]["top1"] >= 0.9
+    assert headline(evs, "artist") == {"val": dict.fromkeys(HEADLINE_KEYS), "test": dict.fromkeys(HEADLINE_KEYS)}
 
 
 def test_unseen_labels_count_as_errors_and_failed_rows():

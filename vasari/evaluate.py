@@ -77,6 +77,20 @@ class Evaluation:
     year: dict[str, np.ndarray] | None = None
 
 
+#: The numbers benchmarks and summaries quote for one task.
+HEADLINE_KEYS = ("n", "top1", "top3", "macro_f1", "weighted_f1", "ece")
+
+
+def headline(evaluations: Sequence[Evaluation], task: str) -> dict[str, dict[str, Any]]:
+    """``{split: {n, top1, top3, macro_f1, weighted_f1, ece}}`` of one task: what a benchmark
+    records of a run without the bulky parts (per-class tables, confusion, curves)."""
+    out = {}
+    for ev in evaluations:
+        t = ev.metrics["tasks"].get(task, {})
+        out[ev.split] = {k: t.get(k) for k in HEADLINE_KEYS}
+    return out
+
+
 def _task_metrics(arr: TaskArrays) -> dict[str, Any]:
     from sklearn.metrics import classification_report, confusion_matrix, f1_score
 
