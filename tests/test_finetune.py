@@ -271,11 +271,12 @@ def test_finetune_cli_views_and_refit_reach_the_bundle(colour_dataset, colour_da
 
     out = tmp_path / "bundle"
     args = ["finetune", str(colour_dataset), "--out", str(out), "--epochs", "1", "--batch-size", "8",
-            "--image-size", "64", "--max-steps-per-epoch", "2", "--views", "flip", "--refit-on-val"]
+            "--image-size", "64", "--max-steps-per-epoch", "2", "--views", "flip", "--refit-on-val", "--tasks", "type"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.spec.views == "flip" and "+ft-" in bundle.spec.name
+    assert bundle.card["finetune"]["config"]["tasks"] == ["type"]
     assert bundle.heads.classifiers["type"].info["refit_on_val"] is True
     assert "val" not in bundle.metrics and bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
     _, _, test = colour_data
@@ -297,6 +298,8 @@ def test_finetune_cli_errors_are_one_line(colour_dataset, tmp_path):
     assert result.exit_code == 1 and "--unfreeze" in result.output
     result = CliRunner().invoke(app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--views", "tencrop"])
     assert result.exit_code == 1 and "unknown views" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--tasks", "type,painter"])
+    assert result.exit_code == 2 and "unknown task(s) painter" in result.output
     if not torch.cuda.is_available():
         result = CliRunner().invoke(
             app, ["finetune", str(colour_dataset), "--out", str(tmp_path / "b"), "--device", "cuda"]

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from vasari.cli.common import REFIT_HELP, VIEWS_HELP, fail
+from vasari.cli.common import REFIT_HELP, TASKS_HELP, VIEWS_HELP, fail, parse_tasks
 
 DEVICES = ("cpu", "cuda", "all")
 
@@ -87,6 +87,7 @@ def finetune(
     work_dir: Optional[Path] = typer.Option(
         None, "--work-dir", help="Checkpoint folder (default: <out>.finetune beside the bundle)."
     ),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help=TASKS_HELP),
     views: str = typer.Option("center", "--views", help=VIEWS_HELP),
     refit_on_val: bool = typer.Option(False, "--refit-on-val", help=REFIT_HELP),
 ) -> None:
@@ -95,7 +96,7 @@ def finetune(
     Example: vasari finetune runs/data --out runs/model-ft --unfreeze 2 --epochs 15
 
     The artists7 recipe of benchmarks/finetune_artists7.py (GPU; .889 top-1 there):
-    vasari finetune runs/artists7 --out runs/artists7-ft --unfreeze all --epochs 15 --patience 4 --views multicrop --refit-on-val
+    vasari finetune runs/artists7 --out runs/artists7-ft --tasks artist --unfreeze all --epochs 15 --patience 4 --views multicrop --refit-on-val
     """
     from vasari.backbones import VIEWS
     from vasari.evaluate import summary_table
@@ -107,6 +108,7 @@ def finetune(
 
     try:
         config = FinetuneConfig(
+            tasks=parse_tasks(tasks),
             backbone=backbone,
             unfreeze=unfreeze,
             epochs=epochs,

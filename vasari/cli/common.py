@@ -3,7 +3,7 @@ options that several verbs take."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -20,3 +20,18 @@ VIEWS_HELP = ('Test-time views averaged per picture, recorded in the bundle (pre
 
 REFIT_HELP = ("After choosing C, temperature and thresholds on val, refit the heads on train + val "
               "(more data; val is then not evaluated, its scores would flatter the heads).")
+
+TASKS_HELP = "Comma-separated tasks (default: all that have labels)."
+
+
+def parse_tasks(tasks: Optional[str]) -> tuple[str, ...]:
+    """``"artist,school"`` -> ``("artist", "school")``; None -> every task; unknown names fail."""
+    from vasari.labels import TASKS
+
+    if not tasks:
+        return tuple(TASKS)
+    chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+    bad = [t for t in chosen if t not in TASKS]
+    if bad or not chosen:
+        fail(f"unknown task(s) {', '.join(bad) or repr(tasks)}; tasks are {', '.join(TASKS)}")
+    return chosen

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from vasari.cli.common import REFIT_HELP, VIEWS_HELP, fail
+from vasari.cli.common import REFIT_HELP, TASKS_HELP, VIEWS_HELP, fail, parse_tasks
 
 TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
 
@@ -85,15 +85,9 @@ def _embedder(backbone: str, feature: str, views: str = "center"):
 
 
 def _head_config(target_precision: float, tasks: Optional[str], refit_on_val: bool = False):
-    from vasari.labels import TASKS
     from vasari.train import HeadConfig
 
-    chosen = tuple(TASKS)
-    if tasks:
-        chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
-        bad = [t for t in chosen if t not in TASKS]
-        if bad:
-            fail(f"unknown task(s) {', '.join(bad)}; tasks are {', '.join(TASKS)}")
+    chosen = parse_tasks(tasks)
     if not 0.0 < target_precision <= 1.0:
         fail(f"--target-precision must be in (0, 1], got {target_precision}")
     return HeadConfig(tasks=chosen, target_precision=target_precision, refit_on_val=refit_on_val)
@@ -122,7 +116,7 @@ def train(
     feature: str = typer.Option("stats", help="'stats' (pooled + stage mean/std) or 'pooled'."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    tasks: Optional[str] = typer.Option(None, help="Comma-separated tasks (default: all that have labels)."),
+    tasks: Optional[str] = typer.Option(None, help=TASKS_HELP),
     target_precision: float = typer.Option(0.9, help="Abstention: precision the verdicts aim for on val."),
     views: str = typer.Option("center", help=VIEWS_HELP),
     refit_on_val: bool = typer.Option(False, "--refit-on-val", help=REFIT_HELP),
