@@ -14,7 +14,7 @@ chosen on a validation split that is never the reported one) and reports the hel
   perceptual-hash groups), 70/15/15; also with multi-crop test-time augmentation
   (``+multicrop``: the mean features of the centre crop, its mirror and five 260 px crops of
   the picture resized to 520 px, ``Embedder(views="multicrop")``), the variant chosen by grouped 5-fold
-  cross-validation on train+val (CV top-1 .873 vs .855 for the plain centre crop);
+  cross-validation on train+val (CV top-1 .873 vs .855 for the plain centre crop).
   The frozen backbone stays below the .88 goal (.874); a fine-tuned one reaches it
   (``benchmarks/finetune_artists7.py``, same splits, GPU: .889);
 * wga_thumbs (paintings only): type, school, timeframe top-1 and top-3, once with a random
