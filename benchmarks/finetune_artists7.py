@@ -55,8 +55,8 @@ from vasari.train import HeadConfig, fit_dataset
 RESULTS = ROOT / "benchmarks" / "results"
 SPLITS_FILE = RESULTS / "artists7_splits.json"
 
-#: The fine-tuning recipes compared (on val), declared before the first run. Artist only:
-#: artists7 has no per-painting year, and the artist-only loss beat the multi-task one.
+#: The fine-tuning recipes compared (on val), declared before the first run. Artist only: the
+#: goal is the artist, and artists7 labels no per-painting year.
 BASE = FinetuneConfig(tasks=("artist",), year_weight=0.0, epochs=15, patience=4, batch_size=32)
 CONFIGS = {
     "last": replace(BASE, unfreeze="last"),
