@@ -62,7 +62,7 @@ def test_url_to_path_maps_wga_urls_and_refuses_escapes():
 def test_safe_destination_stays_inside(tmp_path):
     assert safe_destination(tmp_path, "a/b.jpg") == (tmp_path / "a" / "b.jpg").resolve()
     (tmp_path / "link").symlink_to("/tmp")
-    for bad in ("../x.jpg", "/etc/x.jpg", "a/../../x.jpg", "C:/x.jpg", "..\\x.jpg", "manifest.jsonl", "x.jpg.tmp-12",
+    for bad in ("../x.jpg", "/etc/x.jpg", "a/../../x.jpg", "C:/x.jpg", "..\\x.jpg", "manifest.jsonl", "x.jpg.tmp-12", "x.jpg.tmp-12-abcdef",
                 "link/x.jpg", ""):
         with pytest.raises(ValueError):
             safe_destination(tmp_path, bad)
@@ -241,11 +241,13 @@ def test_stale_temps_removed_lock_and_torn_manifest(server, tmp_path):
     url = server.add("/art/s/x.jpg", make_image(seed=1))
     out = tmp_path / "out"
     (out / "s").mkdir(parents=True)
-    (out / "s/x.jpg.tmp-999999").write_bytes(b"partial")
+    (out / "s/x.jpg.tmp-999999").write_bytes(b"partial")  # an earlier version's temp name
+    (out / "s/y.jpg.tmp-999999-0a1b2c").write_bytes(b"partial")  # fileio.temp_path's
+    (out / "failed.csv.tmp-999999-0a1b2c").write_text("url,path\n")
     (out / "s/keep.tmp-notes.txt").write_text("not ours")
     (out / "manifest.jsonl").write_text('{"url": "u", "path": "s/old.jpg", "status": "failed"}\n{"url": "u", "pa')
     summary = download_images([url], out, FAST, progress=False)
-    assert summary.stale_removed == 1 and summary.ok == 1
+    assert summary.stale_removed == 3 and summary.ok == 1
     assert temp_files(out) == [out / "s/keep.tmp-notes.txt"]
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["path"] for line in lines] == ["s/old.jpg", "s/x.jpg"]  # torn line cut off

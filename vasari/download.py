@@ -6,7 +6,7 @@
   retries with exponential backoff and jitter on 429/5xx, timeouts and connection errors,
   ``Retry-After`` honoured (seconds or HTTP-date; it pauses the whole host), and a
   User-Agent naming Vasari, its version and the project URL.
-- **safe**: each body streams into ``<name>.tmp-<pid>`` beside its destination and is
+- **safe**: each body streams into ``<name>.tmp-<pid>-<random>`` beside its destination and is
   checked (HTTP status, ``image/*`` content type, complete body against Content-Length,
   a decode with ``vasari.images.load_image``, JPEGs at reduced scale, which still reads
   every byte) before ``os.replace`` puts it in place, optionally resized. A truncated or
@@ -50,6 +50,7 @@ from PIL import Image
 from rich.table import Table
 
 from vasari import __version__
+from vasari.fileio import TEMP_NAME_RE, atomic_open, temp_path
 from vasari.images import ImageError, ImageLimits, load_image
 
 PROJECT_URL = "https://pypi.org/project/vasari-art/"
@@ -59,7 +60,6 @@ MANIFEST_NAME = "manifest.jsonl"
 FAILED_NAME = "failed.csv"
 LOCK_NAME = ".vasari-download.lock"
 _RESERVED = frozenset({MANIFEST_NAME, FAILED_NAME, LOCK_NAME})
-_TEMP_RE = re.compile(r"\.tmp-\d+$")
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\x00-\x1f]')
 _SAVE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 _OCTET_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
@@ -267,7 +267,7 @@ def safe_destination(out_dir: Path, relpath: str) -> Path:
     rel = PurePosixPath(relpath.replace("\\", "/"))
     if rel.is_absolute() or re.match(r"^[A-Za-z]:", relpath) or ".." in rel.parts:
         raise ValueError(f"{relpath!r} escapes the output folder")
-    if str(rel) in _RESERVED or _TEMP_RE.search(rel.name):
+    if str(rel) in _RESERVED or TEMP_NAME_RE.search(rel.name):
         raise ValueError(f"{relpath!r} is a name the downloader keeps for itself")
     root = out_dir.resolve()
     dest = (root / rel).resolve()
@@ -422,13 +422,11 @@ def _write_failed(out_dir: Path, failed: list[dict]) -> None:
     if not failed:
         target.unlink(missing_ok=True)
         return
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     columns = ("url", "path", "reason", "detail", "attempts")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with atomic_open(target, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(failed)
-    os.replace(tmp, target)
 
 
 def failed_jobs(out_dir: str | Path) -> list[DownloadJob]:
@@ -457,11 +455,11 @@ class _Lock:
 
 
 def remove_stale_temps(out_dir: Path) -> int:
-    """Delete ``*.tmp-<pid>`` files left by a killed run; returns how many."""
+    """Delete the temporary files a killed run left (``fileio.TEMP_NAME_RE``); returns how many."""
     removed = 0
     for folder, _, files in os.walk(out_dir):
         for name in files:
-            if _TEMP_RE.search(name):
+            if TEMP_NAME_RE.search(name):
                 Path(folder, name).unlink(missing_ok=True)
                 removed += 1
     return removed
@@ -613,7 +611,7 @@ class _Downloader:
                 if adopted:
                     return DownloadRecord(job.url, job.path, "skipped", "existing", bytes=adopted[0],
                                           sha256=adopted[1], time=stamp)
-        tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
+        tmp = temp_path(dest)
         attempt = 0
         try:
             while True:

@@ -8,11 +8,17 @@ optionally fsynced, then renamed over it with ``os.replace`` (atomic on POSIX).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+
+#: The names ``temp_path`` gives (and the ``<name>.tmp-<pid>`` of earlier versions): what the
+#: clean-up after a killed run may delete, and what no user file may be called.
+TEMP_NAME_RE = re.compile(r"\.tmp-\d+(?:-[0-9a-f]{6})?$")
 
 
 def temp_path(path: Path) -> Path:
