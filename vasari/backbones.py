@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from vasari.fileio import temp_path
+
 if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
     import torch
 
@@ -540,7 +542,7 @@ def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Mod
     Input ``images``: ``(batch, size, size, 3)`` uint8 RGB crops (``Preprocess.to_uint8``),
     normalised inside the graph; output ``features``: ``(batch, dim)`` float32.
 
-    Written to ``<path>.tmp-<pid>`` and renamed, so concurrent or interrupted exports never
+    Written to a temporary name beside ``path`` (``fileio.temp_path``) and renamed, so concurrent or interrupted exports never
     leave a half-written model. The spec is stored in the model metadata (``vasari_spec``).
     """
     import torch
@@ -552,7 +554,7 @@ def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Mod
     module = inference_module(spec, net)
     size = spec.preprocess.size
     dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)
     try:
         _torch_onnx_export(module, dummy, tmp, opset)
         import onnx
