@@ -67,17 +67,15 @@ console = Console(width=160, highlight=False)
 
 
 def build_splits(data: Path, seeds: int) -> dict[str, dict[str, str]]:
-    """{seed: {image path relative to data: split}} from the dataset stage (as accuracy.py)."""
-    from vasari.dataset import DatasetConfig, build_dataset
+    """{seed: {image path relative to data: split}}: accuracy.py's grouped artists7 splits."""
+    from accuracy import grouped_dataset
 
     cat = read_kaggle(data / "artists7", source="artists7")
     phash_dir = Path.home() / ".cache" / "vasari" / "phash"
     phash_dir.mkdir(parents=True, exist_ok=True)
     out = {}
     for seed in range(seeds):
-        config = DatasetConfig(stratify_on="artist", val_fraction=0.15, test_fraction=0.15, seed=seed,
-                               split="grouped", min_per_class=5)
-        ds = build_dataset([cat], config, progress=False, cache_dir=phash_dir)
+        ds = grouped_dataset([cat], "artist", phash_dir, seed=seed, split="grouped", min_per_class=5)
         out[str(seed)] = {str(Path(a.image).relative_to(data)): ds.splits[a.artwork_id] for a in ds.artworks if a.image}
     return out
 
@@ -91,15 +89,15 @@ def artworks_and_splits(data: Path, splits: dict[str, str]):
 def views_variants(arts, split_of, onnx_file: Path, spec) -> dict:
     """Heads on the fine-tuned backbone's features with multi-crop views, and refit on train+val.
 
-    Each views setting is embedded once; refit heads are only scored on test (their val is
-    part of their training data)."""
+    Each views setting is embedded once; refit heads are only scored on test (``fit_dataset``
+    leaves val out: it is part of their training data)."""
     out = {}
     for views in ("center", "multicrop"):
         embedder = finetuned_embedder(onnx_file, spec.with_views(views))
         X = embedder.embed_paths([a.image for a in arts], progress=False).features
         for refit in (False, True) if views == "multicrop" else (True,):
             fitted = fit_dataset(arts, split_of, embedder, None, HeadConfig(tasks=("artist",), refit_on_val=refit),
-                                 evaluate_splits=("test",) if refit else ("val", "test"), progress=False, features=X)
+                                 progress=False, features=X)  # refit heads: val is not evaluated
             out[views + ("+refit" if refit else "")] = headline(fitted.evaluations, "artist")
     return out
 
