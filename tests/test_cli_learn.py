@@ -115,6 +115,10 @@ def test_train_refit_on_val_refits_and_does_not_report_val(tmp_path):
     assert head.info["refit_on_val"] is True and head.info["train_rows"] == n_train
     assert "val" not in bundle.metrics and bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
     assert bundle.card["head_config"]["refit_on_val"] is True and n_val > 0
+    res = invoke("evaluate", ds, "--model", model, "--split", "val", "--out", tmp_path / "val-report", "--cache", w.cache_dir)
+    assert res.exit_code == 0 and "not held-out numbers" in res.output and "refit on train + val" in res.output
+    res = invoke("evaluate", ds, "--model", model, "--split", "test", "--out", tmp_path / "test-report", "--cache", w.cache_dir)
+    assert res.exit_code == 0 and "not held-out" not in res.output
 
 
 def test_train_views_are_recorded_and_used_by_predict(tmp_path):

@@ -191,7 +191,20 @@ def evaluate(
     write_report(ev, out, title=f"Vasari evaluation: {model.name} on {Path(dataset_dir).name} ({split})",
                  context={"bundle": str(model), "dataset": str(dataset_dir), "split": split})
     _console().print(summary_table({split: ev.metrics}, title=f"{model.name} on {split}"))
+    trained_on = _trained_on(bundle, split)
+    if trained_on:
+        _console().print(f"[yellow]note: the {', '.join(trained_on)} head(s) were trained on {split} "
+                         f"({'refit on train + val' if split == 'val' else 'train split'}): these are not held-out numbers[/]")
     _console().print(f"report written to {out / 'report.html'}")
+
+
+def _trained_on(bundle, split: str) -> list[str]:
+    """Tasks whose heads saw ``split`` in training: train always, val when refit on it."""
+    if split in ("train", "all"):
+        return list(bundle.heads.classifiers)
+    if split == "val":
+        return [t for t, head in bundle.heads.classifiers.items() if head.info.get("refit_on_val")]
+    return []
 
 
 def predict(
