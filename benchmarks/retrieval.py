@@ -15,6 +15,8 @@ and search speed, on ../shared/data with the default backbone (cached embeddings
    and on the Louvre museum photos (whole and cropped), detection of the other authors'
    wga_thumbs non-paintings (per FORM), two real photos that are not paintings (sklearn's
    sample images), and generated blanks, noise, gradients, screenshots, documents, charts.
+   Also the heads' own detector (heads trained on the gallery, threshold at 1% of its val)
+   and the predictor's rule: novel when the index *or* the heads' detector says so.
 3. Search speed: exact numpy search on the gallery and on a random 100k x 256 gallery;
    FAISS (IndexFlatIP) when installed, checked to return the same neighbours.
 
@@ -43,6 +45,7 @@ from vasari.fileio import atomic_write_text
 from vasari.images import load_image
 from vasari.index import GalleryIndex, IndexConfig, _faiss
 from vasari.photo import find_painting
+from vasari.train import Heads
 from vasari.shared import shared_data_dir
 
 
@@ -162,6 +165,21 @@ def bench_artists(embedder, cache, data: Path, console: Console, cache_dir: Path
     return res
 
 
+def heads_detector(feats: np.ndarray, arts: list) -> Heads:
+    """Heads trained as a bundle's are (train rows + 10% of the groups as val), for their
+    novelty detector: the predictor calls a picture novel when it *or* the index says so."""
+    from vasari.train import HeadConfig, train_heads
+
+    groups = np.array([a.group for a in arts])
+    keys = sorted(set(groups))
+    val_groups = np.random.default_rng(2).choice(keys, size=len(keys) // 10, replace=False)
+    is_val = np.isin(groups, val_groups)
+    labels = [a.type for a in arts]
+    return train_heads(feats[~is_val], {"type": [t for t, v in zip(labels, is_val) if not v]}, None,
+                       feats[is_val], {"type": [t for t, v in zip(labels, is_val) if v]}, None,
+                       HeadConfig(tasks=("type",), year=False))
+
+
 def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path | None) -> tuple[dict, GalleryIndex]:
     arts = [a for cat in shared_catalogs(data) for a in cat.artworks if a.image]
     seen, uniq = set(), []
@@ -197,13 +215,18 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     index = GalleryIndex.build(feats[~held], gallery, embedder.spec, IndexConfig(),
                                negatives=neg_feats[is_ref], negative_labels=forms[is_ref].tolist())
     thr = index.calibration["novelty_threshold"]
+    heads = heads_detector(feats[~held], gallery)
     rows: dict[str, dict] = {}
 
     def add(name: str, x: np.ndarray, kind: str) -> None:
         d = index.nearest_distance(x) if len(x) else np.zeros(0)
+        by_index = index.is_novel(x) if len(x) else np.zeros(0, bool)
+        by_heads = heads.novelty.is_novel(heads.transform(x)) if len(x) else np.zeros(0, bool)
         rows[name] = {"n": int(len(x)), "kind": kind,
                       "flagged_distance_only": float(plain.is_novel(x).mean()) if len(x) else None,
-                      "flagged_with_references": float(index.is_novel(x).mean()) if len(x) else None,
+                      "flagged_with_references": float(by_index.mean()) if len(x) else None,
+                      "flagged_heads_only": float(by_heads.mean()) if len(x) else None,
+                      "flagged_predictor_rule": float((by_index | by_heads).mean()) if len(x) else None,
                       "median_distance": float(np.median(d)) if len(d) else None}
 
     add("held-out paintings (10% of groups)", feats[held], "painting")
@@ -262,9 +285,12 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     table.add_column("n", justify="right")
     table.add_column("distance only", justify="right")
     table.add_column("+ non-painting refs", justify="right")
+    table.add_column("heads' detector", justify="right")
+    table.add_column("predictor (either)", justify="right")
     table.add_column("median distance", justify="right")
     for name, r in rows.items():
         table.add_row(name, str(r["n"]), f"{r['flagged_distance_only']:.3f}", f"{r['flagged_with_references']:.3f}",
+                      f"{r['flagged_heads_only']:.3f}", f"{r['flagged_predictor_rule']:.3f}",
                       f"{r['median_distance']:.3f}" if r["median_distance"] is not None else "")
     console.print(table)
     console.print(curve_table)
