@@ -107,8 +107,9 @@ def test_train_refit_on_val_refits_and_does_not_report_val(tmp_path):
     ds = saved_dataset(tmp_path)
     w = learn_world()
     model = tmp_path / "refit-model"
-    res = invoke("train", ds, "--out", model, "--refit-on-val", "--cache", w.cache_dir)
+    res = invoke("train", ds, "--out", model, "--refit-on-val", "--cache", w.cache_dir, "--reproduce", "make refit-model")
     assert res.exit_code == 0, res.output
+    assert "```\nmake refit-model\n```" in (model / "MODEL_CARD.md").read_text()  # the build's own command
     bundle = load_bundle(model)
     head = bundle.heads.classifiers["type"]
     n_train, n_val = w.split.count("train"), w.split.count("val")

@@ -120,6 +120,9 @@ def train(
     target_precision: float = typer.Option(0.9, help="Abstention: precision the verdicts aim for on val."),
     views: str = typer.Option("center", help=VIEWS_HELP),
     refit_on_val: bool = typer.Option(False, "--refit-on-val", help=REFIT_HELP),
+    reproduce: Optional[str] = typer.Option(
+        None, "--reproduce", help="The command the model card gives to rebuild this bundle (default: this command "
+        "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
 ) -> None:
     from vasari.bundle import save_bundle
     from vasari.dataset import DatasetError, load_dataset
@@ -137,7 +140,8 @@ def train(
     config = _head_config(target_precision, tasks, refit_on_val)
     embedder = _embedder(backbone, feature, views)
     cache_obj = _cache(embedder, cache, no_cache)
-    command = " ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv else f"vasari train {dataset_dir} --out {out}"
+    command = reproduce or (" ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv
+                            else f"vasari train {dataset_dir} --out {out}")
     card = {"name": out.name, "command": command, "dataset": str(dataset_dir),
             "splits": f"{ds.config.split} split ({json.dumps(ds.split_sizes())}), dataset config {json.dumps(ds.config.to_dict())}"}
     try:
