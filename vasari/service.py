@@ -529,6 +529,13 @@ def _card_markdown(predictor: Any, info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _missing_file(form: Any, what: str) -> ServiceError:
+    """400 missing_file: ``what`` to send, and the fields the form did have."""
+    fields = sorted(set(form.keys()))
+    got = f"; got field(s) {', '.join(fields)}" if fields else "; the form was empty"
+    return ServiceError(400, "missing_file", f"{what}{got}")
+
+
 def _swagger_assets() -> Path | None:
     """Swagger UI's JS/CSS from an installed package (fastapi-offline), if any."""
     try:
@@ -711,6 +718,8 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
     async def _decode(data: bytes, name: str):
+        if not data:
+            raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
         if len(data) > config.max_upload_bytes:
             raise BodyTooLarge(config.max_upload_bytes, len(data))
         try:
@@ -815,10 +824,8 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                 form = await _form(request, max_files=4)
                 upload = form.get("file")
                 if upload is None or isinstance(upload, str):
-                    fields = sorted(set(form.keys()))
-                    got = f"; got field(s) {', '.join(fields)}" if fields else "; the form was empty"
                     hint = " (a text value, not a file)" if isinstance(upload, str) else ""
-                    raise ServiceError(400, "missing_file", f"send the image in multipart field 'file'{hint}{got}")
+                    raise _missing_file(form, f"send the image in multipart field 'file'{hint}")
                 name = _filename(upload.filename)
                 data = await upload.read()
                 await form.close()
@@ -832,8 +839,6 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                     f"content type {kind!r} is not accepted: send multipart/form-data with field 'file', "
                     "or the image bytes with an image/* content type",
                 )
-            if not data:
-                raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
             t0 = time.perf_counter()
             image = await _decode(data, name)
             timing = {"decode": (time.perf_counter() - t0) * 1000}
@@ -863,16 +868,12 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             form = await _form(request, max_files=config.max_batch_files)
             uploads = [u for u in form.getlist("files") if not isinstance(u, str)]
             if not uploads:
-                fields = sorted(set(form.keys()))
-                got = f"; got field(s) {', '.join(fields)}" if fields else "; the form was empty"
-                raise ServiceError(400, "missing_file", f"send the images in multipart field 'files'{got}")
+                raise _missing_file(form, "send the images in multipart field 'files'")
             items: list[tuple[str, Any]] = []
             for upload in uploads:
                 name = _filename(upload.filename)
                 data = await upload.read()
                 try:
-                    if not data:
-                        raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
                     items.append((name, await _decode(data, name)))
                 except ServiceError as exc:
                     items.append((name, exc))
