@@ -336,6 +336,20 @@ def _count_timeframe(report: ParseReport, raw: str, date: str, year: int | None,
             report.withhold("timeframe", f"date spans more than {nz.MAX_TIMEFRAME_SPAN} years")
 
 
+def _unique_id(seen: set[str], source: str, local: str, row_no: int) -> str:
+    """``source:local``, or ``source:local-r<row>`` when an earlier row took it; remembered in ``seen``."""
+    artwork_id = f"{source}:{local}"
+    if artwork_id in seen:
+        artwork_id = f"{source}:{local}-r{row_no}"
+    seen.add(artwork_id)
+    return artwork_id
+
+
+def _non_empty(fields: dict[str, str | None]) -> dict[str, str]:
+    """The fields that have a value (an Artwork's ``extra`` keeps no empty strings)."""
+    return {k: v for k, v in fields.items() if v}
+
+
 def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
@@ -455,10 +469,7 @@ def read_wga(
             report.skip("no image or URL")
             continue
         local = Path(file_value).stem if file_value else _wga_local_id(url) or f"row{row_no}"
-        artwork_id = f"{source}:{local}"
-        if artwork_id in seen:
-            artwork_id = f"{source}:{local}-r{row_no}"
-        seen.add(artwork_id)
+        artwork_id = _unique_id(seen, source, local, row_no)
         author = _get(row, "AUTHOR")
         parsed = nz.parse_artist(author, wga=True) if author else nz.ParsedArtist()
         _count_artist(report, author, parsed)
@@ -483,9 +494,8 @@ def read_wga(
                 report.notes["school from the AUTHOR's nationality"] += 1
         type_raw = _get(row, "TYPE")
         kind = _set_label(report, "type", type_raw, nz.map_type(type_raw)) if type_raw else None
-        extra = {
-            k: v
-            for k, v in {
+        extra = _non_empty(
+            {
                 "form": row_form,
                 "technique": _get(row, "TECHNIQUE"),
                 "location": _get(row, "LOCATION"),
@@ -494,9 +504,8 @@ def read_wga(
                 "author": author,
                 "page": page if page and page != url else "",
                 "row": str(row_no),
-            }.items()
-            if v
-        }
+            }
+        )
         if parsed.attribution:
             extra["attribution"] = parsed.attribution
         artworks.append(
@@ -517,9 +526,8 @@ def read_wga(
         )
     if report.rows == 0:
         raise CatalogError(path, "the catalog has a header but no rows")
-    if not artworks:
-        reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.most_common())
-        raise CatalogError(path, f"no images found: every row was skipped ({reasons})")
+    reasons = ", ".join(f"{n} {why}" for why, n in report.skipped.most_common())
+    _no_images(path, artworks, f"no images found: every row was skipped ({reasons})")
     return Catalog(artworks, report)
 
 
@@ -607,7 +615,7 @@ def read_kaggle(path: str | Path, *, source: str | None = None, images_dir: str 
                     artist=artist,
                     school=school,
                     style=style,
-                    extra={k: v for k, v in extra.items() if v},
+                    extra=_non_empty(extra),
                 )
             )
     _no_images(img_root, artworks, "no images found under the artist folders (images/images/<Artist_Name>/*.jpg)")
@@ -762,10 +770,7 @@ def read_manifest(
             continue
         local = value(row, "id") or (Path(image_value).with_suffix("").as_posix() if image_value else f"row{row_no}")
         local = re.sub(r"^images/", "", local)
-        artwork_id = f"{source}:{local}"
-        if artwork_id in seen:
-            artwork_id = f"{source}:{local}-r{row_no}"
-        seen.add(artwork_id)
+        artwork_id = _unique_id(seen, source, local, row_no)
         artist_raw = value(row, "artist")
         parsed = nz.parse_artist(artist_raw) if artist_raw else nz.ParsedArtist()
         _count_artist(report, artist_raw, parsed)
@@ -786,17 +791,15 @@ def read_manifest(
         kind = _set_label(report, "type", type_raw, nz.map_type(type_raw)) if type_raw else None
         style_raw = value(row, "style")
         style = _set_label(report, "style", style_raw, nz.map_style(style_raw)) if style_raw else None
-        extra = {
-            k: v
-            for k, v in {
+        extra = _non_empty(
+            {
                 "artist_raw": artist_raw,
                 "date": date,
                 "row": str(row_no),
-                "attribution": parsed.attribution or "",
-                "attributed_to": parsed.attributed_to or "",
-            }.items()
-            if v
-        }
+                "attribution": parsed.attribution,
+                "attributed_to": parsed.attributed_to,
+            }
+        )
         for col in header:
             if col not in resolved.values() and row.get(col):
                 extra[col.lower()] = row[col]
