@@ -201,6 +201,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write (90 dpi PNG) and close a report figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(arr_metrics: dict[str, Any], title: str, path: Path, max_classes: int = 30) -> Path:
     plt = _plt()
     labels = arr_metrics["confusion"]["labels"]
@@ -226,10 +234,7 @@ def plot_confusion(arr_metrics: dict[str, Any], title: str, path: Path, max_clas
                     ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_reliability(m: dict[str, Any], title: str, path: Path) -> Path:
@@ -246,10 +251,7 @@ def plot_reliability(m: dict[str, Any], title: str, path: Path) -> Path:
     ax.set_ylabel("accuracy")
     ax.set_title(f"{title}\nECE {m['ece']:.3f} (before temperature {m['ece_uncalibrated']:.3f})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_coverage(m: dict[str, Any], title: str, path: Path) -> Path:
@@ -266,10 +268,7 @@ def plot_coverage(m: dict[str, Any], title: str, path: Path) -> Path:
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_year(year: dict[str, np.ndarray], m: dict[str, Any], title: str, path: Path) -> Path:
@@ -280,10 +279,7 @@ def plot_year(year: dict[str, np.ndarray], m: dict[str, Any], title: str, path: 
     ax.set_xlabel("true year")
     ax.set_ylabel("estimated year")
     ax.set_title(f"{title}\nMAE {m['mae']:.1f} y (median guess {m['baseline_mae']:.1f} y)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 # --------------------------------------------------------------------------- reports
