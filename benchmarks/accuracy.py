@@ -141,6 +141,13 @@ def louvre(data: Path, embedder, cache, features, results):
                         "sizes": {"photos": len(photo_rows)}, **task_row(ev_photos.metrics, "type")})
 
 
+def phash_cache_dir(cache: Path | None = None) -> Path:
+    """Where the dataset stage keeps perceptual hashes for the benchmarks (created)."""
+    folder = (cache or Path.home() / ".cache" / "vasari") / "phash"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def grouped_dataset(catalogs, task, cache_dir, seed=0, **overrides):
     config = DatasetConfig(stratify_on=task, val_fraction=0.15, test_fraction=0.15, seed=seed, **overrides)
     return build_dataset(catalogs, config, progress=False, cache_dir=cache_dir)
@@ -262,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 opened[name] = (emb, EmbeddingCache(where, emb.spec))
         return opened[name]
 
-    phash_dir = (args.cache or Path.home() / ".cache" / "vasari") / "phash"
-    phash_dir.mkdir(parents=True, exist_ok=True)
+    phash_dir = phash_cache_dir(args.cache)
     results: list[dict] = []
     started = time.perf_counter()
     only = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -68,11 +68,10 @@ console = Console(width=160, highlight=False)
 
 def build_splits(data: Path, seeds: int) -> dict[str, dict[str, str]]:
     """{seed: {image path relative to data: split}}: accuracy.py's grouped artists7 splits."""
-    from accuracy import grouped_dataset
+    from accuracy import grouped_dataset, phash_cache_dir
 
     cat = read_kaggle(data / "artists7", source="artists7")
-    phash_dir = Path.home() / ".cache" / "vasari" / "phash"
-    phash_dir.mkdir(parents=True, exist_ok=True)
+    phash_dir = phash_cache_dir()
     out = {}
     for seed in range(seeds):
         ds = grouped_dataset([cat], "artist", phash_dir, seed=seed, split="grouped", min_per_class=5)

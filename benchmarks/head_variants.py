@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
-from accuracy import dataset_arrays, grouped_dataset
+from accuracy import dataset_arrays, grouped_dataset, phash_cache_dir
 from vasari import catalog as catalog_module
 from vasari.features import Embedder, EmbeddingCache
 from vasari.fileio import atomic_write_text
@@ -90,16 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     for views in [v.strip() for v in args.views.split(",") if v.strip()]:
         embedder = Embedder(views=views)
         sources[views] = (embedder, EmbeddingCache.default(embedder.spec))
-    phash_dir = Path.home() / ".cache" / "vasari" / "phash"
+    phash_dir = phash_cache_dir()
     names = [f"{views} / {head}" for views in sources for head in heads]
     scores: dict[str, list[float]] = {name: [] for name in names}
     for seed in range(args.seeds):
         ds = grouped_dataset([catalog], task, phash_dir, seed=seed, split="grouped", min_per_class=5)
         for views, (embedder, cache) in sources.items():
             X, arts, split = dataset_arrays(ds, embedder, cache)
-            rows = np.flatnonzero(np.asarray(split) != "test")
-            y = np.array([arts[i].label(task) for i in rows], dtype=object)
-            labelled = rows[[v is not None for v in y]]
+            labelled = [i for i, name in enumerate(split) if name != "test" and arts[i].label(task) is not None]
             y = np.array([arts[i].label(task) for i in labelled])
             groups = np.array([arts[i].group or arts[i].artwork_id for i in labelled])
             for head in heads:

@@ -542,8 +542,8 @@ def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Mod
     Input ``images``: ``(batch, size, size, 3)`` uint8 RGB crops (``Preprocess.to_uint8``),
     normalised inside the graph; output ``features``: ``(batch, dim)`` float32.
 
-    Written to a temporary name beside ``path`` (``fileio.temp_path``) and renamed, so concurrent or interrupted exports never
-    leave a half-written model. The spec is stored in the model metadata (``vasari_spec``).
+    Written to a temporary name beside ``path`` (``fileio.temp_path``) and renamed, so
+    concurrent or interrupted exports never leave a half-written model. The spec is stored in the model metadata (``vasari_spec``).
     """
     import torch
 
