@@ -45,7 +45,7 @@ from vasari.fileio import atomic_write_text
 from vasari.images import load_image
 from vasari.index import GalleryIndex, IndexConfig, _faiss
 from vasari.photo import find_painting
-from vasari.train import Heads
+from vasari.train import HeadConfig, Heads, train_heads
 from vasari.shared import shared_data_dir
 
 
@@ -168,8 +168,6 @@ def bench_artists(embedder, cache, data: Path, console: Console, cache_dir: Path
 def heads_detector(feats: np.ndarray, arts: list) -> Heads:
     """Heads trained as a bundle's are (train rows + 10% of the groups as val), for their
     novelty detector: the predictor calls a picture novel when it *or* the index says so."""
-    from vasari.train import HeadConfig, train_heads
-
     groups = np.array([a.group for a in arts])
     keys = sorted(set(groups))
     val_groups = np.random.default_rng(2).choice(keys, size=len(keys) // 10, replace=False)
@@ -219,15 +217,18 @@ def bench_novelty(embedder, cache, data: Path, console: Console, cache_dir: Path
     rows: dict[str, dict] = {}
 
     def add(name: str, x: np.ndarray, kind: str) -> None:
-        d = index.nearest_distance(x) if len(x) else np.zeros(0)
-        by_index = index.is_novel(x) if len(x) else np.zeros(0, bool)
-        by_heads = heads.novelty.is_novel(heads.transform(x)) if len(x) else np.zeros(0, bool)
-        rows[name] = {"n": int(len(x)), "kind": kind,
-                      "flagged_distance_only": float(plain.is_novel(x).mean()) if len(x) else None,
-                      "flagged_with_references": float(by_index.mean()) if len(x) else None,
-                      "flagged_heads_only": float(by_heads.mean()) if len(x) else None,
-                      "flagged_predictor_rule": float((by_index | by_heads).mean()) if len(x) else None,
-                      "median_distance": float(np.median(d)) if len(d) else None}
+        rows[name] = {"n": int(len(x)), "kind": kind}
+        if not len(x):
+            rows[name].update(dict.fromkeys(("flagged_distance_only", "flagged_with_references", "flagged_heads_only",
+                                             "flagged_predictor_rule", "median_distance")))
+            return
+        by_index = index.is_novel(x)
+        by_heads = heads.novelty.is_novel(heads.transform(x))
+        rows[name].update({"flagged_distance_only": float(plain.is_novel(x).mean()),
+                           "flagged_with_references": float(by_index.mean()),
+                           "flagged_heads_only": float(by_heads.mean()),
+                           "flagged_predictor_rule": float((by_index | by_heads).mean()),
+                           "median_distance": float(np.median(index.nearest_distance(x)))})
 
     add("held-out paintings (10% of groups)", feats[held], "painting")
     per_source: dict[str, list[int]] = {}
