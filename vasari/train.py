@@ -130,9 +130,11 @@ def choose_threshold(
     """Abstention threshold on confidences for a target precision.
 
     Sort by confidence; precision(k) is the accuracy of the k most confident predictions.
-    The threshold is the confidence of the largest k with precision(k) >= target (and
-    k >= ``min_kept``, or all rows when fewer), i.e. the most coverage that still reaches the
-    target. When no k reaches it, the target is unreachable and the threshold is the one
+    The cut keeps the largest k with precision(k) >= target (and k >= ``min_kept``, or all
+    rows when fewer), i.e. the most coverage that still reaches the target. The threshold sits
+    halfway between the k-th confidence and the next lower one, never on a validation row:
+    a row exactly at the threshold would be kept or dropped depending on the last bit of
+    the CPU's float path (a red test on some machines). When no k reaches it, the target is unreachable and the threshold is the one
     with the highest precision (ties: most coverage), so the head abstains as much as it
     needs to be as right as it can be; ``target_met`` says which case happened.
     """
@@ -158,7 +160,7 @@ def choose_threshold(
         k = int(cand[precision[cand] >= best - 1e-12][-1])
         met = False
     # keeping every row means never abstaining: threshold 0 (also for confidences unseen in val)
-    threshold = 0.0 if k == n - 1 else float(conf[k])
+    threshold = 0.0 if k == n - 1 else float((conf[k] + conf[k + 1]) / 2.0)
     return {
         "threshold": threshold,
         "target_met": met,
@@ -503,9 +505,10 @@ def _softmax_regression(Zr: np.ndarray, y: np.ndarray, k: int, weights: np.ndarr
 
 def _fit_classifier(task: str, Zr: np.ndarray, labels: Sequence[str | None], Zvr: np.ndarray | None,
                     labels_val: Sequence[str | None] | None, basis: _Basis, config: HeadConfig,
-                    class_weights: Mapping[str, float] | None) -> LinearHead | str:
+                    class_weights: Mapping[str, float] | None, Zv: np.ndarray | None = None) -> LinearHead | str:
     """Train one task's head on rotated features; returns the reason (a string) when the
-    task cannot be trained."""
+    task cannot be trained. ``Zv`` (the unrotated validation features) lets the abstention
+    threshold be chosen on the confidences the finished head itself computes."""
     started = time.perf_counter()
     counts = Counter(lab for lab in labels if lab is not None)
     classes = sorted(c for c, n in counts.items() if n >= max(1, config.min_class_count))
@@ -559,7 +562,8 @@ def _fit_classifier(task: str, Zr: np.ndarray, labels: Sequence[str | None], Zvr
         if config.calibrate:
             temperature = fit_temperature(logits, yvv)
         head.temperature = temperature
-        proba = softmax(logits / temperature)
+        # the same path as prediction (Heads.predict_proba), not the rotated one used to fit
+        proba = head.proba(Zv[vrows]) if Zv is not None else softmax(logits / temperature)
         threshold_info = choose_threshold(proba.max(axis=1), proba.argmax(axis=1) == yvv,
                                           config.target_precision, config.min_kept)
         head.threshold = threshold_info["threshold"]
@@ -741,7 +745,7 @@ def _train_heads(
             continue
         val_labels = (labels_val or {}).get(task) if Zvr is not None else None
         result = _fit_classifier(task, Zr, labels_train[task], Zvr, val_labels, basis, config,
-                                 (class_weights or {}).get(task))
+                                 (class_weights or {}).get(task), Zv)
         if isinstance(result, str):
             skipped[task] = result
         else:
