@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
+import io
 import json
 import os
 import signal
@@ -13,7 +15,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from fault_server import FaultServer, make_image
@@ -23,8 +27,12 @@ from vasari.download import (PROJECT_URL, DownloadConfig, DownloadError, Downloa
                              safe_destination, url_to_path)
 from vasari.images import load_image
 
-FAST = DownloadConfig(concurrency=8, rate=None, retries=2, backoff=0.01, backoff_max=0.05, read_timeout=0.5,
-                      connect_timeout=1.0, trust_env=False)
+# A local answer must never look like a stall, even on a loaded machine: the read timeout is
+# generous, and the stall faults below sleep well past it (STALL), so which side of the timeout
+# a response falls does not depend on the machine's speed.
+FAST = DownloadConfig(concurrency=8, rate=None, retries=2, backoff=0.01, backoff_max=0.05, read_timeout=2.0,
+                      connect_timeout=5.0, trust_env=False)
+STALL = f"stall:{FAST.read_timeout * 2.5:g}"
 LOCAL_ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {"NO_PROXY": "127.0.0.1"}
 
 
@@ -53,19 +61,38 @@ def test_url_to_path_maps_wga_urls_and_refuses_escapes():
     assert with_query.startswith("img/view-") and with_query.endswith(".jpg")
     assert with_query != url_to_path("https://h/img/view.jpg?id=6")
     assert url_to_path("https://h/a/b:c%3F.jpg") == "a/b_c_.jpg"
-    for bad in ("https://h/art/../../etc/passwd", "https://h/a/%2e%2e/%2e%2e/x.jpg", "https://h/a/..%5C..%5Cx.jpg",
-                "ftp://h/x.jpg", "https://h/", "https://h/dir/", "not a url"):
-        with pytest.raises(ValueError):
+    climbs, scheme, no_name = "path climbs out with '..'", "is not an http.s. URL", "has no file name in its path"
+    for bad, message in (("https://h/art/../../etc/passwd", climbs), ("https://h/a/%2e%2e/%2e%2e/x.jpg", climbs),
+                         ("https://h/a/..%5C..%5Cx.jpg", climbs), ("ftp://h/x.jpg", scheme), ("https://h/", no_name),
+                         ("https://h/dir/", no_name), ("not a url", scheme)):
+        with pytest.raises(ValueError, match=message):
             url_to_path(bad)
+
+
+def test_url_to_path_shortens_names_too_long_for_the_file_system():
+    long_stem = "très-long-" * 40  # 440 bytes in UTF-8
+    path = url_to_path(f"https://h/art/{'d' * 300}/{long_stem}.jpg")
+    folder, name = path.split("/")
+    assert len(folder.encode()) <= 255 and len(name.encode()) <= 255 - 24
+    assert folder.startswith("d" * 200) and name.startswith("très-long-") and name.endswith(".jpg")
+    other = url_to_path(f"https://h/art/{'d' * 300}/{long_stem}x.jpg")  # same first bytes, another name
+    assert other != path and len(other.encode()) == len(path.encode())
+    assert url_to_path("https://h/art/a/short.jpg") == "a/short.jpg"  # names that fit are untouched
 
 
 def test_safe_destination_stays_inside(tmp_path):
     assert safe_destination(tmp_path, "a/b.jpg") == (tmp_path / "a" / "b.jpg").resolve()
     (tmp_path / "link").symlink_to("/tmp")
-    for bad in ("../x.jpg", "/etc/x.jpg", "a/../../x.jpg", "C:/x.jpg", "..\\x.jpg", "manifest.jsonl", "x.jpg.tmp-12", "x.jpg.tmp-12-abcdef",
-                "link/x.jpg", ""):
-        with pytest.raises(ValueError):
+    escapes, ours = "escapes the output folder", "is a name the downloader keeps for itself"
+    for bad, message in (("../x.jpg", escapes), ("/etc/x.jpg", escapes), ("a/../../x.jpg", escapes), ("C:/x.jpg", escapes),
+                         ("..\\x.jpg", escapes), ("manifest.jsonl", ours), ("x.jpg.tmp-12", ours),
+                         ("x.jpg.tmp-12-abcdef", ours), ("link/x.jpg", r"escapes the output folder \(through a link\?\)"),
+                         ("", "empty destination path"), ("a/" + "x" * 300 + ".jpg", "a name of 304 bytes, over the 231-byte limit"),
+                         ("a/" + "y" * 240 + ".jpg", "a name of 244 bytes, over the 231-byte limit"),
+                         ("d" * 256 + "/x.jpg", "a name of 256 bytes, over the 255-byte limit")):
+        with pytest.raises(ValueError, match=message):
             safe_destination(tmp_path, bad)
+    assert safe_destination(tmp_path, "a/" + "z" * 227 + ".jpg").name == "z" * 227 + ".jpg"  # 231 bytes fit
 
 
 def test_parse_rate_and_retry_after():
@@ -109,14 +136,14 @@ def test_faults_end_to_end(server, tmp_path):
     server.add("/art/f/e500.jpg", body, faults=["500", "503"])
     server.add("/art/f/r429.jpg", body, faults=["429:1"])
     server.add("/art/f/r429date.jpg", body, faults=["429-date:2"])
-    server.add("/art/f/stall_once.jpg", body, faults=["stall:1.5"])
+    server.add("/art/f/stall_once.jpg", body, faults=[STALL])
     server.add("/art/f/slow.jpg", body, delay=0.1)
     server.add("/art/f/trunc_once.jpg", body, faults=["truncate"])
     server.add("/art/f/reset_once.jpg", body, faults=["reset"])
     server.add("/art/f/moved.jpg", status=302, headers={"Location": "/art/g/ok0.jpg"})
     # and those that must fail, each with its reason
     server.add("/art/x/always500.jpg", body, always="500")
-    server.add("/art/x/always_stall.jpg", body, always="stall:1.5")
+    server.add("/art/x/always_stall.jpg", body, always=STALL)
     server.add("/art/x/always_trunc.jpg", body, always="truncate")
     server.add("/art/x/html.jpg", always="html")
     server.add("/art/x/html_as_jpeg.jpg", b"<html><body>Not found</body></html>")
@@ -210,6 +237,95 @@ def test_existing_valid_file_is_adopted_and_duplicates_skipped(server, tmp_path)
     assert read_manifest(out)["a/one.jpg"]["status"] == "ok"
 
 
+def test_interrupted_run_resumes_where_it_stopped(server, tmp_path):
+    """A folder as a killed run leaves it, built by hand; each resume rule has its own file."""
+    bodies = {name: make_image(seed=i) for i, name in enumerate(
+        ("done", "resized", "failed", "failed_present", "emptied", "partial", "adopted", "broken", "new"))}
+    urls = {name: server.add(f"/art/r/{name}.jpg", body) for name, body in bodies.items()}
+    out = tmp_path / "out"
+    (out / "r").mkdir(parents=True)
+
+    def line(name: str, status: str, body: bytes = b"") -> str:
+        return json.dumps({"url": urls[name], "path": f"r/{name}.jpg", "status": status,
+                           "reason": "" if status == "ok" else "http_503", "bytes": len(body),
+                           "sha256": hashlib.sha256(body).hexdigest() if body else "", "attempts": 1}) + "\n"
+
+    (out / "r/done.jpg").write_bytes(bodies["done"])  # recorded, right size: skipped without a request
+    (out / "r/resized.jpg").write_bytes(make_image(120, 90, seed=50))  # recorded, size differs: fetched again
+    (out / "r/failed_present.jpg").write_bytes(bodies["failed_present"])  # a retry renamed, killed before its line
+    (out / "r/emptied.jpg").write_bytes(b"")  # 0 bytes, like the 0 of its failed record: not done for that
+    (out / "r/partial.jpg.tmp-4242-0a1b2c").write_bytes(bodies["partial"][:100])  # a body cut by the kill
+    (out / "r/adopted.jpg").write_bytes(bodies["adopted"])  # renamed into place, killed before its line
+    (out / "r/broken.jpg").write_bytes(bodies["broken"][:200])  # not a valid image: fetched again
+    (out / "manifest.jsonl").write_text(line("done", "ok", bodies["done"]) + line("resized", "ok", bodies["resized"])
+                                        + line("failed", "failed") + line("failed_present", "failed")
+                                        + line("emptied", "failed"))
+    summary = download_images(list(urls.values()), out, FAST, progress=False)
+
+    assert {r.path: (r.status, r.reason) for r in summary.records} == {
+        "r/done.jpg": ("skipped", "done"), "r/resized.jpg": ("ok", ""), "r/failed.jpg": ("ok", ""),
+        "r/failed_present.jpg": ("skipped", "existing"), "r/emptied.jpg": ("ok", ""),
+        "r/partial.jpg": ("ok", ""), "r/adopted.jpg": ("skipped", "existing"), "r/broken.jpg": ("ok", ""),
+        "r/new.jpg": ("ok", "")}
+    assert {name: server.hits[f"/art/r/{name}.jpg"] for name in bodies} == {
+        "done": 0, "resized": 1, "failed": 1, "failed_present": 0, "emptied": 1, "partial": 1, "adopted": 0, "broken": 1, "new": 1}
+    assert summary.stale_removed == 1 and temp_files(out) == []
+    for name, body in bodies.items():
+        assert (out / f"r/{name}.jpg").read_bytes() == body, name
+    manifest = read_manifest(out)
+    assert {m["path"]: (m["status"], m["bytes"]) for m in manifest.values()} == {
+        f"r/{name}.jpg": ("ok", len(body)) for name, body in bodies.items()}
+    assert not (out / "failed.csv").exists()
+    again = download_images(list(urls.values()), out, FAST, progress=False)  # nothing left to do
+    assert [(r.status, r.reason) for r in again.records] == [("skipped", "done")] * len(bodies)
+    assert sum(server.hits.values()) == 6
+
+
+def test_long_names_and_unwritable_folders_fail_alone(server, tmp_path):
+    """Before: one name over 255 bytes with its temp suffix (or a file where a folder must go)
+    ended the whole run, without failed.csv, because the clean-up raised the same error again."""
+    urls = [server.add(f"/art/n/ok{i}.jpg", make_image(seed=i)) for i in range(4)]
+    out = tmp_path / "out"
+    (out / "n").mkdir(parents=True)
+    (out / "n/file.jpg").write_bytes(b"a file where a folder must go")
+    bad = [DownloadJob(urls[0], "n/" + "x" * 300 + ".jpg"), DownloadJob(urls[1], "n/" + "y" * 240 + ".jpg"),
+           DownloadJob(urls[2], "n/file.jpg/inner.jpg")]
+    jobs = [DownloadJob(u, f"n/ok{i}.jpg") for i, u in enumerate(urls)] + bad
+    summary = download_images(jobs, out, FAST, progress=False)
+    assert [(r.status, r.reason) for r in summary.records] == [("ok", "")] * 4 + [("failed", "bad_path")] * 2 + [
+        ("failed", "write")]
+    assert "over the 231-byte limit" in summary.records[4].detail and "n/file.jpg" in summary.records[6].detail
+    with (out / "failed.csv").open() as f:
+        assert {row["path"]: row["reason"] for row in csv.DictReader(f)} == {
+            bad[0].path: "bad_path", bad[1].path: "bad_path", bad[2].path: "write"}
+    assert temp_files(out) == []
+
+
+def test_long_url_names_download_under_a_shortened_name(server, tmp_path):
+    url = server.add("/art/l/" + "n" * 300 + ".jpg", make_image(seed=2))
+    summary = download_images([url], tmp_path / "out", FAST, progress=False)
+    (record,) = summary.records
+    assert record.status == "ok" and record.path == url_to_path(url) and len(record.path.encode()) < 300
+    assert (tmp_path / "out" / record.path).read_bytes() == server.routes["/art/l/" + "n" * 300 + ".jpg"].body
+
+
+def test_resize_decides_by_the_original_size(server, tmp_path):
+    """A 200 px JPEG checked at reduced scale decodes at 100 px; it must still be resized to 100."""
+    url = server.add("/art/b/square.jpg", make_image(200, 200, seed=6))
+    summary = download_images([url], tmp_path / "out", replace(FAST, max_side=100), progress=False)
+    assert summary.ok == 1
+    with Image.open(tmp_path / "out/b/square.jpg") as img:
+        assert (img.format, img.size) == ("JPEG", (100, 100))
+
+
+def test_16bit_png_downloads_unchanged(server, tmp_path):
+    body = io.BytesIO()
+    Image.fromarray(np.linspace(0, 65535, 600 * 400).astype(np.uint16).reshape(400, 600)).save(body, "PNG")
+    url = server.add("/art/w/deep.png", body.getvalue(), content_type="image/png")
+    summary = download_images([url], tmp_path / "out", FAST, progress=False)
+    assert summary.ok == 1 and (tmp_path / "out/w/deep.png").read_bytes() == body.getvalue()
+
+
 def test_resize_on_save_keeps_format(server, tmp_path):
     big_jpeg = server.add("/art/b/big.jpg", make_image(400, 300, seed=3))
     big_png = server.add("/art/b/big.png", make_image(300, 500, "PNG", seed=4), content_type="image/png")
@@ -218,8 +334,6 @@ def test_resize_on_save_keeps_format(server, tmp_path):
     config = replace(FAST, max_side=100)
     summary = download_images([big_jpeg, big_png, small], out, config, progress=False)
     assert summary.ok == 3
-    from PIL import Image
-
     sizes = {}
     for name in ("big.jpg", "big.png", "small.jpg"):
         with Image.open(out / "b" / name) as img:
@@ -293,7 +407,7 @@ def test_cli_reports_failures_and_retries_them(server, tmp_path):
     table.write_text("url,title\n" + "".join(f"{u},t\n" for u in urls + [server.url("/art/k/down.jpg")]))
     out = tmp_path / "out"
     args = ["download", str(table), "--url-column", "url", "--out", str(out), "--rate", "off", "--retries", "1",
-            "--backoff", "0.01", "--timeout", "0.5", "--no-progress"]
+            "--backoff", "0.01", "--timeout", "5", "--no-progress"]
     runner = CliRunner()
     first = runner.invoke(app, args, env=LOCAL_ENV)
     assert first.exit_code == 1, first.output

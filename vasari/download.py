@@ -26,6 +26,7 @@ from plain URLs or any CSV with a URL column (paths come from the URL path, see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import email.utils
 import hashlib
@@ -63,6 +64,8 @@ _RESERVED = frozenset({MANIFEST_NAME, FAILED_NAME, LOCK_NAME})
 _UNSAFE_CHARS = re.compile(r'[<>:"|?*\x00-\x1f]')
 _SAVE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 _OCTET_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+_NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS, Windows)
+_FILE_NAME_MAX = _NAME_MAX - 24  # room for temp_path's ".tmp-<pid>-<6 hex>" (pid up to 7 digits) and slack
 _CHECK_SIDE = 64  # JPEGs are checked by decoding at a reduced scale (Image.draft), not below this
 _URL_COLUMNS = ("url", "image_url", "img_url", "jpg_link", "image", "link", "href")
 
@@ -185,8 +188,9 @@ def url_to_path(url: str, strip_prefix: str | None = "art") -> str:
 
     ``http://www.wga.hu/art/a/abbate/deerhunt.jpg`` -> ``a/abbate/deerhunt.jpg`` (a leading
     ``strip_prefix`` folder is dropped). Percent-escapes are decoded, characters that are
-    unsafe in file names become ``_``, a query string adds a short hash to the name, and a
-    path that climbs out with ``..`` or has no file name raises ``ValueError``.
+    unsafe in file names become ``_``, a query string adds a short hash to the name, a name
+    too long for the file system is cut short and given a hash of the whole, and a path that
+    climbs out with ``..`` or has no file name raises ``ValueError``.
     """
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -203,7 +207,19 @@ def url_to_path(url: str, strip_prefix: str | None = "art") -> str:
     if parts.query:
         stem, ext = os.path.splitext(segments[-1])
         segments[-1] = f"{stem}-{hashlib.sha1(parts.query.encode()).hexdigest()[:8]}{ext}"
+    segments = [_shorten(s, _NAME_MAX) for s in segments[:-1]] + [_shorten(segments[-1], _FILE_NAME_MAX)]
     return "/".join(segments)
+
+
+def _shorten(name: str, limit: int) -> str:
+    """``name`` if it fits in ``limit`` bytes, else its start, a hash of all of it, and its extension."""
+    if len(os.fsencode(name)) <= limit:
+        return name
+    stem, ext = os.path.splitext(name)
+    ext = ext if len(os.fsencode(ext)) <= 16 else ""
+    tag = "-" + hashlib.sha1(os.fsencode(name)).hexdigest()[:8]
+    room = limit - len(os.fsencode(ext)) - len(tag)
+    return os.fsencode(stem)[:room].decode("utf-8", "ignore") + tag + ext
 
 
 def _job(url: str, path: str | None = None) -> DownloadJob:
@@ -269,6 +285,10 @@ def safe_destination(out_dir: Path, relpath: str) -> Path:
         raise ValueError(f"{relpath!r} escapes the output folder")
     if str(rel) in _RESERVED or TEMP_NAME_RE.search(rel.name):
         raise ValueError(f"{relpath!r} is a name the downloader keeps for itself")
+    for part in rel.parts:  # the file's temp name beside it must fit too
+        limit = _FILE_NAME_MAX if part == rel.name else _NAME_MAX
+        if len(os.fsencode(part)) > limit:
+            raise ValueError(f"{relpath[:60]!r}...: a name of {len(os.fsencode(part))} bytes, over the {limit}-byte limit")
     root = out_dir.resolve()
     dest = (root / rel).resolve()
     if dest == root or not dest.is_relative_to(root):
@@ -483,12 +503,14 @@ class _Failure(Exception):
 
 
 def _resized(data: bytes, img: Image.Image, max_side: int, quality: int) -> bytes | None:
-    """``img`` scaled so its long side is ``max_side``, encoded like the original (None: small enough)."""
-    if max(img.size) <= max_side:
-        return None
+    """``img`` scaled so its long side is ``max_side``, encoded like the original (None: small enough).
+
+    Whether it is small enough is the original's size: ``img`` may be decoded at reduced scale.
+    ``img`` is shrunk in place (the caller's decode, not needed afterwards)."""
     with Image.open(io.BytesIO(data)) as original:
-        fmt, icc = original.format, original.info.get("icc_profile") if original.mode == "RGB" else None
-    img = img.copy()
+        fmt, icc, size = original.format, original.info.get("icc_profile") if original.mode == "RGB" else None, original.size
+    if max(size) <= max_side:
+        return None
     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     fmt = fmt if fmt in _SAVE_FORMATS else "PNG"
     options: dict = {"icc_profile": icc} if icc and fmt in ("JPEG", "PNG", "WEBP") else {}
@@ -500,8 +522,18 @@ def _resized(data: bytes, img: Image.Image, max_side: int, quality: int) -> byte
 
 
 def _open_temp(tmp: Path):
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    return tmp.open("wb")
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        return tmp.open("wb")
+    except OSError as exc:  # e.g. a file where the destination needs a folder
+        raise _Failure("write", f"cannot write {tmp.parent}: {exc.strerror or exc}") from exc
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a job's temp file if it exists. Never raises: a clean-up error must not end the
+    run (nor hide the job's own failure); a temp file left behind goes at the next start."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
 
 
 def _finish(tmp: Path, dest: Path, config: DownloadConfig) -> tuple[int, str]:
@@ -621,7 +653,7 @@ class _Downloader:
                     return DownloadRecord(job.url, job.path, "ok", bytes=size, sha256=sha, attempts=attempt, time=stamp)
                 except Exception as exc:  # noqa: BLE001 - one job's surprise must not end the run
                     exc = exc if isinstance(exc, _Failure) else _Failure("error", f"{type(exc).__name__}: {exc}")
-                    tmp.unlink(missing_ok=True)
+                    _discard(tmp)
                     if not exc.retry or attempt > self.config.retries:
                         return DownloadRecord(job.url, job.path, "failed", exc.reason, exc.detail, attempts=attempt, time=stamp)
                     delay = backoff_delay(attempt, self.config, exc.retry_after)
@@ -629,7 +661,7 @@ class _Downloader:
                         self.bucket(job.url).pause(delay)
                     await asyncio.sleep(delay)
         except asyncio.CancelledError:  # Ctrl-C: leave no partial file behind
-            tmp.unlink(missing_ok=True)
+            _discard(tmp)
             raise
 
     async def attempt(self, client: httpx.AsyncClient, url: str, tmp: Path, dest: Path) -> tuple[int, str]:
