@@ -41,8 +41,8 @@ class ImageError(ValueError):
     """An input that is not a usable image.
 
     ``code`` is one of ``not_found`` / ``unreadable`` (the file itself, or not a regular
-    file), ``not_an_image``, ``corrupt``, ``too_large`` (bytes, file or decoded),
-    ``decompression_bomb`` (pixels) or ``empty``.
+    file), ``not_an_image``, ``corrupt``, ``too_large`` (bytes of the file),
+    ``decompression_bomb`` (pixels, or bytes once decoded) or ``empty``.
     """
 
     def __init__(self, code: str, message: str):
@@ -92,7 +92,7 @@ if "PILLOW_BLOCK_SIZE" not in os.environ:
     Image.core.set_block_size(_PILLOW_BLOCK_BYTES)
 
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I", "F"})  # more than 8 bits per sample
-_STRIP_BYTES = 8 * 1024 * 1024  # float64 working memory per strip when narrowing wide modes
+_STRIP_BYTES = 2 * 1024 * 1024  # float64 working memory per strip when narrowing wide modes
 
 
 def _bytes_per_pixel(mode: str) -> int:
@@ -199,7 +199,7 @@ def _check_size(img: Image.Image, name: str, limits: ImageLimits) -> None:
     decoded = width * height * _bytes_per_pixel(img.mode)
     if decoded > limits.max_decoded_bytes:
         raise ImageError(
-            "too_large",
+            "decompression_bomb",
             f"{name}: {width}x{height} {img.mode} decodes to {decoded} bytes, over the {limits.max_decoded_bytes}-byte limit",
         )
 
