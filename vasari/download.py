@@ -122,7 +122,8 @@ class DownloadRecord:
     ``status`` is ``ok`` (fetched now), ``skipped`` (already there; ``reason`` ``done``,
     ``existing`` or ``duplicate``) or ``failed`` (``reason`` a short code such as
     ``http_404``, ``timeout``, ``truncated``, ``content_type``, ``not_an_image``, ``corrupt``,
-    ``too_large``, ``connection``, ``bad_path``; ``detail`` says more).
+    ``too_large``, ``connection``, ``bad_path`` (unsafe or too long), ``write`` (the folder cannot hold
+    the file); ``detail`` says more).
     """
 
     url: str
