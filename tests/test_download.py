@@ -301,6 +301,23 @@ def test_long_names_and_unwritable_folders_fail_alone(server, tmp_path):
     assert temp_files(out) == []
 
 
+def test_cli_run_with_a_too_long_name_finishes_the_others_and_writes_failed_csv(server, tmp_path):
+    """Before: exit 2 (the run aborted), the other jobs cancelled and no failed.csv."""
+    from vasari.cli import app
+
+    urls = [server.add(f"/art/c/ok{i}.jpg", make_image(seed=i)) for i in range(3)]
+    table = tmp_path / "jobs.csv"
+    rows = [(u, f"c/ok{i}.jpg") for i, u in enumerate(urls)] + [(urls[0], "c/" + "z" * 260 + ".jpg")]
+    table.write_text("url,dest\n" + "".join(f"{u},{p}\n" for u, p in rows))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["download", str(table), "--url-column", "url", "--path-column", "dest", "--out",
+                                      str(out), "--rate", "off", "--no-progress"], env=LOCAL_ENV)
+    assert result.exit_code == 1, result.output  # some failed; not 2 (the run itself did not fail)
+    assert all((out / f"c/ok{i}.jpg").read_bytes() == server.routes[f"/art/c/ok{i}.jpg"].body for i in range(3))
+    with (out / "failed.csv").open() as f:
+        assert [(row["path"], row["reason"]) for row in csv.DictReader(f)] == [(rows[3][1], "bad_path")]
+
+
 def test_long_url_names_download_under_a_shortened_name(server, tmp_path):
     url = server.add("/art/l/" + "n" * 300 + ".jpg", make_image(seed=2))
     summary = download_images([url], tmp_path / "out", FAST, progress=False)
