@@ -19,15 +19,15 @@ Embeds the dataset's images with the backbone (cached by content in --cache, def
 
 Example:
 
-  vasari train datasets/all --out models/all --backbone efficientnet_lite2 --feature stats
-  vasari train datasets/artists7 --out models/artists7 --views multicrop --refit-on-val
+  vasari train runs/data --out runs/model --backbone efficientnet_lite2 --feature stats
+  vasari train runs/artists7 --out runs/artists7-model --tasks artist --views multicrop --refit-on-val
 """
 
 EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
 
 Example:
 
-  vasari evaluate --model models/all datasets/all --split test --out reports/all-test
+  vasari evaluate --model runs/model runs/data --split test --out runs/report
 """
 
 PREDICT_HELP = """Attribute paintings: type, school, period, style, artist (top-k with calibrated scores), a verdict per task ("unknown" when the model abstains) and a year estimate with an interval.
