@@ -93,3 +93,16 @@ def test_the_checker_flags_paths_outside_the_tour():
     problems = check_command_line("vasari train datasets/all --out models/all", created, None)
     assert len(problems) == 2 and "datasets/all" in problems[1] and "models/all" in problems[0]
     assert check_command_line("vasari similar runs/nope/x.jpg", created, None)[0].endswith("not created by the tour")
+
+
+def test_default_outputs_go_under_runs_which_git_ignores():
+    """A verb run with its defaults writes nothing that `git status` would show (bench wrote bench-results/)."""
+    ignored = [line.strip() for line in (README.parent / ".gitignore").read_text().splitlines()]
+    assert "/runs/" in ignored
+    defaults = {}
+    for verb, command in commands(typer.main.get_command(app)):
+        for param in command.params:
+            if param.name == "out" and param.default is not None:
+                defaults[" ".join(verb)] = str(param.default)
+    assert {"bench", "demo"} <= set(defaults)
+    assert {verb: out for verb, out in defaults.items() if not out.startswith("runs/")} == {}
