@@ -88,10 +88,11 @@ def test_demo_on_shared_data_shows_every_task_with_non_trivial_accuracy(shared_d
     assert res.exit_code == 0, res.output
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     test = metrics["test"]["tasks"]
-    assert {"artist", "school", "timeframe", "type", "style", "year"} <= set(test)
+    assert {"artist", "school", "timeframe", "type", "style"} <= set(test)
     chance = {"artist": 1 / 10, "school": 1 / 4, "timeframe": 1 / 5, "type": 1 / 4, "style": 1 / 3}
     for task, floor in chance.items():
         assert test[task]["top1"] > 2 * floor, (task, test[task]["top1"])
-    assert test["year"]["mae"] < test["year"]["baseline_mae"]
+    year = metrics["test"]["year"]
+    assert year["n"] >= 50 and year["mae"] < year["baseline_mae"]
     assert metrics["photos"]["tasks"]["type"]["top1"] > 0.6
     assert "example answers on held-out (test) paintings" in " ".join(res.stdout.split())
