@@ -33,7 +33,7 @@ def run_demo(out: Path, cache: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"vasari demo failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
     metrics = json.loads((out / "report" / "metrics.json").read_text())
-    top1 = {split: {task: round(m["top1"], 3) for task, m in v["tasks"].items()} for split, v in metrics.items()}
+    top1 = {split: {task: round(m["top1"], 3) for task, m in v["tasks"].items()} for split, v in metrics.items() if isinstance(v, dict) and "tasks" in v}
     return {"seconds": round(seconds, 1), "load_before": round(load, 2), "top1": top1,
             "year_mae": round(metrics["test"]["year"]["mae"], 1) if "year" in metrics.get("test", {}) else None}
 
