@@ -21,8 +21,8 @@ def test_vasari_data_with_louvre_folders_is_used(tmp_path, monkeypatch):
 
 
 def test_vasari_data_without_known_sources_is_ignored_with_a_warning(tmp_path, monkeypatch):
-    (tmp_path / "README.md").write_text("not a data folder\n")
     (tmp_path / "holiday_photos").mkdir()
+    (tmp_path / "notes.txt").write_text("not a data folder\n")
     monkeypatch.setenv("VASARI_DATA", str(tmp_path))
     with pytest.warns(UserWarning, match="holds none of the known sources"):
         found = shared_data_dir()

@@ -1,8 +1,8 @@
 """Where the real paintings live: ``$VASARI_DATA``, else ``../shared/data`` beside the checkout.
 
 A folder counts as shared data when it holds at least one known source in its expected
-layout (``SOURCE_MARKERS``), so a user's own copy of some sources works without the
-README.md of the original folder.
+layout (``SOURCE_MARKERS``) or the README.md of the original folder, so a user's own copy
+of some sources works without that README.md.
 """
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import os
 import warnings
 from pathlib import Path
 
-#: Relative paths whose presence marks a known source of the shared data layout.
+#: Relative paths whose presence marks the shared data layout (a known source, or the README.md).
 SOURCE_MARKERS: tuple[str, ...] = (
-    "louvre/train", "louvre/val", "louvre/photos", "wga/catalog.csv", "wga_thumbs/catalog.csv",
+    "README.md", "louvre/train", "louvre/val", "louvre/photos", "wga/catalog.csv", "wga_thumbs/catalog.csv",
     "aic/metadata.csv", "artists7/artists.csv", "wikiart",
 )
 
 
 def known_sources(folder: Path) -> list[str]:
-    """The markers of ``SOURCE_MARKERS`` present in ``folder`` (empty: not a shared data folder)."""
+    """The entries of ``SOURCE_MARKERS`` present in ``folder`` (empty: not a shared data folder)."""
     return [marker for marker in SOURCE_MARKERS if (folder / marker).exists()]
 
 
