@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, TaskID
+from rich.text import Text
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class LineProgress(Progress):
         task = self._tasks[task_id]
         fraction = task.completed / task.total if task.total else 0.0
         self._last[task_id] = (time.monotonic(), task.completed)
-        name = task.description.replace("[bold]", "").replace("[/]", "") or "progress"
+        name = Text.from_markup(task.description).plain or "progress"
         total = f"/{task.total:g} ({100 * fraction:.0f}%)" if task.total else ""
         left = task.time_remaining
         eta = f", about {left:.0f} s left" if left is not None and not task.finished else ""
