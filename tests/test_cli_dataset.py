@@ -184,3 +184,29 @@ def test_build_real_kaggle_layout_by_artist(shared_data, tmp_path):
         where["group:" + art.group].add(ds.splits[art.artwork_id])
     assert all(len(s) == 1 for s in where.values())
     assert len({ds.splits[a.artwork_id] for a in ds.artworks}) == 3
+
+
+def test_show_says_artists_share_splits_by_default_and_none_do_with_by_artist(tmp_path):
+    """The README's promise: no artwork in two splits; artists only with --by-artist."""
+    root = tmp_path / "by_artist"
+    n = 0
+    for artist in ("Claude Monet", "Rembrandt", "John Constable", "Edward Hopper"):
+        (root / artist).mkdir(parents=True)
+        for _ in range(12):
+            _picture(5000 + n).save(root / artist / f"img_{n:03d}.jpg", quality=90)
+            n += 1
+    spec = f"folder:{root}?task=artist"
+    common = ("--no-progress", "--min-per-class", "0", "--stratify", "none", "--val", "0.25", "--test", "0.25")
+    default = invoke("build", spec, "--out", tmp_path / "default", *common)
+    grouped = invoke("build", spec, "--out", tmp_path / "grouped", "--by-artist", *common)
+    assert default.exit_code == 0 and grouped.exit_code == 0, default.output + grouped.output
+    assert load_dataset(tmp_path / "default").info["duplicates"]["artists_straddling_splits"] == 4
+    ds = load_dataset(tmp_path / "grouped")
+    per_artist = defaultdict(set)
+    for art in ds.artworks:
+        per_artist[art.artist].add(ds.splits[art.artwork_id])
+    assert all(len(s) == 1 for s in per_artist.values()) and len(per_artist) == 4
+    shown = " ".join(invoke("show", tmp_path / "default").output.split())
+    assert "artists in more than one split: 4 (expected" in shown and "--by-artist" in shown
+    shown = " ".join(invoke("show", tmp_path / "grouped").output.split())
+    assert "artists in more than one split: 0 (split by artist" in shown

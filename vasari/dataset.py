@@ -350,9 +350,11 @@ def perceptual_hashes(
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    return Progress(
+    from vasari.progress import make_progress
+
+    return make_progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

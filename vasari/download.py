@@ -785,16 +785,18 @@ class _ProgressBar:
         if not self.enabled:
             return lambda record: None
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+        from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
         from rich.text import Text
+
+        from vasari.progress import make_progress
 
         class Rate(ProgressColumn):
             def render(self, task) -> Text:
                 speed = task.finished_speed or task.speed
                 return Text(f"{speed:.1f} img/s" if speed else "- img/s", style="progress.data.speed")
 
-        self.progress = Progress(
+        self.progress = make_progress(
             TextColumn("[bold]download"), BarColumn(), MofNCompleteColumn(), Rate(),
             TextColumn("{task.fields[mb]:.1f} MB  {task.fields[failed]} failed"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),

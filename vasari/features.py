@@ -520,10 +520,12 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        from vasari.progress import make_progress
 
         self._t0 = time.perf_counter()
-        self.progress = Progress(
+        self.progress = make_progress(
             TextColumn("[bold]embedding[/]"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} img/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             TextColumn("{task.fields[note]}"),

@@ -485,10 +485,11 @@ def fit(
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from vasari.progress import make_progress
 
     torch.manual_seed(config.seed)
     model.to(device)
@@ -519,7 +520,7 @@ def fit(
         TextColumn("loss {task.fields[loss]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, disable=not progress, transient=True) as bar:
+    with make_progress(*columns, console=console, disable=not progress, transient=True) as bar:
         for epoch in range(config.epochs):
             model.train()
             freeze_batchnorm(model.backbone)

@@ -430,9 +430,9 @@ class GalleryIndex:
         n = 0
         with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2))) as pool:
             if progress:
-                from rich.progress import Progress
+                from vasari.progress import make_progress
 
-                with Progress(transient=True) as bar:
+                with make_progress(transient=True) as bar:
                     task = bar.add_task("thumbnails", total=len(todo))
                     for done in pool.map(one, todo):
                         n += done

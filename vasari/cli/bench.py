@@ -27,7 +27,7 @@ def bench(
         "--quick",
         help="CI-sized run: 32 images, 10 single-image runs, short throughput/latency loops (< 2 min on 2 cores).",
     ),
-    out: Path = typer.Option(Path("bench-results"), "--out", help="Folder for bench.json and bench.png."),
+    out: Path = typer.Option(Path("runs/bench"), "--out", help="Folder for bench.json and bench.png."),
     backbone: str = typer.Option("efficientnet_lite2", "--backbone", help="Backbone to measure."),
     latency_runs: Optional[int] = typer.Option(
         None, "--latency-runs", help="Single-image runs (default: quick 10, full 100)."

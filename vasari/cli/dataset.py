@@ -118,10 +118,10 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
             f"{dup.get('confirm_distance')}): {dup.get('phash_groups', '?')} groups of {dup.get('phash_images', '?')} "
             f"images; details joined to their work by title: {dup.get('details_joined', 0)}; "
             f"groups of more than one image in all: {dup['groups_with_duplicates']} (largest {dup['largest_group']}); "
-            f"groups straddling splits: {dup['groups_straddling_splits']}, "
-            f"artists straddling splits: {dup['artists_straddling_splits']}",
+            f"groups straddling splits: {dup['groups_straddling_splits']}",
             soft_wrap=True,
         )
+        console.print(_artist_line(dup["artists_straddling_splits"], config.group_by_artist), soft_wrap=True)
     if info.get("dropped"):
         console.print(
             "dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(info["dropped"].items(), key=lambda kv: -kv[1]))
@@ -140,6 +140,15 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
             console.print(f"  ... and {len(unreadable) - 10} more (listed in dataset.json)")
     for table in class_count_tables(ds.class_counts(), tasks):
         console.print(table)
+
+
+def _artist_line(straddling: int, by_artist: bool) -> str:
+    """How many artists have works in more than one split, and whether that is by design:
+    the default split keeps each artwork's copies in one split, not each artist."""
+    if by_artist:
+        return f"artists in more than one split: {straddling} (split by artist: each artist in one split)"
+    return (f"artists in more than one split: {straddling} (expected: the split keeps each artwork's copies "
+            "together, not each artist; build with --by-artist to keep every artist in one split)")
 
 
 def _check_tasks(tasks: list[str] | None) -> list[str] | None:
@@ -208,9 +217,9 @@ def build(
 ) -> None:
     """Build a dataset folder from catalogs.
 
-    Example: vasari dataset build --shared --out runs/ds --split grouped --min-per-class 10
+    Example: vasari dataset build --shared --out runs/data --split grouped --min-per-class 10
 
-    Example: vasari dataset build "folder:../shared/data/louvre/train?task=type" kaggle:../shared/data/artists7 --out runs/ds2 --by-artist
+    Example: vasari dataset build kaggle:../shared/data/artists7 --out runs/artists7 --stratify artist
     """
     from vasari.dataset import DatasetConfig, build_dataset, save_dataset
 
@@ -276,7 +285,7 @@ def show(
 ) -> None:
     """Print a dataset's sources, near-duplicate summary and per-task, per-split class counts.
 
-    Example: vasari dataset show runs/ds --task type --task school
+    Example: vasari dataset show runs/data --task type --task school
     """
     from vasari.dataset import load_dataset
 
@@ -296,7 +305,7 @@ def diff(
 ) -> None:
     """Compare two split files: which artworks moved between train/val/test.
 
-    Example: vasari dataset diff runs/ds-seed0 runs/ds-seed1
+    Example: vasari dataset build --shared --seed 1 --out runs/data-seed1 && vasari dataset diff runs/data runs/data-seed1
     """
     from vasari.dataset import diff_splits, load_splits
 

@@ -18,11 +18,11 @@ OUT/manifest.jsonl records every finished image, so a re-run skips what is done;
 
 Examples:
 
-  vasari download wga:catalog.csv --out images/ --concurrency 16 --rate 10/s --max-side 1024
+  vasari download wga:../shared/data/wga/catalog.csv --out runs/images --concurrency 16 --rate 10/s --max-side 1024
 
-  vasari download urls.csv --url-column image --out images/
+  vasari download ../shared/data/catalogs/wga_paintings.csv --url-column jpg_link --out runs/images
 
-  vasari download --retry-failed images/
+  vasari download --retry-failed runs/images
 """
 
 

@@ -26,7 +26,7 @@ The .npz holds features (N, dim) float32 with NaN rows for pictures that failed,
 
 Example:
 
-  vasari embed ../shared/data/louvre/train ../shared/data/louvre/val --out louvre.npz
+  vasari embed ../shared/data/louvre/train ../shared/data/louvre/val --out runs/louvre.npz
 """
 
 

@@ -19,15 +19,15 @@ Embeds the dataset's images with the backbone (cached by content in --cache, def
 
 Example:
 
-  vasari train datasets/all --out models/all --backbone efficientnet_lite2 --feature stats
-  vasari train datasets/artists7 --out models/artists7 --views multicrop --refit-on-val
+  vasari train runs/data --out runs/model --backbone efficientnet_lite2 --feature stats
+  vasari train runs/artists7 --out runs/artists7-model --tasks artist --views multicrop --refit-on-val
 """
 
 EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
 
 Example:
 
-  vasari evaluate --model models/all datasets/all --split test --out reports/all-test
+  vasari evaluate --model runs/model runs/data --split test --out runs/report
 """
 
 PREDICT_HELP = """Attribute paintings: type, school, period, style, artist (top-k with calibrated scores), a verdict per task ("unknown" when the model abstains) and a year estimate with an interval.
@@ -39,14 +39,14 @@ Example:
   vasari predict --top-k 3 --json ../shared/data/louvre/val/portrait/*.jpg
 """
 
-DEMO_HELP = """The whole system in under a minute: embed, train, evaluate, print the table.
+DEMO_HELP = """The whole system in about a minute: attribution on held-out paintings.
 
-With ../shared/data present (or $VASARI_DATA): trains the type head on the Louvre train folders, evaluates it on Louvre val and on the museum photos, and writes a bundle and a report into --out. Otherwise pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>: a stratified 80/20 split is trained and evaluated.
+With ../shared/data present (or $VASARI_DATA, or --data-dir): samples about 2,100 paintings from artists7, WikiArt, the WGA thumbnails and the Louvre folders so that every task has labels, splits them with the dataset stage's grouped split (copies of a work never straddle train and test), embeds them, trains the artist, school, period, type and style heads and the year regressor, evaluates the held-out test split (and type on the Louvre museum photos), prints the table and a few example answers (top-2 with calibrated probabilities, "unknown" where the model abstains, the true label beside), and writes a bundle and a report into --out. With IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>: a stratified 80/20 split of that one task.
 
 Example:
 
   vasari demo
-  vasari demo my_pictures/ --out demo-run
+  vasari demo ../shared/data/louvre/train --out runs/demo-louvre
 """
 
 
@@ -267,43 +267,23 @@ def _print_predictions(results: list[dict]) -> None:
 
 def demo(
     images_dir: Optional[Path] = typer.Argument(None, help="IMAGES_DIR/<class>/<image> (default: ../shared/data)."),
-    out: Path = typer.Option(Path("vasari-demo"), "--out", "-o", help="Where the bundle and report go."),
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Where the bundle and report go."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Shared data folder (default: ../shared/data or $VASARI_DATA)."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import save_bundle
     from vasari.evaluate import summary_table, write_report
-    from vasari.shared import shared_data_dir
     from vasari.train import HeadConfig, TrainError, fit_dataset
 
     console = _console()
     started = time.perf_counter()
-    config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
     if images_dir is None:
-        data = shared_data_dir()
-        if data is None:
-            fail("../shared/data is absent: pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>")
-        from vasari.catalog import read_folder
-
-        louvre = data / "louvre"
-        arts, splits = [], []
-        for split in ("train", "val"):
-            cat = read_folder(louvre / split, task="type", source="louvre")
-            arts += cat.artworks
-            splits += [split] * len(cat.artworks)
-        photos = read_folder(louvre / "photos", task="type", source="louvre_photos").artworks
-        arts += photos
-        splits += ["photos"] * len(photos)
-        what = f"Louvre type: train {splits.count('train')}, val {splits.count('val')}, museum photos {len(photos)}"
-        eval_splits = ("val", "photos")
+        arts, splits, what, eval_splits = _shared_demo_data(data_dir, out)
+        config = HeadConfig(c_grid=(0.01, 0.05, 0.25))
     else:
-        if not images_dir.is_dir():
-            fail(f"{images_dir}: not a folder")
-        arts, splits = _folder_dataset(images_dir)
-        if not arts:
-            fail(f"{images_dir}: no images in class sub-folders (expected IMAGES_DIR/<class>/<image>)")
-        what = f"{images_dir}: {len(arts)} images, {len({a.type for a in arts})} classes, stratified 80/20"
-        eval_splits = ("val",)
+        arts, splits, what, eval_splits = _folder_demo_data(images_dir)
+        config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
     console.print(f"[bold]Vasari demo[/]: {what}")
     embedder = _embedder("efficientnet_lite2", "stats")
     cache_obj = _cache(embedder, cache, no_cache)
@@ -315,11 +295,68 @@ def demo(
     result.bundle.metrics = compact_metrics(result.bundle.metrics)
     path = save_bundle(result.bundle, out / "bundle")
     write_report(result.evaluations, out / "report", title="Vasari demo", context={"data": what})
-    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title="Vasari demo: type"))
+    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title="Vasari demo"))
+    if images_dir is None:
+        _print_examples(console, result, embedder)
     s = result.seconds
     console.print(f"{len(arts)} images: embed {s['embed']:.1f}s ({result.features.shape[1]}-d features), "
                   f"train {s['train']:.1f}s, evaluate {s['evaluate']:.1f}s; total {time.perf_counter() - started:.1f}s. "
                   f"Bundle: {path} (try `vasari predict --model {path} IMAGE`), report: {out / 'report' / 'report.html'}")
+
+
+def _shared_demo_data(data_dir: Optional[Path], out: Path):
+    """The attribution demo's artworks, splits, summary and evaluated splits from the shared data."""
+    from vasari.dataset import DatasetError
+    from vasari.demo import demo_data
+    from vasari.shared import shared_data_dir
+
+    data = data_dir or shared_data_dir()
+    if data is None or not data.is_dir():
+        fail("no shared data folder (../shared/data, $VASARI_DATA or --data-dir): "
+             "pass IMAGES_DIR laid out as IMAGES_DIR/<class>/<image>")
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        dd = demo_data(data, cache_dir=out)
+    except (DatasetError, ValueError, OSError) as exc:
+        fail(f"{data}: {exc}")
+    return dd.artworks, dd.splits, dd.summary, ("test", "photos")
+
+
+def _folder_demo_data(images_dir: Path):
+    """IMAGES_DIR/<class>/<image>: artworks, a stratified 80/20 split, summary, evaluated splits."""
+    if not images_dir.is_dir():
+        fail(f"{images_dir}: not a folder")
+    arts, splits = _folder_dataset(images_dir)
+    if not arts:
+        fail(f"{images_dir}: no images in class sub-folders (expected IMAGES_DIR/<class>/<image>)")
+    return arts, splits, f"{images_dir}: {len(arts)} images, {len({a.type for a in arts})} classes, stratified 80/20", ("val",)
+
+
+def _print_examples(console: Console, result, embedder) -> None:
+    """A few held-out paintings: per task the answer (or "unknown"), top-2 with calibrated
+    probabilities, and the true label beside."""
+    from rich.table import Table
+
+    from vasari.demo import DemoConfig, example_answers, example_rows
+    from vasari.predict import Predictor
+
+    ok = [i for i in range(len(result.artworks)) if i not in result.embed_errors]
+    arts = [result.artworks[i] for i in ok]
+    rows = example_rows(arts, [result.split_of[i] for i in ok], DemoConfig().examples)
+    answers = example_answers(Predictor(result.bundle, embedder), result.features[ok], arts, rows)
+    console.print("[bold]example answers on held-out (test) paintings[/]: answer (\"unknown\" when the model "
+                  "abstains), top-2 calibrated probabilities, true label")
+    for obj in answers:
+        table = Table(title=obj["image"], title_justify="left", box=None, show_header=False, padding=(0, 1))
+        for task, preds in obj["predictions"].items():
+            truth, answer = obj["truth"].get(task), obj["verdict"][task]
+            mark = "" if truth is None or answer == "unknown" else (" [green]right[/]" if answer == truth else " [red]wrong[/]")
+            table.add_row(task, f"{answer}{mark}", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds),
+                          f"true: {truth or '-'}")
+        if "year" in obj:
+            y = obj["year"]
+            table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}", f"true: {obj['truth'].get('year', '-')}")
+        console.print(table)
 
 
 def _folder_dataset(root: Path):

@@ -33,14 +33,14 @@ Without --index, the index of --model (its index/ folder) or of the default bund
 
 Example:
 
-  vasari similar photo.jpg --index runs/index -k 5 --json
+  vasari similar ../shared/data/artists7/images/images/Rembrandt/Rembrandt_10.jpg --index runs/index -k 5 --json
 """
 
 AFFINITY_HELP = """How much an image relates to each known artist: a calibrated score per artist (similarity to that artist's works, pooled with the model's artist head when the bundle has one) and the evidence, the nearest works by that artist.
 
 Example:
 
-  vasari affinity painting.jpg --index runs/index -k 5
+  vasari affinity ../shared/data/louvre/photos/portrait/cl010052894.jpg --photo --index runs/index -k 5
 """
 
 INFO_HELP = """Describe a gallery index: size, backbone, artists, calibration.
