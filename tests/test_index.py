@@ -130,6 +130,58 @@ def test_broken_index_folders_give_clear_errors(tmp_path):
         GalleryIndex.load(tmp_path / "idx")
 
 
+def test_headerless_metadata_is_refused_naming_the_file(tmp_path):
+    x, meta, _, _ = _clustered(n_per=5)
+    GalleryIndex.build(x, meta).save(tmp_path / "idx")
+    csv_path = tmp_path / "idx" / "metadata.csv"
+    lines = csv_path.read_text().splitlines()
+    # the header dropped and one row duplicated so that the row count still matches
+    csv_path.write_text("\n".join(lines[1:] + lines[-1:]) + "\n")
+    with pytest.raises(GalleryIndexError, match="metadata.csv: no header row"):
+        GalleryIndex.load(tmp_path / "idx")
+    lines[3] = "," + lines[3].split(",", 1)[1]  # the third work loses its artwork_id
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GalleryIndexError, match="metadata.csv: line 4 has no artwork_id"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "explained.npy", "negatives.npy"])
+def test_complex_arrays_are_refused_naming_the_file(tmp_path, name):
+    x, meta, _, offset = _clustered(n_per=5)
+    refs = offset + np.random.default_rng(3).normal(size=(4, x.shape[1]))
+    GalleryIndex.build(x, meta, negatives=refs, negative_labels=["sculpture"] * 4).save(tmp_path / "idx")
+    target = tmp_path / "idx" / name
+    np.save(target, np.load(target).astype(np.complex64))
+    with pytest.raises(GalleryIndexError, match=f"{name}: complex64 values"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+def test_complex_projection_is_refused_naming_the_file(tmp_path):
+    x, meta, _, _ = _clustered(n_per=5)
+    GalleryIndex.build(x, meta).save(tmp_path / "idx")
+    target = tmp_path / "idx" / "projection.npz"
+    with np.load(target) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["mean"] = arrays["mean"].astype(np.complex128)
+    np.savez(target, **arrays)
+    with pytest.raises(GalleryIndexError, match="projection.npz: complex128 values"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+def test_index_without_a_spec_is_refused_when_a_model_asks_for_one(tmp_path):
+    spec = backbone_spec()
+    x, meta, _, _ = _clustered(n_per=5)
+    x = np.pad(x, ((0, 0), (0, spec.dim - x.shape[1])))
+    GalleryIndex.build(x, meta, spec).save(tmp_path / "idx")
+    info_path = tmp_path / "idx" / "index.json"
+    info = json.loads(info_path.read_text())
+    info.pop("spec")
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(IndexSpecError, match="index.json: records no backbone spec"):
+        GalleryIndex.load(tmp_path / "idx", spec=spec)
+    assert len(GalleryIndex.load(tmp_path / "idx")) == len(meta)  # no model asks: nothing to check
+
+
 def test_thumbnails_written_and_image_fallback(tmp_path):
     x, meta, _, _ = _clustered(n_per=3)
     rng = np.random.default_rng(1)
@@ -229,7 +281,15 @@ def test_known_non_paintings_sharpen_novelty(tmp_path):
     assert index.is_novel(queries).mean() >= plain.is_novel(queries).mean()
     assert index.is_novel(members).mean() <= 0.1
     row = index.novelty(queries[0])
-    assert row["novel"] and "architecture" in row.get("reason", "") or row["distance"] > row["threshold"]
+    assert row["novel"] and row["distance"] > row["threshold"] and row["reason"] == "far from every known painting"
+    # the references alone catch them too, and say what they look like: with the distance
+    # rule out of the way (no cosine distance exceeds 2), the reason must name architecture
+    by_references = GalleryIndex(index.vectors, index.metadata, index.projection, config=index.config,
+                                 calibration=dict(index.calibration, novelty_threshold=2.0),
+                                 negatives=index.negatives, negative_labels=index.negative_labels)
+    row = by_references.novelty(queries[0])
+    assert row["novel"] and "architecture" in row["reason"] and row["distance"] < row["threshold"]
+    assert by_references.is_novel(queries).mean() >= 0.9 and by_references.is_novel(members).mean() <= 0.1
     # negatives are never returned as similar works, and survive save/load
     assert all(h.artwork_id.startswith("t:") for h in index.search(queries[:3], 5)[0])
     index.save(tmp_path / "idx")

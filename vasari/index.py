@@ -202,7 +202,8 @@ class Projection:
     @classmethod
     def from_file(cls, path: Path) -> "Projection":
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["mean"], z["scale"], z["components"] if "components" in z.files else None)
+            arrays = {name: _float_array(path, z[name]) for name in z.files}
+        return cls(arrays["mean"], arrays["scale"], arrays.get("components"))
 
 
 def _meta_row(art: "Artwork | dict[str, Any]") -> dict[str, Any]:
@@ -238,15 +239,20 @@ def _portable_image(path: str | None) -> str | None:
     return path
 
 
-def _local_image(path: str | None) -> str | None:
-    """Inverse of ``_portable_image`` on this machine (unchanged when no shared data is here)."""
-    if not path or not path.startswith(SHARED_PREFIX):
-        return path
+def _local_images(paths: Iterable[str | None]) -> list[str | None]:
+    """Inverse of ``_portable_image`` on this machine (unchanged when no shared data is here).
+
+    Takes every row at once: the shared data folder is looked up once per index, not once
+    per row (8,697 look-ups cost about 2 s of every `vasari predict` start-up)."""
+    paths = list(paths)
+    if not any(p and p.startswith(SHARED_PREFIX) for p in paths):
+        return paths
     from vasari.shared import shared_data_dir
 
     data = shared_data_dir()
-    rel = path[len(SHARED_PREFIX):]
-    return str(data / rel) if data is not None else path
+    if data is None:
+        return paths
+    return [str(data / p[len(SHARED_PREFIX):]) if p and p.startswith(SHARED_PREFIX) else p for p in paths]
 
 
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:
@@ -262,6 +268,63 @@ def _thumbnail_bytes(path: str, size: int) -> bytes | None:
     bio = io.BytesIO()
     img.save(bio, format="JPEG", quality=82, optimize=True)
     return bio.getvalue()
+
+
+def _float_array(path: Path, arr: np.ndarray) -> np.ndarray:
+    """``arr`` when it holds real floats; a complex or integer array in an index file is
+    corruption (numpy would silently drop the imaginary part when casting)."""
+    if arr.dtype.kind != "f":
+        raise GalleryIndexError(f"{path}: {arr.dtype} values, expected float16 or float32")
+    return arr
+
+
+def _read_info(path: Path, spec: "BackboneSpec | None") -> tuple[dict[str, Any], "BackboneSpec | None"]:
+    """index.json of an index folder and its backbone spec, checked against ``spec``."""
+    from vasari.backbones import BackboneSpec
+
+    info_path = path / INDEX_FILE
+    if not info_path.is_file():
+        raise GalleryIndexError(f"{path}: not a Vasari index (no {INDEX_FILE})")
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GalleryIndexError(f"{info_path}: unreadable index description ({exc})") from exc
+    if not isinstance(info, dict) or info.get("format") != INDEX_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else info
+        raise GalleryIndexError(f"{info_path}: index format {found!r}, this Vasari reads {INDEX_FORMAT}")
+    if spec is not None and not info.get("spec"):
+        raise IndexSpecError(f"{info_path}: records no backbone spec, so it cannot be checked against "
+                             f"{spec.key()}; rebuild it with `vasari index build`")
+    try:
+        stored = BackboneSpec.from_dict(info["spec"]) if info.get("spec") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GalleryIndexError(f"{info_path}: bad backbone spec ({exc})") from exc
+    if spec is not None and stored is not None and stored.key() != spec.key():
+        raise IndexSpecError(
+            f"{path}: index built with backbone {stored.key()}, but the model uses {spec.key()}; "
+            "rebuild it with `vasari index build`"
+        )
+    return info, stored
+
+
+def _read_metadata(meta_path: Path) -> list[dict[str, Any]]:
+    """metadata.csv rows; refused without its header row or with a row lacking an artwork_id
+    (a headerless file would otherwise turn its first work into column names)."""
+    try:
+        with open(meta_path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or reader.fieldnames[0] != "artwork_id":
+                raise GalleryIndexError(
+                    f"{meta_path}: no header row (the first line must be {','.join(META_FIELDS)})")
+            rows = [_meta_row(r) for r in reader]
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise GalleryIndexError(f"{meta_path}: unreadable metadata ({exc})") from exc
+    for number, r in enumerate(rows, start=2):
+        if not r.get("artwork_id"):
+            raise GalleryIndexError(f"{meta_path}: line {number} has no artwork_id")
+    for r, image in zip(rows, _local_images(r.get("image") for r in rows)):
+        r["image"] = image
+    return rows
 
 
 # ----------------------------------------------------------------------------- the index
@@ -443,43 +506,22 @@ class GalleryIndex:
 
     @classmethod
     def load(cls, path: str | Path, spec: "BackboneSpec | None" = None) -> "GalleryIndex":
-        """Open an index folder; with ``spec``, refuse one built with another backbone spec."""
-        from vasari.backbones import BackboneSpec
-
+        """Open an index folder; with ``spec``, refuse one built with another backbone spec
+        (or one whose index.json records no spec, which could not be checked)."""
         path = Path(path)
-        info_path = path / INDEX_FILE
-        if not info_path.is_file():
-            raise GalleryIndexError(f"{path}: not a Vasari index (no {INDEX_FILE})")
+        info, stored = _read_info(path, spec)
         try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise GalleryIndexError(f"{info_path}: unreadable index description ({exc})") from exc
-        if info.get("format") != INDEX_FORMAT:
-            raise GalleryIndexError(f"{info_path}: index format {info.get('format')!r}, this Vasari reads {INDEX_FORMAT}")
-        stored = BackboneSpec.from_dict(info["spec"]) if info.get("spec") else None
-        if spec is not None and stored is not None and stored.key() != spec.key():
-            raise IndexSpecError(
-                f"{path}: index built with backbone {stored.key()}, but the model uses {spec.key()}; "
-                "rebuild it with `vasari index build`"
-            )
-        try:
-            vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode=None)
+            vectors = _float_array(path / "vectors.npy", np.load(path / "vectors.npy", allow_pickle=False))
             projection = Projection.from_file(path / "projection.npz")
-            explained = np.load(path / "explained.npy", allow_pickle=False) if (path / "explained.npy").is_file() else None
+            explained = (_float_array(path / "explained.npy", np.load(path / "explained.npy", allow_pickle=False))
+                         if (path / "explained.npy").is_file() else None)
             negatives = neg_labels = None
             if (path / "negatives.npy").is_file():
-                negatives = np.load(path / "negatives.npy", allow_pickle=False)
+                negatives = _float_array(path / "negatives.npy", np.load(path / "negatives.npy", allow_pickle=False))
                 neg_labels = json.loads((path / "negatives.json").read_text())
         except (OSError, ValueError) as exc:
             raise GalleryIndexError(f"{path}: cannot read vectors/projection ({exc})") from exc
-        meta_path = path / "metadata.csv"
-        try:
-            with open(meta_path, newline="", encoding="utf-8") as fh:
-                rows = [_meta_row(r) for r in csv.DictReader(fh)]
-            for r in rows:
-                r["image"] = _local_image(r.get("image"))
-        except (OSError, csv.Error, UnicodeDecodeError) as exc:
-            raise GalleryIndexError(f"{meta_path}: unreadable metadata ({exc})") from exc
+        rows = _read_metadata(path / "metadata.csv")
         if len(rows) != len(vectors) or len(vectors) != info.get("count"):
             raise GalleryIndexError(
                 f"{path}: {len(vectors)} vectors, {len(rows)} metadata rows, index.json says {info.get('count')}")
