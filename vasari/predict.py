@@ -70,8 +70,8 @@ class Predictor:
 
             try:
                 index = load_bundle_index(path, spec=bundle.spec)
-            except GalleryIndexError as exc:
-                raise BundleError(f"{path / 'index'}: {exc}") from exc
+            except GalleryIndexError as exc:  # its message names the index file already
+                raise BundleError(str(exc)) from exc
         predictor = cls(bundle, None, index, crop)
         predictor._engine_options = {"engine": engine, "device": device}
         if not lazy:
@@ -109,8 +109,8 @@ class Predictor:
         heads = self.heads
         proba = heads.predict_proba(X)
         year = heads.predict_year(X)
-        novel = heads.novelty.is_novel(heads.transform(X)) if heads.novelty is not None else np.zeros(len(X), bool)
-        scores = heads.novelty_score(X) if heads.novelty is not None else None
+        scores = heads.novelty_score(X)  # once: it is is_novel's score (a (n, D) product)
+        novel = scores > heads.novelty.threshold if scores is not None else np.zeros(len(X), bool)
         out = []
         for i in range(len(X)):
             preds: dict[str, list[dict[str, Any]]] = {}
