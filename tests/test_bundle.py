@@ -119,3 +119,35 @@ def test_bundle_records_views_and_old_bundles_load_as_center(bundle_copy):
     (bundle_copy / "bundle.json").write_text(json.dumps(desc))
     with pytest.raises(BundleError, match="views"):
         load_bundle(bundle_copy)
+
+
+def test_the_shipped_default_bundle_loads_strictly_and_knows_a_rembrandt(shared_data):
+    """No fallback: the bundle in vasari/models/default must load as it is (a truncated or
+    corrupt file fails here) and attribute a known painting."""
+    from vasari.predict import Predictor, default_model_dir
+
+    path = default_model_dir()
+    bundle = load_bundle(path)
+    assert {"type", "school", "style", "artist"} <= set(bundle.tasks) and bundle.has_index
+    painting = shared_data / "artists7" / "images" / "images" / "Rembrandt" / "Rembrandt_10.jpg"
+    if not painting.is_file():
+        pytest.skip(f"{painting} is absent from this copy of the shared data")
+    obj = Predictor.load(path).predict_paths([painting], top_k=1)[0]
+    verdict = obj["verdict"]
+    assert (verdict["artist"], verdict["school"], verdict["style"], verdict["type"]) == (
+        "Rembrandt", "Dutch", "Baroque", "portrait")
+    assert obj["predictions"]["artist"][0]["score"] >= 0.8 and obj["novelty"]["novel"] is False
+    assert obj["affinity"][0]["artist"] == "Rembrandt" and obj["similar"][0]["artist"] == "Rembrandt"
+
+
+def test_a_truncated_default_heads_file_is_a_bundle_error(tmp_path):
+    from vasari.predict import Predictor, default_model_dir
+
+    dst = tmp_path / "default"
+    shutil.copytree(default_model_dir(), dst)
+    data = (dst / "heads.npz").read_bytes()
+    (dst / "heads.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="heads.npz: corrupt"):
+        load_bundle(dst)
+    with pytest.raises(BundleError, match="heads.npz: corrupt"):
+        Predictor.load(dst, lazy=True)

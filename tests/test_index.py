@@ -472,8 +472,15 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     arts = read_catalog(f"kaggle:{gallery_folder}").artworks
     embedder = Embedder()
     x = embedder.embed_paths([a.image for a in arts], progress=False).features
-    labels = {"artist": [a.artist for a in arts]}
-    heads = train_heads(x, labels, None, x, labels, None)
+    # the artist head is fitted on four works per artist and calibrated (temperature,
+    # abstention threshold) on the other two, never on the works it was fitted on
+    number = [int(Path(a.image).stem.rsplit("_", 1)[1]) for a in arts]
+    train = np.array([n <= 4 for n in number])
+    artists = np.array([a.artist for a in arts])
+    assert train.sum() == 12 and set(artists[~train]) == set(artists[train])
+    heads = train_heads(x[train], {"artist": list(artists[train])}, None,
+                        x[~train], {"artist": list(artists[~train])}, None)
+    assert (heads.classifiers["artist"].info["train_rows"], heads.classifiers["artist"].info["val_rows"]) == (12, 6)
     index = GalleryIndex.build(x, arts, embedder.spec, IndexConfig(thumbnails=False))
     bundle = save_bundle(heads=heads, spec=embedder.spec, card={"name": "test"}, metrics={}, index=index,
                          out_dir=tmp_path / "bundle")
