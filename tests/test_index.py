@@ -352,6 +352,43 @@ def test_enrich_predictions_adds_similar_affinity_novelty_and_abstains():
     json.dumps(preds)  # JSON-ready
 
 
+def test_batch_enrichment_equals_per_image_enrichment():
+    """enrich_predictions works on the whole batch at once; each picture must get what it
+    gets alone, and what the per-query API (similar, affinity, novelty) says about it."""
+    import copy
+
+    x, meta, centres, offset = _clustered(n_per=20)
+    rng = np.random.default_rng(4)
+    refs = offset + rng.normal(size=x.shape[1]) * 2.0 + rng.normal(size=(10, x.shape[1])) * 0.6
+    index = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=16), negatives=refs,
+                               negative_labels=["sculpture"] * len(refs))
+    queries = np.concatenate([offset + centres[rng.integers(0, len(ARTISTS), 10)] + rng.normal(size=(10, x.shape[1])) * 0.6,
+                              offset + rng.normal(size=(3, x.shape[1])) * 4.0, refs[:2] + 0.1])
+    preds = []
+    for i in range(len(queries)):
+        head = [{"label": ARTISTS[i % len(ARTISTS)], "score": 0.6}, {"label": "Somebody Else", "score": 0.3}]
+        preds.append({"image": f"{i}.jpg", "predictions": {"artist": head} if i % 2 else {},
+                      "verdict": {"type": "portrait"}})
+    batch = enrich_predictions(copy.deepcopy(preds), index, queries, k_similar=4, k_affinity=3)
+    assert any(b["novelty"]["novel"] for b in batch) and not all(b["novelty"]["novel"] for b in batch)
+    for pred, query, got in zip(preds, queries, batch):
+        alone = enrich_predictions([copy.deepcopy(pred)], index, query[None], k_similar=4, k_affinity=3)[0]
+        head = {r["label"]: r["score"] for r in pred["predictions"].get("artist", [])} or None
+        for other in (alone, {"similar": index.similar(query, 4), "affinity": index.affinity(query, head, k=3),
+                              "novelty": index.novelty(query)}):
+            assert [h["artwork_id"] for h in got["similar"]] == [h["artwork_id"] for h in other["similar"]]
+            assert [h["score"] for h in got["similar"]] == pytest.approx([h["score"] for h in other["similar"]], abs=2e-4)
+            assert [a["artist"] for a in got["affinity"]] == [a["artist"] for a in other["affinity"]]
+            assert [a["score"] for a in got["affinity"]] == pytest.approx([a["score"] for a in other["affinity"]], abs=2e-4)
+            assert ([[e["artwork_id"] for e in a["evidence"]] for a in got["affinity"]]
+                    == [[e["artwork_id"] for e in a["evidence"]] for a in other["affinity"]])
+            assert got["novelty"]["novel"] == other["novelty"]["novel"]
+            assert got["novelty"]["distance"] == pytest.approx(other["novelty"]["distance"], abs=2e-4)
+            assert got["novelty"].get("reason") == other["novelty"].get("reason")
+        assert got["verdict"] == alone["verdict"]
+        assert got["verdict"] == ({"type": "unknown"} if got["novelty"]["novel"] else {"type": "portrait"})
+
+
 def test_load_bundle_index(tmp_path):
     assert load_bundle_index(tmp_path) is None
     x, meta, _, _ = _clustered(n_per=3)
