@@ -26,6 +26,7 @@ from vasari.backbones import (
 )
 from vasari.features import (
     CacheCorruptError,
+    CacheLocationError,
     CacheMismatchError,
     CacheWarning,
     Embedder,
@@ -415,6 +416,23 @@ def test_cache_for_another_backbone_is_refused(embedder, tmp_path):
     cache = EmbeddingCache(tmp_path / "lite0", backbone_spec("efficientnet_lite0", "stats"))
     with pytest.raises(CacheMismatchError):
         embedder.embed_paths([], cache=cache, progress=False)
+
+
+def test_a_cache_path_that_is_a_file_is_one_clear_error(use_cache_env, folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    not_a_dir = tmp_path / "cache-file"
+    not_a_dir.write_text("a file")
+    with pytest.raises(CacheLocationError, match=f"{not_a_dir}: is a file, not an embedding cache directory"):
+        EmbeddingCache(not_a_dir, backbone_spec())
+    with pytest.raises(CacheLocationError, match=f"{not_a_dir / 'sub'}: cannot create"):
+        EmbeddingCache(not_a_dir / "sub", backbone_spec())
+    assert not_a_dir.read_text() == "a file"  # nothing lost
+    result = CliRunner().invoke(app, ["embed", str(folder), "--out", str(tmp_path / "f.npz"), "--cache", str(not_a_dir)])
+    assert result.exit_code == 2 and "is a file, not an embedding cache directory" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
