@@ -92,6 +92,16 @@ def test_future_format_version(bundle_copy):
         load_bundle(bundle_copy)
 
 
+@pytest.mark.parametrize("version", ["1", 1.0, True, None])
+def test_format_version_of_the_wrong_type_is_not_called_newer(bundle_copy, version):
+    desc = json.loads((bundle_copy / "bundle.json").read_text())
+    desc["format_version"] = version
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match=r"bundle.json: format_version must be an integer, got") as caught:
+        load_bundle(bundle_copy)
+    assert "newer" not in str(caught.value) and repr(version) in str(caught.value)
+
+
 def test_missing_files_and_not_a_bundle(bundle_copy, tmp_path):
     (bundle_copy / "heads.npz").unlink()
     with pytest.raises(BundleError, match="heads.npz"):

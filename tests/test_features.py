@@ -316,6 +316,24 @@ def test_onnx_export_is_cached_and_carries_spec(embedder, onnx_cache):
     assert again.spec == embedder.spec
 
 
+def test_a_corrupt_cached_onnx_export_is_exported_again(embedder, onnx_cache, tmp_path):
+    """A truncated export in the cache used to make engine="auto" fall back to torch for good."""
+    import onnx
+
+    cached = next((onnx_cache / "onnx").glob("*.onnx"))
+    damaged = tmp_path / "cache" / "onnx" / cached.name
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    with pytest.warns(CacheWarning, match=f"{damaged.name}: cached ONNX export cannot be loaded"):
+        again = Embedder(cache_dir=tmp_path / "cache", engine="auto")
+    assert again.engine.name == "onnx"
+    meta = {p.key: p.value for p in onnx.load(str(damaged), load_external_data=False).metadata_props}
+    assert json.loads(meta["vasari_spec"]) == embedder.spec.to_dict()
+    assert [p.name for p in damaged.parent.iterdir()] == [cached.name]  # replaced atomically, no temp left
+    pictures = [_picture(s) for s in range(2)]
+    np.testing.assert_allclose(again.embed_images(pictures), embedder.embed_images(pictures), rtol=1e-4, atol=1e-4)
+
+
 def test_embed_paths_matches_embed_images(embedder, folder):
     paths = _paths(folder)
     res = embedder.embed_paths(paths, batch_size=4, progress=False)

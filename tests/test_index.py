@@ -540,6 +540,17 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     assert json.loads(res.output)["similar"][0]["artist"] == "Edward Hopper"
 
 
+def test_cli_names_an_unknown_catalog_kind(tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    res = CliRunner().invoke(app, ["index", "build", f"bogus:{tmp_path}", "--out", str(tmp_path / "idx")])
+    assert res.exit_code == 2
+    assert "unknown catalog kind 'bogus'; kinds are wga, kaggle, folder, manifest, wikiart" in " ".join(res.output.split())
+    assert "no such file" not in res.output and not (tmp_path / "idx").exists()
+
+
 def test_cli_help_has_examples():
     from typer.testing import CliRunner
 

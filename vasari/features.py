@@ -264,9 +264,20 @@ class Embedder:
         return self._onnx_engine(device)
 
     def _onnx_engine(self, device: str | None) -> OnnxEngine:
+        """The cached ONNX export (made on first use). A cached file onnxruntime cannot load
+        (truncated, damaged) is exported again in place: otherwise "auto" would quietly fall
+        back to torch for good (slower, twice the memory)."""
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+
         path = onnx_path(self.spec, self._cache_dir)
         if not path.is_file():
-            path = export_onnx(self.spec, path)
+            return OnnxEngine(export_onnx(self.spec, path), threads=self.threads, device=device, **self._engine_options)
+        try:
+            return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
+        except (InvalidProtobuf, InvalidGraph, Fail) as exc:
+            warnings.warn(f"{path}: cached ONNX export cannot be loaded ({exc}); exporting it again",
+                          CacheWarning, stacklevel=4)
+        path = export_onnx(self.spec, path, replace=True)
         return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
 
     def _torch_engine(self, device: str | None) -> TorchEngine:
