@@ -135,6 +135,11 @@ def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _clamped(score: float) -> float:
+    """A cosine similarity as a float in [-1, 1] (float16 storage can overshoot 1 by 1e-4)."""
+    return float(min(1.0, max(-1.0, float(score))))
+
+
 def _faiss():
     try:
         import faiss  # type: ignore[import-not-found]
@@ -602,20 +607,23 @@ class GalleryIndex:
             scores_out[start:start + len(sims)] = np.take_along_axis(part_scores, order, axis=1)
         return scores_out, rows_out
 
-    def hit(self, row: int, score: float, thumbs: dict[int, str | None] | None = None) -> Hit:
-        """Gallery row ``row`` as a hit; ``thumbs`` memoises ``thumbnail`` (a file look-up)
-        across the hits of one batch, where the same works come back again and again."""
+    def hit(self, row: int, score: float) -> Hit:
         r = self.metadata[row]
-        score = float(min(1.0, max(-1.0, float(score))))  # float16 storage can overshoot 1 by 1e-4
-        if thumbs is None:
-            thumb = self.thumbnail(row)
-        else:
-            if row not in thumbs:
-                thumbs[row] = self.thumbnail(row)
-            thumb = thumbs[row]
-        return Hit(row=int(row), score=score, artwork_id=r["artwork_id"], title=r.get("title"),
+        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=r.get("title"),
                    artist=r.get("artist"), year=r.get("year"), school=r.get("school"), type=r.get("type"),
-                   source=r.get("source"), image=r.get("image"), thumbnail=thumb)
+                   source=r.get("source"), image=r.get("image"), thumbnail=self.thumbnail(row))
+
+    def _hit_dict(self, row: int, score: float, memo: dict, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """``hit(row, score).to_dict()`` (its ``fields`` only, when given), built once per row
+        for a whole batch in ``memo``: only the score differs between queries, and building
+        a hit looks its thumbnail up on disk."""
+        key = (int(row), fields)
+        if key not in memo:
+            full = self.hit(row, 0.0).to_dict()
+            memo[key] = full if fields is None else {k: v for k, v in full.items() if k in fields}
+        out = dict(memo[key])
+        out["score"] = round(_clamped(score), 4)
+        return out
 
     def thumbnail(self, row: int) -> str | None:
         """A local picture for a gallery row: its thumbnail, else its image when present."""
@@ -708,7 +716,7 @@ class GalleryIndex:
         return p
 
     def _affinity_many(self, sims: np.ndarray, artist_probs: Sequence[dict[str, float] | None], k: int,
-                       evidence: int, thumbs: dict[int, str | None] | None = None) -> list[list[dict[str, Any]]]:
+                       evidence: int, memo: dict | None = None) -> list[list[dict[str, Any]]]:
         """Affinity lists for a batch of queries from their similarities ``(n, N)``: one matrix
         pass for all (per-query loops cost ~5 ms a picture with a 100-artist gallery)."""
         scores = self._artist_scores(sims)
@@ -717,6 +725,7 @@ class GalleryIndex:
         names = self.artists
         assert self._artist_rows is not None
         keep = ("artwork_id", "title", "year", "score", "thumbnail")
+        memo = {} if memo is None else memo
         out = []
         for i in range(len(sims)):
             entries = []
@@ -727,8 +736,7 @@ class GalleryIndex:
                     "artist": names[j],
                     "score": math.floor(float(p[i, j]) * 1e4) / 1e4,  # rounded down: the scores sum to <= 1
                     "similarity": round(float(scores[i, j]), 4),
-                    "evidence": [{k_: v for k_, v in self.hit(r, sims[i, r], thumbs).to_dict().items() if k_ in keep}
-                                 for r in best],
+                    "evidence": [self._hit_dict(r, sims[i, r], memo, keep) for r in best],
                 })
             out.append(entries)
         return out
@@ -929,16 +937,16 @@ def enrich_predictions(
         return predictions
     q, frac = index.transform(x[live])
     sims = index.similarities(q, projected=True)
-    thumbs: dict[int, str | None] = {}
+    memo: dict = {}
     top = _top_rows(sims, min(k_similar, len(index)))
     affinity = None
     if index.artists:
         heads = [_head_artist_probs(predictions[i]) for i in live]
-        affinity = index._affinity_many(sims, heads, k_affinity, evidence, thumbs)
+        affinity = index._affinity_many(sims, heads, k_affinity, evidence, memo)
     novelty = index._novelty_rows(sims.max(axis=1), frac, q)
     for j, i in enumerate(live):
         pred = predictions[i]
-        pred["similar"] = [index.hit(r, sims[j, r], thumbs).to_dict() for r in top[j]]
+        pred["similar"] = [index._hit_dict(r, sims[j, r], memo) for r in top[j]]
         if affinity is not None:
             pred["affinity"] = affinity[j]
         pred["novelty"] = novelty[j]
