@@ -92,6 +92,16 @@ def test_future_format_version(bundle_copy):
         load_bundle(bundle_copy)
 
 
+@pytest.mark.parametrize("version", ["1", 1.0, True, None])
+def test_format_version_of_the_wrong_type_is_not_called_newer(bundle_copy, version):
+    desc = json.loads((bundle_copy / "bundle.json").read_text())
+    desc["format_version"] = version
+    (bundle_copy / "bundle.json").write_text(json.dumps(desc))
+    with pytest.raises(BundleError, match=r"bundle.json: format_version must be an integer, got") as caught:
+        load_bundle(bundle_copy)
+    assert "newer" not in str(caught.value) and repr(version) in str(caught.value)
+
+
 def test_missing_files_and_not_a_bundle(bundle_copy, tmp_path):
     (bundle_copy / "heads.npz").unlink()
     with pytest.raises(BundleError, match="heads.npz"):
@@ -119,3 +129,35 @@ def test_bundle_records_views_and_old_bundles_load_as_center(bundle_copy):
     (bundle_copy / "bundle.json").write_text(json.dumps(desc))
     with pytest.raises(BundleError, match="views"):
         load_bundle(bundle_copy)
+
+
+def test_the_shipped_default_bundle_loads_strictly_and_knows_a_rembrandt(shared_data):
+    """No fallback: the bundle in vasari/models/default must load as it is (a truncated or
+    corrupt file fails here) and attribute a known painting."""
+    from vasari.predict import Predictor, default_model_dir
+
+    path = default_model_dir()
+    bundle = load_bundle(path)
+    assert {"type", "school", "style", "artist"} <= set(bundle.tasks) and bundle.has_index
+    painting = shared_data / "artists7" / "images" / "images" / "Rembrandt" / "Rembrandt_10.jpg"
+    if not painting.is_file():
+        pytest.skip(f"{painting} is absent from this copy of the shared data")
+    obj = Predictor.load(path).predict_paths([painting], top_k=1)[0]
+    verdict = obj["verdict"]
+    assert (verdict["artist"], verdict["school"], verdict["style"], verdict["type"]) == (
+        "Rembrandt", "Dutch", "Baroque", "portrait")
+    assert obj["predictions"]["artist"][0]["score"] >= 0.8 and obj["novelty"]["novel"] is False
+    assert obj["affinity"][0]["artist"] == "Rembrandt" and obj["similar"][0]["artist"] == "Rembrandt"
+
+
+def test_a_truncated_default_heads_file_is_a_bundle_error(tmp_path):
+    from vasari.predict import Predictor, default_model_dir
+
+    dst = tmp_path / "default"
+    shutil.copytree(default_model_dir(), dst)
+    data = (dst / "heads.npz").read_bytes()
+    (dst / "heads.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="heads.npz: corrupt"):
+        load_bundle(dst)
+    with pytest.raises(BundleError, match="heads.npz: corrupt"):
+        Predictor.load(dst, lazy=True)

@@ -26,6 +26,7 @@ from vasari.backbones import (
 )
 from vasari.features import (
     CacheCorruptError,
+    CacheLocationError,
     CacheMismatchError,
     CacheWarning,
     Embedder,
@@ -315,6 +316,24 @@ def test_onnx_export_is_cached_and_carries_spec(embedder, onnx_cache):
     assert again.spec == embedder.spec
 
 
+def test_a_corrupt_cached_onnx_export_is_exported_again(embedder, onnx_cache, tmp_path):
+    """A truncated export in the cache used to make engine="auto" fall back to torch for good."""
+    import onnx
+
+    cached = next((onnx_cache / "onnx").glob("*.onnx"))
+    damaged = tmp_path / "cache" / "onnx" / cached.name
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    with pytest.warns(CacheWarning, match=f"{damaged.name}: cached ONNX export cannot be loaded"):
+        again = Embedder(cache_dir=tmp_path / "cache", engine="auto")
+    assert again.engine.name == "onnx"
+    meta = {p.key: p.value for p in onnx.load(str(damaged), load_external_data=False).metadata_props}
+    assert json.loads(meta["vasari_spec"]) == embedder.spec.to_dict()
+    assert [p.name for p in damaged.parent.iterdir()] == [cached.name]  # replaced atomically, no temp left
+    pictures = [_picture(s) for s in range(2)]
+    np.testing.assert_allclose(again.embed_images(pictures), embedder.embed_images(pictures), rtol=1e-4, atol=1e-4)
+
+
 def test_embed_paths_matches_embed_images(embedder, folder):
     paths = _paths(folder)
     res = embedder.embed_paths(paths, batch_size=4, progress=False)
@@ -415,6 +434,23 @@ def test_cache_for_another_backbone_is_refused(embedder, tmp_path):
     cache = EmbeddingCache(tmp_path / "lite0", backbone_spec("efficientnet_lite0", "stats"))
     with pytest.raises(CacheMismatchError):
         embedder.embed_paths([], cache=cache, progress=False)
+
+
+def test_a_cache_path_that_is_a_file_is_one_clear_error(use_cache_env, folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    not_a_dir = tmp_path / "cache-file"
+    not_a_dir.write_text("a file")
+    with pytest.raises(CacheLocationError, match=f"{not_a_dir}: is a file, not an embedding cache directory"):
+        EmbeddingCache(not_a_dir, backbone_spec())
+    with pytest.raises(CacheLocationError, match=f"{not_a_dir / 'sub'}: cannot create"):
+        EmbeddingCache(not_a_dir / "sub", backbone_spec())
+    assert not_a_dir.read_text() == "a file"  # nothing lost
+    result = CliRunner().invoke(app, ["embed", str(folder), "--out", str(tmp_path / "f.npz"), "--cache", str(not_a_dir)])
+    assert result.exit_code == 2 and "is a file, not an embedding cache directory" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])

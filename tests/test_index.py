@@ -130,6 +130,58 @@ def test_broken_index_folders_give_clear_errors(tmp_path):
         GalleryIndex.load(tmp_path / "idx")
 
 
+def test_headerless_metadata_is_refused_naming_the_file(tmp_path):
+    x, meta, _, _ = _clustered(n_per=5)
+    GalleryIndex.build(x, meta).save(tmp_path / "idx")
+    csv_path = tmp_path / "idx" / "metadata.csv"
+    lines = csv_path.read_text().splitlines()
+    # the header dropped and one row duplicated so that the row count still matches
+    csv_path.write_text("\n".join(lines[1:] + lines[-1:]) + "\n")
+    with pytest.raises(GalleryIndexError, match="metadata.csv: no header row"):
+        GalleryIndex.load(tmp_path / "idx")
+    lines[3] = "," + lines[3].split(",", 1)[1]  # the third work loses its artwork_id
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GalleryIndexError, match="metadata.csv: line 4 has no artwork_id"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("name", ["vectors.npy", "explained.npy", "negatives.npy"])
+def test_complex_arrays_are_refused_naming_the_file(tmp_path, name):
+    x, meta, _, offset = _clustered(n_per=5)
+    refs = offset + np.random.default_rng(3).normal(size=(4, x.shape[1]))
+    GalleryIndex.build(x, meta, negatives=refs, negative_labels=["sculpture"] * 4).save(tmp_path / "idx")
+    target = tmp_path / "idx" / name
+    np.save(target, np.load(target).astype(np.complex64))
+    with pytest.raises(GalleryIndexError, match=f"{name}: complex64 values"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+def test_complex_projection_is_refused_naming_the_file(tmp_path):
+    x, meta, _, _ = _clustered(n_per=5)
+    GalleryIndex.build(x, meta).save(tmp_path / "idx")
+    target = tmp_path / "idx" / "projection.npz"
+    with np.load(target) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["mean"] = arrays["mean"].astype(np.complex128)
+    np.savez(target, **arrays)
+    with pytest.raises(GalleryIndexError, match="projection.npz: complex128 values"):
+        GalleryIndex.load(tmp_path / "idx")
+
+
+def test_index_without_a_spec_is_refused_when_a_model_asks_for_one(tmp_path):
+    spec = backbone_spec()
+    x, meta, _, _ = _clustered(n_per=5)
+    x = np.pad(x, ((0, 0), (0, spec.dim - x.shape[1])))
+    GalleryIndex.build(x, meta, spec).save(tmp_path / "idx")
+    info_path = tmp_path / "idx" / "index.json"
+    info = json.loads(info_path.read_text())
+    info.pop("spec")
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(IndexSpecError, match="index.json: records no backbone spec"):
+        GalleryIndex.load(tmp_path / "idx", spec=spec)
+    assert len(GalleryIndex.load(tmp_path / "idx")) == len(meta)  # no model asks: nothing to check
+
+
 def test_thumbnails_written_and_image_fallback(tmp_path):
     x, meta, _, _ = _clustered(n_per=3)
     rng = np.random.default_rng(1)
@@ -229,7 +281,15 @@ def test_known_non_paintings_sharpen_novelty(tmp_path):
     assert index.is_novel(queries).mean() >= plain.is_novel(queries).mean()
     assert index.is_novel(members).mean() <= 0.1
     row = index.novelty(queries[0])
-    assert row["novel"] and "architecture" in row.get("reason", "") or row["distance"] > row["threshold"]
+    assert row["novel"] and row["distance"] > row["threshold"] and row["reason"] == "far from every known painting"
+    # the references alone catch them too, and say what they look like: with the distance
+    # rule out of the way (no cosine distance exceeds 2), the reason must name architecture
+    by_references = GalleryIndex(index.vectors, index.metadata, index.projection, config=index.config,
+                                 calibration=dict(index.calibration, novelty_threshold=2.0),
+                                 negatives=index.negatives, negative_labels=index.negative_labels)
+    row = by_references.novelty(queries[0])
+    assert row["novel"] and "architecture" in row["reason"] and row["distance"] < row["threshold"]
+    assert by_references.is_novel(queries).mean() >= 0.9 and by_references.is_novel(members).mean() <= 0.1
     # negatives are never returned as similar works, and survive save/load
     assert all(h.artwork_id.startswith("t:") for h in index.search(queries[:3], 5)[0])
     index.save(tmp_path / "idx")
@@ -269,6 +329,26 @@ def test_image_paths_under_shared_data_are_portable(tmp_path, monkeypatch):
     assert loaded.metadata[1]["image"] == str(tmp_path / "elsewhere.jpg")
 
 
+def test_loading_looks_the_shared_data_folder_up_once_not_per_row(tmp_path, monkeypatch):
+    """It was looked up per metadata row: 8,697 look-ups, ~2 s of every `vasari predict`."""
+    import vasari.shared
+
+    data = tmp_path / "data"
+    (data / "set").mkdir(parents=True)
+    (data / "README.md").write_text("shared data")
+    monkeypatch.setenv("VASARI_DATA", str(data))
+    x, meta, _, _ = _clustered(n_per=5)
+    for i, row in enumerate(meta):
+        row["image"] = str(data / "set" / f"{i}.jpg")
+    GalleryIndex.build(x, meta, config=IndexConfig(thumbnails=False)).save(tmp_path / "idx")
+    calls = []
+    real = vasari.shared.shared_data_dir
+    monkeypatch.setattr(vasari.shared, "shared_data_dir", lambda: calls.append(1) or real())
+    loaded = GalleryIndex.load(tmp_path / "idx")
+    assert len(calls) == 1
+    assert [r["image"] for r in loaded.metadata] == [str(data / "set" / f"{i}.jpg") for i in range(len(meta))]
+
+
 def test_enrich_predictions_adds_similar_affinity_novelty_and_abstains():
     x, meta, centres, offset = _clustered(n_per=20)
     index = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=None))
@@ -290,6 +370,43 @@ def test_enrich_predictions_adds_similar_affinity_novelty_and_abstains():
     assert "similar" not in bad and "novelty" not in bad
     assert junk["novelty"]["novel"] is True and junk["verdict"] == {"type": "unknown"}
     json.dumps(preds)  # JSON-ready
+
+
+def test_batch_enrichment_equals_per_image_enrichment():
+    """enrich_predictions works on the whole batch at once; each picture must get what it
+    gets alone, and what the per-query API (similar, affinity, novelty) says about it."""
+    import copy
+
+    x, meta, centres, offset = _clustered(n_per=20)
+    rng = np.random.default_rng(4)
+    refs = offset + rng.normal(size=x.shape[1]) * 2.0 + rng.normal(size=(10, x.shape[1])) * 0.6
+    index = GalleryIndex.build(x, meta, config=IndexConfig(pca_dim=16), negatives=refs,
+                               negative_labels=["sculpture"] * len(refs))
+    queries = np.concatenate([offset + centres[rng.integers(0, len(ARTISTS), 10)] + rng.normal(size=(10, x.shape[1])) * 0.6,
+                              offset + rng.normal(size=(3, x.shape[1])) * 4.0, refs[:2] + 0.1])
+    preds = []
+    for i in range(len(queries)):
+        head = [{"label": ARTISTS[i % len(ARTISTS)], "score": 0.6}, {"label": "Somebody Else", "score": 0.3}]
+        preds.append({"image": f"{i}.jpg", "predictions": {"artist": head} if i % 2 else {},
+                      "verdict": {"type": "portrait"}})
+    batch = enrich_predictions(copy.deepcopy(preds), index, queries, k_similar=4, k_affinity=3)
+    assert any(b["novelty"]["novel"] for b in batch) and not all(b["novelty"]["novel"] for b in batch)
+    for pred, query, got in zip(preds, queries, batch):
+        alone = enrich_predictions([copy.deepcopy(pred)], index, query[None], k_similar=4, k_affinity=3)[0]
+        head = {r["label"]: r["score"] for r in pred["predictions"].get("artist", [])} or None
+        for other in (alone, {"similar": index.similar(query, 4), "affinity": index.affinity(query, head, k=3),
+                              "novelty": index.novelty(query)}):
+            assert [h["artwork_id"] for h in got["similar"]] == [h["artwork_id"] for h in other["similar"]]
+            assert [h["score"] for h in got["similar"]] == pytest.approx([h["score"] for h in other["similar"]], abs=2e-4)
+            assert [a["artist"] for a in got["affinity"]] == [a["artist"] for a in other["affinity"]]
+            assert [a["score"] for a in got["affinity"]] == pytest.approx([a["score"] for a in other["affinity"]], abs=2e-4)
+            assert ([[e["artwork_id"] for e in a["evidence"]] for a in got["affinity"]]
+                    == [[e["artwork_id"] for e in a["evidence"]] for a in other["affinity"]])
+            assert got["novelty"]["novel"] == other["novelty"]["novel"]
+            assert got["novelty"]["distance"] == pytest.approx(other["novelty"]["distance"], abs=2e-4)
+            assert got["novelty"].get("reason") == other["novelty"].get("reason")
+        assert got["verdict"] == alone["verdict"]
+        assert got["verdict"] == ({"type": "unknown"} if got["novelty"]["novel"] else {"type": "portrait"})
 
 
 def test_load_bundle_index(tmp_path):
@@ -412,8 +529,15 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     arts = read_catalog(f"kaggle:{gallery_folder}").artworks
     embedder = Embedder()
     x = embedder.embed_paths([a.image for a in arts], progress=False).features
-    labels = {"artist": [a.artist for a in arts]}
-    heads = train_heads(x, labels, None, x, labels, None)
+    # the artist head is fitted on four works per artist and calibrated (temperature,
+    # abstention threshold) on the other two, never on the works it was fitted on
+    number = [int(Path(a.image).stem.rsplit("_", 1)[1]) for a in arts]
+    train = np.array([n <= 4 for n in number])
+    artists = np.array([a.artist for a in arts])
+    assert train.sum() == 12 and set(artists[~train]) == set(artists[train])
+    heads = train_heads(x[train], {"artist": list(artists[train])}, None,
+                        x[~train], {"artist": list(artists[~train])}, None)
+    assert (heads.classifiers["artist"].info["train_rows"], heads.classifiers["artist"].info["val_rows"]) == (12, 6)
     index = GalleryIndex.build(x, arts, embedder.spec, IndexConfig(thumbnails=False))
     bundle = save_bundle(heads=heads, spec=embedder.spec, card={"name": "test"}, metrics={}, index=index,
                          out_dir=tmp_path / "bundle")
@@ -434,6 +558,17 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     res = CliRunner().invoke(app, ["similar", str(query), "--model", str(bundle), "-k", "2", "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["similar"][0]["artist"] == "Edward Hopper"
+
+
+def test_cli_names_an_unknown_catalog_kind(tmp_path):
+    from typer.testing import CliRunner
+
+    from vasari.cli import app
+
+    res = CliRunner().invoke(app, ["index", "build", f"bogus:{tmp_path}", "--out", str(tmp_path / "idx")])
+    assert res.exit_code == 2
+    assert "unknown catalog kind 'bogus'; kinds are wga, kaggle, folder, manifest, wikiart" in " ".join(res.output.split())
+    assert "no such file" not in res.output and not (tmp_path / "idx").exists()
 
 
 def test_cli_help_has_examples():

@@ -133,3 +133,81 @@ def test_bundle_trained_with_views_predicts_with_them(views, tmp_path):
     # a running backbone with other views is refused
     with pytest.raises(BundleError, match="views"):
         load_bundle(path, expected_spec=Embedder().spec)
+
+
+# ---------------------------------------------------------------------------- decisions
+# Hand-built heads on 2-d features whose answers are known in closed form: the "type" head
+# gives p(a) = 1 / (1 + exp(-2 x0)) (0.881 at x0 = 1, 0.550 at x0 = 0.1), the novelty
+# detector scores (x0^2 + x1^2) / 2 against a threshold of 4, and the gallery index holds
+# two works pointing along +x0 and calls anything more than 0.1 cosine distance away novel.
+
+
+def _hand_predictor(threshold: float = 0.7, index: bool = False) -> Predictor:
+    import numpy as np
+
+    from vasari.bundle import Bundle
+    from vasari.index import GalleryIndex, Projection
+    from vasari.train import Heads, LinearHead, NoveltyDetector, Transform
+
+    head = LinearHead("type", ["a", "b"], np.array([[1, 0], [-1, 0]], np.float32), np.zeros(2, np.float32),
+                      temperature=1.0, threshold=threshold)
+    novelty = NoveltyDetector(np.array([[1, 0]], np.float32), np.ones(1, np.float32), 1.0, threshold=4.0)
+    heads = Heads(Transform(np.zeros(2, np.float32), np.ones(2, np.float32)), {"type": head}, novelty=novelty)
+    gallery = None
+    if index:
+        angle = np.deg2rad(10)
+        vectors = np.array([[1, 0], [np.cos(angle), np.sin(angle)]], np.float32)
+        gallery = GalleryIndex(vectors, [{"artwork_id": "g:0"}, {"artwork_id": "g:1"}],
+                               Projection(np.zeros(2, np.float32), np.ones(2, np.float32)),
+                               calibration={"novelty_threshold": 0.1})
+    return Predictor(Bundle(heads, spec=None), index=gallery)
+
+
+def test_verdict_abstains_below_the_task_threshold_and_names_the_label_above():
+    import numpy as np
+
+    predictor = _hand_predictor(threshold=0.7)
+    confident, unsure, other = predictor.predict_features(np.array([[1, 0], [0.1, 0], [-1, 0]]), top_k=2)
+    assert confident["predictions"]["type"][0] == {"label": "a", "score": pytest.approx(0.8808, abs=1e-4)}
+    assert confident["verdict"] == {"type": "a"}
+    assert unsure["predictions"]["type"][0] == {"label": "a", "score": pytest.approx(0.5498, abs=1e-4)}
+    assert unsure["verdict"] == {"type": "unknown"}  # 0.55 < 0.7
+    assert other["verdict"] == {"type": "b"}
+    assert not any(o["novelty"]["novel"] for o in (confident, unsure, other))
+    # the same input on either side of the threshold: the verdict follows the bundle's threshold
+    assert _hand_predictor(threshold=0.5).predict_features(np.array([[0.1, 0]]), top_k=1)[0]["verdict"] == {"type": "a"}
+    assert _hand_predictor(threshold=0.9).predict_features(np.array([[1, 0]]), top_k=1)[0]["verdict"] == {"type": "unknown"}
+
+
+def test_either_novelty_detector_makes_a_picture_novel():
+    import numpy as np
+
+    predictor = _hand_predictor(threshold=0.7, index=True)
+    # typical: near the gallery (distance 0) and heads' score 0.5 < 4
+    # heads only: along the gallery (distance 0) but heads' score 12.5 > 4
+    # index only: opposite the gallery (distance 1 + cos 10° > 0.1) but heads' score 0.5 < 4
+    typical, heads_only, index_only = predictor.predict_features(np.array([[1, 0], [5, 0], [-1, 0]]), top_k=1)
+    assert typical["verdict"] == {"type": "a"} and typical["novelty"]["novel"] is False
+    assert heads_only["novelty"]["novel"] is True
+    assert heads_only["novelty"]["reason"] == "unlike the paintings the model was trained on"
+    assert heads_only["novelty"]["score"] == pytest.approx(12.5) and heads_only["verdict"] == {"type": "unknown"}
+    assert index_only["novelty"]["novel"] is True
+    assert index_only["novelty"]["reason"] == "far from every known painting"
+    assert index_only["novelty"]["distance"] == pytest.approx(1 + np.cos(np.deg2rad(10)), abs=1e-3)  # nearest: g:1
+    assert index_only["predictions"]["type"][0]["label"] == "b" and index_only["verdict"] == {"type": "unknown"}
+    assert [h["artwork_id"] for h in typical["similar"]] == ["g:0", "g:1"]
+
+
+def test_a_broken_index_is_a_bundle_error_naming_its_file_once(tmp_path):
+    import shutil
+
+    path, _ = learn_bundle()
+    bundle = tmp_path / "bundle"
+    shutil.copytree(path, bundle)
+    (bundle / "index").mkdir()
+    (bundle / "index" / "index.json").write_text('{"format": 99}')
+    with pytest.raises(BundleError) as caught:
+        Predictor.load(bundle, lazy=True)
+    message = str(caught.value)
+    assert message.startswith(f"{bundle / 'index' / 'index.json'}: index format 99")
+    assert message.count(str(bundle / "index")) == 1

@@ -536,7 +536,7 @@ def _torch_onnx_export(module: "torch.nn.Module", dummy: "torch.Tensor", path: P
 
 
 def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Module | None" = None,
-                opset: int = 17) -> Path:
+                opset: int = 17, replace: bool = False) -> Path:
     """Export the inference graph to ONNX once; later calls return the cached file.
 
     Input ``images``: ``(batch, size, size, 3)`` uint8 RGB crops (``Preprocess.to_uint8``),
@@ -544,11 +544,12 @@ def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Mod
 
     Written to a temporary name beside ``path`` (``fileio.temp_path``) and renamed, so
     concurrent or interrupted exports never leave a half-written model. The spec is stored in the model metadata (``vasari_spec``).
+    ``replace=True`` exports again over an existing file (one that onnxruntime cannot load).
     """
     import torch
 
     path = Path(path) if path is not None else onnx_path(spec)
-    if path.is_file() and path.stat().st_size > 0:
+    if not replace and path.is_file() and path.stat().st_size > 0:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     module = inference_module(spec, net)

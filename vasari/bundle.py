@@ -184,7 +184,9 @@ def read_bundle_json(path: str | Path) -> dict[str, Any]:
     if not isinstance(desc, dict) or "format_version" not in desc:
         raise BundleError(f"{root / BUNDLE_FILE}: no format_version (not a Vasari bundle)")
     version = desc["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BundleError(f"{root / BUNDLE_FILE}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
         raise BundleError(
             f"{root}: bundle format version {version} is newer than this Vasari ({__version__}) understands "
             f"(<= {FORMAT_VERSION}); upgrade vasari-art"

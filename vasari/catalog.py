@@ -1014,11 +1014,15 @@ def _peek_header(path: Path) -> tuple[list[str], str]:
     return next(csv.reader([first], delimiter=_sniff_delimiter(first))), first
 
 
+#: "kind:" at the start of a catalog spec (not a Windows drive: "C:\\...")
+_KIND_PREFIX = re.compile(r"^([a-z_]+):(?!\\)(.*)$")
+
+
 def parse_spec(spec: str | Path) -> tuple[str | None, str, dict[str, object]]:
     """ "kind:path?opt=val&opt2=val" -> (kind or None, path, options)."""
     text = str(spec)
     kind = None
-    m = re.match(r"^([a-z_]+):(?!\\)(.*)$", text)
+    m = _KIND_PREFIX.match(text)
     if m and m.group(1) in READERS:
         kind, text = m.group(1), m.group(2)
     options: dict[str, object] = {}
@@ -1037,6 +1041,9 @@ def read_catalog(spec: str | Path, kind: str | None = None, **options) -> Catalo
     spec_kind, path_text, spec_options = parse_spec(spec)
     kind = kind or spec_kind
     path = Path(path_text).expanduser()
+    prefix = _KIND_PREFIX.match(path_text)
+    if kind is None and prefix and not path.exists():  # "bogus:x" is a misspelt kind, not a file name
+        raise CatalogError(prefix.group(2), f"unknown catalog kind {prefix.group(1)!r}; kinds are {', '.join(READERS)}")
     if not path.exists():
         raise CatalogError(path, "no such file or folder")
     if kind is None:

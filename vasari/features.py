@@ -186,6 +186,8 @@ class EmbedResult:
     features: np.ndarray
     errors: dict[int, str] = field(default_factory=dict)
     spec: BackboneSpec | None = None
+    #: per failed picture, the ``ImageError`` code ("unreadable" for anything else)
+    codes: dict[int, str] = field(default_factory=dict)
     n_cached: int = 0
     n_computed: int = 0
     seconds: float = 0.0
@@ -262,9 +264,20 @@ class Embedder:
         return self._onnx_engine(device)
 
     def _onnx_engine(self, device: str | None) -> OnnxEngine:
+        """The cached ONNX export (made on first use). A cached file onnxruntime cannot load
+        (truncated, damaged) is exported again in place: otherwise "auto" would quietly fall
+        back to torch for good (slower, twice the memory)."""
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+
         path = onnx_path(self.spec, self._cache_dir)
         if not path.is_file():
-            path = export_onnx(self.spec, path)
+            return OnnxEngine(export_onnx(self.spec, path), threads=self.threads, device=device, **self._engine_options)
+        try:
+            return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
+        except (InvalidProtobuf, InvalidGraph, Fail) as exc:
+            warnings.warn(f"{path}: cached ONNX export cannot be loaded ({exc}); exporting it again",
+                          CacheWarning, stacklevel=4)
+        path = export_onnx(self.spec, path, replace=True)
         return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
 
     def _torch_engine(self, device: str | None) -> TorchEngine:
@@ -358,6 +371,7 @@ class Embedder:
         n = len(paths)
         features = np.full((n, self.dim), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
+        codes: dict[int, str] = {}
         workers = workers or max(2, _cpu_count())
         n_cached = 0
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vasari-decode")
@@ -369,7 +383,7 @@ class Embedder:
                 keys = list(pool.map(_safe_content_key, paths))
                 for i, key in enumerate(keys):
                     if key.startswith("!"):
-                        errors[i] = key[1:]
+                        codes[i], errors[i] = "unreadable", key[1:]
                     else:
                         groups.setdefault(key, []).append(i)
                 hits = cache.get_many(list(groups))
@@ -382,17 +396,18 @@ class Embedder:
                 todo = [(None, [i]) for i in range(n)]
 
             with _progress(progress, total=len(todo), cached=n_cached) as advance:
-                n_done = self._run_pipeline(todo, paths, features, errors, cache, pool, batch_size, prefetch, advance)
+                n_done = self._run_pipeline(todo, paths, features, errors, codes, cache, pool, batch_size, prefetch,
+                                            advance)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
             if cache is not None:
                 cache.flush()
         return EmbedResult(
-            features=features, errors=dict(sorted(errors.items())), spec=self.spec,
+            features=features, errors=dict(sorted(errors.items())), spec=self.spec, codes=codes,
             n_cached=n_cached, n_computed=n_done, seconds=time.perf_counter() - start_time,
         )
 
-    def _run_pipeline(self, todo, paths, features, errors, cache, pool, batch_size, prefetch, advance) -> int:
+    def _run_pipeline(self, todo, paths, features, errors, codes, cache, pool, batch_size, prefetch, advance) -> int:
         window = max(batch_size, batch_size * (prefetch + 1))
         pending: deque[tuple[str | None, list[int], Future]] = deque()
         it: Iterator[tuple[str | None, list[int]]] = iter(todo)
@@ -414,7 +429,7 @@ class Embedder:
                 arr, err = fut.result()
                 if err is not None:
                     for i in idx:
-                        errors[i] = err
+                        codes[i], errors[i] = err
                     advance(1)
                     continue
                 batch.append(arr)
@@ -432,13 +447,14 @@ class Embedder:
             advance(len(batch))
         return n_done
 
-    def _load_safe(self, path: str) -> tuple[np.ndarray | None, str | None]:
+    def _load_safe(self, path: str) -> tuple[np.ndarray | None, tuple[str, str] | None]:
+        """(views, None), or (None, (error code, message naming the file))."""
         try:
             return self.load(path), None
         except ImageError as exc:
-            return None, f"{exc} [{exc.code}]"
+            return None, (exc.code, f"{exc} [{exc.code}]")
         except Exception as exc:  # never abort a run for one picture
-            return None, f"{path}: {type(exc).__name__}: {exc}"
+            return None, ("unreadable", f"{path}: {type(exc).__name__}: {exc}")
 
 
 def multicrops(img: Image.Image, side: int, size: int) -> np.ndarray:
@@ -555,6 +571,11 @@ class CacheMismatchError(RuntimeError):
     """The cache directory holds embeddings of another backbone, feature or preprocessing."""
 
 
+class CacheLocationError(CacheMismatchError):
+    """The cache path cannot be a cache directory (it is a file, or cannot be created);
+    a ``CacheMismatchError`` so that every caller reporting a wrong cache reports this too."""
+
+
 class CacheCorruptError(RuntimeError):
     """A cache chunk is unreadable or does not match its checksum (``on_corrupt="error"``)."""
 
@@ -611,7 +632,13 @@ class EmbeddingCache:
 
     # -- opening
     def _open(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise CacheLocationError(f"{self.dir}: is a file, not an embedding cache directory; "
+                                     "pass a folder (--cache DIR) or --no-cache")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheLocationError(f"{self.dir}: cannot create the embedding cache directory ({exc.strerror})") from exc
         manifest = self.dir / "cache.json"
         if manifest.is_file():
             try:

@@ -135,6 +135,11 @@ def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _clamped(score: float) -> float:
+    """A cosine similarity as a float in [-1, 1] (float16 storage can overshoot 1 by 1e-4)."""
+    return float(min(1.0, max(-1.0, float(score))))
+
+
 def _faiss():
     try:
         import faiss  # type: ignore[import-not-found]
@@ -202,7 +207,8 @@ class Projection:
     @classmethod
     def from_file(cls, path: Path) -> "Projection":
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["mean"], z["scale"], z["components"] if "components" in z.files else None)
+            arrays = {name: _float_array(path, z[name]) for name in z.files}
+        return cls(arrays["mean"], arrays["scale"], arrays.get("components"))
 
 
 def _meta_row(art: "Artwork | dict[str, Any]") -> dict[str, Any]:
@@ -238,15 +244,20 @@ def _portable_image(path: str | None) -> str | None:
     return path
 
 
-def _local_image(path: str | None) -> str | None:
-    """Inverse of ``_portable_image`` on this machine (unchanged when no shared data is here)."""
-    if not path or not path.startswith(SHARED_PREFIX):
-        return path
+def _local_images(paths: Iterable[str | None]) -> list[str | None]:
+    """Inverse of ``_portable_image`` on this machine (unchanged when no shared data is here).
+
+    Takes every row at once: the shared data folder is looked up once per index, not once
+    per row (8,697 look-ups cost about 2 s of every `vasari predict` start-up)."""
+    paths = list(paths)
+    if not any(p and p.startswith(SHARED_PREFIX) for p in paths):
+        return paths
     from vasari.shared import shared_data_dir
 
     data = shared_data_dir()
-    rel = path[len(SHARED_PREFIX):]
-    return str(data / rel) if data is not None else path
+    if data is None:
+        return paths
+    return [str(data / p[len(SHARED_PREFIX):]) if p and p.startswith(SHARED_PREFIX) else p for p in paths]
 
 
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:
@@ -262,6 +273,63 @@ def _thumbnail_bytes(path: str, size: int) -> bytes | None:
     bio = io.BytesIO()
     img.save(bio, format="JPEG", quality=82, optimize=True)
     return bio.getvalue()
+
+
+def _float_array(path: Path, arr: np.ndarray) -> np.ndarray:
+    """``arr`` when it holds real floats; a complex or integer array in an index file is
+    corruption (numpy would silently drop the imaginary part when casting)."""
+    if arr.dtype.kind != "f":
+        raise GalleryIndexError(f"{path}: {arr.dtype} values, expected float16 or float32")
+    return arr
+
+
+def _read_info(path: Path, spec: "BackboneSpec | None") -> tuple[dict[str, Any], "BackboneSpec | None"]:
+    """index.json of an index folder and its backbone spec, checked against ``spec``."""
+    from vasari.backbones import BackboneSpec
+
+    info_path = path / INDEX_FILE
+    if not info_path.is_file():
+        raise GalleryIndexError(f"{path}: not a Vasari index (no {INDEX_FILE})")
+    try:
+        info = json.loads(info_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise GalleryIndexError(f"{info_path}: unreadable index description ({exc})") from exc
+    if not isinstance(info, dict) or info.get("format") != INDEX_FORMAT:
+        found = info.get("format") if isinstance(info, dict) else info
+        raise GalleryIndexError(f"{info_path}: index format {found!r}, this Vasari reads {INDEX_FORMAT}")
+    if spec is not None and not info.get("spec"):
+        raise IndexSpecError(f"{info_path}: records no backbone spec, so it cannot be checked against "
+                             f"{spec.key()}; rebuild it with `vasari index build`")
+    try:
+        stored = BackboneSpec.from_dict(info["spec"]) if info.get("spec") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise GalleryIndexError(f"{info_path}: bad backbone spec ({exc})") from exc
+    if spec is not None and stored is not None and stored.key() != spec.key():
+        raise IndexSpecError(
+            f"{path}: index built with backbone {stored.key()}, but the model uses {spec.key()}; "
+            "rebuild it with `vasari index build`"
+        )
+    return info, stored
+
+
+def _read_metadata(meta_path: Path) -> list[dict[str, Any]]:
+    """metadata.csv rows; refused without its header row or with a row lacking an artwork_id
+    (a headerless file would otherwise turn its first work into column names)."""
+    try:
+        with open(meta_path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or reader.fieldnames[0] != "artwork_id":
+                raise GalleryIndexError(
+                    f"{meta_path}: no header row (the first line must be {','.join(META_FIELDS)})")
+            rows = [_meta_row(r) for r in reader]
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise GalleryIndexError(f"{meta_path}: unreadable metadata ({exc})") from exc
+    for number, r in enumerate(rows, start=2):
+        if not r.get("artwork_id"):
+            raise GalleryIndexError(f"{meta_path}: line {number} has no artwork_id")
+    for r, image in zip(rows, _local_images(r.get("image") for r in rows)):
+        r["image"] = image
+    return rows
 
 
 # ----------------------------------------------------------------------------- the index
@@ -443,43 +511,22 @@ class GalleryIndex:
 
     @classmethod
     def load(cls, path: str | Path, spec: "BackboneSpec | None" = None) -> "GalleryIndex":
-        """Open an index folder; with ``spec``, refuse one built with another backbone spec."""
-        from vasari.backbones import BackboneSpec
-
+        """Open an index folder; with ``spec``, refuse one built with another backbone spec
+        (or one whose index.json records no spec, which could not be checked)."""
         path = Path(path)
-        info_path = path / INDEX_FILE
-        if not info_path.is_file():
-            raise GalleryIndexError(f"{path}: not a Vasari index (no {INDEX_FILE})")
+        info, stored = _read_info(path, spec)
         try:
-            info = json.loads(info_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise GalleryIndexError(f"{info_path}: unreadable index description ({exc})") from exc
-        if info.get("format") != INDEX_FORMAT:
-            raise GalleryIndexError(f"{info_path}: index format {info.get('format')!r}, this Vasari reads {INDEX_FORMAT}")
-        stored = BackboneSpec.from_dict(info["spec"]) if info.get("spec") else None
-        if spec is not None and stored is not None and stored.key() != spec.key():
-            raise IndexSpecError(
-                f"{path}: index built with backbone {stored.key()}, but the model uses {spec.key()}; "
-                "rebuild it with `vasari index build`"
-            )
-        try:
-            vectors = np.load(path / "vectors.npy", allow_pickle=False, mmap_mode=None)
+            vectors = _float_array(path / "vectors.npy", np.load(path / "vectors.npy", allow_pickle=False))
             projection = Projection.from_file(path / "projection.npz")
-            explained = np.load(path / "explained.npy", allow_pickle=False) if (path / "explained.npy").is_file() else None
+            explained = (_float_array(path / "explained.npy", np.load(path / "explained.npy", allow_pickle=False))
+                         if (path / "explained.npy").is_file() else None)
             negatives = neg_labels = None
             if (path / "negatives.npy").is_file():
-                negatives = np.load(path / "negatives.npy", allow_pickle=False)
+                negatives = _float_array(path / "negatives.npy", np.load(path / "negatives.npy", allow_pickle=False))
                 neg_labels = json.loads((path / "negatives.json").read_text())
         except (OSError, ValueError) as exc:
             raise GalleryIndexError(f"{path}: cannot read vectors/projection ({exc})") from exc
-        meta_path = path / "metadata.csv"
-        try:
-            with open(meta_path, newline="", encoding="utf-8") as fh:
-                rows = [_meta_row(r) for r in csv.DictReader(fh)]
-            for r in rows:
-                r["image"] = _local_image(r.get("image"))
-        except (OSError, csv.Error, UnicodeDecodeError) as exc:
-            raise GalleryIndexError(f"{meta_path}: unreadable metadata ({exc})") from exc
+        rows = _read_metadata(path / "metadata.csv")
         if len(rows) != len(vectors) or len(vectors) != info.get("count"):
             raise GalleryIndexError(
                 f"{path}: {len(vectors)} vectors, {len(rows)} metadata rows, index.json says {info.get('count')}")
@@ -562,10 +609,21 @@ class GalleryIndex:
 
     def hit(self, row: int, score: float) -> Hit:
         r = self.metadata[row]
-        score = float(min(1.0, max(-1.0, float(score))))  # float16 storage can overshoot 1 by 1e-4
-        return Hit(row=int(row), score=score, artwork_id=r["artwork_id"], title=r.get("title"),
+        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=r.get("title"),
                    artist=r.get("artist"), year=r.get("year"), school=r.get("school"), type=r.get("type"),
                    source=r.get("source"), image=r.get("image"), thumbnail=self.thumbnail(row))
+
+    def _hit_dict(self, row: int, score: float, memo: dict, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """``hit(row, score).to_dict()`` (its ``fields`` only, when given), built once per row
+        for a whole batch in ``memo``: only the score differs between queries, and building
+        a hit looks its thumbnail up on disk."""
+        key = (int(row), fields)
+        if key not in memo:
+            full = self.hit(row, 0.0).to_dict()
+            memo[key] = full if fields is None else {k: v for k, v in full.items() if k in fields}
+        out = dict(memo[key])
+        out["score"] = round(_clamped(score), 4)
+        return out
 
     def thumbnail(self, row: int) -> str | None:
         """A local picture for a gallery row: its thumbnail, else its image when present."""
@@ -633,39 +691,54 @@ class GalleryIndex:
         if not self.artists:
             return []
         sims = self.similarities(q, projected=True)
-        return self._affinity_from_sims(sims[0], artist_probs, k, evidence)
+        return self._affinity_many(sims, [artist_probs], k, evidence)[0]
 
-    def _affinity_from_sims(self, sims: np.ndarray, artist_probs: dict[str, float] | None, k: int,
-                            evidence: int) -> list[dict[str, Any]]:
-        scores = self._artist_scores(sims[None])[0]
+    def _affinity_probabilities(self, scores: np.ndarray, artist_probs: Sequence[dict[str, float] | None]) -> np.ndarray:
+        """(n, A) artist probabilities: the softmax of each query's similarity scores, pooled
+        log-linearly with that query's artist-head probabilities when it has any."""
         temperature = float(self.calibration.get("temperature", 0.05))
-        p = _softmax(scores / temperature)
-        names = list(self.artists)
-        if artist_probs:
+        similarity_p = _softmax(scores / temperature, axis=1)
+        p = similarity_p.astype(np.float64)
+        column = {a: j for j, a in enumerate(self.artists)}
+        head = np.zeros(p.shape, np.float64)
+        for i, probs in enumerate(artist_probs):
+            for label, value in (probs or {}).items():
+                if label in column:
+                    head[i, column[label]] = value
+        covered = head.sum(axis=1, keepdims=True)
+        pooled = covered[:, 0] > 0
+        if pooled.any():
             w = float(self.config.head_weight)
-            head = np.array([artist_probs.get(a, 0.0) for a in names], np.float64)
-            covered = float(head.sum())
-            if covered > 0:
-                # artists the head does not know keep their similarity probability's share
-                eps = 1e-4
-                head = np.where(head > 0, head, eps * covered)
-                logp = (1 - w) * np.log(p + 1e-12) + w * np.log(head)
-                p = _softmax(logp)
-        order = np.argsort(-p)[:k]
+            # artists the head does not know keep their similarity probability's share
+            eps = 1e-4
+            known = np.where(head[pooled] > 0, head[pooled], eps * covered[pooled])
+            p[pooled] = _softmax((1 - w) * np.log(similarity_p[pooled] + 1e-12) + w * np.log(known), axis=1)
+        return p
+
+    def _affinity_many(self, sims: np.ndarray, artist_probs: Sequence[dict[str, float] | None], k: int,
+                       evidence: int, memo: dict | None = None) -> list[list[dict[str, Any]]]:
+        """Affinity lists for a batch of queries from their similarities ``(n, N)``: one matrix
+        pass for all (per-query loops cost ~5 ms a picture with a 100-artist gallery)."""
+        scores = self._artist_scores(sims)
+        p = self._affinity_probabilities(scores, artist_probs)
+        order = np.argsort(-p, axis=1)[:, :k]
+        names = self.artists
         assert self._artist_rows is not None
+        keep = ("artwork_id", "title", "year", "score", "thumbnail")
+        memo = {} if memo is None else memo
         out = []
-        for j in order:
-            rows = self._artist_rows[j]
-            best = rows[np.argsort(-sims[rows])[:evidence]]
-            out.append({
-                "artist": names[j],
-                "score": math.floor(float(p[j]) * 1e4) / 1e4,  # rounded down: the scores sum to <= 1
-                "similarity": round(float(scores[j]), 4),
-                "evidence": [
-                    {k_: v for k_, v in self.hit(r, sims[r]).to_dict().items() if k_ in ("artwork_id", "title", "year", "score", "thumbnail")}
-                    for r in best
-                ],
-            })
+        for i in range(len(sims)):
+            entries = []
+            for j in order[i]:
+                rows = self._artist_rows[j]
+                best = rows[np.argsort(-sims[i, rows])[:evidence]]
+                entries.append({
+                    "artist": names[j],
+                    "score": math.floor(float(p[i, j]) * 1e4) / 1e4,  # rounded down: the scores sum to <= 1
+                    "similarity": round(float(scores[i, j]), 4),
+                    "evidence": [self._hit_dict(r, sims[i, r], memo, keep) for r in best],
+                })
+            out.append(entries)
         return out
 
     # -- novelty -----------------------------------------------------------------------
@@ -864,19 +937,35 @@ def enrich_predictions(
         return predictions
     q, frac = index.transform(x[live])
     sims = index.similarities(q, projected=True)
+    memo: dict = {}
+    top = _top_rows(sims, min(k_similar, len(index)))
+    affinity = None
+    if index.artists:
+        heads = [_head_artist_probs(predictions[i]) for i in live]
+        affinity = index._affinity_many(sims, heads, k_affinity, evidence, memo)
+    novelty = index._novelty_rows(sims.max(axis=1), frac, q)
     for j, i in enumerate(live):
         pred = predictions[i]
-        row = sims[j]
-        k = min(k_similar, len(index))
-        top = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, int)
-        top = top[np.argsort(-row[top], kind="stable")]
-        pred["similar"] = [index.hit(r, row[r]).to_dict() for r in top]
-        if index.artists:
-            head_rows = (pred.get("predictions") or {}).get("artist") or []
-            head = {r["label"]: float(r["score"]) for r in head_rows if r.get("label") not in (None, "unknown")}
-            pred["affinity"] = index._affinity_from_sims(row, head or None, k_affinity, evidence)
-        pred["novelty"] = index._novelty_rows(np.array([row.max()]), frac[j:j + 1], q[j:j + 1])[0]
-        novel = pred["novelty"]["novel"]
-        if novel and abstain_on_novelty and isinstance(pred.get("verdict"), dict):
+        pred["similar"] = [index._hit_dict(r, sims[j, r], memo) for r in top[j]]
+        if affinity is not None:
+            pred["affinity"] = affinity[j]
+        pred["novelty"] = novelty[j]
+        if novelty[j]["novel"] and abstain_on_novelty and isinstance(pred.get("verdict"), dict):
             pred["verdict"] = {task: "unknown" for task in pred["verdict"]}
     return predictions
+
+
+def _top_rows(sims: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) gallery rows of the ``k`` highest similarities per query, best first."""
+    if k == 0:
+        return np.zeros((len(sims), 0), np.int64)
+    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
+
+
+def _head_artist_probs(prediction: dict[str, Any]) -> dict[str, float] | None:
+    """The artist head's scores in a prediction object (label -> p), None without any."""
+    rows = (prediction.get("predictions") or {}).get("artist") or []
+    head = {r["label"]: float(r["score"]) for r in rows if r.get("label") not in (None, "unknown")}
+    return head or None

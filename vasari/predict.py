@@ -70,8 +70,8 @@ class Predictor:
 
             try:
                 index = load_bundle_index(path, spec=bundle.spec)
-            except GalleryIndexError as exc:
-                raise BundleError(f"{path / 'index'}: {exc}") from exc
+            except GalleryIndexError as exc:  # its message names the index file already
+                raise BundleError(str(exc)) from exc
         predictor = cls(bundle, None, index, crop)
         predictor._engine_options = {"engine": engine, "device": device}
         if not lazy:
@@ -109,8 +109,8 @@ class Predictor:
         heads = self.heads
         proba = heads.predict_proba(X)
         year = heads.predict_year(X)
-        novel = heads.novelty.is_novel(heads.transform(X)) if heads.novelty is not None else np.zeros(len(X), bool)
-        scores = heads.novelty_score(X) if heads.novelty is not None else None
+        scores = heads.novelty_score(X)  # once: it is is_novel's score (a (n, D) product)
+        novel = scores > heads.novelty.threshold if scores is not None else np.zeros(len(X), bool)
         out = []
         for i in range(len(X)):
             preds: dict[str, list[dict[str, Any]]] = {}
@@ -164,9 +164,27 @@ class Predictor:
         return out
 
     def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict]:
-        """Prediction objects for image files, in order; unreadable files give error objects."""
+        """Prediction objects for image files, in order; unreadable files give error objects.
+
+        Without ``crop`` the files go through the embedder's own pipeline (decoding in
+        threads, overlapped with the network: the speed of `vasari embed`)."""
         top_k = self._check_top_k(top_k)
         names = [str(p) for p in paths]
+        if self.crop:
+            return self._predict_cropped_paths(names, top_k)
+        result = self.embedder.embed_paths(names, progress=False)
+        good = [i for i in range(len(names)) if i not in result.errors]
+        out: list[dict] = [{"image": name, "error": {"code": result.codes.get(i, "unreadable"), "message": result.errors[i]}}
+                           if i in result.errors else {} for i, name in enumerate(names)]
+        for start in range(0, len(good), 256):  # bounded (n, gallery) similarity matrices
+            chunk = good[start:start + 256]
+            preds = self.predict_features(result.features[chunk], top_k, [names[i] for i in chunk])
+            for i, obj in zip(chunk, preds):
+                out[i] = obj
+        return out
+
+    def _predict_cropped_paths(self, names: list[str], top_k: int) -> list[dict]:
+        """predict_paths with ``crop``: each picture is decoded, cropped, then embedded."""
         out: list[dict | None] = [None] * len(names)
         good, images = [], []
         for i, name in enumerate(names):
