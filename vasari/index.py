@@ -246,7 +246,10 @@ def _local_image(path: str | None) -> str | None:
 
     data = shared_data_dir()
     rel = path[len(SHARED_PREFIX):]
-    return str(data / rel) if data is not None else path
+    if data is None:
+        return path
+    # a tampered row ("shared-data:../../etc/passwd") must not leave the data folder
+    return str(data / rel) if (data / rel).resolve().is_relative_to(data) else None
 
 
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:
