@@ -532,6 +532,8 @@ def guarded_protocol(config: ServiceConfig) -> type:
             self.transport.close()
 
     def _between_requests(connection) -> bool:
+        if connection.transport is None or connection.transport.is_closing():
+            return False  # already on its way out (closed earlier in this burst of accepts)
         cycle = getattr(connection, "cycle", False)
         return cycle is None or bool(getattr(cycle, "response_complete", False))
 
