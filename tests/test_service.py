@@ -313,8 +313,8 @@ def held_batch(predictor, requests: list[dict], config: ServiceConfig = ServiceC
         futures = [pool.submit(c.post, "/api/v1/predict", **kw) for kw in requests]
         wait_until(lambda: batcher.pending_images == 1 + len(requests), "every request is queued")
         gated.gate.set()
-        assert held.result().status_code == 200
-        return [f.result() for f in futures], gated.calls, app
+        assert held.result(timeout=120).status_code == 200
+        return [f.result(timeout=120) for f in futures], gated.calls, app
 
 
 def test_waiting_requests_share_one_forward_pass(predictor):
@@ -391,7 +391,7 @@ def test_overload_is_shed_early_with_retry_after(predictor, jpeg):
         admitted = pool.submit(c.post, "/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"})
         wait_until(lambda: batcher.pending_images == 2, "the admitted request is queued")
         gated.gate.set()
-        assert held.result().status_code == 200 and admitted.result().status_code == 200
+        assert held.result(timeout=120).status_code == 200 and admitted.result(timeout=120).status_code == 200
     assert gated.calls == [1, 1]
 
 
@@ -578,7 +578,7 @@ def test_still_predicts_after_all_bad_inputs(client, info, jpeg):
 def test_format_sniffed_not_extension(client, fmt):
     """The same bytes under an honest and a lying name / content type (multipart and raw
     body) give the same prediction: images are read by content."""
-    data = encode(sample((300, 300), seed=7), fmt)
+    data = encode(sample((1024, 768), seed=7), fmt)  # big enough for a reduced JPEG decode
     honest, liar = (("x.png", "image/png"), ("x.jpg", "image/jpeg"))[:: 1 if fmt == "PNG" else -1]
     answers = [
         client.post("/api/v1/predict", files={"file": (honest[0], data, honest[1])}),
@@ -879,7 +879,7 @@ def test_work_of_a_client_that_left_is_dropped(predictor, jpeg):
             wait_until(lambda: app.state.batcher.pending_images == 2, "the leaving client's picture is queued")
         wait_until(lambda: any("left before the answer" in line for line in logs.lines()), "the departure is noticed", 10)
         gated.gate.set()
-        assert stays.result().status_code == 200
+        assert stays.result(timeout=120).status_code == 200
         wait_until(lambda: app.state.batcher.dropped == 1, "the queued job is dropped", 10)
         assert gated.calls == [1] and app.state.batcher.pending_images == 0
 
