@@ -303,15 +303,16 @@ class MicroBatcher:
             self._queue.put(job)
         return job.future
 
-    def expected_wait(self, images: int = 1) -> float:
-        """Seconds until ``images`` more would be computed: the images already waiting or
-        being computed (plus those still decoding) at the measured seconds per image."""
+    def expected_wait(self) -> float:
+        """Seconds a new request would wait before its batch starts: the images already
+        waiting or being computed (and requests still decoding) at the measured seconds per
+        image. 0 when nothing is ahead, so an idle server never sheds."""
         with self._lock:
             ahead = self.pending_images + self._incoming
             per_image = self.seconds_per_image
         if per_image is None:
             return 0.0
-        return (ahead + images) * per_image / self.workers
+        return ahead * per_image / self.workers
 
     def _record(self, images: int, seconds: float) -> None:
         """Count a computed batch and update the seconds-per-image average."""
@@ -776,6 +777,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
                 probe = Image.new("RGB", (320, 320), (128, 110, 90))
                 await asyncio.wrap_future(batcher.submit([probe], 1))
+                batcher.seconds_per_image = None  # the first batch pays for lazy set-up: not typical
             state["ready"] = True
             log.info("model ready")
         except Exception as exc:  # noqa: BLE001 - reported by /readyz
@@ -902,11 +904,11 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             raise ServiceError(IMAGE_ERROR_STATUS.get(code, 422), code, message) from exc
         return image
 
-    def _admit(images: int = 1) -> None:
+    def _admit() -> None:
         """Shed the request now (503) when the queue ahead would outlast ``shed_wait_s``."""
         if config.shed_wait_s is None:
             return
-        wait = batcher.expected_wait(images)
+        wait = batcher.expected_wait()
         if wait > config.shed_wait_s:
             retry = max(1, math.ceil(wait))
             raise ServiceError(
