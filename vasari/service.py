@@ -13,9 +13,12 @@
   the model card; every asset is served from ``vasari/web`` (nothing from a CDN).
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with a precise status: 400 bad
-parameters or request shape, 405 wrong method, 413 body too large (checked on
-Content-Length before reading, and again while streaming), 415 not an image, 422 corrupt
-or truncated image or decompression bomb, 503 not ready. No input takes the server down.
+parameters or request shape (malformed HTTP included), 405 wrong method, 408 upload stalled,
+413 body too large (checked on Content-Length before reading, and again while streaming),
+415 not an image, 422 corrupt or truncated image or decompression bomb, 503 not ready or
+overloaded (with Retry-After). No input takes the server down: ``uvicorn_config`` serves
+with header and body timeouts, a connection cap and a graceful-shutdown period, and the
+work of clients that left is dropped before it is computed.
 
 Inference never runs on the event loop: images are decoded in the thread pool and handed to
 a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
