@@ -10,6 +10,8 @@ table and writes ``benchmarks/results/load.json``.
     python benchmarks/load.py                       # default bundle, 4 clients, 60 s
     python benchmarks/load.py --model runs/model --duration 30 --max-batch 1
     python benchmarks/load.py --url http://127.0.0.1:8000   # an already running server
+    python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s,
+                                                            # then 128 clients with a 3 s deadline
 
 Goals (issue 4): p50 <= 80 ms, p99 <= 250 ms, >= 25 req/s, 0 errors, RSS <= 600 MB on 2 cores.
 """
@@ -143,21 +145,17 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def start_server(model: str | None, port: int, window_ms: float, max_batch: int, workers: int, log: Path) -> subprocess.Popen:
+def start_server(model: str | None, port: int, window_ms: float, max_batch: int, workers: int, log: Path,
+                 shed_wait_s: float = 1.0) -> subprocess.Popen:
+    """``vasari serve`` in a subprocess: the CLI users run, with its timeouts and shedding."""
     env = dict(os.environ)
-    env["VASARI_BATCH_WINDOW_MS"] = str(window_ms)
-    env["VASARI_MAX_BATCH"] = str(max_batch)
-    env["VASARI_INFERENCE_WORKERS"] = str(workers)
-    if model:
-        env["VASARI_MODEL"] = str(Path(model).resolve())
-    else:
-        env.pop("VASARI_MODEL", None)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "vasari.service:create_app_from_env",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning",
-        "--no-access-log",
-    ]
+        sys.executable, "-c", "from vasari.cli import app; app()", "serve", "--host", "127.0.0.1",
+        "--port", str(port), "--batch-window-ms", str(window_ms), "--max-batch", str(max_batch),
+        "--inference-workers", str(workers), "--shed-wait-s", str(shed_wait_s), "--max-connections", "4096",
+        "--log-level", "warning",
+    ] + (["--model", str(Path(model).resolve())] if model else [])
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
     return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
@@ -207,9 +205,12 @@ def parse_server_timing(header: str | None) -> dict[str, float]:
     return out
 
 
-def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_at: float, stats: ClientStats) -> None:
+def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_at: float, stats: ClientStats,
+                deadline_s: float = 30.0) -> None:
+    """One client posting back to back; gives up on a request after ``deadline_s`` (counted
+    as ``ReadTimeout``); after a 503 (shed) waits its Retry-After, at most 1 s."""
     rng = random.Random(seed)
-    with httpx.Client(timeout=30.0) as client:
+    with httpx.Client(timeout=deadline_s) as client:
         while True:
             now = time.perf_counter()
             if now >= stop_at:
@@ -222,6 +223,8 @@ def client_loop(url: str, jpegs: list[bytes], seed: int, start_at: float, stop_a
                 ok = r.status_code == 200 and "predictions" in r.json()
                 key = None if ok else f"http_{r.status_code}"
                 timing = parse_server_timing(r.headers.get("server-timing"))
+                if r.status_code == 503:
+                    time.sleep(min(1.0, float(r.headers.get("retry-after") or 1)))
             except Exception as exc:  # noqa: BLE001 - counted
                 key = type(exc).__name__
             t1 = time.perf_counter()
@@ -241,12 +244,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup: float, pid: int | None) -> dict:
+def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup: float, pid: int | None,
+             deadline_s: float = 30.0) -> dict:
     start_at = time.perf_counter() + warmup
     stop_at = start_at + duration
     stats = [ClientStats() for _ in range(clients)]
     threads = [
-        threading.Thread(target=client_loop, args=(url, jpegs, i, start_at, stop_at, stats[i]), daemon=True)
+        threading.Thread(target=client_loop, args=(url, jpegs, i, start_at, stop_at, stats[i], deadline_s), daemon=True)
         for i in range(clients)
     ]
     rss_samples: list[float] = []
@@ -294,10 +298,15 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
     breakdown.update({f"server_{k}_ms_mean": statistics.fmean(v) for k, v in server.items() if k != "batch"})
     if server.get("batch"):
         breakdown["images_per_forward_seen"] = statistics.fmean(server["batch"])
+    shed = errors.get("http_503", 0)
+    timeouts = sum(v for k, v in errors.items() if "Timeout" in k)
     return {
         "requests": len(latencies) + sum(errors.values()),
         "ok": len(latencies),
         "errors": sum(errors.values()),
+        "shed_503": shed,
+        "client_timeouts": timeouts,
+        "client_timeout_rate": timeouts / max(1, len(latencies) + sum(errors.values())),
         "error_kinds": errors,
         "throughput_rps": len(latencies) / duration,
         "p50_ms": percentile(ms, 50),
@@ -364,6 +373,60 @@ def _finite(obj):
     return obj
 
 
+SATURATION_GOALS = {"throughput_vs_embed": 0.8, "p99_s": 1.5, "deadline_timeout_rate": 0.05, "deadline_p99_s": 3.0}
+
+
+def embed_images_per_second(model: str | None, jpegs: list[bytes], seconds: float) -> float:
+    """What ``vasari embed`` does (decode files + forward passes of 32) with the served
+    bundle's backbone, in this process, in images per second: the ceiling for the service."""
+    from vasari.predict import Predictor
+
+    embedder = Predictor.load(Path(model) if model else None).embedder
+    with tempfile.TemporaryDirectory(prefix="vasari-load-embed-") as tmp:
+        paths = []
+        for i, data in enumerate(jpegs * 3):
+            path = Path(tmp) / f"{i}.jpg"
+            path.write_bytes(data)
+            paths.append(path)
+        embedder.embed_paths(paths[:8], progress=False)  # warm-up
+        done, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            embedder.embed_paths(paths, progress=False)
+            done += len(paths)
+        return done / (time.perf_counter() - t0)
+
+
+def run_saturation(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
+    """Throughput at ``--saturation-clients`` as a share of the embed rate measured in the
+    same run, p50/p99 of the accepted requests and the shed count; then
+    ``--deadline-clients`` clients that give up after ``--deadline-s``."""
+    embed_ips = embed_images_per_second(args.model, jpegs, args.embed_seconds)
+    print(f"vasari embed (same machine, same run): {embed_ips:.1f} img/s")
+    rows = {}
+    for clients in args.saturation_clients:
+        r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
+        rows[str(clients)] = {
+            "clients": clients, "req_per_s": r["throughput_rps"], "img_per_s": r["throughput_rps"],
+            "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
+            "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
+        }
+        print(f"{clients:4d} clients: {r['throughput_rps']:.1f} img/s = {rows[str(clients)]['vs_embed']:.0%} of embed, "
+              f"p50 {r['p50_ms'] / 1000:.2f} s, p99 {r['p99_ms'] / 1000:.2f} s, shed {r['shed_503']}")
+    d = run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid, deadline_s=args.deadline_s)
+    deadline = {
+        "clients": args.deadline_clients, "deadline_s": args.deadline_s, "requests": d["requests"], "ok": d["ok"],
+        "client_timeouts": d["client_timeouts"], "client_timeout_rate": d["client_timeout_rate"],
+        "shed_503": d["shed_503"], "p50_s": d["p50_ms"] / 1000, "p99_s": d["p99_ms"] / 1000,
+        "img_per_s": d["throughput_rps"], "error_kinds": d["error_kinds"],
+    }
+    print(f"{args.deadline_clients} clients, {args.deadline_s:g} s deadline: {d['client_timeouts']} of {d['requests']} "
+          f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_ms'] / 1000:.2f} s")
+    g = SATURATION_GOALS
+    met = all(r["vs_embed"] >= g["throughput_vs_embed"] and r["p99_s"] <= g["p99_s"] for r in rows.values())
+    met = met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
+    return {"embed_img_per_s": embed_ips, "saturation": rows, "deadline": deadline, "goals": g, "goals_met": met}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="bundle folder (default: the shipped default bundle)")
@@ -375,8 +438,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-ms", type=float, default=5.0, help="micro-batch window of the server")
     parser.add_argument("--max-batch", type=int, default=8, help="micro-batch size limit of the server")
     parser.add_argument("--workers", type=int, default=1, help="inference threads of the server (batches run at once)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load.json")
+    parser.add_argument("--shed-wait-s", type=float, default=1.0, help="server sheds (503) beyond this expected queue wait; 0: never")
+    parser.add_argument("--saturation", action="store_true",
+                        help="instead of one run: embed img/s, then --saturation-clients, then --deadline-clients "
+                             "(writes benchmarks/results/load_saturation.json unless --out)")
+    parser.add_argument("--saturation-clients", type=lambda v: [int(x) for x in v.split(",")], default=[8, 32],
+                        help="comma-separated client counts of the saturation runs (default 8,32)")
+    parser.add_argument("--deadline-clients", type=int, default=128, help="clients of the deadline scenario")
+    parser.add_argument("--deadline-s", type=float, default=3.0, help="a client gives up after this many seconds")
+    parser.add_argument("--embed-seconds", type=float, default=20.0, help="seconds measuring the embed baseline")
+    parser.add_argument("--out", type=Path, default=None, help="JSON written (default benchmarks/results/load.json)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = REPO / "benchmarks" / "results" / ("load_saturation.json" if args.saturation else "load.json")
 
     jpegs, source = make_jpegs(size=args.size)
     load_before = os.getloadavg()[0]
@@ -387,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = Path(tempfile.gettempdir()) / f"vasari-load-server-{port}.log"  # read it if the server fails
-        proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log)
+        proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log, args.shed_wait_s)
         pid = proc.pid
     try:
         t0 = time.perf_counter()
@@ -395,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         ready_s = time.perf_counter() - t0
         model_info = httpx.get(f"{url}/api/v1/model").json()
         before = httpx.get(f"{url}/readyz").json()
+        if args.saturation:
+            return write_saturation(args, run_saturation(args, url, pid, jpegs), model_info, load_before)
         results = run_load(url, jpegs, args.clients, args.duration, args.warmup, pid)
         after = httpx.get(f"{url}/readyz").json()
         healthy = httpx.get(f"{url}/healthz").status_code == 200
@@ -442,6 +518,17 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, json.dumps(_finite(result), indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0 if r["errors"] == 0 and healthy else 1
+
+
+def write_saturation(args, result: dict, model_info: dict, load_before: float) -> int:
+    result["config"] = {"duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size,
+                        "max_batch": args.max_batch, "window_ms": args.window_ms, "shed_wait_s": args.shed_wait_s,
+                        "model": args.model or "default bundle", "backbone": (model_info.get("backbone") or {}).get("name")}
+    result["machine"] = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+                         "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
+    atomic_write_text(args.out, json.dumps(_finite(result), indent=2) + "\n")
+    print(f"goals met: {result['goals_met']}; wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -31,17 +31,17 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
+def live():
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (run: bash .ci/install-chromium.sh)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install -e '.[dev]')")
     pytest.importorskip("vasari.predict", reason="the learning stage (vasari/predict.py) is not in this checkout yet")
-    from test_service import LiveServer, service_bundle
+    from test_service import LiveServer
 
     from vasari.predict import Predictor
     from vasari.service import create_app
 
-    predictor = Predictor.load(service_bundle(tmp_path_factory.getbasetemp()))
+    predictor = Predictor.load()
     with LiveServer(create_app(predictor)) as server:
         yield server
 

@@ -1,15 +1,14 @@
-"""The web service (vasari.service) against a REAL predictor.
-
-The predictor is the default bundle shipped in vasari/models/default when it loads, else a
-small real bundle trained here on generated pictures with the real backbone (see
-``service_bundle``). Every endpoint is exercised, then a long list of bad inputs, each with
-its status, error code, and the server still answering /healthz afterwards.
+"""The web service (vasari.service) against a REAL predictor: the default bundle shipped in
+vasari/models/default. Every endpoint is exercised, then a long list of bad inputs, each with
+its status, error code, and the server still answering /healthz afterwards; then overload,
+stalled and vanishing clients against a real uvicorn server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import socket
 import struct
@@ -22,12 +21,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.service import ServiceConfig, create_app
+from vasari.service import ServiceConfig, create_app, uvicorn_config
 
 # --------------------------------------------------------------------------- real model
-
-_BUNDLE: dict[str, object] = {}
-
 
 def _painting_like(rng: np.random.Generator, kind: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     """Two visually distinct generated 'genres': warm dark portraits vs bright green landscapes."""
@@ -47,74 +43,13 @@ def _painting_like(rng: np.random.Generator, kind: int, size: tuple[int, int] = 
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
-def _train_small_bundle(out: Path) -> Path:
-    """A real (small) bundle: real backbone features of generated pictures, real heads."""
-    from vasari.features import Embedder
-    from vasari.predict import Predictor  # noqa: F401 - fail early if the predictor is missing
-    from vasari.train import HeadConfig, train_heads
-    from vasari.bundle import save_bundle
-
-    from vasari.index import GalleryIndex
-
-    rng = np.random.default_rng(0)
-    kinds = [i % 2 for i in range(40)]
-    images = [_painting_like(rng, k) for k in kinds]
-    embedder = Embedder()
-    X = embedder.embed_images(images)
-    names = ["portrait", "landscape"]
-    schools = ["Dutch", "Italian"]
-    painters = ["Painter of Portraits", "Painter of Landscapes"]
-    years = [1640 + 10 * (i % 5) if k == 0 else 1850 + 5 * (i % 5) for i, k in enumerate(kinds)]
-    labels = {
-        "type": [names[k] for k in kinds],
-        "school": [schools[k] for k in kinds],
-        "timeframe": ["1601-1650" if y <= 1650 else ("1651-1700" if y <= 1700 else "1851-1900") for y in years],
-        "artist": [painters[k] for k in kinds],
-    }
-    gallery = out.parent / f"{out.name}-gallery"
-    gallery.mkdir(parents=True, exist_ok=True)
-    works = []
-    for i, (img, k) in enumerate(zip(images, kinds)):
-        img.save(gallery / f"{i}.jpg", quality=85)
-        works.append({"artwork_id": f"test:{i}", "title": f"Generated {names[k]} no. {i}", "artist": painters[k],
-                      "year": years[i], "type": names[k], "school": schools[k], "image": str(gallery / f"{i}.jpg")})
-    index = GalleryIndex.build(X, works, embedder.spec)
-    train, val = slice(0, 28), slice(28, 40)
-    heads = train_heads(
-        X[train], {t: v[train] for t, v in labels.items()}, years[train],
-        X[val], {t: v[val] for t, v in labels.items()}, years[val],
-        config=HeadConfig(min_kept=2, novelty=False),
-    )
-    card = {
-        "name": "test-bundle",
-        "description": "A small bundle trained by tests/test_service.py on generated pictures.",
-        "data": {"images": len(images), "sources": ["generated"]},
-    }
-    save_bundle(heads=heads, spec=embedder.spec, card=card, metrics={}, index=index, out_dir=out)
-    return out
-
-
-def service_bundle(tmp_root: Path) -> Path | None:
-    """The bundle the service tests serve: None = the default bundle (it loads), else a
-    small bundle trained once per session under ``tmp_root``."""
-    if "dir" in _BUNDLE:
-        return _BUNDLE["dir"]  # type: ignore[return-value]
-    from vasari.predict import Predictor
-
-    try:
-        Predictor.load()
-        _BUNDLE["dir"] = None
-    except Exception:  # noqa: BLE001 - no default bundle yet: train a small real one
-        _BUNDLE["dir"] = _train_small_bundle(tmp_root / "service-bundle")
-    return _BUNDLE["dir"]  # type: ignore[return-value]
-
-
 @pytest.fixture(scope="session")
-def predictor(tmp_path_factory):
-    pytest.importorskip("vasari.predict", reason="the learning stage (vasari/predict.py) is not in this checkout yet")
+def predictor():
+    """The default bundle shipped in vasari/models/default, loaded strictly: a shipped
+    bundle that does not load fails these tests (no fallback model)."""
     from vasari.predict import Predictor
 
-    return Predictor.load(service_bundle(tmp_path_factory.getbasetemp()))
+    return Predictor.load()
 
 
 CONFIG = ServiceConfig(max_upload_bytes=20 * 1024 * 1024)
@@ -318,21 +253,164 @@ def test_batch_bad_requests(client, jpeg):
     assert client.get("/healthz").status_code == 200
 
 
-def test_concurrent_requests_are_batched(client, predictor, jpeg):
-    """Concurrent requests all succeed and agree with sequential ones (micro-batching)."""
+def assert_same_predictions(a: dict, b: dict, atol: float = 1e-6) -> None:
+    """Same labels in the same order and the same scores, task by task."""
+    assert set(a["predictions"]) == set(b["predictions"])
+    for task, items in a["predictions"].items():
+        assert [i["label"] for i in items] == [i["label"] for i in b["predictions"][task]], task
+        assert np.allclose([i["score"] for i in items], [i["score"] for i in b["predictions"][task]], atol=atol), task
+
+
+#: A picture of exactly this size makes ``Gated`` raise, as a predictor failing on one image would.
+POISON_SIZE = (123, 77)
+
+
+class Gated:
+    """The REAL predictor behind a gate: each call records how many images it got, then
+    waits for ``gate``; a batch holding a ``POISON_SIZE`` picture raises."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self.bundle = predictor.bundle
+        self.gate = threading.Event()
+        self.gate.set()
+        self.calls: list[int] = []
+
+    def predict_images(self, images, top_k=3):
+        self.calls.append(len(images))
+        assert self.gate.wait(60), "the test never opened the gate"
+        if any(image.size == POISON_SIZE for image in images):
+            raise ValueError("poisoned picture")
+        return self.predictor.predict_images(images, top_k=top_k)
+
+    def info(self):
+        return self.predictor.info()
+
+
+def wait_until(condition, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.01)
+
+
+def held_batch(predictor, requests: list[dict], config: ServiceConfig = ServiceConfig(warmup=False)):
+    """Post a first picture, hold the predictor on it until every one of ``requests``
+    (kwargs of ``client.post("/api/v1/predict", ...)``) is queued, then let all run.
+    Returns (responses in order, images per predictor call, the app)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pictures = [encode(sample((320, 240), seed=s), "JPEG") for s in range(8)]
-    sequential = [client.post("/api/v1/predict", files={"file": ("p.jpg", p)}).json() for p in pictures]
-    batches_before = client.app.state.batcher.batches
-    with ThreadPoolExecutor(8) as pool:
-        concurrent = list(pool.map(lambda p: client.post("/api/v1/predict", files={"file": ("p.jpg", p)}).json(), pictures))
-    batches = client.app.state.batcher.batches - batches_before
-    assert 1 <= batches <= 8
-    for s, c in zip(sequential, concurrent):
-        for task in s["predictions"]:
-            assert [i["label"] for i in s["predictions"][task]] == [i["label"] for i in c["predictions"][task]]
-            assert np.allclose([i["score"] for i in s["predictions"][task]], [i["score"] for i in c["predictions"][task]], atol=1e-4)
+    from fastapi.testclient import TestClient
+
+    gated = Gated(predictor)
+    app = create_app(gated, config)
+    batcher = app.state.batcher
+    first = {"files": {"file": ("first.jpg", encode(sample((320, 240), seed=40)))}}
+    with TestClient(app, raise_server_exceptions=False) as c, ThreadPoolExecutor(len(requests) + 1) as pool:
+        gated.gate.clear()
+        held = pool.submit(c.post, "/api/v1/predict", **first)
+        wait_until(lambda: gated.calls == [1], "the first picture reached the predictor")
+        futures = [pool.submit(c.post, "/api/v1/predict", **kw) for kw in requests]
+        wait_until(lambda: batcher.pending_images == 1 + len(requests), "every request is queued")
+        gated.gate.set()
+        assert held.result(timeout=120).status_code == 200
+        return [f.result(timeout=120) for f in futures], gated.calls, app
+
+
+def test_waiting_requests_share_one_forward_pass(predictor):
+    """Seven requests queued behind a running one go through the predictor as ONE batch of
+    seven, each answered exactly as a lone request is answered."""
+    pictures = [encode(sample((320, 240), seed=s), "JPEG") for s in range(7)]
+    responses, calls, app = held_batch(predictor, [{"files": {"file": (f"{i}.jpg", p)}} for i, p in enumerate(pictures)])
+    assert calls == [1, 7]
+    assert app.state.batcher.batches == 2
+    from vasari.images import load_image
+
+    min_side = app.state.vasari["min_side"]
+    for r, picture in zip(responses, pictures):
+        assert r.status_code == 200, r.text
+        assert 'batch;desc="7 image(s)' in r.headers["server-timing"]
+        alone = predictor.predict_images([load_image(picture, min_side=min_side)], top_k=3)[0]
+        assert_same_predictions(r.json(), alone, atol=1e-4)
+
+
+def test_one_failing_image_does_not_fail_its_batch(predictor):
+    """A micro-batch with one picture the model fails on: the others get 200 and their own
+    predictions, the bad one a 500 naming the model's error."""
+    from vasari.images import load_image
+
+    good = [encode(sample((320, 240), seed=s), "PNG") for s in (11, 12)]
+    poison = encode(Image.new("RGB", POISON_SIZE, (120, 90, 60)), "PNG")
+    bodies = [good[0], poison, good[1]]
+    responses, calls, app = held_batch(predictor, [{"files": {"file": (f"{i}.png", b)}} for i, b in enumerate(bodies)])
+    assert calls[:2] == [1, 3] and sorted(calls[2:]) == [1, 1, 1]  # the batch failed, then one by one
+    body = assert_error(responses[1], 500, "prediction_failed")
+    assert "poisoned picture" in body["error"]["message"]
+    min_side = app.state.vasari["min_side"]
+    for r, data in ((responses[0], good[0]), (responses[2], good[1])):
+        assert r.status_code == 200, r.text
+        assert_same_predictions(r.json(), predictor.predict_images([load_image(data, min_side=min_side)], top_k=3)[0], 1e-4)
+
+
+def test_mixed_top_k_in_one_batch(predictor, info):
+    """Requests asking top_k 1, 2 and 5 computed in one batch each get their own length."""
+    picture = encode(sample((320, 240), seed=5))
+    asked = [1, 2, 5]
+    requests = [{"params": {"top_k": k}, "files": {"file": ("p.jpg", picture)}} for k in asked]
+    responses, calls, _ = held_batch(predictor, requests)
+    assert calls == [1, 3]
+    longest = responses[-1].json()["predictions"]
+    for k, r in zip(asked, responses):
+        assert r.status_code == 200, r.text
+        for task, items in r.json()["predictions"].items():
+            assert len(items) == min(k, len(info["labels"][task])), (k, task)
+            assert items == longest[task][: len(items)]
+
+
+def test_overload_is_shed_early_with_retry_after(predictor, jpeg):
+    """With pictures waiting longer than shed_wait_s (by the measured seconds per image),
+    a new request is answered 503 + Retry-After at once; below it, it is served."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    gated = Gated(predictor)
+    app = create_app(gated, ServiceConfig(warmup=False, shed_wait_s=1.5))
+    batcher = app.state.batcher
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        gated.gate.clear()
+        held = pool.submit(c.post, "/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"})
+        wait_until(lambda: gated.calls == [1], "the first picture reached the predictor")
+        batcher.seconds_per_image = 2.0  # one picture ahead at 2 s each: 2 s expected > 1.5 s
+        r = c.post("/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"})
+        body = assert_error(r, 503, "overloaded")
+        assert r.headers["retry-after"] == "2" and "busy" in body["error"]["message"]
+        assert_error(c.post("/api/v1/predict/batch", files=[("files", ("a.jpg", jpeg))]), 503, "overloaded")
+        assert c.get("/healthz").status_code == 200
+        batcher.seconds_per_image = 1.0  # 1 s expected <= 1.5 s: admitted
+        admitted = pool.submit(c.post, "/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"})
+        wait_until(lambda: batcher.pending_images == 2, "the admitted request is queued")
+        gated.gate.set()
+        assert held.result(timeout=120).status_code == 200 and admitted.result(timeout=120).status_code == 200
+    assert gated.calls == [1, 1]
+
+
+def test_default_bundle_recognises_a_known_painting(client, shared_data):
+    """The shipped bundle on a Monet of the shared data: artist, style, school and period
+    right with a wide margin, and similar works by Monet."""
+    path = shared_data / "artists7" / "images" / "images" / "Claude_Monet" / "Claude_Monet_10.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this copy of the shared data")
+    r = client.post("/api/v1/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    result = r.json()
+    expected = {"artist": "Claude Monet", "style": "Impressionism", "school": "French", "timeframe": "1851-1900"}
+    for task, label in expected.items():
+        top = result["predictions"][task][0]
+        assert top["label"] == label and top["score"] > 0.7, (task, result["predictions"][task])
+        assert result["verdict"][task] == label
+    assert 1820 <= result["year"]["estimate"] <= 1926
+    assert result["similar"][0]["artist"] == "Claude Monet"
 
 
 def test_openapi_and_docs_are_offline(client):
@@ -496,12 +574,21 @@ def test_still_predicts_after_all_bad_inputs(client, info, jpeg):
     assert_prediction(r.json(), info)
 
 
-def test_png_sniffed_not_extension(client):
-    """Same picture as PNG named .jpg and as JPEG named .png: both are read by content."""
-    pic = sample((300, 300), seed=7)
-    a = client.post("/api/v1/predict", files={"file": ("x.jpg", encode(pic, "PNG"), "image/jpeg")})
-    b = client.post("/api/v1/predict", files={"file": ("x.png", encode(pic, "JPEG", quality=95), "image/png")})
-    assert a.status_code == b.status_code == 200
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_format_sniffed_not_extension(client, fmt):
+    """The same bytes under an honest and a lying name / content type (multipart and raw
+    body) give the same prediction: images are read by content."""
+    data = encode(sample((1024, 768), seed=7), fmt)  # big enough for a reduced JPEG decode
+    honest, liar = (("x.png", "image/png"), ("x.jpg", "image/jpeg"))[:: 1 if fmt == "PNG" else -1]
+    answers = [
+        client.post("/api/v1/predict", files={"file": (honest[0], data, honest[1])}),
+        client.post("/api/v1/predict", files={"file": (liar[0], data, liar[1])}),
+        client.post("/api/v1/predict", content=data, headers={"content-type": liar[1]}),
+        client.post("/api/v1/predict", content=data, headers={"content-type": "application/octet-stream"}),
+    ]
+    assert [r.status_code for r in answers] == [200] * 4, [r.text[:200] for r in answers]
+    for r in answers[1:]:
+        assert_same_predictions(answers[0].json(), r.json())
 
 
 def test_blas_is_single_threaded_while_serving(predictor, jpeg):
@@ -589,8 +676,7 @@ class LiveServer:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.app_state = app.state.vasari  # the service's state: predictor, info, readiness
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config(app, app.state.config, port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "LiveServer":
@@ -636,6 +722,232 @@ def test_live_server_limits_and_survival(predictor, jpeg):
             assert json.loads(http.get("/api/v1/model").text)["tasks"]
 
 
+def raw_connection(live: "LiveServer", timeout: float = 10.0) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", live.port), timeout=timeout)
+
+
+def read_until_closed(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
+    """Everything the server sends until it closes the connection (True) or ``seconds`` pass."""
+    data, deadline = b"", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def half_upload(sock: socket.socket, sent: int = 18 * 1024, declared: int = 2**20) -> None:
+    """Headers declaring ``declared`` bytes of JPEG, then only ``sent`` of them."""
+    head = f"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {declared}\r\n\r\n"
+    sock.sendall(head.encode() + b"\xff\xd8\xff" + bytes(sent - 3))
+
+
+class Recorded(logging.Handler):
+    """Log records of the service and of uvicorn, while a test runs."""
+
+    NAMES = ("vasari.service", "uvicorn", "uvicorn.error")
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def __enter__(self):
+        self.levels = {}
+        for name in self.NAMES:
+            logger = logging.getLogger(name)
+            self.levels[name] = logger.level
+            logger.setLevel(logging.INFO)
+            logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        for name in self.NAMES:
+            logging.getLogger(name).removeHandler(self)
+            logging.getLogger(name).setLevel(self.levels[name])
+
+    def lines(self, level: int = logging.DEBUG) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+
+def test_stalled_body_is_dropped_within_the_body_timeout(predictor):
+    """18 KB of a declared 1 MB, then nothing: 408 JSON and the connection closed after the
+    (short, configured) body timeout, while other clients are served."""
+    import httpx
+
+    with LiveServer(create_app(predictor, ServiceConfig(warmup=False, body_timeout_s=2))) as live:
+        with raw_connection(live) as sock:
+            half_upload(sock)
+            data, closed = read_until_closed(sock, 10)
+        assert closed, "the stalled upload was not dropped within 10 s"
+        assert data.startswith(b"HTTP/1.1 408"), data[:200]
+        assert json.loads(data.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "body_timeout"
+        assert httpx.get(f"{live.url}/healthz", timeout=10).status_code == 200
+
+
+def test_slow_headers_are_dropped_within_the_header_timeout(predictor):
+    """Headers sent a byte every 0.1 s (slowloris) are cut off after the header timeout."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 200
+    with LiveServer(create_app(predictor, ServiceConfig(warmup=False, header_timeout_s=2))) as live:
+        with raw_connection(live) as sock:
+            closed = False
+            for byte in request:  # at most ~20 s of bytes; the server must close within ~2 s
+                try:
+                    sock.sendall(bytes([byte]))
+                except OSError:
+                    closed = True
+                    break
+                data, closed = read_until_closed(sock, 0.1)
+                if closed:
+                    break
+        assert closed, "a client sending headers a byte at a time was never cut off"
+
+
+def test_idle_connections_are_capped_and_healthz_answers(predictor):
+    """Three times more idle half-open connections than ``max_connections``: the oldest
+    idle ones are closed, the server keeps at most the cap, /healthz answers."""
+    import httpx
+
+    cap = 40
+    config = ServiceConfig(warmup=False, max_connections=cap, header_timeout_s=120)
+    with LiveServer(create_app(predictor, config)) as live:
+        idle = []
+        try:
+            for _ in range(3 * cap):
+                sock = raw_connection(live)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHo")
+                idle.append(sock)
+            r = httpx.get(f"{live.url}/healthz", timeout=10)
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
+            wait_until(lambda: len(live.server.server_state.connections) <= cap, "the server holds at most the cap", 10)
+            assert read_until_closed(idle[0], 5)[1], "the oldest idle connection is still open"
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_malformed_request_gets_a_json_400(predictor):
+    with LiveServer(create_app(predictor, ServiceConfig(warmup=False))) as live:
+        with raw_connection(live) as sock:
+            sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+            data, closed = read_until_closed(sock, 10)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and closed, data[:300]
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_client_leaving_mid_upload_is_one_log_line_not_a_500(predictor, jpeg):
+    """3 bytes of a declared 1000, then the client closes: one INFO line, no error logged."""
+    import httpx
+
+    with Recorded() as logs, LiveServer(create_app(predictor, ServiceConfig(warmup=False))) as live:
+        with raw_connection(live) as sock:
+            half_upload(sock, sent=3, declared=1000)
+        wait_until(lambda: any("left before the answer" in line for line in logs.lines()), "the departure is logged", 10)
+        assert httpx.post(f"{live.url}/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=60).status_code == 200
+    assert logs.lines(logging.WARNING) == []
+    assert sum("left before the answer" in line for line in logs.lines()) == 1
+    assert not any(r.exc_info for r in logs.records)
+
+
+def test_work_of_a_client_that_left_is_dropped(predictor, jpeg):
+    """A client that sent its picture and left while it waited in the queue: the picture is
+    never computed (the predictor only sees the request that stayed)."""
+    import httpx
+    from concurrent.futures import ThreadPoolExecutor
+
+    gated = Gated(predictor)
+    app = create_app(gated, ServiceConfig(warmup=False))
+    with Recorded() as logs, LiveServer(app) as live, ThreadPoolExecutor(1) as pool:
+        gated.gate.clear()
+        stays = pool.submit(httpx.post, f"{live.url}/api/v1/predict", content=jpeg,
+                            headers={"content-type": "image/jpeg"}, timeout=60)
+        wait_until(lambda: gated.calls == [1], "the first picture reached the predictor")
+        with raw_connection(live) as sock:
+            head = f"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            sock.sendall(head.encode() + jpeg)
+            wait_until(lambda: app.state.batcher.pending_images == 2, "the leaving client's picture is queued")
+        wait_until(lambda: any("left before the answer" in line for line in logs.lines()), "the departure is noticed", 10)
+        gated.gate.set()
+        assert stays.result(timeout=120).status_code == 200
+        wait_until(lambda: app.state.batcher.dropped == 1, "the queued job is dropped", 10)
+        assert gated.calls == [1] and app.state.batcher.pending_images == 0
+
+
+def test_head_probes_and_api_page_origin_and_docs_link(client):
+    assert client.head("/healthz").status_code == 200
+    assert client.head("/readyz").status_code == 200
+    page = client.get("/api", headers={"host": "vasari.example.org:9123"}).text
+    assert "http://vasari.example.org:9123/api/v1/predict" in page and "127.0.0.1:8000" not in page
+    assert "__ORIGIN__" not in page
+    docs = client.get("/docs").text
+    if "swagger" in docs.lower():  # the offline Swagger UI is installed
+        assert '<a href="/">' in docs
+
+
+def test_unexpected_error_is_a_json_500(predictor):
+    """An exception no handler expects is answered 500 in the JSON error format, without
+    the exception's message (which may hold server paths)."""
+    from fastapi.testclient import TestClient
+
+    app = create_app(predictor, ServiceConfig(warmup=False))
+
+    async def broken():
+        raise RuntimeError("secret /srv/path")
+
+    app.add_api_route("/broken", broken)
+    with Recorded() as logs, TestClient(app, raise_server_exceptions=False) as c:
+        body = assert_error(c.get("/broken"), 500, "internal")
+        assert body["error"]["message"] == "internal error: RuntimeError"
+        assert c.get("/healthz").status_code == 200
+    assert any("unhandled error on /broken" in line for line in logs.lines(logging.ERROR))
+
+
+def test_tampered_gallery_cannot_serve_files_outside_the_data(predictor, tmp_path, jpeg):
+    """Gallery metadata rows pointing at /etc/passwd or escaping the data folder with
+    shared-data:../..: no thumbnail URL is handed out and nothing outside is served."""
+    import csv
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from vasari.predict import Predictor
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(predictor.bundle.path, bundle)
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(jpeg)  # a real picture, outside every allowed folder
+    meta = bundle / "index" / "metadata.csv"
+    with meta.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    escapes = [str(secret), "shared-data:" + "../" * 12 + str(secret).lstrip("/"), "/etc/passwd"]
+    for i, row in enumerate(rows):
+        row["image"] = escapes[i % len(escapes)]
+    with meta.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tampered = Predictor.load(bundle)
+    with TestClient(create_app(tampered, ServiceConfig(warmup=False))) as c:
+        result = c.post("/api/v1/predict", content=jpeg, headers={"content-type": "image/jpeg"}).json()
+        assert result["similar"], result
+        items = result["similar"] + [e for a in result.get("affinity") or [] for e in a.get("evidence") or []]
+        assert not [item for item in items if "thumbnail" in item], items
+        assert c.app.state.vasari["predictor"] is tampered
+    assert tampered.index.metadata[1]["image"] is None  # the escaping shared-data row resolves to nothing
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -654,7 +966,8 @@ def test_serve_cli_rejects_bad_model(tmp_path):
 
 
 def test_serve_cli_serves(predictor, tmp_path):
-    """`vasari serve` in a subprocess answers /readyz and a prediction, then stops on SIGTERM."""
+    """`vasari serve` in a subprocess answers /readyz and a prediction; on SIGTERM with an
+    upload stalled half-way (and a body timeout far away) it exits after its grace period."""
     import subprocess
     import sys
 
@@ -665,7 +978,8 @@ def test_serve_cli_serves(predictor, tmp_path):
         port = s.getsockname()[1]
     model = predictor.bundle.path
     cmd = [sys.executable, "-c", "from vasari.cli import app; app()", "serve", "--port", str(port),
-           "--max-upload-mb", "1", "--log-level", "warning"] + (["--model", str(model)] if model else [])
+           "--max-upload-mb", "2", "--graceful-shutdown-s", "2", "--body-timeout-s", "300",
+           "--log-level", "warning"] + (["--model", str(model)] if model else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
@@ -681,10 +995,19 @@ def test_serve_cli_serves(predictor, tmp_path):
         url = f"http://127.0.0.1:{port}"
         r = httpx.post(f"{url}/api/v1/predict", files={"file": ("p.jpg", encode(sample()))}, timeout=60)
         assert r.status_code == 200 and r.json()["predictions"]
-        assert_error(httpx.post(f"{url}/api/v1/predict", content=bytes(2 * 2**20), headers={"content-type": "image/jpeg"}), 413)
+        assert_error(httpx.post(f"{url}/api/v1/predict", content=bytes(3 * 2**20), headers={"content-type": "image/jpeg"}), 413)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as stalled:
+            half_upload(stalled)
+            time.sleep(0.5)  # the request is in the app, waiting for the rest of its body
+            proc.terminate()
+            try:
+                proc.wait(30)  # grace period 2 s; without one uvicorn waits for the body forever
+            except subprocess.TimeoutExpired:
+                pytest.fail("vasari serve did not exit within 30 s of SIGTERM with a half-sent upload")
     finally:
-        proc.terminate()
-        proc.wait(20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(20)
 
 
 def test_decode_min_side_follows_the_bundle_views():

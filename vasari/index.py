@@ -257,7 +257,15 @@ def _local_images(paths: Iterable[str | None]) -> list[str | None]:
     data = shared_data_dir()
     if data is None:
         return paths
-    return [str(data / p[len(SHARED_PREFIX):]) if p and p.startswith(SHARED_PREFIX) else p for p in paths]
+    return [_inside(data, p[len(SHARED_PREFIX):]) if p and p.startswith(SHARED_PREFIX) else p for p in paths]
+
+
+def _inside(data: Path, rel: str) -> str | None:
+    """``data/rel``, or None when a tampered row ("shared-data:../../etc/passwd") would leave
+    the data folder (normpath, not resolve: no system call per row of a large index)."""
+    root = os.path.normpath(data)
+    path = os.path.normpath(os.path.join(root, rel))
+    return path if path.startswith(root + os.sep) else None
 
 
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:

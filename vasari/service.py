@@ -13,9 +13,12 @@
   the model card; every asset is served from ``vasari/web`` (nothing from a CDN).
 
 Every error is ``{"error": {"code": ..., "message": ...}}`` with a precise status: 400 bad
-parameters or request shape, 405 wrong method, 413 body too large (checked on
-Content-Length before reading, and again while streaming), 415 not an image, 422 corrupt
-or truncated image or decompression bomb, 503 not ready. No input takes the server down.
+parameters or request shape (malformed HTTP included), 405 wrong method, 408 upload stalled,
+413 body too large (checked on Content-Length before reading, and again while streaming),
+415 not an image, 422 corrupt or truncated image or decompression bomb, 503 not ready or
+overloaded (with Retry-After). No input takes the server down: ``uvicorn_config`` serves
+with header and body timeouts, a connection cap and a graceful-shutdown period, and the
+work of clients that left is dropped before it is computed.
 
 Inference never runs on the event loop: images are decoded in the thread pool and handed to
 a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
@@ -30,6 +33,8 @@ import collections
 import concurrent.futures
 import contextlib
 import hashlib
+import html
+import json
 import logging
 import math
 import os
@@ -43,10 +48,11 @@ from typing import Any, Callable, Sequence
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import vasari
 from vasari.images import ImageError, ImageLimits, load_image
@@ -87,6 +93,27 @@ class ServiceConfig:
     #: on a busy 2-core machine (measured: 171 ms -> 5 ms per two pictures with the default
     #: bundle), and onnxruntime has its own threads for the backbone.
     blas_threads: int | None = 1
+    #: Shed a prediction request at once (503 + Retry-After) when the queue ahead of it is
+    #: expected to take longer than this (seconds; measured seconds per image x images
+    #: waiting). A client that gives up after a few seconds is better served by a fast 503
+    #: than by an answer computed after it left. None: never shed.
+    shed_wait_s: float | None = 1.0
+    #: Longest pause while a request body is arriving (seconds): a stalled upload is then
+    #: answered 408 and its connection closed.
+    body_timeout_s: float = 15.0
+    #: Longest time from connection (or end of the previous response) to complete request
+    #: headers (seconds): slowloris connections are closed after it.
+    header_timeout_s: float = 10.0
+    #: Idle keep-alive connections are closed after this many seconds.
+    keep_alive_s: float = 5.0
+    #: Most open connections: beyond it the oldest connection without a request in
+    #: progress is closed (so idle or slow clients cannot lock out /healthz).
+    max_connections: int = 512
+    #: On SIGTERM, requests in progress get this many seconds to finish, then are cancelled.
+    graceful_shutdown_s: float = 10.0
+    #: Folders thumbnails may be served from, besides the shared data folder and the
+    #: bundle's own folder (a tampered gallery metadata row cannot point anywhere else).
+    thumbnail_roots: tuple[str, ...] = ()
 
 
 class ServiceError(Exception):
@@ -98,6 +125,16 @@ class ServiceError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
+
+
+class BodyTimeout(ServiceError):
+    def __init__(self, seconds: float, received: int):
+        super().__init__(
+            408,
+            "body_timeout",
+            f"the request body stalled: nothing arrived for {seconds:g} s after {received} bytes",
+            headers={"Connection": "close"},
+        )
 
 
 class BodyTooLarge(ServiceError):
@@ -219,6 +256,12 @@ class MicroBatcher:
         self._threads: list[threading.Thread] = []
         self.batches = 0
         self.images = 0
+        #: jobs dropped before computing because their client had left
+        self.dropped = 0
+        #: images queued or being computed (the work ahead of a new request)
+        self.pending_images = 0
+        #: moving average of seconds per image of the batches computed (None: none yet)
+        self.seconds_per_image: float | None = None
         self._started = False
 
     def start(self) -> None:
@@ -250,14 +293,47 @@ class MicroBatcher:
                 self._incoming -= 1
 
     def submit(self, images: Sequence, top_k: int) -> concurrent.futures.Future:
-        """Queue images for prediction; the future's ``job`` attribute has the timings."""
+        """Queue images for prediction; the future's ``job`` attribute has the timings.
+
+        Cancelling the future before its batch starts drops the job (its client left)."""
         job = _Job(list(images), top_k)
         job.future.job = job  # type: ignore[attr-defined]
         if not self._started:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
         else:
+            with self._lock:
+                self.pending_images += len(job.images)
             self._queue.put(job)
         return job.future
+
+    def expected_wait(self) -> float:
+        """Seconds a new request would wait before its batch starts: the images already
+        waiting or being computed (and requests still decoding) at the measured seconds per
+        image. 0 when nothing is ahead, so an idle server never sheds."""
+        with self._lock:
+            ahead = self.pending_images + self._incoming
+            per_image = self.seconds_per_image
+        if per_image is None:
+            return 0.0
+        return ahead * per_image / self.workers
+
+    def _record(self, images: int, seconds: float) -> None:
+        """Count a computed batch and update the seconds-per-image average."""
+        with self._lock:
+            self.batches += 1
+            self.images += images
+            per_image = seconds / max(1, images)
+            old = self.seconds_per_image
+            self.seconds_per_image = per_image if old is None else 0.8 * old + 0.2 * per_image
+
+    def _take(self, job: _Job) -> bool:
+        """Start a queued job; False (and off the books) when its client left (cancelled)."""
+        if job.future.set_running_or_notify_cancel():
+            return True
+        with self._lock:
+            self.pending_images -= len(job.images)
+            self.dropped += 1
+        return False
 
     def _run(self) -> None:
         undo: list[Callable[[], None]] = []
@@ -288,6 +364,8 @@ class MicroBatcher:
             first = self._queue.get()
             if first is None:
                 return
+            if not self._take(first):
+                continue
             jobs, count, stop = [first], len(first.images), False
             deadline = time.monotonic() + self.window_s
             while count < self.max_batch:
@@ -306,9 +384,12 @@ class MicroBatcher:
                 if job is None:
                     stop = True
                     break
-                jobs.append(job)
-                count += len(job.images)
+                if self._take(job):
+                    jobs.append(job)
+                    count += len(job.images)
             self._execute(jobs)
+            with self._lock:
+                self.pending_images -= count
             if first_batch:
                 first_batch = False
                 after_first()
@@ -332,10 +413,8 @@ class MicroBatcher:
             log.exception("prediction failed")
             jobs[0].future.set_exception(exc)
             return
-        with self._lock:
-            self.batches += 1
-            self.images += len(images)
         finished = time.perf_counter()
+        self._record(len(images), finished - started)
         start = 0
         for job in jobs:
             chunk = results[start : start + len(job.images)]
@@ -348,17 +427,20 @@ class MicroBatcher:
 
 
 class BodyLimitMiddleware:
-    """Reject oversized bodies: on Content-Length before reading, and while streaming.
+    """Reject oversized or stalled bodies: on Content-Length before reading, and while streaming.
 
     ``limit_for(path)`` gives the byte limit for a path (None: unlimited). An oversized
     Content-Length is answered at once with 413 without reading the body; a body that grows
     past the limit while streaming (chunked or lying Content-Length) raises ``BodyTooLarge``
-    inside the endpoint, which answers 413 as well.
+    inside the endpoint, which answers 413 as well. A body from which nothing arrives for
+    ``timeout_s`` raises ``BodyTimeout`` (408, connection closed): a client that stops
+    sending mid-upload must not hold a connection and a request task forever.
     """
 
-    def __init__(self, app, limit_for: Callable[[str], int | None]):
+    def __init__(self, app, limit_for: Callable[[str], int | None], timeout_s: float | None = None):
         self.app = app
         self.limit_for = limit_for
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
@@ -382,18 +464,101 @@ class BodyLimitMiddleware:
             response = JSONResponse(error_body(exc.code, exc.message), 413, headers={"Connection": "close"})
             await response(scope, receive, send)
             return
-        received = 0
+        received, complete = 0, False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete or not self.timeout_s:
+                message = await receive()  # after the body: waits for the disconnect
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), self.timeout_s)
+                except asyncio.TimeoutError:
+                    raise BodyTimeout(self.timeout_s, received) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > limit:
                     raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def guarded_protocol(config: ServiceConfig) -> type:
+    """uvicorn's h11 protocol with a header timeout, a connection cap and JSON 400s.
+
+    uvicorn times out idle keep-alive connections but not a client that sends its headers
+    a byte at a time (slowloris): such connections pile up until no descriptor is left and
+    ``/healthz`` stops answering. Here a connection must complete its request headers within
+    ``header_timeout_s`` of opening (or of its previous response), and beyond
+    ``max_connections`` the oldest connection without a request in progress is closed.
+    Malformed requests get the service's JSON error body instead of uvicorn's plain text.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_header_timer()
+            if len(self.connections) > config.max_connections:
+                idle = [c for c in self.connections if c is not self and _between_requests(c)]
+                if idle:
+                    min(idle, key=lambda c: getattr(c, "_waiting_since", 0.0)).transport.close()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_header_timer()
+
+        def _arm_header_timer(self) -> None:
+            """Close the connection unless a new request has begun ``header_timeout_s`` from now."""
+            self._waiting_since = self.loop.time()
+            armed_for = self.cycle
+            self.loop.call_later(config.header_timeout_s, self._headers_overdue, armed_for)
+
+        def _headers_overdue(self, armed_for) -> None:
+            if self.cycle is armed_for and not self.transport.is_closing():
+                self.logger.info("closing %s: no complete request headers within %g s",
+                                 "%s:%d" % self.client if self.client else "a connection", config.header_timeout_s)
+                self.transport.close()
+
+        def send_400_response(self, msg: str) -> None:
+            import h11
+
+            body = json.dumps(error_body("bad_request", msg)).encode()
+            headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers), h11.Data(data=body), h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    def _between_requests(connection) -> bool:
+        if connection.transport is None or connection.transport.is_closing():
+            return False  # already on its way out (closed earlier in this burst of accepts)
+        cycle = getattr(connection, "cycle", False)
+        return cycle is None or bool(getattr(cycle, "response_complete", False))
+
+    return GuardedH11Protocol
+
+
+def uvicorn_config(app, config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"):
+    """The ``uvicorn.Config`` to serve ``app`` with ``config``'s connection limits and timeouts."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        http=guarded_protocol(config),
+        timeout_keep_alive=max(1, math.ceil(config.keep_alive_s)),
+        timeout_graceful_shutdown=max(1, math.ceil(config.graceful_shutdown_s)),
+        h11_max_incomplete_event_size=64 * 1024,  # request line + headers
+        workers=1,
+    )
 
 
 CSP = (
@@ -615,6 +780,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
                 probe = Image.new("RGB", (320, 320), (128, 110, 90))
                 await asyncio.wrap_future(batcher.submit([probe], 1))
+                batcher.seconds_per_image = None  # the first batch pays for lazy set-up: not typical
             state["ready"] = True
             log.info("model ready")
         except Exception as exc:  # noqa: BLE001 - reported by /readyz
@@ -660,7 +826,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             return config.max_upload_bytes
         return 1024 * 1024
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, timeout_s=config.body_timeout_s)
 
     # ---------------------------------------------------------------- errors
 
@@ -689,6 +855,14 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         elif exc.status_code == 404:
             message = f"no such page or endpoint: {request.url.path}"
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_left(request: Request, exc: ClientDisconnect):
+        """A client that leaves mid-upload (or while its picture waits) is no server error:
+        one log line, nothing more is computed for it, and nobody is there to answer."""
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        log.info("%s left before the answer to %s %s", client, request.method, request.url.path)
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception):
@@ -733,11 +907,48 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             raise ServiceError(IMAGE_ERROR_STATUS.get(code, 422), code, message) from exc
         return image
 
-    async def _predict(images: list, top_k: int, timing: dict[str, float] | None = None) -> list[dict]:
+    def _admit() -> None:
+        """Shed the request now (503) when the queue ahead would outlast ``shed_wait_s``."""
+        if config.shed_wait_s is None:
+            return
+        wait = batcher.expected_wait()
+        if wait > config.shed_wait_s:
+            retry = max(1, math.ceil(wait))
+            raise ServiceError(
+                503,
+                "overloaded",
+                f"the server is busy: about {wait:.1f} s of pictures are waiting (limit {config.shed_wait_s:g} s); "
+                f"retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+
+    async def _until_disconnected(request: Request) -> None:
+        """Returns when the client has gone (the body is read: the next message is the disconnect)."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    async def _result_unless_gone(request: Request, future: concurrent.futures.Future) -> list[dict]:
+        """The batcher's result, or ``ClientDisconnect`` (and the job dropped unless already
+        running) when the client leaves first."""
+        result = asyncio.wrap_future(future)
+        gone = asyncio.ensure_future(_until_disconnected(request))
+        try:
+            await asyncio.wait({result, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if result.done():
+            return result.result()
+        future.cancel()
+        result.cancel()
+        raise ClientDisconnect()
+
+    async def _predict(
+        request: Request, images: list, top_k: int, timing: dict[str, float] | None = None
+    ) -> list[dict]:
         future = batcher.submit(images, top_k)
         try:
-            results = await asyncio.wrap_future(future)
-        except ServiceError:
+            results = await _result_unless_gone(request, future)
+        except (ServiceError, ClientDisconnect):
             raise
         except Exception as exc:  # noqa: BLE001
             raise ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}") from exc
@@ -757,15 +968,26 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
     thumbnails: "collections.OrderedDict[str, str]" = collections.OrderedDict()
 
+    def _thumbnail_roots() -> list[Path]:
+        """Folders thumbnails may come from: the shared data, the bundle, configured ones."""
+        from vasari.shared import shared_data_dir
+
+        bundle_dir = getattr(getattr(state["predictor"], "bundle", None), "path", None)
+        roots = [shared_data_dir(), bundle_dir, *config.thumbnail_roots]
+        return [Path(r).resolve() for r in roots if r is not None]
+
     def _thumbnail_url(path: Any) -> str | None:
-        """A server-local thumbnail path -> an opaque URL of this server (only paths the
-        predictor returned are ever served; nothing else on disk is reachable)."""
+        """A server-local thumbnail path -> an opaque URL of this server. Only paths the
+        predictor returned that resolve (links followed) inside ``_thumbnail_roots`` are
+        served: a tampered gallery row ("/etc/passwd", "../../..") gets no thumbnail."""
         if not isinstance(path, str) or not path:
             return None
         if path.startswith(("data:image/", "/api/")):
             return path
-        if not Path(path).is_file():
+        resolved = Path(path).resolve()
+        if not resolved.is_file() or not any(resolved.is_relative_to(root) for root in _thumbnail_roots()):
             return None
+        path = str(resolved)
         key = hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()[:20]
         thumbnails[key] = path
         thumbnails.move_to_end(key)
@@ -818,6 +1040,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     )
     async def predict(request: Request, top_k: int = top_k_query):
         _require_ready()
+        _admit()
         with batcher.expecting():
             kind = _content_type(request)
             if kind == "multipart/form-data":
@@ -842,7 +1065,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             t0 = time.perf_counter()
             image = await _decode(data, name)
             timing = {"decode": (time.perf_counter() - t0) * 1000}
-        result = (await _predict([image], top_k, timing))[0]
+        result = (await _predict(request, [image], top_k, timing))[0]
         return JSONResponse(_finish(result, name, image.size), headers=_server_timing(timing))
 
     @app.post(
@@ -860,6 +1083,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     )
     async def predict_batch(request: Request, top_k: int = top_k_query):
         _require_ready()
+        _admit()
         if _content_type(request) != "multipart/form-data":
             raise ServiceError(
                 415, "unsupported_media_type", "send multipart/form-data with one or more 'files' fields"
@@ -879,7 +1103,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
                     items.append((name, exc))
             await form.close()
         good = [image for _, image in items if not isinstance(image, ServiceError)]
-        results = iter(await _predict(good, top_k) if good else [])
+        results = iter(await _predict(request, good, top_k) if good else [])
         out = []
         for name, image in items:
             if isinstance(image, ServiceError):
@@ -942,6 +1166,9 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
         _require_ready()
         return {"status": "ready", "batches": batcher.batches, "images": batcher.images}
 
+    for path, probe in (("/healthz", healthz), ("/readyz", readyz)):  # uptime checks often probe with HEAD
+        app.add_api_route(path, probe, methods=["HEAD"], include_in_schema=False)
+
     # ---------------------------------------------------------------- docs
 
     assets = _swagger_assets()
@@ -952,7 +1179,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     async def docs():
         if assets is None:
             return RedirectResponse("/api")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Vasari API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",
@@ -960,6 +1187,8 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
             swagger_favicon_url="/static/favicon.svg",
             swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 0},
         )
+        back = '<p style="margin:12px 20px;font-family:sans-serif"><a href="/">&larr; Vasari</a> &middot; <a href="/api">API guide</a></p>'
+        return HTMLResponse(page.body.decode("utf-8").replace("<body>", "<body>\n" + back, 1))
 
     # ---------------------------------------------------------------- pages
 
@@ -969,8 +1198,14 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
         return page
 
-    for route, page_file in (("/", "index.html"), ("/about", "about.html"), ("/api", "api.html")):
+    for route, page_file in (("/", "index.html"), ("/about", "about.html")):
         app.add_api_route(route, _page(page_file), methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+
+    @app.get("/api", include_in_schema=False, response_class=HTMLResponse)
+    async def api_page(request: Request):
+        """The API guide, its curl examples pointing at this server as the visitor reached it."""
+        origin = html.escape(str(request.base_url).rstrip("/"), quote=True)
+        return HTMLResponse((WEB_DIR / "api.html").read_text(encoding="utf-8").replace("__ORIGIN__", origin))
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     app.add_middleware(SecurityHeadersMiddleware)

@@ -18,6 +18,11 @@ def serve(
     batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, help="How long to wait for concurrent requests to share one forward pass."),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most images per forward pass."),
     inference_workers: int = typer.Option(1, "--inference-workers", min=1, help="Forward passes run at once."),
+    shed_wait_s: float = typer.Option(1.0, "--shed-wait-s", min=0.0, help="Answer 503 + Retry-After at once when the pictures already waiting would take longer than this (seconds); 0: never shed."),
+    body_timeout_s: float = typer.Option(15.0, "--body-timeout-s", min=0.1, help="Close an upload from which nothing arrives for this long (408)."),
+    header_timeout_s: float = typer.Option(10.0, "--header-timeout-s", min=0.1, help="Close a connection whose request headers are not complete after this long."),
+    max_connections: int = typer.Option(512, "--max-connections", min=1, help="Open connections kept; beyond it the oldest idle one is closed."),
+    graceful_shutdown_s: float = typer.Option(10.0, "--graceful-shutdown-s", min=0.0, help="On SIGTERM/Ctrl-C, time given to requests in progress before they are cancelled."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve the visitor page and the REST API (one process; the model is loaded once).
@@ -30,7 +35,7 @@ def serve(
         import uvicorn
 
         from vasari.predict import Predictor
-        from vasari.service import ServiceConfig, create_app
+        from vasari.service import ServiceConfig, create_app, uvicorn_config
     except ImportError as exc:  # pragma: no cover - broken install
         console.print(f"[red]vasari serve: {exc}")
         raise typer.Exit(1) from None
@@ -48,10 +53,15 @@ def serve(
         batch_window_ms=batch_window_ms,
         max_batch_size=max_batch,
         inference_workers=inference_workers,
+        shed_wait_s=shed_wait_s or None,
+        body_timeout_s=body_timeout_s,
+        header_timeout_s=header_timeout_s,
+        max_connections=max_connections,
+        graceful_shutdown_s=graceful_shutdown_s,
     )
     app = create_app(predictor, config)
     console.print(f"Vasari on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), workers=1)
+    uvicorn.Server(uvicorn_config(app, config, host=host, port=port, log_level=log_level.lower())).run()
 
 
 def register(app: typer.Typer) -> None:
