@@ -174,8 +174,8 @@ class Predictor:
             return self._predict_cropped_paths(names, top_k)
         result = self.embedder.embed_paths(names, progress=False)
         good = [i for i in range(len(names)) if i not in result.errors]
-        out: list[dict] = [{"image": name, "error": {"code": result.codes.get(i, "unreadable"), "message": result.errors[i]}}
-                           if i in result.errors else {} for i, name in enumerate(names)]
+        out: list[dict] = [{"image": name, "error": _path_error(result, i)} if i in result.errors else {}
+                           for i, name in enumerate(names)]
         for start in range(0, len(good), 256):  # bounded (n, gallery) similarity matrices
             chunk = good[start:start + 256]
             preds = self.predict_features(result.features[chunk], top_k, [names[i] for i in chunk])
@@ -221,6 +221,13 @@ class Predictor:
             "card": b.card,
             "metrics": b.metrics,
         }
+
+
+def _path_error(result, i: int) -> dict[str, str]:
+    """A failed picture's error object: the embedder's message ends with ``[code]`` for its
+    own report; the prediction carries the code in its own field, as ``load_image`` words it."""
+    code = result.codes.get(i, "unreadable")
+    return {"code": code, "message": result.errors[i].removesuffix(f" [{code}]")}
 
 
 def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
