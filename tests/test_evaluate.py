@@ -261,3 +261,11 @@ def test_evaluate_heads_year_numbers_by_hand():
     assert y["interval_coverage"] == pytest.approx(1 / 3)
     assert y["interval_mean_width"] == pytest.approx(20)
     assert ev.year["truth"].tolist() == [1495, 1520, 1600]
+
+
+def test_backbone_export_lives_in_the_session_cache_not_the_user_cache(vasari_cache):
+    from vasari.backbones import default_cache_dir, onnx_path
+
+    assert default_cache_dir() == vasari_cache
+    assert onnx_path(learn_world().embedder.spec).is_file()
+    assert onnx_path(learn_world().embedder.spec).is_relative_to(vasari_cache)
