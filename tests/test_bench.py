@@ -55,7 +55,7 @@ def test_quick_bench_report_has_positive_numbers(bench_run):
     report, _, output = bench_run
     assert report["mode"] == "quick"
     assert {"machine", "images", "results", "seed_study", "duration_s", "config", "created"} <= report.keys()
-    assert report["images"]["count"] == 16 and report["images"]["splits"].keys() == {"train", "val"}
+    assert report["images"]["count"] == 16 and report["images"]["splits"] == {"train": 12, "val": 4}
     rows = {(r["engine"], r["device"]): r for r in report["results"]}
     for key in [("onnx", "cpu"), ("torch", "cpu")]:
         row = rows[key]
@@ -68,7 +68,9 @@ def test_quick_bench_report_has_positive_numbers(bench_run):
             assert p[stage] > 0, stage
         assert p["total_s"] >= p["embed_s"] + p["train_s"] and p["failed_images"] == 0
         assert p["vs_seed_study"] == pytest.approx(p["images_per_s"] / SEED_STUDY["images_per_s"])
-        assert 0.0 <= p["metrics"]["type_top1"] <= 1.0
+        # four colour families, one validation image each: chance is 1/4, the heads should
+        # name at least three (all four in practice)
+        assert p["metrics"]["type_top1"] >= 0.75, p["metrics"]
     assert "onnxruntime CPU" in output and "torch CPU" in output
 
 
