@@ -629,3 +629,23 @@ def test_random_split_edge_cases():
     splits = dsmod.split_random(ids, rare, val_fraction=0.0, test_fraction=0.5, seed=0)
     assert Counter(splits.values()) == {"train": 6, "test": 6}
     assert Counter(splits[i] for i, s in zip(ids, rare) if s == "a") == {"train": 5, "test": 5}
+
+
+def test_grouped_split_with_train_only_puts_everything_in_train():
+    ids = [f"r{i}" for i in range(6)]
+    splits = dsmod.split_grouped(ids, ids, ["a", "b"] * 3, val_fraction=0.0, test_fraction=0.0, seed=0)
+    assert splits == dict.fromkeys(ids, "train")
+
+
+def test_random_split_stratifies_classes_of_three_rows_for_every_seed():
+    ids = [f"r{i}" for i in range(12)]
+    strata = ["a"] * 3 + ["b"] * 3 + ["c"] * 6
+    for seed in range(10):  # a third of each class to test, whatever the seed
+        splits = dsmod.split_random(ids, strata, val_fraction=0.0, test_fraction=1 / 3, seed=seed)
+        tested = Counter(s for i, s in zip(ids, strata) if splits[i] == "test")
+        assert tested == {"a": 1, "b": 1, "c": 2}, (seed, tested)
+
+
+def test_random_split_of_two_rows_can_still_hold_one_out():
+    splits = dsmod.split_random(["r0", "r1"], ["a", "a"], val_fraction=0.0, test_fraction=0.5, seed=0)
+    assert sorted(splits.values()) == ["test", "train"]

@@ -246,6 +246,25 @@ def test_evaluate_heads_applies_the_head_threshold_to_calibrated_confidence():
     assert strict["selective"]["coverage"] == 0.0
 
 
+def test_evaluate_heads_of_no_rows_and_the_default_split():
+    ev = evaluate_heads(_identity_heads(1.0, 0.0), np.zeros((0, 4), np.float32), {"type": []})
+    assert ev.split == "test"
+    assert ev.metrics == {"split": "test", "rows": 0, "failed_rows": 0, "tasks": {}}
+
+
+def test_evaluate_heads_skips_tasks_without_labels_and_evaluates_the_rest():
+    k = len(CLASSES)
+    head = _identity_heads(1.0, 0.0).classifiers["type"]
+    school = LinearHead("school", CLASSES, np.eye(k, dtype=np.float32), np.zeros(k, np.float32))
+    heads = Heads(Transform(np.zeros(k, np.float32), np.ones(k, np.float32)), {"school": school, "type": head})
+    assert heads.tasks == ["type", "school"]  # type is visited first
+    X = np.eye(k, dtype=np.float32) * 3
+    only_school = evaluate_heads(heads, X, {"school": CLASSES}).metrics["tasks"]
+    assert list(only_school) == ["school"] and only_school["school"]["top1"] == 1.0
+    unlabelled_type = evaluate_heads(heads, X, {"type": [None] * k, "school": CLASSES}).metrics["tasks"]
+    assert list(unlabelled_type) == ["school"]
+
+
 def test_evaluate_heads_year_numbers_by_hand():
     k = len(CLASSES)
     # every estimate is 1500, interval 1490..1510, train median 1600

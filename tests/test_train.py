@@ -242,6 +242,7 @@ def test_fit_temperature_bounds_and_empty_input():
     logits, y = _two_class_logits(1.0, 50, 50)  # a coin: as soft as allowed
     assert fit_temperature(logits, y) == pytest.approx(20.0, rel=1e-3)
     assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
+    assert fit_temperature(np.array([[2.0, 0.0]]), np.array([0])) < 0.1  # one right row: sharpen, not 1.0
 
 
 def test_choose_threshold_full_answer_ties_and_minimum_kept():
@@ -272,7 +273,8 @@ def test_choose_threshold_unreachable_target_prefers_more_coverage_among_equals(
     correct = np.array([1, 0, 1, 0, 1, 0], dtype=bool)  # precision 1, .5, .67, .5, .6, .5
     out = choose_threshold(conf, correct, 0.95, min_kept=2)
     # best precision with >= 2 kept is 2/3 at three rows
-    assert not out["target_met"] and out["precision"] == pytest.approx(2 / 3) and out["threshold"] == pytest.approx(0.65)
+    assert out["target_met"] is False and out["precision"] == pytest.approx(2 / 3)
+    assert out["threshold"] == pytest.approx(0.65)
     even = np.array([1, 0, 1, 0, 0, 1], dtype=bool)  # 1, .5, .67, .5, .4, .5: .5 at 2, 4 and 6 kept
     out = choose_threshold(conf, even, 0.95, min_kept=4)
     assert out["precision"] == pytest.approx(0.5) and out["coverage"] == 1.0 and out["threshold"] == 0.0
@@ -291,3 +293,11 @@ def test_coverage_curve_by_hand():
     ]
     assert len(coverage_curve(conf, correct)) == 21
     assert coverage_curve(np.zeros(0), np.zeros(0, dtype=bool)) == []
+
+
+def test_choose_threshold_keeps_at_least_ten_rows_by_default():
+    conf = np.linspace(0.99, 0.5, 12)
+    correct = np.array([True] * 10 + [False] * 2)
+    out = choose_threshold(conf, correct, 1.0)  # the ten right ones are exactly the minimum
+    assert out["target_met"] and out["coverage"] == pytest.approx(10 / 12)
+    assert out["threshold"] == pytest.approx((conf[9] + conf[10]) / 2)
