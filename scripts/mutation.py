@@ -11,6 +11,7 @@ Usage (from the repository root; not part of ``.ci/run``: it takes tens of minut
     python scripts/mutation.py                          # evaluate, thresholds, splits
     python scripts/mutation.py --targets predict service download
     python scripts/mutation.py --targets evaluate --max-children 1 --work /tmp/vm
+    python scripts/mutation.py --mutants 'vasari.train.x_choose_threshold__mutmut_57'   # rerun one
 
 The run happens in a scratch copy (``--work``, default ``/tmp/vasari-mutation``) holding
 ``vasari/``, ``tests/`` and a ``pyproject.toml`` with a generated ``[tool.mutmut]`` section,
@@ -192,12 +193,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="parallel test processes (default %(default)s; the machine may be shared)")
     parser.add_argument("--goal", type=float, default=MutationConfig.goal, help="minimum score (default %(default)s)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier results in --work")
+    parser.add_argument("--mutants", nargs="+", default=None, metavar="NAME",
+                        help="rerun only these mutants (names or globs), e.g. the survivors after adding tests")
     args = parser.parse_args(argv)
     config = MutationConfig(tuple(args.targets), args.work, args.max_children, args.goal, args.fresh)
     targets = [TARGETS[name] for name in config.targets]
     work = prepare_work_dir(config, targets)
     patterns = [p for t in targets for p in t.patterns()]
-    run = mutmut(work, "run", "--max-children", str(config.max_children), *patterns)
+    run = mutmut(work, "run", "--max-children", str(config.max_children), *(args.mutants or patterns))
     if run.returncode != 0:
         print(f"mutmut run failed (exit {run.returncode}); see the output above", file=sys.stderr)
         return 2
