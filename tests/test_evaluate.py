@@ -171,6 +171,23 @@ def test_selective_accuracy_counts_the_answered_rows_only():
     assert sel["accuracy"] != pytest.approx(m["top1"])
 
 
+def test_a_row_exactly_at_the_threshold_is_answered():
+    # row 0's confidence is the literal 0.70 itself (no arithmetic): answered, like the service does
+    sel = _task_metrics(_arrays(PROBA, TRUE, threshold=0.70))["selective"]
+    assert sel["coverage"] == pytest.approx(4 / 8) and sel["accuracy"] == pytest.approx(1.0)
+
+
+def test_classes_without_rows_are_in_the_matrix_but_not_in_the_averages():
+    true, proba = TRUE[:6], PROBA[:6]  # no row is "d", and none is predicted "d"
+    pred = PRED[:6]
+    m = _task_metrics(_arrays(proba, true))
+    assert np.array(m["confusion"]["matrix"]).tolist() == confusion_matrix(true, pred, labels=CLASSES).tolist()
+    assert np.array(m["confusion"]["matrix"])[3].tolist() == [0, 0, 0, 0]
+    assert m["macro_f1"] == pytest.approx(f1_score(true, pred, labels=["a", "b", "c"], average="macro"))
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(true, pred))
+    assert m["per_class"]["d"] == {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
 def test_selective_accuracy_is_undefined_when_nothing_is_answered():
     m = _task_metrics(_arrays(PROBA, TRUE, threshold=0.95))
     assert m["selective"]["coverage"] == 0.0 and np.isnan(m["selective"]["accuracy"])
@@ -207,7 +224,7 @@ def test_unseen_label_is_an_error_and_its_own_confusion_row():
     assert m["n_unseen"] == 1 and m["top1"] == pytest.approx(3 / 8)
     assert m["confusion"]["labels"] == CLASSES + ["zzz"]
     assert np.array(m["confusion"]["matrix"])[4].tolist() == [0, 0, 0, 1, 0]  # true zzz, predicted d
-    assert m["per_class"]["zzz"]["support"] == 1 and m["per_class"]["zzz"]["recall"] == 0.0
+    assert m["per_class"]["zzz"] == {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
 def _identity_heads(temperature: float, threshold: float, year: YearHead | None = None) -> Heads:
@@ -276,10 +293,26 @@ def test_evaluate_heads_year_numbers_by_hand():
     assert ev.metrics["failed_rows"] == 1 and y["n"] == 3
     assert y["mae"] == pytest.approx((5 + 20 + 100) / 3)
     assert y["median_ae"] == pytest.approx(20)
-    assert y["baseline_mae"] == pytest.approx((105 + 80 + 0) / 3)
+    assert y["baseline_mae"] == pytest.approx((105 + 80 + 0) / 3) and y["baseline"] == "always the train median year"
     assert y["interval_coverage"] == pytest.approx(1 / 3)
     assert y["interval_mean_width"] == pytest.approx(20)
     assert ev.year["truth"].tolist() == [1495, 1520, 1600]
+    assert ev.year["low"].tolist() == [1490] * 3 and ev.year["high"].tolist() == [1510] * 3
+    # the interval's ends count as inside (integers: no rounding at the boundary)
+    ends = evaluate_heads(_identity_heads(1.0, 0.0, year), X[:2], {"type": ["a"] * 2}, [1490, 1510])
+    assert ends.metrics["year"]["interval_coverage"] == 1.0
+    # years without a year head: no year section
+    assert "year" not in evaluate_heads(_identity_heads(1.0, 0.0), X[:2], {"type": ["a"] * 2}, [1490, 1510]).metrics
+
+
+def test_evaluate_heads_novel_fraction_by_hand():
+    from vasari.train import NoveltyDetector
+
+    heads = _identity_heads(1.0, 0.0)
+    # score = (squared length in the first two axes / 2 + squared rest) / 2; novel above 1
+    heads.novelty = NoveltyDetector(np.eye(4, dtype=np.float32)[:2], np.ones(2, np.float32), 1.0, threshold=1.0)
+    X = np.array([[0, 0, 0, 0], [3, 0, 0, 0], [0, 0, 3, 0], [1, 0, 0, 0]], dtype=np.float32)
+    assert evaluate_heads(heads, X, {"type": ["a"] * 4}).metrics["novel_fraction"] == pytest.approx(0.5)
 
 
 def test_backbone_export_lives_in_the_session_cache_not_the_user_cache(vasari_cache):
