@@ -188,6 +188,20 @@ def test_classes_without_rows_are_in_the_matrix_but_not_in_the_averages():
     assert m["per_class"]["d"] == {"accuracy": 0.0, "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
 
 
+def test_macro_f1_leaves_out_classes_only_predicted_and_never_rewards_unpredicted_ones():
+    true = TRUE[:6] + ["c"]
+    proba = np.vstack([PROBA[:6], [0.1, 0.1, 0.2, 0.6]])  # the extra row is predicted "d", which no row is
+    pred = PRED[:6] + ["d"]
+    m = _task_metrics(_arrays(proba, true))
+    assert m["macro_f1"] == pytest.approx(f1_score(true, pred, labels=["a", "b", "c"], average="macro"))
+    assert m["weighted_f1"] == pytest.approx(f1_score(true, pred, labels=["a", "b", "c"], average="weighted"))
+    assert m["reliability"] == reliability(proba, np.array([CLASSES.index(t) for t in true]))
+    # "b" and "c" are never predicted: their F1 is 0, not 1
+    always_a = _task_metrics(_arrays(np.tile([0.7, 0.1, 0.1, 0.1], (3, 1)), ["a", "b", "c"]))
+    assert always_a["macro_f1"] == pytest.approx((2 * (1 / 3) / (1 / 3 + 1)) / 3)
+    assert always_a["weighted_f1"] == pytest.approx(always_a["macro_f1"])
+
+
 def test_selective_accuracy_is_undefined_when_nothing_is_answered():
     m = _task_metrics(_arrays(PROBA, TRUE, threshold=0.95))
     assert m["selective"]["coverage"] == 0.0 and np.isnan(m["selective"]["accuracy"])
@@ -204,6 +218,30 @@ def test_ece_by_hand_on_four_rows():
     # one bin per row when bins are fine: ECE is the mean |correct - confidence|
     assert expected_calibration_error(proba[[0, 2]], y[[0, 2]], bins=2) == pytest.approx(
         0.5 * abs(1 - (0.9 + 0.65) / 2) * 2)
+
+
+def _reference_bins(conf, bins):
+    """Bin of each confidence by the definition: (low, high], the first bin also holding 0."""
+    return np.array([max(0, int(np.ceil(c * bins)) - 1) for c in conf])
+
+
+def test_ece_and_reliability_match_a_reference_on_random_rows():
+    rng = np.random.default_rng(11)
+    proba = rng.dirichlet([0.6, 0.6, 0.6], size=300)
+    y = rng.integers(0, 3, size=300)
+    conf, correct = proba.max(axis=1), proba.argmax(axis=1) == y
+    for bins in (15, 7):
+        b = _reference_bins(conf, bins)
+        ece = sum(abs(correct[b == k].sum() - conf[b == k].sum()) for k in range(bins)) / len(y)
+        assert expected_calibration_error(proba, y, bins=bins) == pytest.approx(ece)
+    assert expected_calibration_error(proba, y) == pytest.approx(expected_calibration_error(proba, y, bins=15))
+    b = _reference_bins(conf, 10)
+    table = reliability(proba, y)
+    assert [row["n"] for row in table] == [int((b == k).sum()) for k in range(10)]
+    for k, row in enumerate(table):
+        if row["n"]:
+            assert row["accuracy"] == pytest.approx(correct[b == k].mean())
+            assert row["confidence"] == pytest.approx(conf[b == k].mean())
 
 
 def test_reliability_bins_by_hand():
