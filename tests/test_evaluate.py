@@ -228,7 +228,10 @@ def _reference_bins(conf, bins):
 def test_ece_and_reliability_match_a_reference_on_random_rows():
     rng = np.random.default_rng(11)
     proba = rng.dirichlet([0.6, 0.6, 0.6], size=300)
-    y = rng.integers(0, 3, size=300)
+    # right 55% of the time whatever the confidence: under-confident in the low bins and
+    # over-confident in the high ones, so the binning changes the ECE
+    top = proba.argmax(axis=1)
+    y = np.where(rng.random(300) < 0.55, top, (top + 1) % 3)
     conf, correct = proba.max(axis=1), proba.argmax(axis=1) == y
     for bins in (15, 7):
         b = _reference_bins(conf, bins)
@@ -242,6 +245,14 @@ def test_ece_and_reliability_match_a_reference_on_random_rows():
         if row["n"]:
             assert row["accuracy"] == pytest.approx(correct[b == k].mean())
             assert row["confidence"] == pytest.approx(conf[b == k].mean())
+
+
+def test_the_lowest_confidence_bin_is_its_own_with_many_classes():
+    uniform = np.full(20, 0.05)  # confidence 0.05: the first bin of 15 and of 10
+    low = np.r_[0.1, np.full(19, 0.9 / 19)]  # confidence 0.1: the second of 15
+    proba, y = np.vstack([uniform, low]), np.array([0, 1])  # the first right, the second wrong
+    assert expected_calibration_error(proba, y) == pytest.approx(0.5 * 0.95 + 0.5 * 0.1)
+    assert reliability(proba[:1], y[:1])[0]["n"] == 1
 
 
 def test_reliability_bins_by_hand():
