@@ -253,6 +253,9 @@ def test_the_lowest_confidence_bin_is_its_own_with_many_classes():
     proba, y = np.vstack([uniform, low]), np.array([0, 1])  # the first right, the second wrong
     assert expected_calibration_error(proba, y) == pytest.approx(0.5 * 0.95 + 0.5 * 0.1)
     assert reliability(proba[:1], y[:1])[0]["n"] == 1
+    # and the two highest bins of 15 stay apart: 0.9 (right) and 0.95 (wrong)
+    high = np.array([[0.9, 0.1], [0.95, 0.05]])
+    assert expected_calibration_error(high, np.array([0, 1])) == pytest.approx(0.5 * 0.1 + 0.5 * 0.95)
 
 
 def test_reliability_bins_by_hand():
