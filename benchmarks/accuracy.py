@@ -51,7 +51,7 @@ from rich.table import Table
 from vasari.dataset import DatasetConfig, build_dataset
 from vasari.evaluate import evaluate_heads
 from vasari.features import Embedder, EmbeddingCache
-from vasari.fileio import atomic_write_text
+from _provenance import kept_rows, write_result
 from vasari.shared import shared_data_dir
 from vasari.train import HeadConfig, train_heads
 
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     kept = []
     if args.out.is_file():  # experiments not run this time keep their previous rows
         try:
-            kept = [r for r in json.loads(args.out.read_text()).get("results", []) if r.get("experiment") not in only]
+            kept = kept_rows(r for r in json.loads(args.out.read_text()).get("results", [])
+                             if r.get("experiment") not in only)
         except (ValueError, OSError):
             kept = []
     payload = {
@@ -333,8 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "experiments_run": only,
         "results": kept + results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(payload, indent=2, default=float) + "\n")
+    write_result(args.out, payload, default=float)
     console.print(f"written {args.out}")
     return 0
 

@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.images import is_image_file  # noqa: E402
 from vasari.shared import shared_data_dir  # noqa: E402
 
@@ -242,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"about {est['bare']:.0f} / {est['embed']:.0f} img/s (an estimate, not a measurement)")
     console.print(f"goal: embed >= 55 img/s and >= 90% of bare · quietest round: {quiet['embed_img_s']:.1f} img/s, "
                   f"{quiet['ratio']:.0%} -> {'met' if summary['goal_met_quietest_round'] else 'NOT met'}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(summary, indent=2))
+    write_result(args.out, summary)
     console.print(f"wrote {args.out}")
     return 0
 

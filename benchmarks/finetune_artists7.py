@@ -43,6 +43,7 @@ from vasari.bench import machine_info
 from vasari.catalog import read_kaggle
 from vasari.evaluate import headline
 from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.finetune import (
     BUNDLE_ONNX,
     FinetuneConfig,
@@ -176,13 +177,13 @@ def main(argv: list[str] | None = None) -> int:
                           + ", ".join(f"{v} " + " ".join(f"{split} {m['top1']:.3f}" for split, m in s.items())
                                       for v, s in run["variants"].items()))
             payload["recipes"][name] = {"config": asdict(config), "runs": runs, "summary": summarise(runs)}
-            atomic_write_text(args.out, json.dumps(payload, indent=2, default=str) + "\n")
+            write_result(args.out, payload, default=str)
     summary = {n: r["summary"] for n, r in payload["recipes"].items() if len(r["runs"]) == args.seeds}
     if summary:
         recipe, views = choose(summary)
         payload["chosen"] = {"recipe": recipe, "views": views, "rule": "best mean val top-1 over the seeds",
                              "test": summary[recipe][views], "test_refit": summary[recipe].get(f"{views}+refit")}
-        atomic_write_text(args.out, json.dumps(payload, indent=2, default=str) + "\n")
+        write_result(args.out, payload, default=str)
         for n, s in summary.items():
             for v, row in s.items():
                 console.print(f"{n:>5} {v:<16} " + "  ".join(f"{k} {val:.3f}" for k, val in row.items()))

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from vasari.bench import machine_info  # noqa: E402
 from vasari.catalog import read_folder  # noqa: E402
 from vasari.evaluate import headline  # noqa: E402
-from vasari.fileio import atomic_write_text  # noqa: E402
+from _provenance import write_result  # noqa: E402
 from vasari.finetune import FinetuneConfig, finetune_artworks  # noqa: E402
 from vasari.shared import shared_data_dir  # noqa: E402
 
@@ -84,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             "metrics": headline(ft.evaluations, "type"),
         }
     console.print("fine-tuned:", {k: v for k, v in results["finetuned"].items() if k != "history"})
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(results, indent=2, default=str) + "\n")
+    write_result(args.out, results, default=str)
     console.print(f"wrote {args.out}")
     return 0
 

@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from _provenance import stamp
 from rich.console import Console
 
 from vasari.bench import (
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         devices = ("cpu", "cuda") if args.device == "all" else (args.device,)
         report = run_bench(BenchConfig(devices=devices, images=args.images, quick=args.quick), progress=console.log)
+        report = stamp(report)
         gpu = "gpu" if report["machine"].get("cuda_available") else "cpu"
         paths = save_report(report, HERE / "results" / "tmp-hardware")
         stem = HERE / "results" / f"hardware-{report['mode']}-{gpu}"

@@ -27,7 +27,7 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from accuracy import dataset_arrays, grouped_dataset, phash_cache_dir
 from vasari import catalog as catalog_module
 from vasari.features import Embedder, EmbeddingCache
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.shared import shared_data_dir
 from vasari.train import HeadConfig, train_heads
 
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in summary.items():
         console.print(f"{name:>30}: grouped-CV {task} top-1 {row['cv_top1']:.4f} (fold std {row['std_over_folds']:.3f})")
     out = args.out or Path(__file__).parent / "results" / f"head_variants-{args.experiment}.json"
-    atomic_write_text(out, json.dumps({"benchmark": "head_variants", "experiment": args.experiment, "task": task,
-                                       "views": list(sources), "seeds": args.seeds, "folds": args.folds,
-                                       "summary": summary, "scores": scores}, indent=2) + "\n")
+    write_result(out, {"benchmark": "head_variants", "experiment": args.experiment, "task": task,
+                       "views": list(sources), "seeds": args.seeds, "folds": args.folds,
+                       "summary": summary, "scores": scores})
     console.print(f"wrote {out}")
     return 0
 

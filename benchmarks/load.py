@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import random
@@ -38,7 +37,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -514,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         and (r["rss_mb_peak"] is None or r["rss_mb_peak"] <= GOALS["rss_mb_peak"])
     )
     print_table(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(_finite(result), indent=2) + "\n")
+    write_result(args.out, _finite(result))
     print(f"wrote {args.out}")
     return 0 if r["errors"] == 0 and healthy else 1
 

@@ -12,7 +12,6 @@ benchmarks/results/museum_photos.json (plus per-photo rows).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.features import Embedder, EmbeddingCache
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.images import load_image
 from vasari.photo import PhotoConfig, find_painting
 from vasari.shared import shared_data_dir
@@ -159,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "machine": {"cpus": os.cpu_count()},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=2))
+    write_result(args.out, result)
     console.print(f"wrote {args.out}")
     return 0
 

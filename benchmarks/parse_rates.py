@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.catalog import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.shared import shared_data_dir
 
 
@@ -72,16 +72,8 @@ def main(argv: list[str]) -> int:
         f"read {sum(len(c) for c in catalogs)} artworks from {len(catalogs)} shared sources in {seconds:.1f} s"
     )
     out = Path(__file__).resolve().parent / "results" / "parse_rates.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        out,
-        json.dumps(
-            {"data_dir": str(data), "seconds": round(seconds, 2), "sources": results, "summary": lines},
-            indent=2,
-            ensure_ascii=False,
-        )
-        + "\n",
-    )
+    write_result(out, {"data_dir": str(data), "seconds": round(seconds, 2), "sources": results, "summary": lines},
+                 ensure_ascii=False)
     console.print(f"wrote {out}")
     return 0
 

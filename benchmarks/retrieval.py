@@ -41,7 +41,7 @@ from rich.table import Table
 from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
 from vasari.dataset import DatasetConfig, build_dataset
 from vasari.features import Embedder, EmbeddingCache
-from vasari.fileio import atomic_write_text
+from _provenance import write_result
 from vasari.images import load_image
 from vasari.index import GalleryIndex, IndexConfig, _faiss
 from vasari.photo import find_painting
@@ -362,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     result["search"] = bench_speed(index, console)
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["machine"] = {"cpus": os.cpu_count()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out, json.dumps(result, indent=2))
+    write_result(args.out, result)
     console.print(f"wrote {args.out} ({result['seconds']:.0f} s)")
     return 0
 

@@ -159,7 +159,11 @@ def test_phone_camera_input(browser, live, painting, api_answer):
     page.set_input_files("#camera-input", str(painting))
     check_results(page, api_answer)
     page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(700)  # bar and scroll animations settle
+    # the bars' width transitions have ended (the spinner's endless one does not count)
+    page.wait_for_function(
+        """() => document.getAnimations().every((a) => a.playState !== 'running'
+                                                   || a.effect.getComputedTiming().iterations === Infinity)"""
+    )
     overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     wide = page.evaluate(
         """() => [...document.querySelectorAll('body *')]
@@ -197,6 +201,7 @@ def test_drag_and_drop(browser, live, painting, api_answer):
     page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
     check_results(page, api_answer)
     assert "dragging" not in page.locator("#dropzone").get_attribute("class")
+    assert not foreign and not errors, (foreign, errors)
     context.close()
 
 
@@ -211,6 +216,8 @@ def test_bad_file_shows_an_error_and_page_recovers(browser, live, painting, tmp_
     assert page.locator("#result").is_hidden()
     page.set_input_files("#file-input", str(painting))
     check_results(page, api_answer)
+    # the one console error is chromium logging the rejected upload (HTTP 415)
+    assert not foreign and len(errors) == 1 and "status of 415" in errors[0], (foreign, errors)
     context.close()
 
 
@@ -249,6 +256,7 @@ def test_api_docs_page_is_offline(browser, live):
     page.goto(live.url + "/docs")
     page.get_by_text("/api/v1/predict", exact=True).first.wait_for()
     assert not foreign, f"/docs loaded something from elsewhere: {foreign}"
+    assert not errors, errors
     context.close()
 
 
@@ -284,6 +292,7 @@ def test_museum_photo_crop_outline(browser, live, tmp_path):
         assert page.locator(".preview svg.crop polygon").count() == 1
         assert "found the painting" in page.locator("#summary").inner_text()
         page.screenshot(path=str(ARTIFACTS / "browser-crop.png"))
+        assert not foreign and not errors, (foreign, errors)
         context.close()
 
 
@@ -310,4 +319,5 @@ def test_keyboard_only_upload(browser, live, painting, api_answer):
     assert page.evaluate("window.__activations") == [True]
     page.set_input_files("#file-input", str(painting))
     check_results(page, api_answer)
+    assert not foreign and not errors, (foreign, errors)
     context.close()

@@ -107,21 +107,28 @@ def test_fit_plain_module_loss_decreases_and_beats_chance(colour_data, tmp_path)
 
 
 def test_early_stopping_keeps_the_best_epoch(colour_data):
+    """Validation labels are the opposite colours of the training ones, so every epoch that
+    learns the training labels makes validation loss worse: training must stop after
+    ``patience`` epochs without improvement and restore the first epoch's weights."""
     train, val, _ = colour_data
+    swapped = {"red": "blue", "blue": "red"}
+    val = [Sample(s.path, {"type": swapped[s.labels["type"]]}, s.year) for s in val]
+    torch.manual_seed(0)  # the net and head initialisations do not depend on earlier tests
     net = TinyNet()
-    # a learning rate this large makes validation loss blow up after the first epoch
     config = FinetuneConfig(
-        epochs=8, batch_size=8, image_size=32, num_workers=0, lr=50.0, warmup_fraction=0.0, patience=2, unfreeze="all"
+        epochs=8, batch_size=8, image_size=32, num_workers=0, lr=1e-2, warmup_fraction=0.0, patience=2,
+        unfreeze="all", label_smoothing=0.0,
     )
     set_trainable(net, config)
     vocab = build_vocab(train, ["type"])
     model = _model_class()(net, 16, vocab, year=False)
     train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
+    calibrate_norm(model, train_loader, "cpu")
     result = fit(model, train_loader, val_loader, {"type": torch.ones(2)}, config, "cpu", progress=False)
     val_losses = [h["val_loss"] for h in result.history]
-    assert result.best_val_loss == min(val_losses)
-    if result.stopped_early:
-        assert len(val_losses) == result.best_epoch + config.patience
+    assert result.stopped_early
+    assert result.best_epoch == 1 and len(val_losses) == result.best_epoch + config.patience < config.epochs
+    assert result.best_val_loss == min(val_losses) < val_losses[-1]
     # the restored weights are the best epoch's
     again = evaluate_model(model, val_loader, {"type": torch.ones(2)}, config, "cpu")
     assert again["loss"] == pytest.approx(result.best_val_loss, rel=1e-4)

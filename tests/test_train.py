@@ -198,3 +198,106 @@ def test_pca_option_and_feature_shape_check():
     assert heads.classifiers["type"].coef.shape == (3, 16)
     with pytest.raises(ValueError, match="expect"):
         heads.predict_proba(X[:, :10])
+
+
+# --------------------------------------------------------------------------- numerics, hand-built
+
+
+def test_softmax_is_stable_and_sums_to_one():
+    p = softmax(np.array([[1000.0, 999.0, 0.0], [0.0, 0.0, 0.0]]))
+    e = np.e
+    assert p[0] == pytest.approx([e / (e + 1), 1 / (e + 1), 0.0], abs=1e-12)
+    assert p[1] == pytest.approx([1 / 3] * 3)
+    assert np.isfinite(p).all()
+
+
+def test_nll_by_hand():
+    from vasari.train import _nll
+
+    logits = np.array([[2.0, 0.0], [0.0, 1000.0]])
+    # row 0: -log sigmoid(2 / T); row 1 (huge logit, true class 1): 0
+    assert _nll(logits, np.array([0, 1]), 1.0) == pytest.approx(np.log1p(np.exp(-2.0)) / 2)
+    assert _nll(logits, np.array([0, 1]), 2.0) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
+    assert _nll(logits[:1], np.array([1]), 1.0) == pytest.approx(2.0 + np.log1p(np.exp(-2.0)))
+
+
+def _two_class_logits(z: float, right: int, wrong: int):
+    """``right + wrong`` rows with logits (z, 0); class 0 is the truth of ``right`` of them."""
+    logits = np.tile([z, 0.0], (right + wrong, 1))
+    return logits, np.array([0] * right + [1] * wrong)
+
+
+def test_fit_temperature_finds_the_known_optimum():
+    # every row has confidence sigmoid(z / T); the NLL is least when that equals the 80% accuracy
+    logits, y = _two_class_logits(4.0, 80, 20)
+    assert fit_temperature(logits, y) == pytest.approx(4.0 / np.log(4.0), rel=1e-3)
+    # 60%: softer still
+    logits, y = _two_class_logits(4.0, 60, 40)
+    assert fit_temperature(logits, y) == pytest.approx(4.0 / np.log(1.5), rel=1e-3)
+
+
+def test_fit_temperature_bounds_and_empty_input():
+    logits, y = _two_class_logits(1.0, 50, 0)  # always right: as sharp as allowed
+    assert fit_temperature(logits, y) == pytest.approx(0.05, rel=1e-3)
+    logits, y = _two_class_logits(1.0, 50, 50)  # a coin: as soft as allowed
+    assert fit_temperature(logits, y) == pytest.approx(20.0, rel=1e-3)
+    assert fit_temperature(np.zeros((0, 3)), np.zeros(0, dtype=int)) == 1.0
+    assert fit_temperature(np.array([[2.0, 0.0]]), np.array([0])) < 0.1  # one right row: sharpen, not 1.0
+
+
+def test_choose_threshold_full_answer_ties_and_minimum_kept():
+    conf = np.array([0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    correct = np.array([1, 1, 1, 1, 0, 1, 0, 0, 1, 0], dtype=bool)
+    assert choose_threshold(conf, correct, 0.8, min_kept=1) == {
+        "threshold": pytest.approx(0.55), "target_met": True, "coverage": pytest.approx(0.6),
+        "precision": pytest.approx(5 / 6), "n": 10}
+    # 100% precision is reached by the four most confident rows, but at least five must be kept
+    strict = choose_threshold(conf, correct, 1.0, min_kept=5)
+    assert not strict["target_met"] and strict["coverage"] == pytest.approx(0.6)
+    assert strict["threshold"] == pytest.approx(0.55)
+    assert choose_threshold(conf, correct, 1.0, min_kept=1)["threshold"] == pytest.approx(0.75)
+    # a cut never splits rows of equal confidence: the tied pair (0.8, 0.8) is kept or dropped together
+    tied = np.array([0.9, 0.8, 0.8, 0.3])
+    out = choose_threshold(tied, np.array([1, 1, 0, 0], dtype=bool), 0.9, min_kept=1)
+    assert out["threshold"] == pytest.approx(0.85) and out["coverage"] == pytest.approx(0.25)
+    out = choose_threshold(tied, np.array([1, 1, 1, 0], dtype=bool), 0.9, min_kept=2)
+    assert out["threshold"] == pytest.approx(0.55) and out["coverage"] == pytest.approx(0.75)
+    # min_kept larger than the rows: all of them
+    assert choose_threshold(tied, np.zeros(4, dtype=bool), 0.9, min_kept=10)["coverage"] == 1.0
+    assert choose_threshold(np.zeros(0), np.zeros(0, dtype=bool), 0.9) == {
+        "threshold": 0.0, "target_met": False, "coverage": 1.0, "precision": None, "n": 0}
+
+
+def test_choose_threshold_unreachable_target_prefers_more_coverage_among_equals():
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    correct = np.array([1, 0, 1, 0, 1, 0], dtype=bool)  # precision 1, .5, .67, .5, .6, .5
+    out = choose_threshold(conf, correct, 0.95, min_kept=2)
+    # best precision with >= 2 kept is 2/3 at three rows
+    assert out["target_met"] is False and out["precision"] == pytest.approx(2 / 3)
+    assert out["threshold"] == pytest.approx(0.65)
+    even = np.array([1, 0, 1, 0, 0, 1], dtype=bool)  # 1, .5, .67, .5, .4, .5: .5 at 2, 4 and 6 kept
+    out = choose_threshold(conf, even, 0.95, min_kept=4)
+    assert out["precision"] == pytest.approx(0.5) and out["coverage"] == 1.0 and out["threshold"] == 0.0
+
+
+def test_coverage_curve_by_hand():
+    from vasari.train import coverage_curve
+
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    correct = np.array([1, 1, 0, 0], dtype=bool)
+    curve = coverage_curve(conf, correct, points=3)
+    assert curve == [
+        {"threshold": 0.0, "coverage": 1.0, "accuracy": 0.5},
+        {"threshold": pytest.approx(0.75), "coverage": 0.5, "accuracy": 1.0},
+        {"threshold": pytest.approx(0.9), "coverage": 0.25, "accuracy": 1.0},
+    ]
+    assert len(coverage_curve(conf, correct)) == 21
+    assert coverage_curve(np.zeros(0), np.zeros(0, dtype=bool)) == []
+
+
+def test_choose_threshold_keeps_at_least_ten_rows_by_default():
+    conf = np.linspace(0.99, 0.5, 12)
+    correct = np.array([True] * 10 + [False] * 2)
+    out = choose_threshold(conf, correct, 1.0)  # the ten right ones are exactly the minimum
+    assert out["target_met"] and out["coverage"] == pytest.approx(10 / 12)
+    assert out["threshold"] == pytest.approx((conf[9] + conf[10]) / 2)
