@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Iterable
 
-from vasari.fileio import atomic_write_text
+from vasari.core.fileio import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 #: What rows written before provenance existed say instead of a date or commit.

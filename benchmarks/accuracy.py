@@ -4,7 +4,7 @@
                                   [--feature stats|pooled|both] [--tta]
 
 Every experiment embeds with the default backbone (EfficientNet-Lite2, cached by content),
-trains the heads with ``vasari.train.train_heads`` (C, temperature and abstention threshold
+trains the heads with ``vasari.heads.train.train_heads`` (C, temperature and abstention threshold
 chosen on a validation split that is never the reported one) and reports the held-out split:
 
 * louvre: train on louvre/train (15% of it held out as validation, stratified), report
@@ -24,7 +24,7 @@ chosen on a validation split that is never the reported one) and reports the hel
   also with multi-crop views, chosen by grouped 5-fold CV inside train+val
   (``head_variants.py --experiment wikiart --views center,multicrop``: .883 vs .870).
 
-Each views setting (``vasari.backbones.VIEWS``) has its own embedding cache (its spec key
+Each views setting (``vasari.features.backbones.VIEWS``) has its own embedding cache (its spec key
 differs; with ``--cache DIR`` the other views use ``DIR-flip`` and ``DIR-multicrop``).
 
 "stats" are the default features (pooled + stage mean/std); "pooled" are the first 1280
@@ -48,12 +48,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vasari.dataset import DatasetConfig, build_dataset
-from vasari.evaluate import evaluate_heads
-from vasari.features import Embedder, EmbeddingCache
+from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.heads.evaluate import evaluate_heads
+from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import kept_rows, write_result
-from vasari.shared import shared_data_dir
-from vasari.train import HeadConfig, train_heads
+from vasari.core.paths import shared_data_dir
+from vasari.heads.train import HeadConfig, train_heads
 
 POOLED_DIM = 1280
 GOALS = {
@@ -114,7 +114,7 @@ def task_row(metrics: dict, task: str) -> dict:
 
 
 def louvre(data: Path, embedder, cache, features, results):
-    from vasari.catalog import read_folder
+    from vasari.catalog.readers import read_folder
 
     train = read_folder(data / "louvre" / "train", task="type", source="louvre").artworks
     val = read_folder(data / "louvre" / "val", task="type", source="louvre").artworks
@@ -172,7 +172,7 @@ def artists7(data: Path, embedder, cache, features, cache_dir, results, seeds: i
     """Artist top-1 on grouped splits. A test split of ~155 pictures moves by ~2.5 points from
     one split seed to the next, so the headline is the mean over ``seeds`` split seeds (the
     per-seed numbers are kept in the row)."""
-    from vasari.catalog import read_kaggle
+    from vasari.catalog.readers import read_kaggle
 
     cat = read_kaggle(data / "artists7", source="artists7")
     tag = VIEW_TAGS[embedder.views]
@@ -192,7 +192,7 @@ def artists7(data: Path, embedder, cache, features, cache_dir, results, seeds: i
 
 
 def wga_thumbs(data: Path, embedder, cache, features, cache_dir, results):
-    from vasari.catalog import read_wga
+    from vasari.catalog.readers import read_wga
 
     extract = data / "catalogs" / "wga_paintings.csv"
     cat = read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="painting",
@@ -211,7 +211,7 @@ def wga_thumbs(data: Path, embedder, cache, features, cache_dir, results):
 def wikiart(data: Path, embedder, cache, features, cache_dir, results, seeds: int = 5):
     """Style top-1 and year MAE on grouped splits, mean over ``seeds`` split seeds: one test
     split of ~830 pictures moves style top-1 by up to 3 points from seed to seed."""
-    from vasari.catalog import read_wikiart
+    from vasari.catalog.readers import read_wikiart
 
     cat = read_wikiart(data / "wikiart", source="wikiart")
     tag = VIEW_TAGS[embedder.views]

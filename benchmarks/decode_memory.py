@@ -59,7 +59,7 @@ print(json.dumps({"peak_mb": (status("VmHWM:") - base) / 1e6, "seconds": time.pe
 
 DOWNLOAD_CHILD = r"""
 import json, sys, tempfile, time
-from vasari.download import DownloadConfig, download_images
+from vasari.download.downloader import DownloadConfig, download_images
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--download", type=int, default=0, help="also measure the downloader on this many PNGs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "decode_memory.json")
     args = parser.parse_args()
-    from vasari.fileio import atomic_write_text
+    from vasari.core.fileio import atomic_write_text
 
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "wide16.png"

@@ -57,7 +57,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from vasari.download import DownloadConfig, download_images
+    from vasari.download.downloader import DownloadConfig, download_images
 
     parent, child = mp.get_context("spawn").Pipe()
     server = mp.get_context("spawn").Process(target=serve, args=(args.n, args.latency, child), daemon=True)

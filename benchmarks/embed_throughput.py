@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _provenance import write_result
-from vasari.images import is_image_file  # noqa: E402
-from vasari.shared import shared_data_dir  # noqa: E402
+from vasari.core.images import is_image_file  # noqa: E402
+from vasari.core.paths import shared_data_dir  # noqa: E402
 
 
 def _cpu_ticks() -> tuple[float, float]:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from vasari.features import Embedder
+    from vasari.features.embedder import Embedder
 
     console = Console(width=120)
     t = time.perf_counter()
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     # configuration behind the "~60 img/s" figure, for reference
     import onnxruntime as ort
 
-    from vasari.backbones import onnx_path
+    from vasari.features.backbones import onnx_path
 
     plain = ort.InferenceSession(str(onnx_path(embedder.spec)), providers=["CPUExecutionProvider"])
     plain.run(None, {"images": crops[:bs]})

@@ -9,7 +9,7 @@ stage (perceptual hashes) and saved as image paths relative to DATA_DIR in
 ``benchmarks/results/artists7_splits.json``; ``--splits FILE`` reads such a file instead, so
 a GPU machine reuses exactly the splits of the CPU runs.
 
-For every fine-tuning recipe (``CONFIGS``) and split seed, ``vasari.finetune.finetune_artworks``
+For every fine-tuning recipe (``CONFIGS``) and split seed, ``vasari.finetune.train.finetune_artworks``
 trains on "train" with early stopping on "val" loss, exports the backbone to ONNX and refits
 the heads on its features (C and temperature on "val"); the fine-tuned backbone is then also
 run with multi-crop views (the mean of 7 crops, as in accuracy.py) and heads fit again.
@@ -39,19 +39,20 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench import machine_info
-from vasari.catalog import read_kaggle
-from vasari.evaluate import headline
-from vasari.fileio import atomic_write_text
+from vasari.bench.hardware import machine_info
+from vasari.catalog.readers import read_kaggle
+from vasari.heads.evaluate import headline
+from vasari.core.fileio import atomic_write_text
 from _provenance import write_result
-from vasari.finetune import (
+from vasari.finetune.train import (
     BUNDLE_ONNX,
     FinetuneConfig,
     finetune_artworks,
     finetuned_embedder,
 )
-from vasari.shared import shared_data_dir
-from vasari.train import HeadConfig, fit_dataset
+from vasari.core.paths import shared_data_dir
+from vasari.heads.train import HeadConfig
+from vasari.pipeline import fit_dataset
 
 RESULTS = ROOT / "benchmarks" / "results"
 SPLITS_FILE = RESULTS / "artists7_splits.json"

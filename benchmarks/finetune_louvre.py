@@ -2,8 +2,8 @@
 
     python benchmarks/finetune_louvre.py [--epochs 3] [--unfreeze last] [--device auto] [--image-size 260]
 
-Frozen: ``vasari.train.fit_dataset`` with the stock EfficientNet-Lite2 ONNX embedder (what
-``vasari demo`` trains). Fine-tuned: ``vasari.finetune.finetune_artworks`` on the same train
+Frozen: ``vasari.heads.train.fit_dataset`` with the stock EfficientNet-Lite2 ONNX embedder (what
+``vasari demo`` trains). Fine-tuned: ``vasari.finetune.train.finetune_artworks`` on the same train
 split (early stopping on val), heads refit the same way on the exported fine-tuned backbone.
 Both are evaluated on Louvre val and on the 55 museum photos. Writes
 benchmarks/results/finetune_louvre.json. On a CPU this is slow (it warns); it is meant for a GPU.
@@ -24,12 +24,12 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench import machine_info  # noqa: E402
-from vasari.catalog import read_folder  # noqa: E402
-from vasari.evaluate import headline  # noqa: E402
+from vasari.bench.hardware import machine_info  # noqa: E402
+from vasari.catalog.readers import read_folder  # noqa: E402
+from vasari.heads.evaluate import headline  # noqa: E402
 from _provenance import write_result  # noqa: E402
-from vasari.finetune import FinetuneConfig, finetune_artworks  # noqa: E402
-from vasari.shared import shared_data_dir  # noqa: E402
+from vasari.finetune.train import FinetuneConfig, finetune_artworks  # noqa: E402
+from vasari.core.paths import shared_data_dir  # noqa: E402
 
 
 def louvre() -> tuple[list, list[str]]:
@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=150)
     arts, splits = louvre()
-    from vasari.features import Embedder
-    from vasari.train import HeadConfig, fit_dataset
+    from vasari.features.embedder import Embedder
+    from vasari.heads.train import HeadConfig
+    from vasari.pipeline import fit_dataset
 
     results: dict = {"machine": machine_info(), "images": {s: splits.count(s) for s in sorted(set(splits))}}
     t0 = time.perf_counter()

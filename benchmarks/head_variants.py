@@ -25,11 +25,11 @@ from rich.console import Console
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from accuracy import dataset_arrays, grouped_dataset, phash_cache_dir
-from vasari import catalog as catalog_module
-from vasari.features import Embedder, EmbeddingCache
+from vasari.catalog import readers as catalog_module
+from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
-from vasari.shared import shared_data_dir
-from vasari.train import HeadConfig, train_heads
+from vasari.core.paths import shared_data_dir
+from vasari.heads.train import HeadConfig, train_heads
 
 BASE = HeadConfig(year=False, novelty=False, refit_on_val=True)
 

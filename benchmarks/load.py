@@ -49,7 +49,7 @@ GOALS = {"p50_ms": 80.0, "p99_ms": 250.0, "throughput_rps": 25.0, "errors": 0, "
 
 
 def _shared_images(limit: int) -> list[Path]:
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     if data is None:
@@ -84,7 +84,7 @@ def _generated(index: int, size: int) -> Image.Image:
 
 def make_jpegs(count: int = 24, size: int = 768, quality: int = 90) -> tuple[list[bytes], str]:
     """``count`` JPEGs with a ``size`` px long side: real paintings when shared data exists."""
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     out: list[bytes] = []
     for path in _shared_images(count * 2):
@@ -378,7 +378,7 @@ SATURATION_GOALS = {"throughput_vs_embed": 0.8, "p99_s": 1.5, "deadline_timeout_
 def embed_images_per_second(model: str | None, jpegs: list[bytes], seconds: float) -> float:
     """What ``vasari embed`` does (decode files + forward passes of 32) with the served
     bundle's backbone, in this process, in images per second: the ceiling for the service."""
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     embedder = Predictor.load(Path(model) if model else None).embedder
     with tempfile.TemporaryDirectory(prefix="vasari-load-embed-") as tmp:

@@ -21,11 +21,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vasari.features import Embedder, EmbeddingCache
+from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
-from vasari.images import load_image
-from vasari.photo import PhotoConfig, find_painting
-from vasari.shared import shared_data_dir
+from vasari.core.images import load_image
+from vasari.inference.photo import PhotoConfig, find_painting
+from vasari.core.paths import shared_data_dir
 
 CLASSES = ("genre", "landscape", "portrait", "still-life")
 

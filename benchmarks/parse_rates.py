@@ -16,9 +16,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from vasari.catalog import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
+from vasari.catalog.readers import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
 from _provenance import write_result
-from vasari.shared import shared_data_dir
+from vasari.core.paths import shared_data_dir
 
 
 def main(argv: list[str]) -> int:

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.fileio import atomic_write_text  # noqa: E402
-from vasari.images import is_image_file  # noqa: E402
-from vasari.shared import shared_data_dir  # noqa: E402
+from vasari.core.fileio import atomic_write_text  # noqa: E402
+from vasari.core.images import is_image_file  # noqa: E402
+from vasari.core.paths import shared_data_dir  # noqa: E402
 
 
 def pictures(count: int) -> list[str]:

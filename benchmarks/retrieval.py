@@ -38,15 +38,15 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
-from vasari.dataset import DatasetConfig, build_dataset
-from vasari.features import Embedder, EmbeddingCache
+from vasari.catalog.readers import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
+from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
-from vasari.images import load_image
-from vasari.index import GalleryIndex, IndexConfig, _faiss
-from vasari.photo import find_painting
-from vasari.train import HeadConfig, Heads, train_heads
-from vasari.shared import shared_data_dir
+from vasari.core.images import load_image
+from vasari.gallery.index import GalleryIndex, IndexConfig, _faiss
+from vasari.inference.photo import find_painting
+from vasari.heads.train import HeadConfig, Heads, train_heads
+from vasari.core.paths import shared_data_dir
 
 
 def generated_non_paintings(seed: int = 0) -> dict[str, list[Image.Image]]:
@@ -314,7 +314,7 @@ def bench_speed(index: GalleryIndex, console: Console) -> dict:
     big_vectors = rng.normal(size=(100_000, 256)).astype(np.float32)
     big_vectors /= np.linalg.norm(big_vectors, axis=1, keepdims=True)
     meta = [{"artwork_id": str(i)} for i in range(len(big_vectors))]
-    from vasari.index import Projection
+    from vasari.gallery.index import Projection
 
     proj = Projection(np.zeros(256, np.float32), np.ones(256, np.float32))
     big = GalleryIndex(big_vectors.astype(np.float16), meta, proj, None, IndexConfig(faiss_min_size=10**9))

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from vasari.fileio import atomic_write_text
+from vasari.core.fileio import atomic_write_text
 
 
 def run_demo(out: Path, cache: Path) -> dict:

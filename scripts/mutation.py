@@ -11,7 +11,7 @@ Usage (from the repository root; not part of ``.ci/run``: it takes tens of minut
     python scripts/mutation.py                          # evaluate, thresholds, splits
     python scripts/mutation.py --targets predict service download
     python scripts/mutation.py --targets evaluate --max-children 1 --work /tmp/vm
-    python scripts/mutation.py --mutants 'vasari.train.x_choose_threshold__mutmut_57'   # rerun one
+    python scripts/mutation.py --mutants 'vasari.heads.train.x_choose_threshold__mutmut_57'   # rerun one
 
 The run happens in a scratch copy (``--work``, default ``/tmp/vasari-mutation``) holding
 ``vasari/``, ``tests/`` and a ``pyproject.toml`` with a generated ``[tool.mutmut]`` section,
@@ -42,7 +42,7 @@ MUTATION_MD = ROOT / "scripts" / "MUTATION.md"
 class Target:
     """One area of decision code: a module, the functions to mutate, the tests that guard them."""
 
-    module: str  # dotted, e.g. "vasari.evaluate"
+    module: str  # dotted, e.g. "vasari.heads.evaluate"
     functions: tuple[str, ...]  # mutmut keys without the module: "x_func", "xǁClassǁmethod" (globs)
     tests: tuple[str, ...]
     keyword: str | None = None  # pytest -k expression picking the tests of ``tests`` that matter
@@ -63,28 +63,28 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "evaluate": Target(
-        "vasari.evaluate",
+        "vasari.heads.evaluate",
         ("x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
         ("tests/test_evaluate.py",),
     ),
     "train": Target(
-        "vasari.train",
+        "vasari.heads.train",
         ("x_softmax", "x__nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
         ("tests/test_train.py", "tests/test_evaluate.py"),
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
     ),
     "dataset": Target(
-        "vasari.dataset",
+        "vasari.dataset.build",
         ("x__stratify_values", "x_split_grouped", "x_split_random"),
         ("tests/test_dataset.py",),
         "grouped_split or random_split or stratify_values",  # not build_dataset's image hashing
     ),
     "predict": Target(
-        "vasari.predict", ("xǁPredictorǁpredict_features", "xǁPredictorǁ_check_top_k"), ("tests/test_predict.py",)
+        "vasari.inference.predictor", ("xǁPredictorǁpredict_features", "xǁPredictorǁ_check_top_k"), ("tests/test_predict.py",)
     ),
-    "service": Target("vasari.service", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
+    "service": Target("vasari.service.app", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
-        "vasari.download",
+        "vasari.download.downloader",
         ("x__load_manifest", "x_read_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
          "x_backoff_delay", "x_parse_retry_after", "x__retryable_status"),
         ("tests/test_download.py",),

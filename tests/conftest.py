@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vasari.shared import shared_data_dir
+from vasari.core.paths import shared_data_dir
 
 #: Set by ``scripts/mutation.py`` to one cache shared by its many short test sessions, so
 #: the ONNX export is not repeated per mutant; unset, each session gets a fresh one.

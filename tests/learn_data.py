@@ -56,7 +56,7 @@ class LearnWorld:
 
 @functools.lru_cache(maxsize=1)
 def learn_world() -> LearnWorld:
-    from vasari.features import Embedder, EmbeddingCache
+    from vasari.features.embedder import Embedder, EmbeddingCache
 
     root = Path(tempfile.mkdtemp(prefix="vasari-learn-"))
     rng = np.random.default_rng(0)
@@ -84,8 +84,8 @@ def learn_world() -> LearnWorld:
 def learn_bundle() -> tuple[Path, object]:
     """A bundle trained on the world (type + year heads), saved once per session."""
     from vasari.bundle import Bundle, save_bundle
-    from vasari.evaluate import evaluate_heads
-    from vasari.train import HeadConfig, train_heads
+    from vasari.heads.evaluate import evaluate_heads
+    from vasari.heads.train import HeadConfig, train_heads
 
     w = learn_world()
     Xt, lt, yt = w.part("train")

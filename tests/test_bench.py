@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vasari.bench import (
+from vasari.bench.hardware import (
     SEED_STUDY,
     BenchImages,
     collect_images,

@@ -35,11 +35,11 @@ def live():
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed at /usr/bin/chromium (run: bash .ci/install-chromium.sh)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed (pip install -e '.[dev]')")
-    pytest.importorskip("vasari.predict", reason="the learning stage (vasari/predict.py) is not in this checkout yet")
+    pytest.importorskip("vasari.inference.predictor", reason="the learning stage (vasari/predict.py) is not in this checkout yet")
     from test_service import LiveServer
 
-    from vasari.predict import Predictor
-    from vasari.service import create_app
+    from vasari.inference.predictor import Predictor
+    from vasari.service.app import create_app
 
     predictor = Predictor.load()
     with LiveServer(create_app(predictor)) as server:
@@ -59,7 +59,7 @@ def browser(live):
 @pytest.fixture(scope="module")
 def painting(tmp_path_factory) -> Path:
     """A real painting from ../shared/data, else a generated picture."""
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     if data is not None:
@@ -267,8 +267,8 @@ def test_museum_photo_crop_outline(browser, live, tmp_path):
     from PIL import ImageDraw
     from test_service import LiveServer
 
-    from vasari.predict import Predictor
-    from vasari.service import create_app
+    from vasari.inference.predictor import Predictor
+    from vasari.service.app import create_app
 
     rng = np.random.default_rng(3)
     wall = Image.new("RGB", (800, 600), (214, 200, 176))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from learn_data import learn_bundle, learn_world
-from vasari.backbones import backbone_spec
+from vasari.features.backbones import backbone_spec
 from vasari.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle
 
 
@@ -117,7 +117,7 @@ def test_missing_files_and_not_a_bundle(bundle_copy, tmp_path):
 
 
 def test_bundle_records_views_and_old_bundles_load_as_center(bundle_copy):
-    from vasari.features import Embedder
+    from vasari.features.embedder import Embedder
 
     desc = json.loads((bundle_copy / "bundle.json").read_text())
     assert desc["backbone"]["views"] == "center"
@@ -134,7 +134,7 @@ def test_bundle_records_views_and_old_bundles_load_as_center(bundle_copy):
 def test_the_shipped_default_bundle_loads_strictly_and_knows_a_rembrandt(shared_data):
     """No fallback: the bundle in vasari/models/default must load as it is (a truncated or
     corrupt file fails here) and attribute a known painting."""
-    from vasari.predict import Predictor, default_model_dir
+    from vasari.inference.predictor import Predictor, default_model_dir
 
     path = default_model_dir()
     bundle = load_bundle(path)
@@ -151,7 +151,7 @@ def test_the_shipped_default_bundle_loads_strictly_and_knows_a_rembrandt(shared_
 
 
 def test_a_truncated_default_heads_file_is_a_bundle_error(tmp_path):
-    from vasari.predict import Predictor, default_model_dir
+    from vasari.inference.predictor import Predictor, default_model_dir
 
     dst = tmp_path / "default"
     shutil.copytree(default_model_dir(), dst)

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from rich.console import Console
 
-from vasari import labels
-from vasari.catalog import (
+from vasari.core import labels
+from vasari.catalog.readers import (
     SHARED_SOURCES,
     Artwork,
     Catalog,

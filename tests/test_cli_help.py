@@ -71,7 +71,7 @@ def test_every_verb_has_an_example():
 
 
 def test_tour_and_help_examples_use_paths_the_tour_creates():
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     created: set[str] = set()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from learn_data import learn_bundle, learn_world
-from vasari.catalog import Artwork
+from vasari.catalog.readers import Artwork
 from vasari.cli import app
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def test_predict_table_and_bad_arguments(tmp_path):
 
 
 def saved_dataset(tmp_path: Path) -> Path:
-    from vasari.dataset import Dataset, save_dataset
+    from vasari.dataset.build import Dataset, save_dataset
 
     w = learn_world()
     arts, splits = [], {}
@@ -133,7 +133,7 @@ def test_train_views_are_recorded_and_used_by_predict(tmp_path):
     test = [i for i, s in enumerate(w.split) if s == "test"][:2]
     res = invoke("predict", "--model", model, "--json", *[w.paths[i] for i in test])
     assert res.exit_code == 0, res.output
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     want = Predictor.load(model).predict_paths([w.paths[i] for i in test])
     assert [o["predictions"] for o in json.loads(res.stdout)] == [o["predictions"] for o in want]

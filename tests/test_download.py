@@ -22,10 +22,10 @@ from typer.testing import CliRunner
 
 from fault_server import FaultServer, make_image
 from vasari import __version__
-from vasari.download import (PROJECT_URL, DownloadConfig, DownloadError, DownloadJob, TokenBucket, download_images,
+from vasari.download.downloader import (PROJECT_URL, DownloadConfig, DownloadError, DownloadJob, TokenBucket, download_images,
                              failed_jobs, jobs_from_csv, parse_rate, parse_retry_after, read_manifest,
                              safe_destination, url_to_path)
-from vasari.images import load_image
+from vasari.core.images import load_image
 
 # A local answer must never look like a stall, even on a loaded machine: the read timeout is
 # generous, and the stall faults below sleep well past it (STALL), so which side of the timeout
@@ -383,7 +383,7 @@ def test_stale_temps_removed_lock_and_torn_manifest(server, tmp_path):
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["path"] for line in lines] == ["s/old.jpg", "s/x.jpg"]  # torn line cut off
     # a second downloader on the same folder is refused while the first holds it
-    from vasari.download import _Lock
+    from vasari.download.downloader import _Lock
 
     held = _Lock(out)
     try:

@@ -15,7 +15,7 @@ from sklearn.metrics import (
 )
 
 from learn_data import learn_world
-from vasari.evaluate import (
+from vasari.heads.evaluate import (
     HEADLINE_KEYS,
     TaskArrays,
     _task_metrics,
@@ -26,7 +26,7 @@ from vasari.evaluate import (
     summary_table,
     write_report,
 )
-from vasari.train import HeadConfig, Heads, LinearHead, Transform, YearHead, softmax, train_heads
+from vasari.heads.train import HeadConfig, Heads, LinearHead, Transform, YearHead, softmax, train_heads
 
 
 def trained():
@@ -358,7 +358,7 @@ def test_evaluate_heads_year_numbers_by_hand():
 
 
 def test_evaluate_heads_novel_fraction_by_hand():
-    from vasari.train import NoveltyDetector
+    from vasari.heads.train import NoveltyDetector
 
     heads = _identity_heads(1.0, 0.0)
     # score = (squared length in the first two axes / 2 + squared rest) / 2; novel above 1
@@ -368,7 +368,7 @@ def test_evaluate_heads_novel_fraction_by_hand():
 
 
 def test_backbone_export_lives_in_the_session_cache_not_the_user_cache(vasari_cache):
-    from vasari.backbones import default_cache_dir, onnx_path
+    from vasari.features.backbones import default_cache_dir, onnx_path
 
     assert default_cache_dir() == vasari_cache
     assert onnx_path(learn_world().embedder.spec).is_file()

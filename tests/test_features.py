@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.backbones import (
+from vasari.features.backbones import (
     REGISTRY,
     BackboneEntry,
     BackboneError,
@@ -24,7 +24,7 @@ from vasari.backbones import (
     load_lite_weights,
     weights_path,
 )
-from vasari.features import (
+from vasari.features.embedder import (
     CacheCorruptError,
     CacheLocationError,
     CacheMismatchError,
@@ -192,7 +192,7 @@ def test_preprocess_is_a_centre_crop_of_resize_to():
 
 
 def test_load_image_draft_keeps_enough_pixels(tmp_path):
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     path = tmp_path / "big.jpg"
     _picture(1, (3000, 2000)).save(path, quality=90)
@@ -202,7 +202,7 @@ def test_load_image_draft_keeps_enough_pixels(tmp_path):
 
 
 def test_draft_decoding_floor(tmp_path, embedder):
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     path = tmp_path / "five-hundred.jpg"
     _picture(2, (500, 500)).save(path, quality=90)
@@ -338,7 +338,7 @@ def test_embed_paths_matches_embed_images(embedder, folder):
     paths = _paths(folder)
     res = embedder.embed_paths(paths, batch_size=4, progress=False)
     assert res.features.shape == (6, 2912) and not res.errors and res.ok.all()
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     direct = embedder.embed_images([load_image(p) for p in paths])
     np.testing.assert_allclose(res.features, direct, rtol=1e-3, atol=1e-3)

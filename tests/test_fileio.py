@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vasari.fileio import atomic_directory, atomic_write_text
+from vasari.core.fileio import atomic_directory, atomic_write_text
 
 
 def test_atomic_directory_swaps_in_new_content_and_leaves_no_temp(tmp_path):

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vasari.backbones import Preprocess
-from vasari.finetune import (
+from vasari.features.backbones import Preprocess
+from vasari.finetune.train import (
     FinetuneConfig,
     FinetuneError,
     Sample,
@@ -201,8 +201,8 @@ def test_devices_and_amp_on_this_machine():
 @pytest.fixture(scope="module")
 def colour_dataset(colour_data, tmp_path_factory) -> Path:
     """A dataset folder (as `vasari dataset build` writes it) over the generated colour pictures."""
-    from vasari.catalog import Artwork
-    from vasari.dataset import Dataset, save_dataset
+    from vasari.catalog.readers import Artwork
+    from vasari.dataset.build import Dataset, save_dataset
 
     train, val, test = colour_data
     artworks, splits = [], {}
@@ -221,8 +221,8 @@ def test_finetune_cli_exports_a_bundle_that_loads_and_predicts(colour_dataset, c
 
     from vasari.bundle import load_bundle
     from vasari.cli import app
-    from vasari.finetune import BUNDLE_ONNX, onnx_spec
-    from vasari.predict import Predictor
+    from vasari.finetune.train import BUNDLE_ONNX, onnx_spec
+    from vasari.inference.predictor import Predictor
 
     out = tmp_path / "bundle"
     result = CliRunner().invoke(
@@ -274,7 +274,7 @@ def test_finetune_cli_views_and_refit_reach_the_bundle(colour_dataset, colour_da
 
     from vasari.bundle import load_bundle
     from vasari.cli import app
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     out = tmp_path / "bundle"
     args = ["finetune", str(colour_dataset), "--out", str(out), "--epochs", "1", "--batch-size", "8",

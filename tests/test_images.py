@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from vasari.images import DecodeBudget, ImageError, ImageLimits, load_image
+from vasari.core.images import DecodeBudget, ImageError, ImageLimits, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -113,7 +113,7 @@ def wide_png(tmp_path_factory) -> Path:
 
 PEAK_CHILD = r"""
 import json, sys, threading
-from vasari.images import load_image
+from vasari.core.images import load_image
 def status(key):
     return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
 data = open(sys.argv[1], "rb").read()

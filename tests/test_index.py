@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.backbones import backbone_spec
-from vasari.index import (
+from vasari.features.backbones import backbone_spec
+from vasari.gallery.index import (
     GalleryIndex,
     GalleryIndexError,
     IndexConfig,
@@ -331,7 +331,7 @@ def test_image_paths_under_shared_data_are_portable(tmp_path, monkeypatch):
 
 def test_loading_looks_the_shared_data_folder_up_once_not_per_row(tmp_path, monkeypatch):
     """It was looked up per metadata row: 8,697 look-ups, ~2 s of every `vasari predict`."""
-    import vasari.shared
+    import vasari.core.paths
 
     data = tmp_path / "data"
     (data / "set").mkdir(parents=True)
@@ -342,8 +342,8 @@ def test_loading_looks_the_shared_data_folder_up_once_not_per_row(tmp_path, monk
         row["image"] = str(data / "set" / f"{i}.jpg")
     GalleryIndex.build(x, meta, config=IndexConfig(thumbnails=False)).save(tmp_path / "idx")
     calls = []
-    real = vasari.shared.shared_data_dir
-    monkeypatch.setattr(vasari.shared, "shared_data_dir", lambda: calls.append(1) or real())
+    real = vasari.core.paths.shared_data_dir
+    monkeypatch.setattr(vasari.core.paths, "shared_data_dir", lambda: calls.append(1) or real())
     loaded = GalleryIndex.load(tmp_path / "idx")
     assert len(calls) == 1
     assert [r["image"] for r in loaded.metadata] == [str(data / "set" / f"{i}.jpg") for i in range(len(meta))]
@@ -519,11 +519,11 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     from typer.testing import CliRunner
 
     from vasari.bundle import save_bundle
-    from vasari.catalog import read_catalog
+    from vasari.catalog.readers import read_catalog
     from vasari.cli import app
-    from vasari.features import Embedder
-    from vasari.predict import Predictor
-    from vasari.train import train_heads
+    from vasari.features.embedder import Embedder
+    from vasari.inference.predictor import Predictor
+    from vasari.heads.train import train_heads
 
     monkeypatch.setenv("VASARI_CACHE", str(tmp_path / "cache"))
     arts = read_catalog(f"kaggle:{gallery_folder}").artworks
@@ -590,8 +590,8 @@ def test_cli_help_has_examples():
 def test_artists7_neighbours_and_novelty(shared_data, tmp_path):
     """15 paintings per artist of artists7: the nearest other painting is mostly by the same
     artist, and blank or noise pictures are flagged as novel while paintings are not."""
-    from vasari.catalog import read_catalog
-    from vasari.features import Embedder
+    from vasari.catalog.readers import read_catalog
+    from vasari.features.embedder import Embedder
 
     cat = read_catalog(f"kaggle:{shared_data / 'artists7'}")
     by: dict[str, list] = {}

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from vasari import labels
-from vasari.normalize import (
+from vasari.core import labels
+from vasari.catalog.normalize import (
     artist_key,
     display_artist,
     fix_text,

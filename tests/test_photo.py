@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.photo import PhotoConfig, PhotoCrop, find_painting, order_corners
+from vasari.inference.photo import PhotoConfig, PhotoCrop, find_painting, order_corners
 
 
 def _texture(rng: np.random.Generator, w: int, h: int) -> np.ndarray:

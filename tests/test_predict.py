@@ -8,7 +8,7 @@ from PIL import Image
 
 from learn_data import learn_bundle, learn_world
 from vasari.bundle import BundleError
-from vasari.predict import Predictor, default_model_dir
+from vasari.inference.predictor import Predictor, default_model_dir
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +99,10 @@ def test_bundle_trained_with_views_predicts_with_them(views, tmp_path):
     import numpy as np
 
     from vasari.bundle import load_bundle, save_bundle
-    from vasari.catalog import Artwork
-    from vasari.features import Embedder
-    from vasari.train import HeadConfig, fit_dataset
+    from vasari.catalog.readers import Artwork
+    from vasari.features.embedder import Embedder
+    from vasari.heads.train import HeadConfig
+    from vasari.pipeline import fit_dataset
 
     w = learn_world()
     take = {"train": 6, "val": 4, "test": 2}
@@ -124,7 +125,7 @@ def test_bundle_trained_with_views_predicts_with_them(views, tmp_path):
     got = predictor.predict_paths([w.paths[first]], top_k=3)[0]
     want = predictor.predict_features(fit.features[:1], top_k=3, names=[w.paths[first]])[0]
     assert got["predictions"] == want["predictions"] and got["year"] == want["year"]
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     again = predictor.embedder.embed_images([load_image(w.paths[first], min_side=predictor.bundle.spec.draft_min_side)])
     np.testing.assert_allclose(again, fit.features[:1], rtol=1e-5, atol=1e-5)
@@ -146,8 +147,8 @@ def _hand_predictor(threshold: float = 0.7, index: bool = False) -> Predictor:
     import numpy as np
 
     from vasari.bundle import Bundle
-    from vasari.index import GalleryIndex, Projection
-    from vasari.train import Heads, LinearHead, NoveltyDetector, Transform
+    from vasari.gallery.index import GalleryIndex, Projection
+    from vasari.heads.train import Heads, LinearHead, NoveltyDetector, Transform
 
     head = LinearHead("type", ["a", "b"], np.array([[1, 0], [-1, 0]], np.float32), np.zeros(2, np.float32),
                       temperature=1.0, threshold=threshold)

@@ -1,4 +1,4 @@
-"""Progress off a terminal: plain lines (``vasari.progress``), and a non-TTY ``vasari train`` shows them."""
+"""Progress off a terminal: plain lines (``vasari.core.progress``), and a non-TTY ``vasari train`` shows them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from vasari.progress import LineProgress, LineProgressConfig, make_progress
+from vasari.core.progress import LineProgress, LineProgressConfig, make_progress
 
 
 def test_line_progress_prints_one_line_per_tenth_and_none_when_nothing_advances(capsys):

@@ -1,4 +1,4 @@
-"""The web service (vasari.service) against a REAL predictor: the default bundle shipped in
+"""The web service (vasari.service.app) against a REAL predictor: the default bundle shipped in
 vasari/models/default. Every endpoint is exercised, then a long list of bad inputs, each with
 its status, error code, and the server still answering /healthz afterwards; then overload,
 stalled and vanishing clients against a real uvicorn server on 127.0.0.1.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.service import ServiceConfig, create_app, uvicorn_config
+from vasari.service.app import ServiceConfig, create_app, uvicorn_config
 
 # --------------------------------------------------------------------------- real model
 
@@ -47,7 +47,7 @@ def _painting_like(rng: np.random.Generator, kind: int, size: tuple[int, int] = 
 def predictor():
     """The default bundle shipped in vasari/models/default, loaded strictly: a shipped
     bundle that does not load fails these tests (no fallback model)."""
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     return Predictor.load()
 
@@ -218,7 +218,7 @@ def test_predict_raw_body_and_top_k(client, info, jpeg):
 
 def test_predict_is_deterministic_and_same_as_predictor(client, predictor, jpeg):
     """The service returns what the library returns for the same decoded picture."""
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     a = client.post("/api/v1/predict", files={"file": ("a.jpg", jpeg)}).json()
     b = client.post("/api/v1/predict", files={"file": ("a.jpg", jpeg)}).json()
@@ -324,7 +324,7 @@ def test_waiting_requests_share_one_forward_pass(predictor):
     responses, calls, app = held_batch(predictor, [{"files": {"file": (f"{i}.jpg", p)}} for i, p in enumerate(pictures)])
     assert calls == [1, 7]
     assert app.state.batcher.batches == 2
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     min_side = app.state.vasari["min_side"]
     for r, picture in zip(responses, pictures):
@@ -337,7 +337,7 @@ def test_waiting_requests_share_one_forward_pass(predictor):
 def test_one_failing_image_does_not_fail_its_batch(predictor):
     """A micro-batch with one picture the model fails on: the others get 200 and their own
     predictions, the bad one a 500 naming the model's error."""
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     good = [encode(sample((320, 240), seed=s), "PNG") for s in (11, 12)]
     poison = encode(Image.new("RGB", POISON_SIZE, (120, 90, 60)), "PNG")
@@ -431,7 +431,7 @@ def test_docs_without_swagger_assets_fall_back_to_the_api_page(predictor, monkey
     built-in API page: never a CDN."""
     from fastapi.testclient import TestClient
 
-    import vasari.service as service
+    import vasari.service.app as service
 
     monkeypatch.setattr(service, "_swagger_assets", lambda: None)
     with TestClient(service.create_app(predictor, ServiceConfig(warmup=False))) as c:
@@ -463,7 +463,7 @@ def test_pages_and_assets_are_local(client):
 
 def test_glossary_explains_every_label_of_the_vocabularies(client):
     """Each class of the fixed vocabularies has plain words on the explanation page."""
-    from vasari import labels as vocab
+    from vasari.core import labels as vocab
 
     glossary = client.get("/static/glossary.json").json()["labels"]
 
@@ -489,7 +489,7 @@ def test_similar_paintings_and_thumbnails(client, info, jpeg):
             r = client.get(item["thumbnail"])
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
             assert Image.open(io.BytesIO(r.content)).size[0] > 0
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     if shared_data_dir() is not None:  # gallery images (or the index's thumbs/) are on disk here
         assert any("thumbnail" in item for item in result["similar"])
@@ -752,7 +752,7 @@ def half_upload(sock: socket.socket, sent: int = 18 * 1024, declared: int = 2**2
 class Recorded(logging.Handler):
     """Log records of the service and of uvicorn, while a test runs."""
 
-    NAMES = ("vasari.service", "uvicorn", "uvicorn.error")
+    NAMES = ("vasari.service.app", "uvicorn", "uvicorn.error")
 
     def __init__(self):
         super().__init__(logging.DEBUG)
@@ -921,7 +921,7 @@ def test_tampered_gallery_cannot_serve_files_outside_the_data(predictor, tmp_pat
 
     from fastapi.testclient import TestClient
 
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     bundle = tmp_path / "bundle"
     shutil.copytree(predictor.bundle.path, bundle)
@@ -1012,8 +1012,8 @@ def test_serve_cli_serves(predictor, tmp_path):
 
 def test_decode_min_side_follows_the_bundle_views():
     # uploads are decoded like the files the heads were trained on (multicrop: crops at 2 x size)
-    from vasari.backbones import VIEWS, backbone_spec
-    from vasari.service import _decode_min_side
+    from vasari.features.backbones import VIEWS, backbone_spec
+    from vasari.service.app import _decode_min_side
 
     sides = {}
     for views in VIEWS:

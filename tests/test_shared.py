@@ -1,10 +1,10 @@
-"""``vasari.shared.shared_data_dir``: which folder counts as the shared data."""
+"""``vasari.core.paths.shared_data_dir``: which folder counts as the shared data."""
 
 from __future__ import annotations
 
 import pytest
 
-from vasari.shared import shared_data_dir
+from vasari.core.paths import shared_data_dir
 
 
 def test_vasari_data_with_one_known_source_and_no_readme_is_used(tmp_path, monkeypatch):

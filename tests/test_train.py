@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vasari.evaluate import expected_calibration_error
-from vasari.train import (
+from vasari.heads.evaluate import expected_calibration_error
+from vasari.heads.train import (
     HeadConfig,
     Heads,
     TrainError,
@@ -212,7 +212,7 @@ def test_softmax_is_stable_and_sums_to_one():
 
 
 def test_nll_by_hand():
-    from vasari.train import _nll
+    from vasari.heads.train import _nll
 
     logits = np.array([[2.0, 0.0], [0.0, 1000.0]])
     # row 0: -log sigmoid(2 / T); row 1 (huge logit, true class 1): 0
@@ -281,7 +281,7 @@ def test_choose_threshold_unreachable_target_prefers_more_coverage_among_equals(
 
 
 def test_coverage_curve_by_hand():
-    from vasari.train import coverage_curve
+    from vasari.heads.train import coverage_curve
 
     conf = np.array([0.9, 0.8, 0.7, 0.6])
     correct = np.array([1, 1, 0, 0], dtype=bool)

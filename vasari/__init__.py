@@ -1,7 +1,67 @@
 """Vasari: attribute European paintings from an image.
 
 The pipeline flows one way: catalog -> dataset -> features -> heads -> bundle -> predictor
--> CLI / web service. Each stage is one module of this package.
+-> CLI / web service; each stage is a package (``vasari.catalog``, ``vasari.dataset``,
+``vasari.features``, ``vasari.heads``, ``vasari.gallery``, ``vasari.inference``) and
+``vasari.pipeline`` holds the use cases that span them.
+
+The names below are the public API. They are imported on first use, so ``import vasari``
+stays instant (no numpy, torch or onnxruntime until a name is touched)::
+
+    >>> import vasari
+    >>> predictor = vasari.Predictor.load()          # the default bundle
+    >>> predictor.predict_paths(["painting.jpg"])
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "VasariError": "vasari.errors",
+    "InputError": "vasari.errors",
+    "ModelError": "vasari.errors",
+    "CacheError": "vasari.errors",
+    "Artwork": "vasari.catalog",
+    "read_catalog": "vasari.catalog",
+    "DatasetConfig": "vasari.dataset",
+    "build_dataset": "vasari.dataset",
+    "Embedder": "vasari.features",
+    "HeadConfig": "vasari.heads",
+    "train_heads": "vasari.heads",
+    "Bundle": "vasari.bundle",
+    "load_bundle": "vasari.bundle",
+    "save_bundle": "vasari.bundle",
+    "fit_dataset": "vasari.pipeline",
+    "Predictor": "vasari.inference",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from vasari.bundle import Bundle, load_bundle, save_bundle
+    from vasari.catalog import Artwork, read_catalog
+    from vasari.dataset import DatasetConfig, build_dataset
+    from vasari.errors import CacheError, InputError, ModelError, VasariError
+    from vasari.features import Embedder
+    from vasari.heads import HeadConfig, train_heads
+    from vasari.inference import Predictor
+    from vasari.pipeline import fit_dataset
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vasari' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

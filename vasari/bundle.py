@@ -8,8 +8,8 @@ Layout of ``<bundle>/``::
                    allow_pickle=False
     metrics.json   evaluation numbers (per split, per task)
     MODEL_CARD.md  data, splits, numbers, intended use, limitations
-    index/         optional: the retrieval gallery index (vasari.index.GalleryIndex)
-    backbone.onnx  optional: a fine-tuned backbone (vasari.finetune)
+    index/         optional: the retrieval gallery index (vasari.gallery.index.GalleryIndex)
+    backbone.onnx  optional: a fine-tuned backbone (vasari.finetune.train)
 
 No pickle anywhere. ``save_bundle`` builds a temporary directory and swaps it into
 place, so a reader never sees half a bundle. ``load_bundle`` raises ``BundleError`` (with
@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 
 from vasari import __version__
-from vasari.fileio import atomic_directory
-from vasari.train import Heads
+from vasari.core.fileio import atomic_directory
+from vasari.errors import ModelError
+from vasari.heads.train import Heads
 
 #: Bump on an incompatible layout change; loaders refuse bundles newer than they know.
 FORMAT_VERSION = 1
@@ -42,7 +43,7 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "MODEL_CARD.md"
 
 
-class BundleError(ValueError):
+class BundleError(ModelError):
     """A bundle that cannot be used: missing/corrupt files, future version, wrong backbone."""
 
 
@@ -51,7 +52,7 @@ class Bundle:
     """A trained model: heads on top of a backbone ``spec`` (a ``BackboneSpec``)."""
 
     heads: Heads
-    spec: Any  # vasari.backbones.BackboneSpec
+    spec: Any  # vasari.features.backbones.BackboneSpec
     card: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -199,7 +200,7 @@ def read_bundle_json(path: str | Path) -> dict[str, Any]:
 def load_bundle(path: str | Path, expected_spec: Any = None) -> Bundle:
     """Read a bundle; ``expected_spec`` (a ``BackboneSpec``, e.g. ``Embedder(...).spec``) must
     equal the bundle's backbone spec when given. Raises ``BundleError`` on any problem."""
-    from vasari.backbones import BackboneSpec
+    from vasari.features.backbones import BackboneSpec
 
     root = Path(path)
     desc = read_bundle_json(root)

@@ -40,7 +40,7 @@ def bench(
 
     Example: vasari bench --quick --out runs/bench
     """
-    from vasari.bench import BenchConfig, report_table, run_bench, save_report
+    from vasari.bench.hardware import BenchConfig, report_table, run_bench, save_report
 
     console = Console()
     if not console.is_terminal:  # piped or captured: room for the whole table
@@ -98,9 +98,9 @@ def finetune(
     The artists7 recipe of benchmarks/finetune_artists7.py (GPU; .889 top-1 there):
     vasari finetune runs/artists7 --out runs/artists7-ft --tasks artist --unfreeze all --epochs 15 --patience 4 --views multicrop --refit-on-val
     """
-    from vasari.backbones import VIEWS
-    from vasari.evaluate import summary_table
-    from vasari.finetune import FinetuneConfig, FinetuneError, finetune_dataset
+    from vasari.features.backbones import VIEWS
+    from vasari.heads.evaluate import summary_table
+    from vasari.finetune.train import FinetuneConfig, FinetuneError, finetune_dataset
 
     console = Console()
     if views not in VIEWS:  # before the long part, not after it

@@ -26,7 +26,7 @@ TASKS_HELP = "Comma-separated tasks (default: all that have labels)."
 
 def parse_tasks(tasks: Optional[str]) -> tuple[str, ...]:
     """``"artist,school"`` -> ``("artist", "school")``; None -> every task; unknown names fail."""
-    from vasari.labels import TASKS
+    from vasari.core.labels import TASKS
 
     if not tasks:
         return tuple(TASKS)

@@ -26,12 +26,12 @@ def register(app: typer.Typer) -> None:
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (reported in one line, exit 2), not a bug."""
-    from vasari.dataset import DatasetError
-    from vasari.images import ImageError
+    from vasari.dataset.build import DatasetError
+    from vasari.core.images import ImageError
 
     errors: list[type[BaseException]] = [DatasetError, ImageError, OSError, ValueError, KeyError]
     try:
-        from vasari import catalog as catalog_module
+        from vasari.catalog import readers as catalog_module
 
         for name in ("CatalogError", "ParseError"):
             if isinstance(getattr(catalog_module, name, None), type):
@@ -51,7 +51,7 @@ def _message(exc: BaseException) -> str:
 
 def class_count_tables(counts: dict[str, dict[str, dict[str, int]]], tasks: list[str] | None = None) -> list[Table]:
     """One rich table per task: label | train | val | test | total."""
-    from vasari.dataset import SPLITS
+    from vasari.dataset.build import SPLITS
 
     tables = []
     for task, per_label in counts.items():
@@ -152,7 +152,7 @@ def _artist_line(straddling: int, by_artist: bool) -> str:
 
 
 def _check_tasks(tasks: list[str] | None) -> list[str] | None:
-    from vasari.labels import TASKS
+    from vasari.core.labels import TASKS
 
     for task in tasks or []:
         if task not in TASKS:
@@ -221,7 +221,7 @@ def build(
 
     Example: vasari dataset build kaggle:../shared/data/artists7 --out runs/artists7 --stratify artist
     """
-    from vasari.dataset import DatasetConfig, build_dataset, save_dataset
+    from vasari.dataset.build import DatasetConfig, build_dataset, save_dataset
 
     console = Console(highlight=False)
     tasks = _check_tasks(tasks)
@@ -260,14 +260,14 @@ def build(
 
 
 def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, include_photos: bool) -> list:
-    from vasari.catalog import read_catalog
+    from vasari.catalog.readers import read_catalog
 
     if not specs and not shared:
         fail("give at least one catalog SPEC or --shared")
     catalogs = []
     if shared:
-        from vasari.catalog import shared_catalogs
-        from vasari.shared import shared_data_dir
+        from vasari.catalog.readers import shared_catalogs
+        from vasari.core.paths import shared_data_dir
 
         folder = data_dir or shared_data_dir()
         if folder is None or not Path(folder).is_dir():
@@ -287,7 +287,7 @@ def show(
 
     Example: vasari dataset show runs/data --task type --task school
     """
-    from vasari.dataset import load_dataset
+    from vasari.dataset.build import load_dataset
 
     tasks = _check_tasks(tasks)
     try:
@@ -307,7 +307,7 @@ def diff(
 
     Example: vasari dataset build --shared --seed 1 --out runs/data-seed1 && vasari dataset diff runs/data runs/data-seed1
     """
-    from vasari.dataset import diff_splits, load_splits
+    from vasari.dataset.build import diff_splits, load_splits
 
     def splits_of(p: Path) -> dict[str, str]:
         return load_splits(p / "splits.csv" if p.is_dir() else p)

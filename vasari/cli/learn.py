@@ -62,7 +62,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
-    from vasari.features import CacheMismatchError, EmbeddingCache
+    from vasari.features.embedder import CacheMismatchError, EmbeddingCache
 
     if no_cache:
         return None
@@ -75,8 +75,8 @@ def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
 
 
 def _embedder(backbone: str, feature: str, views: str = "center"):
-    from vasari.backbones import BackboneError
-    from vasari.features import Embedder
+    from vasari.features.backbones import BackboneError
+    from vasari.features.embedder import Embedder
 
     try:
         return Embedder(backbone, feature, views=views)
@@ -85,28 +85,12 @@ def _embedder(backbone: str, feature: str, views: str = "center"):
 
 
 def _head_config(target_precision: float, tasks: Optional[str], refit_on_val: bool = False):
-    from vasari.train import HeadConfig
+    from vasari.heads.train import HeadConfig
 
     chosen = parse_tasks(tasks)
     if not 0.0 < target_precision <= 1.0:
         fail(f"--target-precision must be in (0, 1], got {target_precision}")
     return HeadConfig(tasks=chosen, target_precision=target_precision, refit_on_val=refit_on_val)
-
-
-def compact_metrics(metrics: dict) -> dict:
-    """Bundle metrics without the bulky parts (big confusion matrices) - the report has them."""
-    out = {}
-    for split, m in metrics.items():
-        m = dict(m)
-        tasks = {}
-        for task, t in (m.get("tasks") or {}).items():
-            t = dict(t)
-            if len(t.get("confusion", {}).get("labels", [])) > 40:
-                t.pop("confusion")
-            tasks[task] = t
-        m["tasks"] = tasks
-        out[split] = m
-    return out
 
 
 def train(
@@ -125,9 +109,10 @@ def train(
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
 ) -> None:
     from vasari.bundle import save_bundle
-    from vasari.dataset import DatasetError, load_dataset
-    from vasari.evaluate import summary_table, write_report
-    from vasari.train import TrainError, fit_dataset
+    from vasari.dataset.build import DatasetError, load_dataset
+    from vasari.heads.evaluate import summary_table, write_report
+    from vasari.heads.train import TrainError
+    from vasari.pipeline import compact_metrics, fit_dataset
 
     console = _console()
     try:
@@ -169,9 +154,9 @@ def evaluate(
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import BundleError
-    from vasari.dataset import DatasetError, load_dataset
-    from vasari.evaluate import evaluate_heads, summary_table, write_report
-    from vasari.predict import make_embedder
+    from vasari.dataset.build import DatasetError, load_dataset
+    from vasari.heads.evaluate import evaluate_heads, summary_table, write_report
+    from vasari.inference.predictor import make_embedder
 
     from vasari.bundle import load_bundle
 
@@ -219,7 +204,7 @@ def predict(
     crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
 ) -> None:
     from vasari.bundle import BundleError
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     try:
         predictor = Predictor.load(model, crop=crop)
@@ -273,8 +258,9 @@ def demo(
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import save_bundle
-    from vasari.evaluate import summary_table, write_report
-    from vasari.train import HeadConfig, TrainError, fit_dataset
+    from vasari.heads.evaluate import summary_table, write_report
+    from vasari.heads.train import HeadConfig, TrainError
+    from vasari.pipeline import compact_metrics, fit_dataset
 
     console = _console()
     started = time.perf_counter()
@@ -306,9 +292,9 @@ def demo(
 
 def _shared_demo_data(data_dir: Optional[Path], out: Path):
     """The attribution demo's artworks, splits, summary and evaluated splits from the shared data."""
-    from vasari.dataset import DatasetError
+    from vasari.dataset.build import DatasetError
     from vasari.demo import demo_data
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = data_dir or shared_data_dir()
     if data is None or not data.is_dir():
@@ -338,7 +324,7 @@ def _print_examples(console: Console, result, embedder) -> None:
     from rich.table import Table
 
     from vasari.demo import DemoConfig, example_answers, example_rows
-    from vasari.predict import Predictor
+    from vasari.inference.predictor import Predictor
 
     ok = [i for i in range(len(result.artworks)) if i not in result.embed_errors]
     arts = [result.artworks[i] for i in ok]
@@ -364,8 +350,8 @@ def _folder_dataset(root: Path):
     stratified 80/20 train/val split."""
     import numpy as np
 
-    from vasari.catalog import Artwork
-    from vasari.images import is_image_file
+    from vasari.catalog.readers import Artwork
+    from vasari.core.images import is_image_file
 
     arts, splits = [], []
     rng = np.random.default_rng(0)

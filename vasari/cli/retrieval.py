@@ -66,8 +66,8 @@ def register(app: typer.Typer) -> None:
 
 def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
     """Artworks with a local image from catalog specs / dataset folders, and known groups."""
-    from vasari.catalog import CatalogError, read_catalog, shared_catalogs
-    from vasari.shared import shared_data_dir
+    from vasari.catalog.readers import CatalogError, read_catalog, shared_catalogs
+    from vasari.core.paths import shared_data_dir
 
     artworks: list[Any] = []
     groups: dict[str, str] = {}
@@ -81,7 +81,7 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
                 artworks += cat.artworks
             continue
         if path.is_dir() and (path / "dataset.csv").is_file():
-            from vasari.dataset import load_dataset
+            from vasari.dataset.build import load_dataset
 
             ds = load_dataset(path)
             artworks += ds.artworks
@@ -108,8 +108,8 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
 
 
 def _read_negatives(specs: list[str]) -> list[Any]:
-    from vasari.catalog import CatalogError, read_catalog, read_wga
-    from vasari.shared import shared_data_dir
+    from vasari.catalog.readers import CatalogError, read_catalog, read_wga
+    from vasari.core.paths import shared_data_dir
 
     out: list[Any] = []
     for spec in specs:
@@ -128,8 +128,8 @@ def _read_negatives(specs: list[str]) -> list[Any]:
 
 def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
     """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
-    from vasari.catalog import Catalog, ParseReport
-    from vasari.dataset import DatasetConfig, build_dataset
+    from vasari.catalog.readers import Catalog, ParseReport
+    from vasari.dataset.build import DatasetConfig, build_dataset
 
     config = DatasetConfig(first_year=0, last_year=9999, keep_undated=True, paintings_only=False, min_per_class=0,
                            stratify_on=None, val_fraction=0.0, test_fraction=0.0)
@@ -167,9 +167,9 @@ def index_build(
     if groups:
         artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
 
-    from vasari.backbones import BackboneError
-    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
-    from vasari.index import GalleryIndex, IndexConfig
+    from vasari.features.backbones import BackboneError
+    from vasari.features.embedder import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
+    from vasari.gallery.index import GalleryIndex, IndexConfig
 
     try:
         embedder = Embedder(backbone, feature)
@@ -201,7 +201,7 @@ def index_build(
 
 
 def index_info(path: Path = typer.Argument(..., help="Index folder (or a model bundle holding index/).")) -> None:
-    from vasari.index import GalleryIndex, GalleryIndexError, find_index
+    from vasari.gallery.index import GalleryIndex, GalleryIndexError, find_index
 
     where = find_index(path) or path
     try:
@@ -215,7 +215,7 @@ def index_info(path: Path = typer.Argument(..., help="Index folder (or a model b
 
 
 def _open_index(index_dir: Optional[Path], model: Optional[Path]):
-    from vasari.index import GalleryIndex, GalleryIndexError, find_index
+    from vasari.gallery.index import GalleryIndex, GalleryIndexError, find_index
 
     where = index_dir
     if where is None:
@@ -239,7 +239,7 @@ def _bundle_of(index) -> Optional[Path]:
 
 
 def _query_image(image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
-    from vasari.images import ImageError, load_image
+    from vasari.core.images import ImageError, load_image
 
     try:
         img = load_image(image)
@@ -247,7 +247,7 @@ def _query_image(image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
         fail(str(exc))
     if not photo:
         return img, None
-    from vasari.photo import find_painting
+    from vasari.inference.photo import find_painting
 
     found = find_painting(img)
     return found.image, found.to_dict()
@@ -260,13 +260,13 @@ def _embedder_for(index) -> Any:
     if bundle_dir is not None:
         try:
             from vasari.bundle import BundleError, load_bundle
-            from vasari.predict import make_embedder
+            from vasari.inference.predictor import make_embedder
 
             return make_embedder(load_bundle(bundle_dir))
         except (ImportError, BundleError) as exc:
             fail(str(exc))
-    from vasari.backbones import BackboneError
-    from vasari.features import Embedder
+    from vasari.features.backbones import BackboneError
+    from vasari.features.embedder import Embedder
 
     try:
         embedder = Embedder(index.spec.name, index.spec.feature, views=index.spec.views)

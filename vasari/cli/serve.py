@@ -34,8 +34,8 @@ def serve(
     try:
         import uvicorn
 
-        from vasari.predict import Predictor
-        from vasari.service import ServiceConfig, create_app, uvicorn_config
+        from vasari.inference.predictor import Predictor
+        from vasari.service.app import ServiceConfig, create_app, uvicorn_config
     except ImportError as exc:  # pragma: no cover - broken install
         console.print(f"[red]vasari serve: {exc}")
         raise typer.Exit(1) from None

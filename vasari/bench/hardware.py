@@ -8,7 +8,7 @@ for every engine the machine has — onnxruntime on CPU, torch on CPU, torch on 
 * embedding throughput (img/s) at batch 1 and batch 32 (decoded images in memory: network
   input preparation + inference),
 * single-image latency p50/p99 (one preprocessed image, repeated),
-* head training time (``vasari.train.train_heads`` on the features this engine produced),
+* head training time (``vasari.heads.train.train_heads`` on the features this engine produced),
 * the end-to-end pipeline: read + decode + embed every image (``Embedder.embed_paths``,
   decoding overlapped with inference), train the heads, evaluate on val; each stage timed.
 
@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from vasari.fileio import atomic_open, atomic_write_text
-from vasari.images import ImageError, is_image_file, load_image
+from vasari.core.fileio import atomic_open, atomic_write_text
+from vasari.core.images import ImageError, is_image_file, load_image
 
 #: The seed study's measurement: 3,444 images trained end to end in 7,711 s on a K80.
 SEED_STUDY = {
@@ -302,7 +302,7 @@ def subsample(images: BenchImages, n: int | None, seed: int = 0) -> BenchImages:
 
 def default_images(work_dir: Path) -> BenchImages:
     """The shared Louvre images (train + val) when present, else generated ones in ``work_dir``."""
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     if data is not None and (data / "louvre" / "train").is_dir():
@@ -352,7 +352,7 @@ def measure_latency(
 
 def _train_and_evaluate(features: np.ndarray, images: BenchImages) -> dict[str, Any]:
     """Train heads on the train split of ``features`` and score val; times for both stages."""
-    from vasari.train import train_heads
+    from vasari.heads.train import train_heads
 
     split = np.asarray(images.splits)
     labels = np.asarray(images.labels, dtype=object)
@@ -413,7 +413,7 @@ class EngineResult:
 
 def make_embedder(backbone: str, feature: str, engine: str, device: str):
     """The project's ``Embedder`` for one engine/device (imported lazily: torch/onnxruntime are heavy)."""
-    from vasari.features import Embedder
+    from vasari.features.embedder import Embedder
 
     return Embedder(backbone=backbone, feature=feature, engine=engine, device=device)
 
@@ -508,7 +508,7 @@ def _preload() -> None:
     import scipy.optimize  # noqa: F401  (temperature scaling)
     import sklearn.linear_model  # noqa: F401
 
-    from vasari.train import HeadConfig, train_heads
+    from vasari.heads.train import HeadConfig, train_heads
 
     # one tiny fit: sklearn/scipy set up thread pools and lazy imports on their first call
     rng = np.random.default_rng(0)

@@ -1,5 +1,5 @@
 """Free text -> Vasari labels: dates to years, artist strings to names and schools, and each
-source's label words onto Vasari's vocabularies (``vasari.labels``).
+source's label words onto Vasari's vocabularies (``vasari.core.labels``).
 
 Everything here is a pure function of strings, tested on the real strings of the shared
 catalogs ("c. 1270", "1360/70", "ACHENBACH, Oswald", "After Jean Baptiste Joseph Pater
@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from vasari.labels import (
+from vasari.core.labels import (
     SCHOOL_MAP,
     SCHOOLS,
     STYLE_MAP,

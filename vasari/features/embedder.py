@@ -1,6 +1,6 @@
 """Embeddings: pictures -> feature vectors, fast, cached and resumable.
 
-``Embedder`` runs a backbone (see ``vasari.backbones``) with onnxruntime (the exported graph
+``Embedder`` runs a backbone (see ``vasari.features.backbones``) with onnxruntime (the exported graph
 is cached once per backbone + feature + preprocessing in the user cache dir) or with torch
 (the fallback, and the CUDA path). ``embed_paths`` decodes pictures in a thread pool while
 the network runs on the previous batch, so decoding hides behind inference.
@@ -43,7 +43,10 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from vasari.backbones import (
+from vasari.core.fileio import atomic_write_bytes
+from vasari.core.images import ImageError, load_image
+from vasari.errors import CacheError
+from vasari.features.backbones import (
     DEFAULT_BACKBONE,
     DEFAULT_FEATURE,
     BackboneError,
@@ -54,8 +57,6 @@ from vasari.backbones import (
     export_onnx,
     onnx_path,
 )
-from vasari.images import ImageError, load_image
-from vasari.fileio import atomic_write_bytes
 
 __all__ = [
     "BackboneSpec",
@@ -212,7 +213,7 @@ class Embedder:
     ``threads``: inference threads (default: all usable cores); ``streams`` and
     ``micro_batch``: see ``OnnxEngine``. ``cache_dir``: where the ONNX export is cached
     (default ``default_cache_dir()``). ``views``: the test-time views averaged into each
-    picture's vector (``vasari.backbones.VIEWS``: "center", "flip" or "multicrop"); they are
+    picture's vector (``vasari.features.backbones.VIEWS``: "center", "flip" or "multicrop"); they are
     part of ``spec`` (and so of its cache key and of a bundle trained on these features).
     """
 
@@ -281,7 +282,7 @@ class Embedder:
         return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
 
     def _torch_engine(self, device: str | None) -> TorchEngine:
-        from vasari.backbones import inference_module
+        from vasari.features.backbones import inference_module
 
         return TorchEngine(inference_module(self.spec), device=device, threads=self.threads)
 
@@ -471,7 +472,7 @@ def multicrops(img: Image.Image, side: int, size: int) -> np.ndarray:
 
 
 def _rgb(img: Image.Image) -> Image.Image:
-    from vasari.images import _to_rgb
+    from vasari.core.images import _to_rgb
 
     try:
         img = ImageOps.exif_transpose(img)
@@ -538,7 +539,7 @@ class _progress:
             return lambda k: None
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        from vasari.progress import make_progress
+        from vasari.core.progress import make_progress
 
         self._t0 = time.perf_counter()
         self.progress = make_progress(
@@ -567,7 +568,7 @@ class _progress:
 # --------------------------------------------------------------------------- cache
 
 
-class CacheMismatchError(RuntimeError):
+class CacheMismatchError(CacheError):
     """The cache directory holds embeddings of another backbone, feature or preprocessing."""
 
 
@@ -576,7 +577,7 @@ class CacheLocationError(CacheMismatchError):
     a ``CacheMismatchError`` so that every caller reporting a wrong cache reports this too."""
 
 
-class CacheCorruptError(RuntimeError):
+class CacheCorruptError(CacheError):
     """A cache chunk is unreadable or does not match its checksum (``on_corrupt="error"``)."""
 
 

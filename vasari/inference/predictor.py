@@ -8,8 +8,8 @@ task; calibrated probabilities, so scores sum to <= 1), ``verdict`` (top-1 per t
 "unknown" when its calibrated probability is below the task's abstention threshold from the
 bundle, or when the picture is unlike anything the heads were trained on), ``year``
 (estimate with a 10-90% interval) and, when the bundle has a gallery index, ``similar``,
-``affinity`` and ``novelty`` (added by ``vasari.index.enrich_predictions``). With
-``crop=True`` museum photos are first cropped to the painting (``vasari.photo``) and the
+``affinity`` and ``novelty`` (added by ``vasari.gallery.index.enrich_predictions``). With
+``crop=True`` museum photos are first cropped to the painting (``vasari.inference.photo``) and the
 object gets ``crop``. A picture that cannot be read gives ``{"image", "error": {"code",
 "message"}}`` and the others are still predicted.
 """
@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vasari.bundle import Bundle, BundleError, check_spec, load_bundle
-from vasari.images import ImageError, load_image
+from vasari.core.images import ImageError, load_image
 
 
 def default_model_dir() -> Path:
@@ -66,7 +66,7 @@ class Predictor:
         bundle = load_bundle(path)
         index = None
         if with_index and bundle.has_index:
-            from vasari.index import GalleryIndexError, load_bundle_index
+            from vasari.gallery.index import GalleryIndexError, load_bundle_index
 
             try:
                 index = load_bundle_index(path, spec=bundle.spec)
@@ -134,7 +134,7 @@ class Predictor:
                     obj["novelty"]["reason"] = "unlike the paintings the model was trained on"
             out.append(obj)
         if self.index is not None:
-            from vasari.index import enrich_predictions
+            from vasari.gallery.index import enrich_predictions
 
             own = [o.get("novelty") for o in out]
             enrich_predictions(out, self.index, X)
@@ -146,7 +146,7 @@ class Predictor:
     def _crop(self, img: Any) -> tuple[Any, dict | None]:
         if not self.crop:
             return img, None
-        from vasari.photo import find_painting
+        from vasari.inference.photo import find_painting
 
         found = find_painting(img)
         return found.image, found.to_dict()
@@ -233,18 +233,18 @@ def _path_error(result, i: int) -> dict[str, str]:
 def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
     """The backbone a bundle needs (its fine-tuned ONNX when it ships one) with the bundle's
     test-time views, spec-checked: it gives the features the heads were trained on."""
-    from vasari.backbones import BackboneError
+    from vasari.features.backbones import BackboneError
 
     where = bundle.path or "bundle"
     onnx_file = bundle.finetuned_backbone
     try:
         if onnx_file is not None:
-            from vasari.finetune import finetuned_embedder, onnx_spec
+            from vasari.finetune.train import finetuned_embedder, onnx_spec
 
             check_spec(bundle.spec.with_views("center"), onnx_spec(onnx_file).with_views("center"), onnx_file)
             embedder = finetuned_embedder(onnx_file, bundle.spec)
         else:
-            from vasari.features import Embedder
+            from vasari.features.embedder import Embedder
 
             embedder = Embedder(bundle.spec.name, bundle.spec.feature, engine=engine, device=device,
                                 views=bundle.spec.views)

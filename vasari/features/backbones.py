@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from vasari.fileio import temp_path
+from vasari.core.fileio import temp_path
+from vasari.errors import ModelError
 
 if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
     import torch
@@ -63,7 +64,7 @@ _INTERPOLATIONS = {
 }
 
 
-class BackboneError(ValueError):
+class BackboneError(ModelError):
     """An unknown backbone, a missing weights package, or weights that do not fit."""
 
 

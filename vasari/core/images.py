@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from vasari.errors import InputError
+
 
 @dataclass(frozen=True)
 class ImageLimits:
@@ -37,7 +39,7 @@ class ImageLimits:
     max_decoded_bytes: int = 256_000_000  #: pixels x bytes per pixel of the decoded mode
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An input that is not a usable image.
 
     ``code`` is one of ``not_found`` / ``unreadable`` (the file itself, or not a regular

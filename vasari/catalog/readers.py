@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from vasari import normalize as nz
-from vasari.labels import TASKS, timeframe_of
+from vasari.catalog import normalize as nz
+from vasari.core.labels import TASKS, timeframe_of
+from vasari.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Artwork:
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     def label(self, task: str) -> str | None:
-        """This artwork's label for a task (one of ``vasari.labels.TASKS``)."""
+        """This artwork's label for a task (one of ``vasari.core.labels.TASKS``)."""
         if task not in TASKS:
             raise KeyError(f"unknown task {task!r}; tasks are {', '.join(TASKS)}")
         return getattr(self, task)
@@ -75,7 +76,7 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff",
 REPORT_FIELDS: tuple[str, ...] = ("year", "timeframe", "school", "type", "style", "artist")
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A catalog cannot be read: missing columns, unreadable or empty file, no images.
 
     The message names the file (and the row, 1-based counting the header as row 1, where

@@ -3,7 +3,7 @@
 The frozen-backbone pipeline (features -> logistic heads) is Vasari's default because it is
 cheap and works on a CPU. ``finetune`` goes one step further where a GPU is available:
 
-* the torch backbone (``vasari.backbones.build_torch_backbone``) has its last stage(s)
+* the torch backbone (``vasari.features.backbones.build_torch_backbone``) has its last stage(s)
   unfrozen (``unfreeze="last"``, a number of stages, or ``"all"``); BatchNorm running
   statistics stay frozen (small batches on few paintings would corrupt them), their affine
   weights train with the stage they belong to;
@@ -22,7 +22,7 @@ spec renamed ``<base>+ft-<digest of the weights>``, so the key differs from the 
 backbone's and a bundle can never be mixed up with features or caches of another backbone;
 ``bundle.load_bundle`` refuses a ``+ft-`` spec without its ONNX and ``predict.make_embedder``
 checks the graph's recorded spec against the bundle's. The linear heads used during
-fine-tuning are *not* shipped: the bundle's heads are refit by ``vasari.train.fit_dataset``
+fine-tuning are *not* shipped: the bundle's heads are refit by ``vasari.heads.train.fit_dataset``
 (the code behind ``vasari train``) on features of the exported ONNX model — the same
 calibrated heads, year regressor, abstention thresholds, evaluation and report every other
 bundle has, computed with exactly the numbers the predictor will see. The fine-tuned
@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vasari.images import ImageError, load_image
-from vasari.labels import TASKS
+from vasari.core.images import ImageError, load_image
+from vasari.core.labels import TASKS
+from vasari.errors import ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 YEAR_CENTER, YEAR_SCALE = 1650.0, 100.0
 
 
-class FinetuneError(ValueError):
+class FinetuneError(ModelError):
     """Fine-tuning cannot start: no labelled images, a bad ``unfreeze`` value, and the like."""
 
 
@@ -420,10 +421,10 @@ def _lr_lambda(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file then rename (``vasari.fileio``): a crash never leaves half a checkpoint."""
+    """``torch.save`` to a temporary file then rename (``vasari.core.fileio``): a crash never leaves half a checkpoint."""
     import torch
 
-    from vasari.fileio import atomic_open
+    from vasari.core.fileio import atomic_open
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -489,7 +490,7 @@ def fit(
         TimeElapsedColumn,
     )
 
-    from vasari.progress import make_progress
+    from vasari.core.progress import make_progress
 
     torch.manual_seed(config.seed)
     model.to(device)
@@ -631,7 +632,7 @@ BUNDLE_ONNX = "backbone.onnx"
 
 
 def _embedder_class():
-    from vasari.features import Embedder, OnnxEngine, TorchEngine
+    from vasari.features.embedder import Embedder, OnnxEngine, TorchEngine
 
     class FinetunedEmbedder(Embedder):
         """An ``Embedder`` over a fine-tuned backbone exported to ONNX (a bundle's ``backbone.onnx``).
@@ -674,7 +675,7 @@ def _embedder_class():
         def _torch_engine(self, device: str | None) -> TorchEngine:
             if self._net is None:
                 raise FinetuneError("the torch engine of a fine-tuned backbone needs its module (net=)")
-            from vasari.backbones import inference_module
+            from vasari.features.backbones import inference_module
 
             return TorchEngine(inference_module(self.spec, self._net), device=device, threads=self.threads)
 
@@ -694,7 +695,7 @@ def onnx_spec(onnx_file: Path):
 
     import onnx
 
-    from vasari.backbones import BackboneSpec
+    from vasari.features.backbones import BackboneSpec
 
     model = onnx.load(str(onnx_file), load_external_data=False)
     meta = {p.key: p.value for p in model.metadata_props}
@@ -705,7 +706,7 @@ def onnx_spec(onnx_file: Path):
 
 def export_finetuned(net: nn.Module, base_spec, out_dir: Path) -> tuple[Any, Path]:
     """Export a fine-tuned backbone into ``out_dir/backbone.onnx`` under its own spec."""
-    from vasari.backbones import export_onnx
+    from vasari.features.backbones import export_onnx
 
     net = net.cpu().eval()
     spec = finetuned_spec(base_spec, net)
@@ -787,7 +788,7 @@ def finetune_backbone(
     """
     import torch
 
-    from vasari.backbones import backbone_spec, build_torch_backbone
+    from vasari.features.backbones import backbone_spec, build_torch_backbone
 
     device = resolve_device(config.device)
     train, bad_train = usable_samples(train)
@@ -862,7 +863,7 @@ def finetune_artworks(
 ) -> FinetuneResult:
     """Fine-tune on the "train" artworks, export the backbone, refit the heads and save a bundle.
 
-    The heads are refit by ``vasari.train.fit_dataset`` (the same code as ``vasari train``)
+    The heads are refit by ``vasari.heads.train.fit_dataset`` (the same code as ``vasari train``)
     with the fine-tuned ONNX backbone as embedder: C, temperature and abstention thresholds
     on "val", evaluation on ``evaluate_splits``, a report in ``<bundle>/report/``. Artworks
     of any other split (e.g. "photos") are only embedded and evaluated if listed there.
@@ -872,8 +873,9 @@ def finetune_artworks(
     (benchmarks/finetune_artists7.py).
     """
     from vasari.bundle import save_bundle
-    from vasari.evaluate import write_report
-    from vasari.train import HeadConfig, fit_dataset
+    from vasari.heads.evaluate import write_report
+    from vasari.heads.train import HeadConfig
+    from vasari.pipeline import fit_dataset
 
     out_dir = Path(out_dir)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out_dir)
@@ -899,7 +901,7 @@ def finetune_artworks(
         "stopped_early": fit_result.stopped_early,
         "seconds": round(fit_result.seconds, 1),
         "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in fit_result.history],
-        "heads": "refit with vasari.train.fit_dataset on features of the exported fine-tuned backbone",
+        "heads": "refit with vasari.heads.train.fit_dataset on features of the exported fine-tuned backbone",
         "backbone_file": BUNDLE_ONNX,
         "checkpoint": str(checkpoint.resolve()),
     }
@@ -914,7 +916,7 @@ def finetune_artworks(
         progress=progress and console is not None,
     )
     try:
-        from vasari.cli.learn import compact_metrics
+        from vasari.pipeline import compact_metrics
 
         fitted.bundle.metrics = compact_metrics(fitted.bundle.metrics)
     except ImportError:  # the CLI layer is optional here
@@ -952,7 +954,7 @@ def finetune_dataset(
     refit_on_val: bool = False,
 ) -> FinetuneResult:
     """``vasari finetune``: read a dataset folder (``vasari dataset build``) and run ``finetune_artworks``."""
-    from vasari.dataset import load_dataset
+    from vasari.dataset.build import load_dataset
 
     ds = load_dataset(Path(dataset_dir))
     arts = [a for a in ds.artworks if a.image]

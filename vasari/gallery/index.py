@@ -47,11 +47,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
-from vasari.fileio import atomic_directory, atomic_write_bytes
+
+from vasari.core.fileio import atomic_directory, atomic_write_bytes
+from vasari.errors import ModelError
 
 if TYPE_CHECKING:
-    from vasari.backbones import BackboneSpec
-    from vasari.catalog import Artwork
+    from vasari.catalog.readers import Artwork
+    from vasari.features.backbones import BackboneSpec
 
 INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
@@ -59,7 +61,7 @@ META_FIELDS = ("artwork_id", "title", "artist", "year", "school", "type", "timef
                "source", "group", "image", "url")
 
 
-class GalleryIndexError(ValueError):
+class GalleryIndexError(ModelError):
     """A missing, corrupt or incompatible index folder (the message names the file)."""
 
 
@@ -233,7 +235,7 @@ def _portable_image(path: str | None) -> str | None:
     so that an index shipped in a bundle finds the pictures on any machine that has them."""
     if not path:
         return path
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     if data is not None:
@@ -252,7 +254,7 @@ def _local_images(paths: Iterable[str | None]) -> list[str | None]:
     paths = list(paths)
     if not any(p and p.startswith(SHARED_PREFIX) for p in paths):
         return paths
-    from vasari.shared import shared_data_dir
+    from vasari.core.paths import shared_data_dir
 
     data = shared_data_dir()
     if data is None:
@@ -271,7 +273,7 @@ def _inside(data: Path, rel: str) -> str | None:
 def _thumbnail_bytes(path: str, size: int) -> bytes | None:
     from PIL import Image
 
-    from vasari.images import ImageError, load_image
+    from vasari.core.images import ImageError, load_image
 
     try:
         img = load_image(path, min_side=size)
@@ -293,7 +295,7 @@ def _float_array(path: Path, arr: np.ndarray) -> np.ndarray:
 
 def _read_info(path: Path, spec: "BackboneSpec | None") -> tuple[dict[str, Any], "BackboneSpec | None"]:
     """index.json of an index folder and its backbone spec, checked against ``spec``."""
-    from vasari.backbones import BackboneSpec
+    from vasari.features.backbones import BackboneSpec
 
     info_path = path / INDEX_FILE
     if not info_path.is_file():
@@ -506,7 +508,7 @@ class GalleryIndex:
         n = 0
         with ThreadPoolExecutor(max_workers=max(2, (os.cpu_count() or 2))) as pool:
             if progress:
-                from vasari.progress import make_progress
+                from vasari.core.progress import make_progress
 
                 with make_progress(transient=True) as bar:
                     task = bar.add_task("thumbnails", total=len(todo))
@@ -899,7 +901,7 @@ def _counts(values: Iterable[Any]) -> dict[str, int]:
 def find_index(model_dir: str | Path | None = None) -> Path | None:
     """The ``index/`` folder of a bundle (the default bundle when ``model_dir`` is None)."""
     if model_dir is None:
-        model_dir = Path(__file__).resolve().parent / "models" / "default"
+        model_dir = Path(__file__).resolve().parent.parent / "models" / "default"
     candidate = Path(model_dir) / "index"
     if (candidate / INDEX_FILE).is_file():
         return candidate

@@ -24,8 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vasari.train import Heads, coverage_curve
-from vasari.fileio import atomic_write_text
+from vasari.heads.train import Heads, coverage_curve
+from vasari.core.fileio import atomic_write_text
 
 
 def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:

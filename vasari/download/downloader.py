@@ -8,7 +8,7 @@
   User-Agent naming Vasari, its version and the project URL.
 - **safe**: each body streams into ``<name>.tmp-<pid>-<random>`` beside its destination and is
   checked (HTTP status, ``image/*`` content type, complete body against Content-Length,
-  a decode with ``vasari.images.load_image``, JPEGs at reduced scale, which still reads
+  a decode with ``vasari.core.images.load_image``, JPEGs at reduced scale, which still reads
   every byte) before ``os.replace`` puts it in place, optionally resized. A truncated or
   HTML body never lands under an image's name, and no temp file outlives a run (stale
   ones from a killed run are removed at the start).
@@ -20,7 +20,7 @@
 
 The jobs are independent of any catalog: ``jobs_from_urls`` and ``jobs_from_csv`` build them
 from plain URLs or any CSV with a URL column (paths come from the URL path, see
-``url_to_path``); the CLI also reads ``vasari.catalog`` specs.
+``url_to_path``); the CLI also reads ``vasari.catalog.readers`` specs.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ import re
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -51,8 +51,9 @@ from PIL import Image
 from rich.table import Table
 
 from vasari import __version__
-from vasari.fileio import TEMP_NAME_RE, atomic_open, temp_path
-from vasari.images import ImageError, ImageLimits, load_image
+from vasari.core.fileio import TEMP_NAME_RE, atomic_open, temp_path
+from vasari.core.images import ImageError, ImageLimits, load_image
+from vasari.errors import VasariDownloadError
 
 PROJECT_URL = "https://pypi.org/project/vasari-art/"
 USER_AGENT = f"Vasari/{__version__} (+{PROJECT_URL}; image downloader)"
@@ -70,7 +71,7 @@ _CHECK_SIDE = 64  # JPEGs are checked by decoding at a reduced scale (Image.draf
 _URL_COLUMNS = ("url", "image_url", "img_url", "jpg_link", "image", "link", "href")
 
 
-class DownloadError(RuntimeError):
+class DownloadError(VasariDownloadError):
     """The download cannot start: bad input file, output folder in use, bad settings."""
 
 
@@ -785,11 +786,17 @@ class _ProgressBar:
         if not self.enabled:
             return lambda record: None
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
         from rich.text import Text
 
-        from vasari.progress import make_progress
+        from vasari.core.progress import make_progress
 
         class Rate(ProgressColumn):
             def render(self, task) -> Text:

@@ -34,7 +34,7 @@ def shared_data_dir() -> Path | None:
         warnings.warn(f"VASARI_DATA={env} is ignored: it holds none of the known sources "
                       f"({', '.join(SOURCE_MARKERS)})", stacklevel=2)
     candidates = [Path(env)] if env else []
-    repo = Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parent.parent.parent
     candidates += [repo.parent / "shared" / "data", Path.cwd().parent / "shared" / "data", Path.cwd() / "shared" / "data"]
     for candidate in candidates:
         if known_sources(candidate):

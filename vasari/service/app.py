@@ -55,11 +55,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 import vasari
-from vasari.images import ImageError, ImageLimits, load_image
+from vasari.core.images import ImageError, ImageLimits, load_image
 
-log = logging.getLogger("vasari.service")
+log = logging.getLogger("vasari.service.app")
 
-WEB_DIR = Path(__file__).resolve().parent / "web"
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 API_PREFIX = "/api/v1"
 
 
@@ -714,7 +714,7 @@ def _swagger_assets() -> Path | None:
 def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
     """The FastAPI app serving ``predictor``.
 
-    ``predictor`` is a loaded ``vasari.predict.Predictor`` (anything with
+    ``predictor`` is a loaded ``vasari.inference.predictor.Predictor`` (anything with
     ``predict_images(images, top_k)`` and ``info()``), or a zero-argument callable (or a
     class, whose ``load()`` is called) that loads one: it is then loaded at start-up in a
     worker thread while ``/healthz`` already answers and ``/readyz`` says 503 until the
@@ -970,7 +970,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
     def _thumbnail_roots() -> list[Path]:
         """Folders thumbnails may come from: the shared data, the bundle, configured ones."""
-        from vasari.shared import shared_data_dir
+        from vasari.core.paths import shared_data_dir
 
         bundle_dir = getattr(getattr(state["predictor"], "bundle", None), "path", None)
         roots = [shared_data_dir(), bundle_dir, *config.thumbnail_roots]
@@ -1214,7 +1214,7 @@ def create_app(predictor: Any, config: ServiceConfig = ServiceConfig()):
 
 
 def create_app_from_env():
-    """App factory for ``uvicorn --factory vasari.service:create_app_from_env``.
+    """App factory for ``uvicorn --factory vasari.service.app:create_app_from_env``.
 
     Reads ``VASARI_MODEL`` (bundle dir; default bundle when unset), ``VASARI_CROP`` (1: crop
     museum photos to the painting), ``VASARI_MAX_UPLOAD_MB``, ``VASARI_BATCH_WINDOW_MS``,
@@ -1230,7 +1230,7 @@ def create_app_from_env():
     crop = os.environ.get("VASARI_CROP", "").lower() in ("1", "true", "yes")
 
     def load():
-        from vasari.predict import Predictor
+        from vasari.inference.predictor import Predictor
 
         return Predictor.load(Path(model) if model else None, crop=crop)
 

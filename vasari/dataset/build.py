@@ -39,12 +39,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from vasari.catalog import Artwork
-from vasari.labels import TASKS, timeframe_of
-from vasari.fileio import atomic_open, atomic_write_text
+from vasari.catalog.readers import Artwork
+from vasari.core.fileio import atomic_open, atomic_write_text
+from vasari.core.labels import TASKS, timeframe_of
+from vasari.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vasari.catalog import Catalog
+    from vasari.catalog.readers import Catalog
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_STRATEGIES: tuple[str, ...] = ("grouped", "random")
@@ -54,7 +55,7 @@ FORM_KEYS: tuple[str, ...] = ("form", "FORM")
 _TIMEFRAME_RE = re.compile(r"^\s*(\d{3,4})\s*-\s*(\d{3,4})\s*$")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """Bad dataset input or configuration; the message names the file (and row) at fault."""
 
 
@@ -210,7 +211,7 @@ def phash_image(path: str | Path) -> tuple[int, int]:
     """The 64-bit and 256-bit perceptual hashes of one image file (decoded small for speed)."""
     import imagehash
 
-    from vasari.images import load_image
+    from vasari.core.images import load_image
 
     img = load_image(path, min_side=64)
     return _bits_to_int(imagehash.phash(img).hash), _bits_to_int(imagehash.phash(img, hash_size=16).hash)
@@ -303,7 +304,7 @@ def perceptual_hashes(
 
     Decoding runs in a thread pool (PIL releases the GIL while decoding).
     """
-    from vasari.images import ImageError
+    from vasari.core.images import ImageError
 
     cache = PhashCache(cache_dir)
     coarse = np.zeros(len(paths), dtype=np.uint64)
@@ -352,7 +353,7 @@ def perceptual_hashes(
 def _progress(enabled: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-    from vasari.progress import make_progress
+    from vasari.core.progress import make_progress
 
     return make_progress(
         TextColumn("{task.description}"),

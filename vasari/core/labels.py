@@ -1,7 +1,7 @@
 """Vasari's label vocabularies: the tasks a model answers and the values each may take.
 
 Every catalog reader maps its source's own words onto these vocabularies (see
-``vasari.normalize``), so that sources can be merged and one model trained on all of them.
+``vasari.catalog.normalize``), so that sources can be merged and one model trained on all of them.
 """
 
 from __future__ import annotations

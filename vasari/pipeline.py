@@ -1,0 +1,123 @@
+"""Use cases that span the pipeline's stages: embed -> fit heads -> evaluate -> bundle.
+
+The stages below (features, heads, bundle) know nothing of each other's workflow; the
+commands that train (``vasari train``, ``vasari demo``, ``vasari finetune``) all run the
+same sequence, so it lives here once instead of in each of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vasari.bundle import Bundle
+from vasari.features.embedder import Embedder
+from vasari.heads.evaluate import Evaluation, evaluate_heads
+from vasari.heads.train import HeadConfig, TrainError, train_heads
+
+
+@dataclass
+class FitResult:
+    """What ``fit_dataset`` produced: the bundle (not yet saved), evaluations, embeddings."""
+
+    bundle: Bundle
+    evaluations: list[Evaluation]  # one per evaluated split
+    features: np.ndarray
+    artworks: list[Any]
+    split_of: list[str]
+    embed_errors: dict[int, str]
+    seconds: dict[str, float]
+
+
+def fit_dataset(
+    artworks: Sequence[Any],
+    split_of: Sequence[str],
+    embedder: Any = None,
+    cache: Any = None,
+    config: HeadConfig = HeadConfig(),
+    evaluate_splits: Sequence[str] = ("val", "test"),
+    card: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    features: np.ndarray | None = None,
+) -> FitResult:
+    """Embed artworks (``Artwork`` records with local images), train heads on the "train"
+    split, choose C/temperature/thresholds on "val", evaluate ``evaluate_splits``, and
+    return an unsaved ``Bundle`` (save it with ``vasari.bundle.save_bundle``).
+
+    ``split_of[i]`` is the split of ``artworks[i]`` ("train", "val", "test" or anything
+    else to only embed). ``embedder`` defaults to the default backbone; its spec (test-time
+    views included) is the bundle's, so prediction embeds the same way. ``cache`` is an
+    ``EmbeddingCache`` (or None). ``features`` skips embedding (rows aligned with artworks).
+    """
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if embedder is None:
+        embedder = Embedder()
+    if len(artworks) != len(split_of):
+        raise TrainError(f"{len(artworks)} artworks but {len(split_of)} split names")
+    errors: dict[int, str] = {}
+    if features is None:
+        paths = [a.image or "" for a in artworks]
+        result = embedder.embed_paths(paths, cache=cache, progress=progress)
+        features, errors = result.features, dict(result.errors)
+    seconds["embed"] = round(time.perf_counter() - t0, 2)
+    split_arr = np.asarray(list(split_of))
+
+    def part(name: str):
+        rows = np.flatnonzero(split_arr == name)
+        X = features[rows]
+        labels = {task: [artworks[i].label(task) for i in rows] for task in config.tasks}
+        years = [artworks[i].year for i in rows]
+        return X, labels, years
+
+    Xt, lt, yt = part("train")
+    if len(Xt) == 0:
+        raise TrainError("no artworks in the train split")
+    Xv, lv, yv = part("val")
+    t1 = time.perf_counter()
+    heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
+                        config=config, progress=progress)
+    seconds["train"] = round(time.perf_counter() - t1, 2)
+    t2 = time.perf_counter()
+    evaluations = []
+    if config.refit_on_val:  # val trained the refit heads: its scores would flatter them
+        evaluate_splits = [name for name in evaluate_splits if name != "val"]
+    for name in evaluate_splits:
+        X, labels, years = part(name)
+        if len(X):
+            evaluations.append(evaluate_heads(heads, X, labels, years, split=name))
+    seconds["evaluate"] = round(time.perf_counter() - t2, 2)
+    counts: dict[str, dict[str, int]] = {}
+    for art, split in zip(artworks, split_of):
+        counts.setdefault(art.source, Counter())[split] += 1  # type: ignore[arg-type]
+    full_card = {
+        "data": {src: dict(c) for src, c in counts.items()},
+        "embedding_failures": len(errors),
+        "head_config": config.to_dict(),
+        "timings_s": seconds,
+    }
+    full_card.update(dict(card or {}))
+    metrics = {ev.split: ev.metrics for ev in evaluations}
+    bundle = Bundle(heads, embedder.spec, full_card, metrics)
+    return FitResult(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds)
+
+
+def compact_metrics(metrics: dict) -> dict:
+    """Bundle metrics without the bulky parts (big confusion matrices) - the report has them."""
+    out = {}
+    for split, m in metrics.items():
+        m = dict(m)
+        tasks = {}
+        for task, t in (m.get("tasks") or {}).items():
+            t = dict(t)
+            if len(t.get("confusion", {}).get("labels", [])) > 40:
+                t.pop("confusion")
+            tasks[task] = t
+        m["tasks"] = tasks
+        out[split] = m
+    return out
