@@ -106,6 +106,18 @@ def load_data(data_dir: Path) -> Data:
     return data
 
 
+def reduce_dim(data: Data, dim: int) -> None:
+    """Project the embeddings on their top ``dim`` principal components (randomized PCA fitted
+    on the grouped train split's rows, no labels): every fold then trains in seconds instead of
+    minutes on the shared machine. 0 keeps the full features."""
+    from sklearn.decomposition import PCA
+
+    if dim and dim < data.X.shape[1]:
+        pca = PCA(n_components=dim, svd_solver="randomized", random_state=0)
+        pca.fit(data.X[data.split == "train"])
+        data.X = pca.transform(data.X).astype(np.float32)
+
+
 def life_years(data_dir: Path) -> dict[str, tuple[int | None, int | None]]:
     """Birth and death years from the Kaggle artists tables (artists7 and the 50-artist list)."""
     from vasari.catalog import _kaggle_years
@@ -236,10 +248,11 @@ def summarize(parts: list[dict], with_support: bool = False) -> dict:
     return out
 
 
-def oos_thresholds(folds: list[dict], exclude: str | None, test_rows: set[int] = frozenset()) -> dict[str, float]:
+def oos_thresholds(folds: list[dict], exclude: str | None, test_rows: set[int] = frozenset(),
+                   supported_only: bool = False) -> dict[str, float]:
     """Per task, the threshold for precision TARGET on the pooled out-of-source predictions of
     every fold but ``exclude``, leaving out ``test_rows`` (labels a fold's head does not know
-    count as wrong)."""
+    count as wrong; ``supported_only`` keeps only labels with SUPPORT training rows)."""
     out = {}
     for task in TASKS:
         conf, correct = [], []
@@ -248,6 +261,8 @@ def oos_thresholds(folds: list[dict], exclude: str | None, test_rows: set[int] =
                 continue
             r = f["outcome"]["tasks"][task]
             keep = np.array([i not in test_rows for i in f["rows"][r["mask"]]], bool)
+            if supported_only:
+                keep &= r["supported"]
             conf.append(r["conf"][keep])
             correct.append(r["correct"][keep])
         if conf:
@@ -297,15 +312,16 @@ def prepare(data: Data, variant: Variant, train: np.ndarray, placeholders: set[i
 # ----------------------------------------------------------------------------- protocols
 
 
-def decisions(pred: dict, data: Data, oos: dict[str, float] | None) -> dict[str, dict]:
-    """The decision rules compared: today's, consistent, and (given ``oos``) both with
-    out-of-source thresholds."""
-    rules = {"today": decide(pred, pred["thresholds"], data.spans, False),
-             "consistent": decide(pred, pred["thresholds"], data.spans, True)}
-    if oos:
-        merged = {**pred["thresholds"], **{t: v for t, v in oos.items() if t in pred["thresholds"]}}
-        rules["oos_thresholds"] = decide(pred, merged, data.spans, False)
-        rules["oos_consistent"] = decide(pred, merged, data.spans, True)
+def decisions(pred: dict, data: Data, thresholds: dict[str, dict[str, float]]) -> dict[str, dict]:
+    """The decision rules compared: today's (val thresholds) and each set of ``thresholds``,
+    each plain and with the one-answer rule ("_consistent")."""
+    sets = {"today": pred["thresholds"]}
+    for name, values in thresholds.items():
+        sets[name] = {**pred["thresholds"], **{t: v for t, v in values.items() if t in pred["thresholds"]}}
+    rules = {}
+    for name, values in sets.items():
+        rules[name] = decide(pred, values, data.spans, False)
+        rules["consistent" if name == "today" else f"{name}_consistent"] = decide(pred, values, data.spans, True)
     return rules
 
 
@@ -329,7 +345,9 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
     results = {}
     per_rule: dict[str, list[dict]] = defaultdict(list)
     for f in folds:
-        for rule, dec in decisions(f["pred"], data, oos_thresholds(folds, f["source"])).items():
+        sets = {"oos": oos_thresholds(folds, f["source"]),
+                "oos_supported": oos_thresholds(folds, f["source"], supported_only=True)}
+        for rule, dec in decisions(f["pred"], data, sets).items():
             per_rule[rule].append(outcomes(data, f["rows"], f["pred"], dec, f["support"]))
     for rule, parts in per_rule.items():
         results[rule] = summarize(parts, with_support=True)
@@ -347,9 +365,10 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     X, train, drop = prepare(data, variant, train, placeholders)
     heads = fit(data, X, train, val, drop_artists=drop)
     pred = predict(heads, X[test])
-    oos = oos_thresholds(folds, None, set(test.tolist())) if folds else None
-    out = {rule: summarize([outcomes(data, test, pred, dec)]) for rule, dec in decisions(pred, data, oos).items()}
-    out["thresholds"] = {"val": pred["thresholds"], "oos": oos}
+    held = set(test.tolist())
+    sets = {"oos": oos_thresholds(folds, None, held), "oos_supported": oos_thresholds(folds, None, held, True)}
+    out = {rule: summarize([outcomes(data, test, pred, dec)]) for rule, dec in decisions(pred, data, sets).items()}
+    out["thresholds"] = {"val": pred["thresholds"], **sets}
     return out
 
 
@@ -500,14 +519,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
                         help="comma-separated training variants (base first); e.g. base,clean")
     parser.add_argument("--quick", action="store_true", help="one leave-artists-out seed")
+    parser.add_argument("--dim", type=int, default=256, help="principal components kept (0 = all 2,912)")
+    parser.add_argument("--no-artists", action="store_true", help="skip leave-artists-out (e.g. a variants-only run)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = load_data(args.data_dir)
     placeholders = set(tr.cross_artist_duplicates(data.X, data.labels["artist"]))
+    reduce_dim(data, args.dim)
     result: dict = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
-        "rows": {s: int((data.source == s).sum()) for s in SOURCES}, "target_precision": TARGET,
+        "rows": {s: int((data.source == s).sum()) for s in SOURCES}, "target_precision": TARGET, "dim": args.dim,
         "placeholders": sorted(data.ids[i] for i in placeholders), "variants": {},
     }
     for variant in [v for v in VARIANTS if v.name in args.variants.split(",")]:
@@ -515,13 +537,58 @@ def main(argv: list[str] | None = None) -> dict:
         lso, folds = leave_source_out(data, variant, placeholders)
         result["variants"][variant.name] = {"leave_source_out": lso, "grouped": grouped(data, variant, placeholders, folds)}
         _save(result, args.out)
+    if args.no_artists:
+        result["seconds"] = round(time.perf_counter() - started, 1)
+        _save(result, args.out)
+        print("\n".join(summary_lines(result)))
+        return result
     seeds = (0,) if args.quick else (0, 1, 2)
     result["leave_artists_out"] = {"base": leave_artists_out(data, seeds)}
     _save(result, args.out)
     result["leave_artists_out"]["clean"] = leave_artists_out(data, seeds, clean=True, placeholders=placeholders)
     result["seconds"] = round(time.perf_counter() - started, 1)
     _save(result, args.out)
+    print("\n".join(summary_lines(result)))
     return result
+
+
+def summary_lines(result: dict) -> list[str]:
+    """Markdown tables of the headline numbers: per variant, protocol and rule, per task the
+    pooled top-1 / answered share / answered precision (leave-source-out: on supported labels,
+    and the answered share of unsupported ones) and the contradiction rate."""
+    lines = []
+    for name, protocols in result.get("variants", {}).items():
+        for protocol in ("grouped", "leave_source_out"):
+            lines += [f"\n{name} / {protocol}", "| rule | " + " | ".join(TASKS) + " | contradictions |",
+                      "|---" * (len(TASKS) + 2) + "|"]
+            for rule, rep in protocols[protocol].items():
+                if "tasks" not in rep:
+                    continue
+                cells = []
+                for task in TASKS:
+                    m = rep["tasks"].get(task, {}).get("pooled")
+                    if m is None:
+                        cells.append("-")
+                        continue
+                    s = m.get("supported", m)
+                    cell = f"{s['top1']:.3f} / {s['answered']:.2f} @ {_fmt(s['answered_precision'])}"
+                    if "unsupported_answered" in m:
+                        cell += f" (unsup. {_fmt(m['unsupported_answered'])})"
+                    cells.append(cell)
+                any_rate = rep["contradictions"].get("pooled", {}).get("any")
+                lines.append(f"| {rule} | " + " | ".join(cells) + f" | {_fmt(any_rate)} |")
+    for name, lao in result.get("leave_artists_out", {}).items():
+        lines += [f"\nleave-artists-out / {name} (mean of seeds)", "| score / threshold | false attr. | known answered | "
+                  "known precision | AUROC |", "|---|---|---|---|---|"]
+        for key, m in lao["mean"].items():
+            if isinstance(m, dict):
+                lines.append(f"| {key} | {_fmt(m.get('false_attribution'))} | {_fmt(m.get('known_answered'))} | "
+                             f"{_fmt(m.get('known_precision'))} | {_fmt(m.get('auroc'))} |")
+    return lines
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def _save(result: dict, out: Path) -> None:
