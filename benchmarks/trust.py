@@ -23,6 +23,10 @@ Approaches (nothing is chosen on a test split or a held-out source/artist set):
   verdicts outside their span / active years become "unknown";
 * ``source_capped`` / ``source_projected``: heads on source-balanced (capped) training rows /
   on features with the source-mean directions projected out;
+* ``evidence_oos`` / ``evidence_mixed``: source-aware abstention, a logistic "is this answer
+  right" model per task on p1, p1 - p2, log novelty score and cosine to the nearest training
+  work, fitted (and thresholded for precision TARGET) on the other folds' out-of-source
+  predictions, alone or with the folds' in-distribution val predictions;
 * open-set artists: a logistic "is the top artist right" model on head confidence + gallery
   evidence, fitted and thresholded on an inner leave-artists-out split of the training artists;
 * scope + placeholders: out-of-scope artists and placeholder cards dropped from training.
@@ -152,22 +156,30 @@ def fit(data: Data, X: np.ndarray, train: np.ndarray, val: np.ndarray, tasks=TAS
                        config=config)
 
 
-def predict(heads, X: np.ndarray) -> dict:
-    """Probabilities, classes, val thresholds, year estimate and novelty per row."""
+def predict(heads, X: np.ndarray, X_train: np.ndarray) -> dict:
+    """Probabilities, classes, val thresholds, year estimate and novelty per row, and the
+    context of each row (log novelty score, cosine to the nearest training work)."""
     proba = heads.predict_proba(X)
+    Zq, Zt = heads.transform(X), heads.transform(X_train)
+    Zq /= np.linalg.norm(Zq, axis=1, keepdims=True)
+    Zt /= np.linalg.norm(Zt, axis=1, keepdims=True)
+    nearest = np.concatenate([(Zq[i:i + 1024] @ Zt.T).max(axis=1) for i in range(0, len(Zq), 1024)])
+    context = np.column_stack([np.log(heads.novelty_score(X)), nearest])
     yr = heads.predict_year(X)
     novel = heads.novelty.is_novel(heads.transform(X)) if heads.novelty is not None else np.zeros(len(X), bool)
     return {"proba": proba, "classes": heads.vocabularies, "thresholds": heads.thresholds,
-            "year": yr[0] if yr is not None else None, "novel": novel,
+            "year": yr[0] if yr is not None else None, "novel": novel, "context": context,
             "train_counts": {t: h.info["train_counts"] for t, h in heads.classifiers.items()}}
 
 
-def decide(pred: dict, thresholds: dict[str, float], spans, consistent: bool) -> dict:
+def decide(pred: dict, thresholds: dict[str, float], spans, consistent: bool, keep: dict | None = None) -> dict:
     """Verdicts per task (None = unknown) and the year shown; ``consistent`` applies the
-    one-answer rule (year clipped into the period verdict, style/artist veto)."""
+    one-answer rule (year clipped into the period verdict, style/artist veto). ``keep``
+    (task -> bool per row) replaces the confidence threshold where given."""
     answered, verdict = {}, {}
     for task, p in pred["proba"].items():
-        answered[task] = (p.max(axis=1) >= thresholds[task]) & ~pred["novel"]
+        confident = keep[task] if keep and task in keep else p.max(axis=1) >= thresholds[task]
+        answered[task] = confident & ~pred["novel"]
         verdict[task] = tr.verdicts(p, pred["classes"][task], answered[task])
     year = pred["year"]
     if consistent and year is not None:
@@ -270,6 +282,52 @@ def oos_thresholds(folds: list[dict], exclude: str | None, test_rows: set[int] =
     return out
 
 
+def answer_features(pred: dict, task: str) -> np.ndarray:
+    """What the "is this answer right" model sees: p1, p1 - p2, log novelty, nearest cosine."""
+    top = np.sort(pred["proba"][task], axis=1)
+    return np.column_stack([top[:, -1], top[:, -1] - top[:, -2], pred["context"]])
+
+
+def evidence_answers(folds: list[dict], exclude: str | None, pred: dict, data_source,
+                     test_rows: set[int] = frozenset(), with_val: bool = True) -> dict:
+    """Source-aware abstention: per task a logistic model of "the answer is right" on
+    ``answer_features``, fitted on the pooled out-of-source predictions of every fold but
+    ``exclude`` and on each fold's in-distribution val predictions (rows of ``exclude`` and
+    ``test_rows`` left out), thresholded there for precision TARGET; returns task -> answered
+    flags for ``pred``'s rows."""
+    keep = {}
+    parts = [f for f in folds if f["source"] != exclude] + ([f["val"] for f in folds] if with_val else [])
+    for task in pred["proba"]:
+        feats, right = [], []
+        for f in parts:
+            if task not in f["outcome"]["tasks"]:
+                continue
+            r = f["outcome"]["tasks"][task]
+            picked = f["rows"][r["mask"]]
+            rows = np.array([i not in test_rows and data_source(i) != exclude for i in picked], bool)
+            feats.append(answer_features(f["pred"], task)[r["mask"]][rows])
+            right.append(r["correct"][rows])
+        y = np.concatenate(right) if right else np.zeros(0, bool)
+        if len(np.unique(y)) < 2:
+            continue
+        model = _evidence_model(np.vstack(feats), y.astype(float))
+        threshold = choose_threshold(model.predict_proba(np.vstack(feats))[:, 1], y, TARGET)["threshold"]
+        keep[task] = model.predict_proba(answer_features(pred, task))[:, 1] >= threshold
+    return keep
+
+
+def evidence_rules(folds: list[dict], exclude: str | None, pred: dict, data: Data,
+                   test_rows: set[int] = frozenset()) -> dict[str, dict]:
+    """Source-aware abstention fitted on out-of-source rows only ("evidence_oos") or on those
+    and in-distribution val rows ("evidence_mixed"), each plain and consistent."""
+    rules = {}
+    for name, with_val in (("evidence_oos", False), ("evidence_mixed", True)):
+        keep = evidence_answers(folds, exclude, pred, data.source.__getitem__, test_rows, with_val)
+        rules[name] = decide(pred, pred["thresholds"], data.spans, False, keep)
+        rules[f"{name}_consistent"] = decide(pred, pred["thresholds"], data.spans, True, keep)
+    return rules
+
+
 # ----------------------------------------------------------------------------- variants
 
 
@@ -336,18 +394,24 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
         t0 = time.perf_counter()
         heads = fit(data, X, train, val, drop_artists=drop)
         rows = np.flatnonzero(~others)
-        pred = predict(heads, X[rows])
+        pred = predict(heads, X[rows], X[train])
         support = {t: {c for c, n in counts.items() if n >= SUPPORT} for t, counts in pred["train_counts"].items()}
         base = decide(pred, pred["thresholds"], data.spans, False)
+        val_pred = predict(heads, X[val], X[train])
         folds.append({"source": s, "rows": rows, "pred": pred, "support": support,
-                      "outcome": outcomes(data, rows, pred, base, support)})
+                      "outcome": outcomes(data, rows, pred, base, support),
+                      "val": {"source": None, "rows": val, "pred": val_pred,
+                              "outcome": outcomes(data, val, val_pred, decide(val_pred, val_pred["thresholds"],
+                                                                              data.spans, False))}})
         print(f"  {variant.name} leave-out {s}: {len(train)} train rows, {time.perf_counter() - t0:.0f}s", flush=True)
     results = {}
     per_rule: dict[str, list[dict]] = defaultdict(list)
     for f in folds:
         sets = {"oos": oos_thresholds(folds, f["source"]),
                 "oos_supported": oos_thresholds(folds, f["source"], supported_only=True)}
-        for rule, dec in decisions(f["pred"], data, sets).items():
+        rules = decisions(f["pred"], data, sets)
+        rules.update(evidence_rules(folds, f["source"], f["pred"], data))
+        for rule, dec in rules.items():
             per_rule[rule].append(outcomes(data, f["rows"], f["pred"], dec, f["support"]))
     for rule, parts in per_rule.items():
         results[rule] = summarize(parts, with_support=True)
@@ -364,10 +428,12 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     test = np.flatnonzero(data.split == "test")
     X, train, drop = prepare(data, variant, train, placeholders)
     heads = fit(data, X, train, val, drop_artists=drop)
-    pred = predict(heads, X[test])
+    pred = predict(heads, X[test], X[train])
     held = set(test.tolist())
     sets = {"oos": oos_thresholds(folds, None, held), "oos_supported": oos_thresholds(folds, None, held, True)}
-    out = {rule: summarize([outcomes(data, test, pred, dec)]) for rule, dec in decisions(pred, data, sets).items()}
+    rules = decisions(pred, data, sets)
+    rules.update(evidence_rules(folds, None, pred, data, held))
+    out = {rule: summarize([outcomes(data, test, pred, dec)]) for rule, dec in rules.items()}
     out["thresholds"] = {"val": pred["thresholds"], **sets}
     return out
 
