@@ -49,7 +49,6 @@ from pathlib import Path
 
 import numpy as np
 
-from vasari.fileio import atomic_write_text
 from vasari.labels import TASKS
 from vasari.train import HeadConfig, choose_threshold, train_heads
 from vasari import trust as tr
@@ -658,8 +657,9 @@ def _fmt(value) -> str:
 
 
 def _save(result: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(result, indent=1, default=_json_default) + "\n")
+    from _provenance import write_result
+
+    write_result(out, result, indent=1, default=_json_default)
 
 
 def _json_default(value):
