@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import json
 import subprocess
 import sys
 import time
