@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--download", type=int, default=0, help="also measure the downloader on this many PNGs")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "decode_memory.json")
     args = parser.parse_args()
-    from vasari.core.fileio import atomic_write_text
+    from _provenance import write_result
 
     with tempfile.TemporaryDirectory() as tmp:
         png = Path(tmp) / "wide16.png"
@@ -171,7 +171,7 @@ def main() -> None:
             print(f"{r['variant']:<30} {r['n']:>2} {r['min_side']:>8} {r['peak_mb']:>8.0f} {r['after_mb']:>8.0f} "
                   f"{r['seconds']:>8.2f}")
     result = {"rows": rows, "machine": platform.platform(), "cpus": os.cpu_count(), "load": os.getloadavg()}
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
 
 

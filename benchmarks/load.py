@@ -524,7 +524,7 @@ def write_saturation(args, result: dict, model_info: dict, load_before: float) -
                         "model": args.model or "default bundle", "backbone": (model_info.get("backbone") or {}).get("name")}
     result["machine"] = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
                          "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
-    atomic_write_text(args.out, json.dumps(_finite(result), indent=2) + "\n")
+    write_result(args.out, _finite(result))
     print(f"goals met: {result['goals_met']}; wrote {args.out}")
     return 0
 

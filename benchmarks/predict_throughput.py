@@ -15,7 +15,6 @@ Prints a table and writes benchmarks/results/predict_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.core.fileio import atomic_write_text  # noqa: E402
+from _provenance import write_result  # noqa: E402
 from vasari.core.images import is_image_file  # noqa: E402
 from vasari.core.paths import shared_data_dir  # noqa: E402
 
@@ -85,7 +84,7 @@ def main() -> None:
     }
     print(f"embed {rate['embed']:.1f} img/s, predict {rate['predict']:.1f} img/s: "
           f"predict/embed = {result['predict_over_embed']:.2f} (goal >= 0.90)")
-    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -1,0 +1,193 @@
+"""Trust metrics: how far a model's answers can be believed on paintings from anywhere.
+
+Issue #14 asks for numbers measured the way a new collection would see the model: per
+source, answered share and answered precision (accuracy of the non-"unknown" answers) next
+to top-1 and ECE; whether the verdicts and the year estimate contradict each other; and how
+often a painting by an artist outside the vocabulary gets a name. This module holds those
+metrics and the decision rules compared in ``benchmarks/trust.py`` (plain numpy in, plain
+dicts out), so that the evaluation and the predictor can reuse them after the restructure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from vasari.core.labels import timeframe_of
+
+#: Historical spans of the style vocabulary (docs/labels.md); a style verdict for a painting
+#: whose year estimate falls outside its span contradicts the estimate.
+STYLE_SPANS: dict[str, tuple[int, int]] = {
+    "Baroque": (1580, 1760),
+    "Rococo": (1700, 1800),
+    "Romanticism": (1770, 1870),
+    "Realism": (1830, 1910),
+    "Impressionism": (1860, 1920),
+    "Pointillism": (1880, 1915),
+}
+
+
+@dataclass(frozen=True)
+class ScopeRule:
+    """Which artists belong in the artist vocabulary: painters active 1401-1900.
+
+    Sculptors and 20th-century painters are named explicitly (the data cannot tell a
+    sculptor from a painter, and a painter's active years are only partly known)."""
+
+    excluded: tuple[str, ...] = ("Auguste Rodin", "Gian Lorenzo Bernini", "Edward Hopper", "L. S. Lowry",
+                                 "Childe Hassam")
+
+
+def encode(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
+    """Class indices; -1 for a label the head does not know, -2 for a missing label."""
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([-2 if lab is None else index.get(lab, -1) for lab in labels], dtype=np.int64)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """ECE from top-1 confidences and hits (``vasari.heads.evaluate.expected_calibration_error``
+    on the probabilities gives the same number); pooled across folds whose heads differ."""
+    if len(confidence) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    return float(sum((idx == b).mean() * abs(correct[idx == b].mean() - confidence[idx == b].mean())
+                     for b in range(bins) if (idx == b).any()))
+
+
+def answer_metrics(confidence: np.ndarray, correct: np.ndarray, answered: np.ndarray) -> dict[str, float | int | None]:
+    """top-1, ECE, answered share and answered precision of labelled rows.
+
+    ``answered`` marks rows given a verdict (not "unknown"). A true label the head does not
+    know counts as wrong (``correct`` False), as it would for a user."""
+    n = len(correct)
+    if n == 0:
+        return {"n": 0, "top1": None, "ece": None, "answered": None, "answered_precision": None}
+    return {
+        "n": int(n),
+        "top1": round(float(correct.mean()), 4),
+        "ece": round(calibration_error(confidence, correct), 4),
+        "answered": round(float(answered.mean()), 4),
+        "answered_precision": round(float(correct[answered].mean()), 4) if answered.any() else None,
+    }
+
+
+def verdicts(proba: np.ndarray, classes: Sequence[str], answered: np.ndarray) -> list[str | None]:
+    """The top class where answered, None ("unknown") elsewhere."""
+    top = proba.argmax(axis=1)
+    return [classes[k] if ok else None for k, ok in zip(top, answered)]
+
+
+def artist_spans(life_years: Mapping[str, tuple[int | None, int | None]],
+                 dated_works: Mapping[str, Sequence[int]], margin: int = 10) -> dict[str, tuple[int, int]]:
+    """Active years per artist: from birth + 15 to death where a catalog gives both, else
+    the span of the artist's dated training works widened by ``margin`` years (at least 3
+    dated works). Artists with neither are absent (nothing to contradict)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for name, years in dated_works.items():
+        if len(years) >= 3:
+            spans[name] = (min(years) - margin, max(years) + margin)
+    for name, (born, died) in life_years.items():
+        if born and died and died > born:
+            spans[name] = (born + 15, died)
+    return spans
+
+
+def contradiction_flags(period: Sequence[str | None], style: Sequence[str | None], artist: Sequence[str | None],
+                        year: np.ndarray, spans: Mapping[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+    """Per painting, whether a verdict disagrees with the year estimate shown beside it:
+    the period verdict is not the estimate's 50-year bin; the style verdict's span or the
+    artist verdict's active years do not contain the estimate. ``any`` ORs the three."""
+    year = np.asarray(year, dtype=np.float64)
+    rounded = np.rint(year).astype(int)
+    flags = {
+        "period": np.array([p is not None and timeframe_of(int(y)) != p for p, y in zip(period, rounded)], bool),
+        "style": np.array([s is not None and s in STYLE_SPANS and not STYLE_SPANS[s][0] <= y <= STYLE_SPANS[s][1]
+                           for s, y in zip(style, year)], bool),
+        "artist": np.array([a is not None and a in spans and not spans[a][0] <= y <= spans[a][1]
+                            for a, y in zip(artist, year)], bool),
+    }
+    flags["any"] = flags["period"] | flags["style"] | flags["artist"]
+    return flags
+
+
+def contradiction_rates(flags: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> dict[str, float | None]:
+    """Share of paintings (all of ``rows``) with each kind of contradiction."""
+    out: dict[str, float | None] = {}
+    for kind, f in flags.items():
+        sel = f if rows is None else f[rows]
+        out[kind] = round(float(sel.mean()), 4) if len(sel) else None
+    return out
+
+
+def year_in_bin(year: np.ndarray, period: Sequence[str | None]) -> np.ndarray:
+    """The year estimate clipped into the period verdict's bin (unchanged where "unknown"):
+    one coherent answer when the period head is more sure than the regressor."""
+    out = np.asarray(year, dtype=np.float64).copy()
+    for i, p in enumerate(period):
+        if p is not None:
+            lo, hi = (int(v) for v in p.split("-"))
+            out[i] = min(max(out[i], lo), hi)
+    return out
+
+
+def veto_inconsistent(style: list[str | None], artist: list[str | None], year: np.ndarray,
+                      spans: Mapping[str, tuple[int, int]]) -> tuple[list[str | None], list[str | None]]:
+    """Style and artist verdicts that contradict the year become "unknown" (None)."""
+    style = [s if s is None or s not in STYLE_SPANS or STYLE_SPANS[s][0] <= y <= STYLE_SPANS[s][1] else None
+             for s, y in zip(style, year)]
+    artist = [a if a is None or a not in spans or spans[a][0] <= y <= spans[a][1] else None
+              for a, y in zip(artist, year)]
+    return style, artist
+
+
+def false_attribution(score: np.ndarray, known: np.ndarray, correct: np.ndarray, threshold: float) -> dict[str, float]:
+    """Open-set artist numbers at one threshold on the known-vs-unknown ``score``:
+    false attribution (share of unknown-artist paintings answered), known answered share and
+    precision, and the AUROC of the score (known = positive)."""
+    from sklearn.metrics import roc_auc_score
+
+    answered = score >= threshold
+    unknown = ~known
+    kept = answered & known
+    return {
+        "false_attribution": round(float(answered[unknown].mean()), 4) if unknown.any() else None,
+        "known_answered": round(float(answered[known].mean()), 4) if known.any() else None,
+        "known_precision": round(float(correct[kept].mean()), 4) if kept.any() else None,
+        "auroc": round(float(roc_auc_score(known, score)), 4) if known.any() and unknown.any() else None,
+        "threshold": round(float(threshold), 4),
+    }
+
+
+def threshold_for_false_attribution(unknown_scores: np.ndarray, limit: float = 0.05) -> float:
+    """The lowest threshold that answers at most ``limit`` of the unknown-artist scores,
+    halfway between two observed scores (never on one)."""
+    s = np.sort(np.asarray(unknown_scores, dtype=np.float64))[::-1]
+    allowed = int(np.floor(limit * len(s)))
+    if allowed >= len(s):
+        return float(s[-1]) - 1e-6
+    upper = s[allowed - 1] if allowed > 0 else s[0] + 1e-6
+    return float((upper + s[allowed]) / 2.0)
+
+
+def cross_artist_duplicates(X: np.ndarray, artists: Sequence[str | None], min_cosine: float = 0.97,
+                            chunk: int = 1024) -> list[int]:
+    """Rows whose (centred) embedding nearly equals that of a row by a *different* artist:
+    the same picture under two names, as "image unavailable due to copyright" cards are.
+    Perceptual hashes miss these cards (their text differs: 22 of 64 bits between
+    artists7's Lowry and Rembrandt cards), the embedding does not. Unlabelled rows are
+    ignored; the rows of every such pair are returned, sorted."""
+    Z = np.asarray(X, dtype=np.float32) - np.asarray(X, dtype=np.float32).mean(axis=0)
+    Z /= np.linalg.norm(Z, axis=1, keepdims=True) + 1e-9
+    names = np.array([a or "" for a in artists])
+    rows = np.flatnonzero(names != "")
+    found: set[int] = set()
+    for start in range(0, len(rows), chunk):
+        block = rows[start:start + chunk]
+        bi, bj = np.nonzero(Z[block] @ Z[rows].T >= min_cosine)
+        for i, j in zip(block[bi], rows[bj]):
+            if names[i] != names[j]:
+                found.update((int(i), int(j)))
+    return sorted(found)
