@@ -1,4 +1,5 @@
-"""Inference: the ``Predictor`` that turns a picture into the prediction contract (and finds a painting in a museum photo)."""
+"""Inference: the ``Predictor`` that turns a picture into the prediction contract
+(``vasari.inference.schema``; docs/contract.md), gallery enrichment, and finding a painting in a museum photo."""
 
 from vasari.inference.photo import (
     PhotoConfig,
@@ -11,6 +12,22 @@ from vasari.inference.predictor import (
     Predictor,
     make_embedder,
 )
+from vasari.inference.schema import (
+    AffinityAnswer,
+    ArtistAffinity,
+    BatchPredictions,
+    CropInfo,
+    ErrorInfo,
+    Evidence,
+    FailedPrediction,
+    LabelScore,
+    Novelty,
+    Prediction,
+    PredictionResult,
+    SimilarAnswer,
+    SimilarWork,
+    YearEstimate,
+)
 
 __all__ = [
     "PhotoConfig",
@@ -20,4 +37,18 @@ __all__ = [
     "default_model_dir",
     "Predictor",
     "make_embedder",
+    "AffinityAnswer",
+    "ArtistAffinity",
+    "BatchPredictions",
+    "CropInfo",
+    "ErrorInfo",
+    "Evidence",
+    "FailedPrediction",
+    "LabelScore",
+    "Novelty",
+    "Prediction",
+    "PredictionResult",
+    "SimilarAnswer",
+    "SimilarWork",
+    "YearEstimate",
 ]
