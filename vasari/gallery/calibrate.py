@@ -5,7 +5,8 @@ near-duplicate group) or on held-out paintings."""
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -42,7 +42,7 @@ class IndexConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -9,8 +9,9 @@ Adding these to prediction objects is ``vasari.inference.enrich``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         vectors: np.ndarray,
         metadata: list[dict[str, Any]],
         projection: Projection,
-        spec: "BackboneSpec | None" = None,
+        spec: BackboneSpec | None = None,
         config: IndexConfig = IndexConfig(),
         calibration: dict[str, Any] | None = None,
         path: Path | None = None,
@@ -74,13 +75,13 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
     def build(
         cls,
         features: np.ndarray,
-        artworks: Sequence["Artwork | dict[str, Any]"],
-        spec: "BackboneSpec | None" = None,
+        artworks: Sequence[Artwork | dict[str, Any]],
+        spec: BackboneSpec | None = None,
         config: IndexConfig = IndexConfig(),
         calibrate: bool = True,
         negatives: np.ndarray | None = None,
         negative_labels: Sequence[str] | None = None,
-    ) -> "GalleryIndex":
+    ) -> GalleryIndex:
         """An index of ``artworks`` from their raw features (NaN rows are dropped).
 
         ``negatives``: raw features of known non-paintings (photos of buildings, sculpture,
@@ -130,7 +131,7 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
 
 
 
-def load_bundle_index(bundle_dir: str | Path | None, spec: "BackboneSpec | None" = None) -> GalleryIndex | None:
+def load_bundle_index(bundle_dir: str | Path | None, spec: BackboneSpec | None = None) -> GalleryIndex | None:
     """The gallery index inside a bundle (``<bundle>/index/``), or None when it has none.
 
     Raises ``IndexSpecError`` when the index was built with another backbone than ``spec``.

@@ -11,6 +11,7 @@ import numpy as np
 
 from vasari.gallery.config import GalleryIndexError
 
+
 def l2_normalize(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
@@ -34,7 +35,7 @@ class Projection:
     components: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, x: np.ndarray, center: bool = False, scale: bool = False, pca_dim: int | None = None) -> "Projection":
+    def fit(cls, x: np.ndarray, center: bool = False, scale: bool = False, pca_dim: int | None = None) -> Projection:
         x = np.asarray(x, dtype=np.float64)
         dim = x.shape[1]
         mean = x.mean(axis=0) if center and len(x) >= 2 else np.zeros(dim)
@@ -82,7 +83,7 @@ class Projection:
         return bio.getvalue()
 
     @classmethod
-    def from_file(cls, path: Path) -> "Projection":
+    def from_file(cls, path: Path) -> Projection:
         with np.load(path, allow_pickle=False) as z:
             arrays = {name: _float_array(path, z[name]) for name in z.files}
         return cls(arrays["mean"], arrays["scale"], arrays.get("components"))

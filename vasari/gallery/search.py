@@ -19,6 +19,7 @@ import numpy as np
 
 from vasari.gallery.config import IndexSpecError
 
+
 @dataclass
 class Hit:
     """One gallery work found for a query."""
@@ -36,7 +37,7 @@ class Hit:
     thumbnail: str | None = None
 
     def to_dict(self, full: bool = False) -> dict[str, Any]:
-        """The ``similar`` entry of the prediction object (CONTRACTS.md)."""
+        """The ``similar`` entry of a prediction (``vasari.inference.schema.SimilarWork``; docs/contract.md)."""
         d: dict[str, Any] = {"artwork_id": self.artwork_id, "title": self.title, "artist": self.artist,
                              "year": self.year, "score": round(float(self.score), 4)}
         if self.thumbnail:

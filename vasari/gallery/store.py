@@ -20,21 +20,29 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
 from vasari.core.fileio import atomic_directory, atomic_write_bytes
-from vasari.gallery.config import INDEX_FILE, INDEX_FORMAT, META_FIELDS, GalleryIndexError, IndexConfig, IndexSpecError
+from vasari.gallery.config import (
+    INDEX_FILE,
+    INDEX_FORMAT,
+    META_FIELDS,
+    GalleryIndexError,
+    IndexConfig,
+    IndexSpecError,
+)
 from vasari.gallery.projection import Projection, _float_array
 
 if TYPE_CHECKING:
     from vasari.catalog.readers import Artwork
     from vasari.features.backbones import BackboneSpec
-    from vasari.gallery.index import GalleryIndex
 
-def _meta_row(art: "Artwork | dict[str, Any]") -> dict[str, Any]:
+
+def _meta_row(art: Artwork | dict[str, Any]) -> dict[str, Any]:
     if isinstance(art, dict):
         row = {k: art.get(k) for k in META_FIELDS}
     else:
@@ -106,7 +114,7 @@ def _thumbnail_bytes(path: str, size: int) -> bytes | None:
     return bio.getvalue()
 
 
-def _read_info(path: Path, spec: "BackboneSpec | None") -> tuple[dict[str, Any], "BackboneSpec | None"]:
+def _read_info(path: Path, spec: BackboneSpec | None) -> tuple[dict[str, Any], BackboneSpec | None]:
     """index.json of an index folder and its backbone spec, checked against ``spec``."""
     from vasari.features.backbones import BackboneSpec
 
@@ -261,7 +269,7 @@ class StoreMixin:
         return n
 
     @classmethod
-    def load(cls, path: str | Path, spec: "BackboneSpec | None" = None) -> "GalleryIndex":
+    def load(cls, path: str | Path, spec: BackboneSpec | None = None) -> Self:
         """Open an index folder; with ``spec``, refuse one built with another backbone spec
         (or one whose index.json records no spec, which could not be checked)."""
         path = Path(path)

@@ -7,13 +7,19 @@ built once per batch), and each picture gets exactly what the per-query API of
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from vasari.gallery.index import GalleryIndex
 from vasari.gallery.search import _top_rows
-from vasari.inference.schema import ArtistAffinity, FailedPrediction, Novelty, Prediction, SimilarWork
+from vasari.inference.schema import (
+    ArtistAffinity,
+    FailedPrediction,
+    Novelty,
+    Prediction,
+    SimilarWork,
+)
 
 
 def enrich_predictions(

@@ -12,7 +12,7 @@ without cropping), as they always were: fields marked "omitted when null" below.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
@@ -132,10 +132,10 @@ class FailedPrediction(_Contract):
     """A picture that could not be read; the other pictures of the batch are still predicted."""
 
     image: str = Field(description="The picture's name.")
-    error: ErrorInfo
+    error: ErrorInfo = Field(description="What went wrong.")
 
 
-PredictionResult = Union[Prediction, FailedPrediction]
+PredictionResult = Prediction | FailedPrediction
 
 
 class BatchPredictions(RootModel[list[PredictionResult]]):
@@ -146,8 +146,8 @@ class SimilarAnswer(_Contract):
     """`vasari similar --json`: the most similar gallery works to one picture."""
 
     image: str = Field(description="The picture's file.")
-    similar: list[SimilarWork]
-    novelty: Novelty
+    similar: list[SimilarWork] = Field(description="The most similar gallery works, best first.")
+    novelty: Novelty = Field(description="The gallery's novelty verdict.")
     crop: CropInfo | None = _optional("With --photo: where the painting was found.")
 
 
@@ -155,8 +155,8 @@ class AffinityAnswer(_Contract):
     """`vasari affinity --json`: the artists one picture resembles."""
 
     image: str = Field(description="The picture's file.")
-    affinity: list[ArtistAffinity]
-    novelty: Novelty
+    affinity: list[ArtistAffinity] = Field(description="The artists the picture resembles most, best first.")
+    novelty: Novelty = Field(description="The gallery's novelty verdict.")
     artist_head: bool = Field(description="True when the model's artist head was pooled in.")
     crop: CropInfo | None = _optional("With --photo: where the painting was found.")
 
