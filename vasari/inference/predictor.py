@@ -75,6 +75,8 @@ class Predictor:
         self.index = index
         self.crop = crop
         self._embedder = embedder
+        #: how ``embedder`` builds the backbone when it was not given (``Predictor.load``)
+        self._engine_options: dict[str, str | None] = {}
         if embedder is not None:
             check_spec(bundle.spec, embedder.spec, bundle.path or "bundle")
 
@@ -112,7 +114,7 @@ class Predictor:
     @property
     def embedder(self) -> FeatureExtractor:
         if self._embedder is None:
-            self._embedder = make_embedder(self.bundle, **getattr(self, "_engine_options", {}))
+            self._embedder = make_embedder(self.bundle, **self._engine_options)
         return self._embedder
 
     # ----------------------------------------------------------------- predicting
