@@ -1,6 +1,7 @@
 """Inference: the ``Predictor`` that turns a picture into the prediction contract
 (``vasari.inference.schema``; docs/contract.md), gallery enrichment, and finding a painting in a museum photo."""
 
+from vasari.inference.enrich import enrich_predictions
 from vasari.inference.photo import (
     PhotoConfig,
     PhotoCrop,
@@ -30,6 +31,7 @@ from vasari.inference.schema import (
 )
 
 __all__ = [
+    "enrich_predictions",
     "PhotoConfig",
     "PhotoCrop",
     "order_corners",
