@@ -43,7 +43,8 @@ from vasari.dataset.build import DatasetConfig, build_dataset
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.images import load_image
-from vasari.gallery.index import GalleryIndex, IndexConfig, _faiss
+from vasari.gallery import GalleryIndex, IndexConfig
+from vasari.gallery.search import _faiss
 from vasari.inference.photo import find_painting
 from vasari.heads.train import HeadConfig, Heads, train_heads
 from vasari.core.paths import shared_data_dir
@@ -314,7 +315,7 @@ def bench_speed(index: GalleryIndex, console: Console) -> dict:
     big_vectors = rng.normal(size=(100_000, 256)).astype(np.float32)
     big_vectors /= np.linalg.norm(big_vectors, axis=1, keepdims=True)
     meta = [{"artwork_id": str(i)} for i in range(len(big_vectors))]
-    from vasari.gallery.index import Projection
+    from vasari.gallery import Projection
 
     proj = Projection(np.zeros(256, np.float32), np.ones(256, np.float32))
     big = GalleryIndex(big_vectors.astype(np.float16), meta, proj, None, IndexConfig(faiss_min_size=10**9))

@@ -9,19 +9,31 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pydantic import TypeAdapter
+
 from vasari.features.backbones import backbone_spec
-from vasari.gallery.index import (
+from vasari.gallery import (
     GalleryIndex,
     GalleryIndexError,
     IndexConfig,
     IndexSpecError,
-    _faiss,
-    enrich_predictions,
     find_index,
     load_bundle_index,
 )
+from vasari.gallery.search import _faiss
+from vasari.inference.enrich import enrich_predictions
+from vasari.inference.schema import PredictionResult
 
 ARTISTS = ("Rembrandt", "Claude Monet", "J. M. W. Turner", "Edward Hopper")
+
+
+def _enrich(preds: list[dict], index, feats, **options) -> list[dict]:
+    """``enrich_predictions`` on JSON prediction objects: parsed into the contract's models,
+    enriched, and dumped back into ``preds`` (in place, like the predictor's output)."""
+    models = [TypeAdapter(PredictionResult).validate_python(p) for p in preds]
+    enrich_predictions(models, index, feats, **options)
+    preds[:] = [m.model_dump(mode="json") for m in models]
+    return preds
 
 
 def _clustered(n_per: int = 30, dim: int = 64, seed: int = 0, spread: float = 0.6):
@@ -261,7 +273,7 @@ def test_novelty_flags_far_vectors_not_members():
     assert index.is_novel(members).mean() < 0.1
     assert index.is_novel(far).mean() > 0.9
     n = index.novelty(far[0])
-    assert n["novel"] and n["distance"] > n["threshold"]
+    assert n["novel"] and n["score"] > n["threshold"]
 
 
 def test_known_non_paintings_sharpen_novelty(tmp_path):
@@ -281,14 +293,14 @@ def test_known_non_paintings_sharpen_novelty(tmp_path):
     assert index.is_novel(queries).mean() >= plain.is_novel(queries).mean()
     assert index.is_novel(members).mean() <= 0.1
     row = index.novelty(queries[0])
-    assert row["novel"] and row["distance"] > row["threshold"] and row["reason"] == "far from every known painting"
+    assert row["novel"] and row["score"] > row["threshold"] and row["reason"] == "far from every known painting"
     # the references alone catch them too, and say what they look like: with the distance
     # rule out of the way (no cosine distance exceeds 2), the reason must name architecture
     by_references = GalleryIndex(index.vectors, index.metadata, index.projection, config=index.config,
                                  calibration=dict(index.calibration, novelty_threshold=2.0),
                                  negatives=index.negatives, negative_labels=index.negative_labels)
     row = by_references.novelty(queries[0])
-    assert row["novel"] and "architecture" in row["reason"] and row["distance"] < row["threshold"]
+    assert row["novel"] and "architecture" in row["reason"] and row["score"] < row["threshold"]
     assert by_references.is_novel(queries).mean() >= 0.9 and by_references.is_novel(members).mean() <= 0.1
     # negatives are never returned as similar works, and survive save/load
     assert all(h.artwork_id.startswith("t:") for h in index.search(queries[:3], 5)[0])
@@ -362,7 +374,7 @@ def test_enrich_predictions_adds_similar_affinity_novelty_and_abstains():
         {"image": "junk.png", "predictions": {}, "verdict": {"type": "portrait"}},
     ]
     feats = np.stack([member, np.full_like(member, np.nan), far])
-    enrich_predictions(preds, index, feats, k_similar=3, k_affinity=2)
+    _enrich(preds, index, feats, k_similar=3, k_affinity=2)
     a, bad, junk = preds
     assert len(a["similar"]) == 3 and a["similar"][0]["artist"] == ARTISTS[1]
     assert a["affinity"][0]["artist"] == ARTISTS[1] and len(a["affinity"]) == 2
@@ -389,10 +401,10 @@ def test_batch_enrichment_equals_per_image_enrichment():
         head = [{"label": ARTISTS[i % len(ARTISTS)], "score": 0.6}, {"label": "Somebody Else", "score": 0.3}]
         preds.append({"image": f"{i}.jpg", "predictions": {"artist": head} if i % 2 else {},
                       "verdict": {"type": "portrait"}})
-    batch = enrich_predictions(copy.deepcopy(preds), index, queries, k_similar=4, k_affinity=3)
+    batch = _enrich(copy.deepcopy(preds), index, queries, k_similar=4, k_affinity=3)
     assert any(b["novelty"]["novel"] for b in batch) and not all(b["novelty"]["novel"] for b in batch)
     for pred, query, got in zip(preds, queries, batch):
-        alone = enrich_predictions([copy.deepcopy(pred)], index, query[None], k_similar=4, k_affinity=3)[0]
+        alone = _enrich([copy.deepcopy(pred)], index, query[None], k_similar=4, k_affinity=3)[0]
         head = {r["label"]: r["score"] for r in pred["predictions"].get("artist", [])} or None
         for other in (alone, {"similar": index.similar(query, 4), "affinity": index.affinity(query, head, k=3),
                               "novelty": index.novelty(query)}):
@@ -403,7 +415,7 @@ def test_batch_enrichment_equals_per_image_enrichment():
             assert ([[e["artwork_id"] for e in a["evidence"]] for a in got["affinity"]]
                     == [[e["artwork_id"] for e in a["evidence"]] for a in other["affinity"]])
             assert got["novelty"]["novel"] == other["novelty"]["novel"]
-            assert got["novelty"]["distance"] == pytest.approx(other["novelty"]["distance"], abs=2e-4)
+            assert got["novelty"]["score"] == pytest.approx(other["novelty"]["score"], abs=2e-4)
             assert got["novelty"].get("reason") == other["novelty"].get("reason")
         assert got["verdict"] == alone["verdict"]
         assert got["verdict"] == ({"type": "unknown"} if got["novelty"]["novel"] else {"type": "portrait"})

@@ -147,7 +147,7 @@ def _hand_predictor(threshold: float = 0.7, index: bool = False) -> Predictor:
     import numpy as np
 
     from vasari.bundle import Bundle
-    from vasari.gallery.index import GalleryIndex, Projection
+    from vasari.gallery import GalleryIndex, Projection
     from vasari.heads.train import Heads, LinearHead, NoveltyDetector, Transform
 
     head = LinearHead("type", ["a", "b"], np.array([[1, 0], [-1, 0]], np.float32), np.zeros(2, np.float32),
@@ -194,7 +194,9 @@ def test_either_novelty_detector_makes_a_picture_novel():
     assert heads_only["novelty"]["score"] == pytest.approx(12.5) and heads_only["verdict"] == {"type": "unknown"}
     assert index_only["novelty"]["novel"] is True
     assert index_only["novelty"]["reason"] == "far from every known painting"
-    assert index_only["novelty"]["distance"] == pytest.approx(1 + np.cos(np.deg2rad(10)), abs=1e-3)  # nearest: g:1
+    assert index_only["novelty"]["score"] == pytest.approx(1 + np.cos(np.deg2rad(10)), abs=1e-3)  # nearest: g:1
+    assert heads_only["novelty"]["detector"] == "heads" and index_only["novelty"]["detector"] == "gallery"
+    assert typical["novelty"]["reason"] is None  # one shape: every field, whichever detector answers
     assert index_only["predictions"]["type"][0]["label"] == "b" and index_only["verdict"] == {"type": "unknown"}
     assert [h["artwork_id"] for h in typical["similar"]] == ["g:0", "g:1"]
 

@@ -32,7 +32,7 @@ Example:
 
 PREDICT_HELP = """Attribute paintings: type, school, period, style, artist (top-k with calibrated scores), a verdict per task ("unknown" when the model abstains) and a year estimate with an interval.
 
---json prints ONE JSON array (one object per image; see CONTRACTS). The exit code is 1 when any image could not be read (its object then has an "error").
+--json prints ONE JSON array (one object per image; see docs/contract.md). The exit code is 1 when any image could not be read (its object then has an "error").
 
 Example:
 

@@ -314,10 +314,11 @@ def similar(
     hits = index.search(vec[None], k)[0]
     novelty = index.novelty(vec)
     if as_json:
-        out: dict[str, Any] = {"image": str(image), "similar": [h.to_dict() for h in hits], "novelty": novelty}
-        if crop is not None:
-            out["crop"] = crop
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        from vasari.inference.schema import SimilarAnswer
+
+        answer = SimilarAnswer.model_validate({"image": str(image), "similar": [h.to_dict() for h in hits],
+                                               "novelty": novelty, "crop": crop})
+        print(json.dumps(answer.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
     table = Table(title=f"Most similar to {image.name} ({len(index)} works in the index)", title_justify="left")
     for col in ("#", "score", "artist", "title", "year", "id", "picture"):
@@ -327,7 +328,7 @@ def similar(
     console = Console()
     console.print(table)
     if novelty["novel"]:
-        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['distance']:.3f} > threshold {novelty['threshold']:.3f}): "
+        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['score']:.3f} > threshold {novelty['threshold']:.3f}): "
                       "probably not a painting of the kinds Vasari knows")
     if crop is not None:
         console.print(f"crop: found={crop['found']} box={crop['box']}")
@@ -352,10 +353,11 @@ def affinity(
     rows = index.affinity(vec, artist_probs=probs, k=k, evidence=evidence)
     novelty = index.novelty(vec)
     if as_json:
-        out: dict[str, Any] = {"image": str(image), "affinity": rows, "novelty": novelty, "artist_head": probs is not None}
-        if crop is not None:
-            out["crop"] = crop
-        print(json.dumps(out, indent=2, ensure_ascii=False))
+        from vasari.inference.schema import AffinityAnswer
+
+        answer = AffinityAnswer.model_validate({"image": str(image), "affinity": rows, "novelty": novelty,
+                                                "artist_head": probs is not None, "crop": crop})
+        print(json.dumps(answer.model_dump(mode="json"), indent=2, ensure_ascii=False))
         return
     source = "similarity + artist head" if probs is not None else "similarity to each artist's works"
     table = Table(title=f"Artist affinity of {image.name} ({source}; {len(index.artists)} artists)", title_justify="left")
@@ -368,7 +370,7 @@ def affinity(
     console = Console()
     console.print(table)
     if novelty["novel"]:
-        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['distance']:.3f} > {novelty['threshold']:.3f}): "
+        console.print(f"[yellow]unlike anything in the index[/] (distance {novelty['score']:.3f} > {novelty['threshold']:.3f}): "
                       "the scores say little")
 
 

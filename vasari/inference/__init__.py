@@ -1,5 +1,7 @@
-"""Inference: the ``Predictor`` that turns a picture into the prediction contract (and finds a painting in a museum photo)."""
+"""Inference: the ``Predictor`` that turns a picture into the prediction contract
+(``vasari.inference.schema``; docs/contract.md), gallery enrichment, and finding a painting in a museum photo."""
 
+from vasari.inference.enrich import enrich_predictions
 from vasari.inference.photo import (
     PhotoConfig,
     PhotoCrop,
@@ -11,8 +13,25 @@ from vasari.inference.predictor import (
     Predictor,
     make_embedder,
 )
+from vasari.inference.schema import (
+    AffinityAnswer,
+    ArtistAffinity,
+    BatchPredictions,
+    CropInfo,
+    ErrorInfo,
+    Evidence,
+    FailedPrediction,
+    LabelScore,
+    Novelty,
+    Prediction,
+    PredictionResult,
+    SimilarAnswer,
+    SimilarWork,
+    YearEstimate,
+)
 
 __all__ = [
+    "enrich_predictions",
     "PhotoConfig",
     "PhotoCrop",
     "order_corners",
@@ -20,4 +39,18 @@ __all__ = [
     "default_model_dir",
     "Predictor",
     "make_embedder",
+    "AffinityAnswer",
+    "ArtistAffinity",
+    "BatchPredictions",
+    "CropInfo",
+    "ErrorInfo",
+    "Evidence",
+    "FailedPrediction",
+    "LabelScore",
+    "Novelty",
+    "Prediction",
+    "PredictionResult",
+    "SimilarAnswer",
+    "SimilarWork",
+    "YearEstimate",
 ]

@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from vasari.inference.schema import CropInfo
+
 
 @dataclass(frozen=True)
 class PhotoConfig:
@@ -66,15 +68,19 @@ class PhotoCrop:
     frame_trimmed: bool = False
     outer_corners: list[tuple[float, float]] | None = field(default=None, repr=False)
 
+    def info(self) -> CropInfo:
+        """The ``crop`` member of the prediction (docs/contract.md)."""
+        return CropInfo(
+            found=bool(self.found),
+            box=[[round(float(x), 1), round(float(y), 1)] for x, y in self.corners],
+            score=round(float(self.score), 3),
+            method=self.method,
+            frame_trimmed=bool(self.frame_trimmed),
+        )
+
     def to_dict(self) -> dict:
-        """The ``crop`` member of the prediction object (CONTRACTS.md)."""
-        return {
-            "found": bool(self.found),
-            "box": [[round(float(x), 1), round(float(y), 1)] for x, y in self.corners],
-            "score": round(float(self.score), 3),
-            "method": self.method,
-            "frame_trimmed": bool(self.frame_trimmed),
-        }
+        """The ``crop`` member of the prediction, as JSON."""
+        return self.info().model_dump(mode="json")
 
 
 # ----------------------------------------------------------------------------- geometry

@@ -1,29 +1,59 @@
 """Inference: a bundle + its backbone -> prediction objects (the public contract).
 
 >>> p = Predictor.load()                       # the default bundle shipped in vasari/models/default
->>> p.predict_paths(["portrait.jpg"], top_k=3)  # one dict per image, see CONTRACTS.md
+>>> p.predict_paths(["portrait.jpg"], top_k=3)  # one dict per image, see docs/contract.md
 
 Each prediction object has ``image``, ``predictions`` (top-k ``{"label", "score"}`` per
 task; calibrated probabilities, so scores sum to <= 1), ``verdict`` (top-1 per task, or
 "unknown" when its calibrated probability is below the task's abstention threshold from the
 bundle, or when the picture is unlike anything the heads were trained on), ``year``
 (estimate with a 10-90% interval) and, when the bundle has a gallery index, ``similar``,
-``affinity`` and ``novelty`` (added by ``vasari.gallery.index.enrich_predictions``). With
+``affinity`` and ``novelty`` (added by ``vasari.inference.enrich``). With
 ``crop=True`` museum photos are first cropped to the painting (``vasari.inference.photo``) and the
 object gets ``crop``. A picture that cannot be read gives ``{"image", "error": {"code",
-"message"}}`` and the others are still predicted.
+"message"}}`` and the others are still predicted. The fields are the models of
+``vasari.inference.schema``: the predictor builds them, then hands out their JSON form.
 """
 
 from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import numpy as np
 
 from vasari.bundle import Bundle, BundleError, check_spec, load_bundle
 from vasari.core.images import ImageError, load_image
+from vasari.inference.schema import (
+    CropInfo,
+    ErrorInfo,
+    FailedPrediction,
+    LabelScore,
+    Novelty,
+    Prediction,
+    YearEstimate,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from vasari.features.backbones import BackboneSpec
+    from vasari.features.embedder import EmbedResult
+    from vasari.gallery.index import GalleryIndex
+
+#: the heads' own novelty verdict, in words
+HEADS_NOVELTY_REASON = "unlike the paintings the model was trained on"
+
+
+class FeatureExtractor(Protocol):
+    """What the predictor needs of a backbone: ``Embedder`` or a fine-tuned bundle's ONNX embedder."""
+
+    spec: "BackboneSpec"
+
+    def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray: ...
+
+    def embed_paths(self, paths: Sequence[str], progress: bool = False) -> "EmbedResult": ...
 
 
 def default_model_dir() -> Path:
@@ -38,12 +68,15 @@ def _round(v: float, digits: int = 4) -> float:
 class Predictor:
     """Heads from a bundle, the matching backbone, and the optional retrieval index."""
 
-    def __init__(self, bundle: Bundle, embedder: Any = None, index: Any = None, crop: bool = False):
+    def __init__(self, bundle: Bundle, embedder: FeatureExtractor | None = None,
+                 index: "GalleryIndex | None" = None, crop: bool = False):
         self.bundle = bundle
         self.heads = bundle.heads
         self.index = index
         self.crop = crop
         self._embedder = embedder
+        #: how ``embedder`` builds the backbone when it was not given (``Predictor.load``)
+        self._engine_options: dict[str, str | None] = {}
         if embedder is not None:
             check_spec(bundle.spec, embedder.spec, bundle.path or "bundle")
 
@@ -66,7 +99,7 @@ class Predictor:
         bundle = load_bundle(path)
         index = None
         if with_index and bundle.has_index:
-            from vasari.gallery.index import GalleryIndexError, load_bundle_index
+            from vasari.gallery import GalleryIndexError, load_bundle_index
 
             try:
                 index = load_bundle_index(path, spec=bundle.spec)
@@ -79,9 +112,9 @@ class Predictor:
         return predictor
 
     @property
-    def embedder(self) -> Any:
+    def embedder(self) -> FeatureExtractor:
         if self._embedder is None:
-            self._embedder = make_embedder(self.bundle, **getattr(self, "_engine_options", {}))
+            self._embedder = make_embedder(self.bundle, **self._engine_options)
         return self._embedder
 
     # ----------------------------------------------------------------- predicting
@@ -99,6 +132,11 @@ class Predictor:
 
     def predict_features(self, features: np.ndarray, top_k: int = 3, names: Sequence[str] | None = None) -> list[dict]:
         """Prediction objects from backbone features (N, dim); NaN rows are not allowed here."""
+        return [p.model_dump(mode="json") for p in self.predictions_from_features(features, top_k, names)]
+
+    def predictions_from_features(self, features: np.ndarray, top_k: int = 3,
+                                  names: Sequence[str] | None = None) -> list[Prediction]:
+        """``predict_features`` as ``Prediction`` models (enriched by the index when there is one)."""
         top_k = self._check_top_k(top_k)
         X = np.asarray(features, dtype=np.float32)
         if X.ndim == 1:
@@ -113,55 +151,53 @@ class Predictor:
         novel = scores > heads.novelty.threshold if scores is not None else np.zeros(len(X), bool)
         out = []
         for i in range(len(X)):
-            preds: dict[str, list[dict[str, Any]]] = {}
+            preds: dict[str, list[LabelScore]] = {}
             verdict: dict[str, str] = {}
             for task in heads.tasks:
                 head = heads.classifiers[task]
                 p = proba[task][i]
-                k = min(top_k, len(head.classes))
-                order = np.argsort(-p, kind="stable")[:k]
-                preds[task] = [{"label": head.classes[j], "score": _round(p[j])} for j in order]
+                order = np.argsort(-p, kind="stable")[:min(top_k, len(head.classes))]
+                preds[task] = [LabelScore(label=head.classes[j], score=_round(p[j])) for j in order]
                 confident = p[order[0]] >= head.threshold and not novel[i]
                 verdict[task] = head.classes[order[0]] if confident else "unknown"
-            obj: dict[str, Any] = {"image": names[i], "predictions": preds, "verdict": verdict}
+            pred = Prediction(image=names[i], predictions=preds, verdict=verdict)
             if year is not None:
                 est, low, high = (int(round(float(v[i]))) for v in year)
-                obj["year"] = {"estimate": est, "low": low, "high": high}
+                pred.year = YearEstimate(estimate=est, low=low, high=high)
             if scores is not None:
-                obj["novelty"] = {"score": _round(scores[i]), "threshold": _round(heads.novelty.threshold),
-                                  "novel": bool(novel[i])}
-                if novel[i]:
-                    obj["novelty"]["reason"] = "unlike the paintings the model was trained on"
-            out.append(obj)
+                pred.novelty = Novelty(novel=bool(novel[i]), score=_round(scores[i]),
+                                       threshold=_round(heads.novelty.threshold),
+                                       reason=HEADS_NOVELTY_REASON if novel[i] else None, detector="heads")
+            out.append(pred)
         if self.index is not None:
-            from vasari.gallery.index import enrich_predictions
+            from vasari.inference.enrich import enrich_predictions
 
-            own = [o.get("novelty") for o in out]
+            own = [o.novelty for o in out]
             enrich_predictions(out, self.index, X)
             for o, mine in zip(out, own):  # either detector saying "novel" wins
-                if mine and mine["novel"] and not (o.get("novelty") or {}).get("novel"):
-                    o["novelty"] = mine
+                if mine is not None and mine.novel and not (o.novelty is not None and o.novelty.novel):
+                    o.novelty = mine
         return out
 
-    def _crop(self, img: Any) -> tuple[Any, dict | None]:
+    def _crop(self, img: "Image.Image") -> tuple["Image.Image", CropInfo | None]:
         if not self.crop:
             return img, None
         from vasari.inference.photo import find_painting
 
         found = find_painting(img)
-        return found.image, found.to_dict()
+        return found.image, found.info()
 
-    def predict_images(self, images: Sequence[Any], top_k: int = 3, names: Sequence[str] | None = None) -> list[dict]:
+    def predict_images(self, images: Sequence["Image.Image"], top_k: int = 3,
+                       names: Sequence[str] | None = None) -> list[dict]:
         """Prediction objects for open PIL images (embedded with the bundle's views)."""
         top_k = self._check_top_k(top_k)
         names = list(names) if names is not None else [getattr(im, "filename", "") or f"image_{i}" for i, im in enumerate(images)]
         crops = [self._crop(im) for im in images]
         feats = self.embedder.embed_images([c[0] for c in crops]) if images else np.zeros((0, self.bundle.spec.dim))
-        out = self.predict_features(feats, top_k, names)
-        for obj, (_, crop) in zip(out, crops):
-            if crop is not None:
-                obj["crop"] = crop
-        return out
+        out = self.predictions_from_features(feats, top_k, names)
+        for pred, (_, crop) in zip(out, crops):
+            pred.crop = crop
+        return [p.model_dump(mode="json") for p in out]
 
     def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict]:
         """Prediction objects for image files, in order; unreadable files give error objects.
@@ -174,7 +210,7 @@ class Predictor:
             return self._predict_cropped_paths(names, top_k)
         result = self.embedder.embed_paths(names, progress=False)
         good = [i for i in range(len(names)) if i not in result.errors]
-        out: list[dict] = [{"image": name, "error": _path_error(result, i)} if i in result.errors else {}
+        out: list[dict] = [_failed(name, _path_error(result, i)) if i in result.errors else {}
                            for i, name in enumerate(names)]
         for start in range(0, len(good), 256):  # bounded (n, gallery) similarity matrices
             chunk = good[start:start + 256]
@@ -192,9 +228,9 @@ class Predictor:
                 images.append(load_image(name, min_side=self.bundle.spec.draft_min_side))
                 good.append(i)
             except ImageError as exc:
-                out[i] = {"image": name, "error": {"code": exc.code, "message": str(exc)}}
+                out[i] = _failed(name, ErrorInfo(code=exc.code, message=str(exc)))
             except Exception as exc:  # never lose the batch for one file
-                out[i] = {"image": name, "error": {"code": "unreadable", "message": f"{name}: {exc}"}}
+                out[i] = _failed(name, ErrorInfo(code="unreadable", message=f"{name}: {exc}"))
         for start in range(0, len(good), 32):
             chunk = good[start:start + 32]
             preds = self.predict_images(images[start:start + 32], top_k, [names[i] for i in chunk])
@@ -223,14 +259,19 @@ class Predictor:
         }
 
 
-def _path_error(result, i: int) -> dict[str, str]:
-    """A failed picture's error object: the embedder's message ends with ``[code]`` for its
-    own report; the prediction carries the code in its own field, as ``load_image`` words it."""
+def _failed(name: str, error: ErrorInfo) -> dict:
+    """The JSON of a picture that could not be predicted."""
+    return FailedPrediction(image=name, error=error).model_dump(mode="json")
+
+
+def _path_error(result: "EmbedResult", i: int) -> ErrorInfo:
+    """A failed picture's error: the embedder's message ends with ``[code]`` for its own
+    report; the prediction carries the code in its own field, as ``load_image`` words it."""
     code = result.codes.get(i, "unreadable")
-    return {"code": code, "message": result.errors[i].removesuffix(f" [{code}]")}
+    return ErrorInfo(code=code, message=result.errors[i].removesuffix(f" [{code}]"))
 
 
-def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
+def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> FeatureExtractor:
     """The backbone a bundle needs (its fine-tuned ONNX when it ships one) with the bundle's
     test-time views, spec-checked: it gives the features the heads were trained on."""
     from vasari.features.backbones import BackboneError

@@ -88,7 +88,9 @@ function barRow(task, label, score, { link = true, isTop = false } = {}) {
     el("span", { class: "bar-value", "aria-hidden": "true" }, `${p}%`));
 }
 
-/* ---------- rendering ---------- */
+/* ---------- rendering ----------
+   `result` is a Prediction of docs/contract.md (generated from vasari/inference/schema.py);
+   optional sections (year, novelty, similar, affinity, crop) may be absent. */
 
 function renderTasks(result) {
   const container = $("#tasks");
