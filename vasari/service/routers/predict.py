@@ -40,22 +40,24 @@ OPENAPI_SINGLE = {
         },
     }
 }
-OPENAPI_BATCH = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"}},
-                    },
+
+
+def openapi_batch(max_files: int) -> dict:
+    """The batch request body: repeated field ``files``, 1 to ``max_files`` of them."""
+    files = {"type": "array", "minItems": 1, "maxItems": max_files, "items": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["files"], "properties": {"files": files}}
                 }
-            }
-        },
+            },
+        }
     }
-}
+
+
+OPENAPI_BATCH = openapi_batch(ServiceConfig.default("max_batch_files"))
 #: Every answer of the predict routes but the prediction itself (one place, for
 #: ``response_model`` too).
 PREDICT_ERRORS = {
@@ -204,7 +206,7 @@ def build_router(config: ServiceConfig) -> APIRouter:
             "an image that cannot be read gives `{\"image\", \"error\": {\"code\", \"message\"}}` "
             "in its place while the others are predicted."
         ),
-        openapi_extra=OPENAPI_BATCH,
+        openapi_extra=openapi_batch(config.max_batch_files),
         responses=PREDICT_ERRORS,
     )
     async def predict_batch(request: Request, state: State, top_k: int = top_k_query):
