@@ -82,7 +82,7 @@ TARGETS: dict[str, Target] = {
     "predict": Target(
         "vasari.inference.predictor", ("xǁPredictorǁpredict_features", "xǁPredictorǁ_check_top_k"), ("tests/test_predict.py",)
     ),
-    "service": Target("vasari.service.app", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
+    "service": Target("vasari.service.batching", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
         "vasari.download.downloader",
         ("x__load_manifest", "x_read_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",

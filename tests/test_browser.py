@@ -277,7 +277,7 @@ def test_museum_photo_crop_outline(browser, live, tmp_path):
     photo = tmp_path / "museum-photo.jpg"
     wall.save(photo, quality=92)
 
-    model = live.app_state["predictor"].bundle.path
+    model = live.app_state.predictor.bundle.path
     with LiveServer(create_app(Predictor.load(model, crop=True))) as cropping:
         answer = httpx.post(f"{cropping.url}/api/v1/predict", files={"file": (photo.name, photo.read_bytes())}, timeout=60).json()
         assert answer["crop"]["found"], answer["crop"]

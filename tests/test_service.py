@@ -1,4 +1,4 @@
-"""The web service (vasari.service.app) against a REAL predictor: the default bundle shipped in
+"""The web service (vasari.service) against a REAL predictor: the default bundle shipped in
 vasari/models/default. Every endpoint is exercised, then a long list of bad inputs, each with
 its status, error code, and the server still answering /healthz afterwards; then overload,
 stalled and vanishing clients against a real uvicorn server on 127.0.0.1.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.service.app import ServiceConfig, create_app, uvicorn_config
+from vasari.service import ServiceConfig, create_app, uvicorn_config
 
 # --------------------------------------------------------------------------- real model
 
@@ -223,7 +223,7 @@ def test_predict_is_deterministic_and_same_as_predictor(client, predictor, jpeg)
     a = client.post("/api/v1/predict", files={"file": ("a.jpg", jpeg)}).json()
     b = client.post("/api/v1/predict", files={"file": ("a.jpg", jpeg)}).json()
     assert a["predictions"] == b["predictions"]
-    min_side = client.app.state.vasari["min_side"]
+    min_side = client.app.state.vasari.min_side
     direct = predictor.predict_images([load_image(jpeg, min_side=min_side)], top_k=3)[0]
     for task, items in direct["predictions"].items():
         assert [i["label"] for i in items] == [i["label"] for i in a["predictions"][task]]
@@ -326,7 +326,7 @@ def test_waiting_requests_share_one_forward_pass(predictor):
     assert app.state.batcher.batches == 2
     from vasari.core.images import load_image
 
-    min_side = app.state.vasari["min_side"]
+    min_side = app.state.vasari.min_side
     for r, picture in zip(responses, pictures):
         assert r.status_code == 200, r.text
         assert 'batch;desc="7 image(s)' in r.headers["server-timing"]
@@ -346,7 +346,7 @@ def test_one_failing_image_does_not_fail_its_batch(predictor):
     assert calls[:2] == [1, 3] and sorted(calls[2:]) == [1, 1, 1]  # the batch failed, then one by one
     body = assert_error(responses[1], 500, "prediction_failed")
     assert "poisoned picture" in body["error"]["message"]
-    min_side = app.state.vasari["min_side"]
+    min_side = app.state.vasari.min_side
     for r, data in ((responses[0], good[0]), (responses[2], good[1])):
         assert r.status_code == 200, r.text
         assert_same_predictions(r.json(), predictor.predict_images([load_image(data, min_side=min_side)], top_k=3)[0], 1e-4)
@@ -431,10 +431,10 @@ def test_docs_without_swagger_assets_fall_back_to_the_api_page(predictor, monkey
     built-in API page: never a CDN."""
     from fastapi.testclient import TestClient
 
-    import vasari.service.app as service
+    from vasari.service.routers import pages
 
-    monkeypatch.setattr(service, "_swagger_assets", lambda: None)
-    with TestClient(service.create_app(predictor, ServiceConfig(warmup=False))) as c:
+    monkeypatch.setattr(pages, "swagger_assets", lambda: None)
+    with TestClient(create_app(predictor, ServiceConfig(warmup=False))) as c:
         r = c.get("/docs", follow_redirects=False)
         assert r.status_code in (302, 307) and r.headers["location"] == "/api"
         page = c.get("/docs")
@@ -752,7 +752,7 @@ def half_upload(sock: socket.socket, sent: int = 18 * 1024, declared: int = 2**2
 class Recorded(logging.Handler):
     """Log records of the service and of uvicorn, while a test runs."""
 
-    NAMES = ("vasari.service.app", "uvicorn", "uvicorn.error")
+    NAMES = ("vasari.service", "uvicorn", "uvicorn.error")
 
     def __init__(self):
         super().__init__(logging.DEBUG)
@@ -944,7 +944,7 @@ def test_tampered_gallery_cannot_serve_files_outside_the_data(predictor, tmp_pat
         assert result["similar"], result
         items = result["similar"] + [e for a in result.get("affinity") or [] for e in a.get("evidence") or []]
         assert not [item for item in items if "thumbnail" in item], items
-        assert c.app.state.vasari["predictor"] is tampered
+        assert c.app.state.vasari.predictor is tampered
     assert tampered.index.metadata[1]["image"] is None  # the escaping shared-data row resolves to nothing
 
 
@@ -1013,11 +1013,11 @@ def test_serve_cli_serves(predictor, tmp_path):
 def test_decode_min_side_follows_the_bundle_views():
     # uploads are decoded like the files the heads were trained on (multicrop: crops at 2 x size)
     from vasari.features.backbones import VIEWS, backbone_spec
-    from vasari.service.app import _decode_min_side
+    from vasari.service.state import decode_min_side
 
     sides = {}
     for views in VIEWS:
         spec = backbone_spec().with_views(views)
-        sides[views] = _decode_min_side({"backbone": spec.to_dict()}, ServiceConfig())
+        sides[views] = decode_min_side({"backbone": spec.to_dict()}, ServiceConfig())
         assert sides[views] == spec.draft_min_side
     assert sides == {"center": 234, "flip": 234, "multicrop": 416}

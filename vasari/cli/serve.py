@@ -8,21 +8,26 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from vasari.service.config import ServiceConfig
+
+#: The flags' defaults are ServiceConfig's (stated once, there).
+DEFAULT = ServiceConfig.default
+
 
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every interface, e.g. for a phone on the same network)."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
     model: Optional[Path] = typer.Option(None, "--model", help="Bundle folder (default: the bundle shipped with Vasari)."),
     crop: bool = typer.Option(False, "--crop/--no-crop", help="Find the painting in museum photos (frame, wall, perspective) before predicting; ~0.1-0.4 s more per picture on 2 cores."),
-    max_upload_mb: float = typer.Option(20.0, "--max-upload-mb", min=0.001, help="Largest image upload accepted, in MB (bigger: 413)."),
-    batch_window_ms: float = typer.Option(5.0, "--batch-window-ms", min=0.0, help="How long to wait for concurrent requests to share one forward pass."),
-    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most images per forward pass."),
-    inference_workers: int = typer.Option(1, "--inference-workers", min=1, help="Forward passes run at once."),
-    shed_wait_s: float = typer.Option(1.0, "--shed-wait-s", min=0.0, help="Answer 503 + Retry-After at once when the pictures already waiting would take longer than this (seconds); 0: never shed."),
-    body_timeout_s: float = typer.Option(15.0, "--body-timeout-s", min=0.1, help="Close an upload from which nothing arrives for this long (408)."),
-    header_timeout_s: float = typer.Option(10.0, "--header-timeout-s", min=0.1, help="Close a connection whose request headers are not complete after this long."),
-    max_connections: int = typer.Option(512, "--max-connections", min=1, help="Open connections kept; beyond it the oldest idle one is closed."),
-    graceful_shutdown_s: float = typer.Option(10.0, "--graceful-shutdown-s", min=0.0, help="On SIGTERM/Ctrl-C, time given to requests in progress before they are cancelled."),
+    max_upload_mb: float = typer.Option(DEFAULT("max_upload_bytes") / 2**20, "--max-upload-mb", min=0.001, help="Largest image upload accepted, in MB (bigger: 413)."),
+    batch_window_ms: float = typer.Option(DEFAULT("batch_window_ms"), "--batch-window-ms", min=0.0, help="How long to wait for concurrent requests to share one forward pass."),
+    max_batch: int = typer.Option(DEFAULT("max_batch_size"), "--max-batch", min=1, help="Most images per forward pass."),
+    inference_workers: int = typer.Option(DEFAULT("inference_workers"), "--inference-workers", min=1, help="Forward passes run at once."),
+    shed_wait_s: float = typer.Option(DEFAULT("shed_wait_s"), "--shed-wait-s", min=0.0, help="Answer 503 + Retry-After at once when the pictures already waiting would take longer than this (seconds); 0: never shed."),
+    body_timeout_s: float = typer.Option(DEFAULT("body_timeout_s"), "--body-timeout-s", min=0.1, help="Close an upload from which nothing arrives for this long (408)."),
+    header_timeout_s: float = typer.Option(DEFAULT("header_timeout_s"), "--header-timeout-s", min=0.1, help="Close a connection whose request headers are not complete after this long."),
+    max_connections: int = typer.Option(DEFAULT("max_connections"), "--max-connections", min=1, help="Open connections kept; beyond it the oldest idle one is closed."),
+    graceful_shutdown_s: float = typer.Option(DEFAULT("graceful_shutdown_s"), "--graceful-shutdown-s", min=0.0, help="On SIGTERM/Ctrl-C, time given to requests in progress before they are cancelled."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, info, debug."),
 ) -> None:
     """Serve the visitor page and the REST API (one process; the model is loaded once).
@@ -35,7 +40,8 @@ def serve(
         import uvicorn
 
         from vasari.inference.predictor import Predictor
-        from vasari.service.app import ServiceConfig, create_app, uvicorn_config
+        from vasari.service.app import create_app
+        from vasari.service.server import uvicorn_config
     except ImportError as exc:  # pragma: no cover - broken install
         console.print(f"[red]vasari serve: {exc}")
         raise typer.Exit(1) from None

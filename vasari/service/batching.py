@@ -1,0 +1,241 @@
+"""``MicroBatcher``: the thread(s) that own the predictor and share forward passes.
+
+Inference never runs on the event loop: images are decoded in the thread pool and handed
+to a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
+runs them as one embedder batch (and waits at most ``window_s`` for requests that are still
+being decoded), so concurrent clients share one forward pass.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from vasari.service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    images: list
+    top_k: int
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
+    submitted: float = field(default_factory=time.perf_counter)
+    started: float = 0.0  # when its batch began (queue wait = started - submitted)
+    finished: float = 0.0
+    batch_size: int = 0
+
+
+def _truncate(result: dict, top_k: int) -> dict:
+    predictions = result.get("predictions")
+    if isinstance(predictions, dict):
+        result = dict(result)
+        result["predictions"] = {task: list(items)[:top_k] for task, items in predictions.items()}
+    return result
+
+
+class MicroBatcher:
+    """Worker thread(s) that own the predictor and group waiting requests into batches.
+
+    ``submit`` returns a ``concurrent.futures.Future`` with one prediction dict per image.
+    The worker takes every job already queued (up to ``max_batch`` images); if requests are
+    known to be on their way (inside ``expecting()`` and not submitted yet) it waits up to
+    ``window_s`` for them. A lone request therefore never waits. ``workers`` > 1 runs that
+    many batches at once (for predictors whose engine uses fewer threads than there are
+    cores; the predictor must then be thread-safe, as onnxruntime sessions are).
+    """
+
+    def __init__(
+        self,
+        predict_fn: Callable[[list, int], list[dict]],
+        max_batch: int = 8,
+        window_s: float = 0.005,
+        workers: int = 1,
+        thread_setup: Callable[[], Callable[[], None] | None] | None = None,
+    ):
+        self._predict = predict_fn
+        #: run in each worker thread before its first and after its first batch (libraries
+        #: loaded by the first prediction); returns an undo function run when it stops
+        self._thread_setup = thread_setup
+        self.max_batch = max(1, max_batch)
+        self.window_s = max(0.0, window_s)
+        self.workers = max(1, workers)
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._incoming = 0
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.batches = 0
+        self.images = 0
+        #: jobs dropped before computing because their client had left
+        self.dropped = 0
+        #: images queued or being computed (the work ahead of a new request)
+        self.pending_images = 0
+        #: moving average of seconds per image of the batches computed (None: none yet)
+        self.seconds_per_image: float | None = None
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._threads = [
+                threading.Thread(target=self._run, name=f"vasari-batcher-{i}", daemon=True) for i in range(self.workers)
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._started:
+            for _ in self._threads:
+                self._queue.put(None)
+            for thread in self._threads:
+                thread.join(timeout)
+            self._started = False
+
+    @contextlib.contextmanager
+    def expecting(self):
+        """Announce a request that is decoding and will ``submit`` soon (or fail)."""
+        with self._lock:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._incoming -= 1
+
+    def submit(self, images: Sequence, top_k: int) -> concurrent.futures.Future:
+        """Queue images for prediction; the future's ``job`` attribute has the timings.
+
+        Cancelling the future before its batch starts drops the job (its client left)."""
+        job = _Job(list(images), top_k)
+        job.future.job = job  # type: ignore[attr-defined]
+        if not self._started:
+            job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
+        else:
+            with self._lock:
+                self.pending_images += len(job.images)
+            self._queue.put(job)
+        return job.future
+
+    def expected_wait(self) -> float:
+        """Seconds a new request would wait before its batch starts: the images already
+        waiting or being computed (and requests still decoding) at the measured seconds per
+        image. 0 when nothing is ahead, so an idle server never sheds."""
+        with self._lock:
+            ahead = self.pending_images + self._incoming
+            per_image = self.seconds_per_image
+        if per_image is None:
+            return 0.0
+        return ahead * per_image / self.workers
+
+    def _record(self, images: int, seconds: float) -> None:
+        """Count a computed batch and update the seconds-per-image average."""
+        with self._lock:
+            self.batches += 1
+            self.images += images
+            per_image = seconds / max(1, images)
+            old = self.seconds_per_image
+            self.seconds_per_image = per_image if old is None else 0.8 * old + 0.2 * per_image
+
+    def _take(self, job: _Job) -> bool:
+        """Start a queued job; False (and off the books) when its client left (cancelled)."""
+        if job.future.set_running_or_notify_cancel():
+            return True
+        with self._lock:
+            self.pending_images -= len(job.images)
+            self.dropped += 1
+        return False
+
+    def _run(self) -> None:
+        undo: list[Callable[[], None]] = []
+
+        def setup() -> None:
+            if self._thread_setup is not None:
+                try:
+                    done = self._thread_setup()
+                except Exception:  # noqa: BLE001 - tuning only
+                    log.exception("worker thread set-up failed")
+                    return
+                if done is not None:
+                    undo.append(done)
+
+        setup()
+        try:
+            self._loop(after_first=setup)
+        finally:
+            for done in reversed(undo):
+                try:
+                    done()
+                except Exception:  # noqa: BLE001
+                    log.exception("worker thread clean-up failed")
+
+    def _loop(self, after_first: Callable[[], None]) -> None:
+        first_batch = True
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            if not self._take(first):
+                continue
+            jobs, count, stop = [first], len(first.images), False
+            deadline = time.monotonic() + self.window_s
+            while count < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    with self._lock:
+                        incoming = self._incoming
+                    remaining = deadline - time.monotonic()
+                    if incoming <= 0 or remaining <= 0:
+                        break
+                    try:
+                        job = self._queue.get(timeout=min(remaining, 0.001))
+                    except queue.Empty:
+                        continue
+                if job is None:
+                    stop = True
+                    break
+                if self._take(job):
+                    jobs.append(job)
+                    count += len(job.images)
+            self._execute(jobs)
+            with self._lock:
+                self.pending_images -= count
+            if first_batch:
+                first_batch = False
+                after_first()
+            if stop:
+                return
+
+    def _execute(self, jobs: list[_Job]) -> None:
+        images = [image for job in jobs for image in job.images]
+        started = time.perf_counter()
+        for job in jobs:
+            job.started, job.batch_size = started, len(images)
+        try:
+            results = self._predict(images, max(job.top_k for job in jobs))
+            if len(results) != len(images):
+                raise RuntimeError(f"predictor returned {len(results)} results for {len(images)} images")
+        except Exception as exc:  # noqa: BLE001 - one failing batch must not fail its neighbours
+            if len(jobs) > 1:
+                for job in jobs:
+                    self._execute([job])
+                return
+            log.exception("prediction failed")
+            jobs[0].future.set_exception(exc)
+            return
+        finished = time.perf_counter()
+        self._record(len(images), finished - started)
+        start = 0
+        for job in jobs:
+            chunk = results[start : start + len(job.images)]
+            start += len(job.images)
+            job.finished = finished
+            job.future.set_result([_truncate(r, job.top_k) for r in chunk])
+

@@ -1,0 +1,1 @@
+"""The service's routes, one APIRouter per area: predict, model, ops (probes), pages."""
