@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from vasari.inference.schema import BatchPredictions, Prediction
 from vasari.service import ServiceConfig, ServiceState
 from vasari.service.deps import service_state
 from vasari.service.errors import install_error_handlers
@@ -83,6 +84,9 @@ def test_predict_router_alone(predictor):
         assert many.status_code == 200
         good, bad = many.json()
         assert good["image"] == "b.jpg" and bad["error"]["code"] == "not_an_image"
+        # the answers are the documented contract (the routes' response_model), field for field
+        assert Prediction.model_validate(body).model_dump(mode="json") == body
+        assert BatchPredictions.model_validate(many.json()).model_dump(mode="json") == many.json()
         too_many = client.post("/api/v1/predict?top_k=6", content=jpeg(), headers={"content-type": "image/jpeg"})
         assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "bad_parameter"
 

@@ -16,12 +16,20 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from vasari.inference.schema import BatchPredictions, Prediction
 from vasari.service.config import API_PREFIX, ServiceConfig
 from vasari.service.deps import State
 from vasari.service.errors import ServiceError, documented
 from vasari.service.middleware import result_unless_gone
 from vasari.service.state import ServiceState, json_safe
-from vasari.service.uploads import content_type, decode_upload, missing_file, read_body, read_form, upload_name
+from vasari.service.uploads import (
+    content_type,
+    decode_upload,
+    missing_file,
+    read_body,
+    read_form,
+    upload_name,
+)
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 OPENAPI_SINGLE = {
@@ -192,6 +200,7 @@ def build_router(config: ServiceConfig) -> APIRouter:
             "never from the file name. Returns the prediction object of `vasari predict --json`."
         ),
         openapi_extra=OPENAPI_SINGLE,
+        response_model=Prediction,
         responses=PREDICT_ERRORS,
     )
     async def predict(request: Request, state: State, top_k: int = top_k_query):
@@ -207,6 +216,7 @@ def build_router(config: ServiceConfig) -> APIRouter:
             "in its place while the others are predicted."
         ),
         openapi_extra=openapi_batch(config.max_batch_files),
+        response_model=BatchPredictions,
         responses=PREDICT_ERRORS,
     )
     async def predict_batch(request: Request, state: State, top_k: int = top_k_query):
