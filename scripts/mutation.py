@@ -63,13 +63,13 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "evaluate": Target(
-        "vasari.heads.evaluate",
+        "vasari.heads.metrics",
         ("x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
         ("tests/test_evaluate.py",),
     ),
     "train": Target(
-        "vasari.heads.train",
-        ("x_softmax", "x__nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
+        "vasari.heads.calibration",
+        ("x_softmax", "x_nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
         ("tests/test_train.py", "tests/test_evaluate.py"),
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
     ),
