@@ -42,7 +42,7 @@ MUTATION_MD = ROOT / "scripts" / "MUTATION.md"
 class Target:
     """One area of decision code: a module, the functions to mutate, the tests that guard them."""
 
-    module: str  # dotted, e.g. "vasari.heads.evaluate"
+    module: str  # dotted, e.g. "vasari.heads.metrics"
     functions: tuple[str, ...]  # mutmut keys without the module: "x_func", "xǁClassǁmethod" (globs)
     tests: tuple[str, ...]
     keyword: str | None = None  # pytest -k expression picking the tests of ``tests`` that matter

@@ -14,16 +14,19 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from vasari.bundle import Bundle, save_bundle
-from vasari.features.embedder import Embedder
+from vasari.features.embedder import Embedder, EmbeddingCache
 from vasari.heads.config import HeadConfig, TrainError
 from vasari.heads.metrics import Evaluation, evaluate_heads
 from vasari.heads.train import train_heads
 from vasari.report import write_report
+
+if TYPE_CHECKING:
+    from vasari.catalog import Artwork
 
 
 @dataclass
@@ -33,17 +36,17 @@ class DatasetFit:
     bundle: Bundle
     evaluations: list[Evaluation]  # one per evaluated split
     features: np.ndarray
-    artworks: list[Any]
+    artworks: list[Artwork]
     split_of: list[str]
     embed_errors: dict[int, str]
     seconds: dict[str, float]
 
 
 def fit_dataset(
-    artworks: Sequence[Any],
+    artworks: Sequence[Artwork],
     split_of: Sequence[str],
-    embedder: Any = None,
-    cache: Any = None,
+    embedder: Any = None,  # an Embedder, or any object with .spec and .embed_paths (a fine-tuned one)
+    cache: EmbeddingCache | None = None,
     config: HeadConfig = HeadConfig(),
     evaluate_splits: Sequence[str] = ("val", "test"),
     card: Mapping[str, Any] | None = None,
@@ -144,12 +147,12 @@ class TrainRun:
 
 
 def train_bundle(
-    artworks: Sequence[Any],
+    artworks: Sequence[Artwork],
     split_of: Sequence[str],
     out: str | Path,
     *,
-    embedder: Any = None,
-    cache: Any = None,
+    embedder: Any = None,  # an Embedder, or any object with .spec and .embed_paths (a fine-tuned one)
+    cache: EmbeddingCache | None = None,
     config: HeadConfig = HeadConfig(),
     evaluate_splits: Sequence[str] = ("val", "test"),
     card: Mapping[str, Any] | None = None,

@@ -126,7 +126,7 @@ def train(
 
 def evaluate(
     dataset_dir: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
-    model: Path = typer.Option(..., "--model", "-m", help="Bundle directory."),
+    bundle_dir: Path = typer.Option(..., "--model", "-m", help="Bundle directory."),
     split: str = typer.Option("test", help="train, val, test, or 'all'."),
     out: Path = typer.Option(..., "--out", "-o", help="Report directory to write."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
@@ -138,7 +138,7 @@ def evaluate(
     from vasari.inference.predictor import make_embedder
     from vasari.report import summary_table, write_report
 
-    bundle = load_bundle(model)
+    bundle = load_bundle(bundle_dir)
     embedder = make_embedder(bundle)
     ds = load_dataset(dataset_dir)
     if split not in ("train", "val", "test", "all"):
@@ -149,9 +149,9 @@ def evaluate(
     result = embedder.embed_paths([a.image for a in arts], cache=_cache(embedder, cache, no_cache), progress=True)
     labels = {task: [a.label(task) for a in arts] for task in bundle.heads.tasks}
     ev = evaluate_heads(bundle.heads, result.features, labels, [a.year for a in arts], split=split)
-    write_report(ev, out, title=f"Vasari evaluation: {model.name} on {Path(dataset_dir).name} ({split})",
-                 context={"bundle": str(model), "dataset": str(dataset_dir), "split": split})
-    _console().print(summary_table({split: ev.metrics}, title=f"{model.name} on {split}"))
+    write_report(ev, out, title=f"Vasari evaluation: {bundle_dir.name} on {Path(dataset_dir).name} ({split})",
+                 context={"bundle": str(bundle_dir), "dataset": str(dataset_dir), "split": split})
+    _console().print(summary_table({split: ev.metrics}, title=f"{bundle_dir.name} on {split}"))
     trained_on = _trained_on(bundle, split)
     if trained_on:
         _console().print(f"[yellow]note: the {', '.join(trained_on)} head(s) were trained on {split} "
@@ -170,14 +170,14 @@ def _trained_on(bundle, split: str) -> list[str]:
 
 def predict(
     images: list[Path] = typer.Argument(..., help="Image files."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
+    bundle_dir: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
     top_k: int = typer.Option(3, "--top-k", "-k", help="Labels per task."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
     crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
 ) -> None:
     from vasari.inference.predictor import Predictor
 
-    predictor = Predictor.load(model, crop=crop)
+    predictor = Predictor.load(bundle_dir, crop=crop)
     results = predictor.predict_paths([str(p) for p in images], top_k=top_k)
     failed = sum(1 for r in results if "error" in r)
     if as_json:
