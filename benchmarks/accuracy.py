@@ -49,7 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.dataset.build import DatasetConfig, build_dataset
-from vasari.heads.evaluate import evaluate_heads
+from vasari.heads.metrics import evaluate_heads
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import kept_rows, write_result
 from vasari.core.paths import shared_data_dir

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from vasari.bench.hardware import machine_info
 from vasari.catalog.readers import read_kaggle
-from vasari.heads.evaluate import headline
+from vasari.heads.metrics import headline
 from vasari.core.fileio import atomic_write_text
 from _provenance import write_result
 from vasari.finetune.train import (

@@ -42,7 +42,7 @@ MUTATION_MD = ROOT / "scripts" / "MUTATION.md"
 class Target:
     """One area of decision code: a module, the functions to mutate, the tests that guard them."""
 
-    module: str  # dotted, e.g. "vasari.heads.evaluate"
+    module: str  # dotted, e.g. "vasari.heads.metrics"
     functions: tuple[str, ...]  # mutmut keys without the module: "x_func", "xǁClassǁmethod" (globs)
     tests: tuple[str, ...]
     keyword: str | None = None  # pytest -k expression picking the tests of ``tests`` that matter
@@ -63,13 +63,13 @@ class Target:
 
 TARGETS: dict[str, Target] = {
     "evaluate": Target(
-        "vasari.heads.evaluate",
+        "vasari.heads.metrics",
         ("x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
         ("tests/test_evaluate.py",),
     ),
     "train": Target(
-        "vasari.heads.train",
-        ("x_softmax", "x__nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
+        "vasari.heads.calibration",
+        ("x_softmax", "x_nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
         ("tests/test_train.py", "tests/test_evaluate.py"),
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
     ),

@@ -84,7 +84,7 @@ def learn_world() -> LearnWorld:
 def learn_bundle() -> tuple[Path, object]:
     """A bundle trained on the world (type + year heads), saved once per session."""
     from vasari.bundle import Bundle, save_bundle
-    from vasari.heads.evaluate import evaluate_heads
+    from vasari.heads.metrics import evaluate_heads
     from vasari.heads.train import HeadConfig, train_heads
 
     w = learn_world()

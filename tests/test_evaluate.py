@@ -15,18 +15,23 @@ from sklearn.metrics import (
 )
 
 from learn_data import learn_world
-from vasari.heads.evaluate import (
+from vasari.heads import (
     HEADLINE_KEYS,
+    HeadConfig,
+    Heads,
+    LinearHead,
     TaskArrays,
-    _task_metrics,
+    Transform,
+    YearHead,
     evaluate_heads,
     expected_calibration_error,
     headline,
     reliability,
-    summary_table,
-    write_report,
+    softmax,
+    train_heads,
 )
-from vasari.heads.train import HeadConfig, Heads, LinearHead, Transform, YearHead, softmax, train_heads
+from vasari.heads.metrics import _task_metrics
+from vasari.report import summary_table, write_report
 
 
 def trained():
@@ -358,7 +363,7 @@ def test_evaluate_heads_year_numbers_by_hand():
 
 
 def test_evaluate_heads_novel_fraction_by_hand():
-    from vasari.heads.train import NoveltyDetector
+    from vasari.heads import NoveltyDetector
 
     heads = _identity_heads(1.0, 0.0)
     # score = (squared length in the first two axes / 2 + squared rest) / 2; novel above 1

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vasari.heads.evaluate import expected_calibration_error
-from vasari.heads.train import (
+from vasari.heads import (
     HeadConfig,
     Heads,
     TrainError,
     choose_threshold,
+    expected_calibration_error,
     fit_temperature,
     softmax,
     train_heads,
@@ -212,13 +212,13 @@ def test_softmax_is_stable_and_sums_to_one():
 
 
 def test_nll_by_hand():
-    from vasari.heads.train import _nll
+    from vasari.heads.calibration import nll
 
     logits = np.array([[2.0, 0.0], [0.0, 1000.0]])
     # row 0: -log sigmoid(2 / T); row 1 (huge logit, true class 1): 0
-    assert _nll(logits, np.array([0, 1]), 1.0) == pytest.approx(np.log1p(np.exp(-2.0)) / 2)
-    assert _nll(logits, np.array([0, 1]), 2.0) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
-    assert _nll(logits[:1], np.array([1]), 1.0) == pytest.approx(2.0 + np.log1p(np.exp(-2.0)))
+    assert nll(logits, np.array([0, 1]), 1.0) == pytest.approx(np.log1p(np.exp(-2.0)) / 2)
+    assert nll(logits, np.array([0, 1]), 2.0) == pytest.approx(np.log1p(np.exp(-1.0)) / 2)
+    assert nll(logits[:1], np.array([1]), 1.0) == pytest.approx(2.0 + np.log1p(np.exp(-2.0)))
 
 
 def _two_class_logits(z: float, right: int, wrong: int):
@@ -281,7 +281,7 @@ def test_choose_threshold_unreachable_target_prefers_more_coverage_among_equals(
 
 
 def test_coverage_curve_by_hand():
-    from vasari.heads.train import coverage_curve
+    from vasari.heads import coverage_curve
 
     conf = np.array([0.9, 0.8, 0.7, 0.6])
     correct = np.array([1, 1, 0, 0], dtype=bool)

@@ -26,7 +26,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,10 @@ from vasari import __version__
 from vasari.core.fileio import atomic_directory
 from vasari.errors import ModelError
 from vasari.heads.train import Heads
+
+if TYPE_CHECKING:  # types only: importing the backbone and gallery modules costs ~70 ms per load
+    from vasari.features.backbones import BackboneSpec
+    from vasari.gallery.index import GalleryIndex
 
 #: Bump on an incompatible layout change; loaders refuse bundles newer than they know.
 FORMAT_VERSION = 1
@@ -49,10 +53,10 @@ class BundleError(ModelError):
 
 @dataclass
 class Bundle:
-    """A trained model: heads on top of a backbone ``spec`` (a ``BackboneSpec``)."""
+    """A trained model: heads on top of the backbone ``spec`` whose features they were trained on."""
 
     heads: Heads
-    spec: Any  # vasari.features.backbones.BackboneSpec
+    spec: BackboneSpec
     card: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -117,10 +121,10 @@ def save_bundle(
     out_dir: str | Path | None = None,
     *,
     heads: Heads | None = None,
-    spec: Any = None,
+    spec: BackboneSpec | None = None,
     card: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
-    index: Any = None,
+    index: GalleryIndex | None = None,
     extra_files: dict[str, Path] | None = None,
     overwrite: bool = True,
 ) -> Path:
@@ -197,7 +201,7 @@ def read_bundle_json(path: str | Path) -> dict[str, Any]:
     return desc
 
 
-def load_bundle(path: str | Path, expected_spec: Any = None) -> Bundle:
+def load_bundle(path: str | Path, expected_spec: BackboneSpec | None = None) -> Bundle:
     """Read a bundle; ``expected_spec`` (a ``BackboneSpec``, e.g. ``Embedder(...).spec``) must
     equal the bundle's backbone spec when given. Raises ``BundleError`` on any problem."""
     from vasari.features.backbones import BackboneSpec
@@ -234,7 +238,7 @@ def load_bundle(path: str | Path, expected_spec: Any = None) -> Bundle:
                   str(desc.get("vasari_version", "")))
 
 
-def check_spec(bundle_spec: Any, running_spec: Any, where: Path | str = "bundle") -> None:
+def check_spec(bundle_spec: BackboneSpec, running_spec: BackboneSpec, where: Path | str = "bundle") -> None:
     """BundleError unless the running backbone gives the features the heads were trained on."""
     a, b = bundle_spec.to_dict(), running_spec.to_dict()
     if a != b:

@@ -1,8 +1,10 @@
-"""Use cases that span the pipeline's stages: embed -> fit heads -> evaluate -> bundle.
+"""Use cases that span the pipeline's stages: embed -> fit heads -> evaluate -> save the
+bundle -> write the report.
 
-The stages below (features, heads, bundle) know nothing of each other's workflow; the
-commands that train (``vasari train``, ``vasari demo``, ``vasari finetune``) all run the
-same sequence, so it lives here once instead of in each of them.
+The stages below (features, heads, bundle, report) know nothing of each other's workflow;
+the commands that train (``vasari train``, ``vasari demo``, ``vasari finetune``) all run the
+same sequence, so it lives here once instead of in each of them: ``train_bundle`` does the
+whole of it, ``fit_dataset`` the part before anything is written.
 """
 
 from __future__ import annotations
@@ -11,40 +13,46 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vasari.bundle import Bundle
-from vasari.features.embedder import Embedder
-from vasari.heads.evaluate import Evaluation, evaluate_heads
-from vasari.heads.train import HeadConfig, TrainError, train_heads
+from vasari.bundle import Bundle, save_bundle
+from vasari.features.embedder import Embedder, EmbeddingCache
+from vasari.heads.config import HeadConfig, TrainError
+from vasari.heads.metrics import Evaluation, evaluate_heads
+from vasari.heads.train import train_heads
+from vasari.report import write_report
+
+if TYPE_CHECKING:
+    from vasari.catalog import Artwork
 
 
 @dataclass
-class FitResult:
+class DatasetFit:
     """What ``fit_dataset`` produced: the bundle (not yet saved), evaluations, embeddings."""
 
     bundle: Bundle
     evaluations: list[Evaluation]  # one per evaluated split
     features: np.ndarray
-    artworks: list[Any]
+    artworks: list[Artwork]
     split_of: list[str]
     embed_errors: dict[int, str]
     seconds: dict[str, float]
 
 
 def fit_dataset(
-    artworks: Sequence[Any],
+    artworks: Sequence[Artwork],
     split_of: Sequence[str],
-    embedder: Any = None,
-    cache: Any = None,
+    embedder: Any = None,  # an Embedder, or any object with .spec and .embed_paths (a fine-tuned one)
+    cache: EmbeddingCache | None = None,
     config: HeadConfig = HeadConfig(),
     evaluate_splits: Sequence[str] = ("val", "test"),
     card: Mapping[str, Any] | None = None,
     progress: bool = True,
     features: np.ndarray | None = None,
-) -> FitResult:
+) -> DatasetFit:
     """Embed artworks (``Artwork`` records with local images), train heads on the "train"
     split, choose C/temperature/thresholds on "val", evaluate ``evaluate_splits``, and
     return an unsaved ``Bundle`` (save it with ``vasari.bundle.save_bundle``).
@@ -104,7 +112,7 @@ def fit_dataset(
     full_card.update(dict(card or {}))
     metrics = {ev.split: ev.metrics for ev in evaluations}
     bundle = Bundle(heads, embedder.spec, full_card, metrics)
-    return FitResult(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds)
+    return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds)
 
 
 def compact_metrics(metrics: dict) -> dict:
@@ -121,3 +129,52 @@ def compact_metrics(metrics: dict) -> dict:
         m["tasks"] = tasks
         out[split] = m
     return out
+
+
+@dataclass
+class TrainRun:
+    """What ``train_bundle`` did: the fit (bundle, evaluations, features) and where the
+    bundle and its report were written."""
+
+    fit: DatasetFit
+    bundle_dir: Path
+    report_dir: Path
+
+    @property
+    def metrics_by_split(self) -> dict[str, dict[str, Any]]:
+        """Full metrics per evaluated split (what ``vasari.report.summary_table`` prints)."""
+        return {ev.split: ev.metrics for ev in self.fit.evaluations}
+
+
+def train_bundle(
+    artworks: Sequence[Artwork],
+    split_of: Sequence[str],
+    out: str | Path,
+    *,
+    embedder: Any = None,  # an Embedder, or any object with .spec and .embed_paths (a fine-tuned one)
+    cache: EmbeddingCache | None = None,
+    config: HeadConfig = HeadConfig(),
+    evaluate_splits: Sequence[str] = ("val", "test"),
+    card: Mapping[str, Any] | None = None,
+    report_dir: str | Path | None = None,
+    report_title: str | None = None,
+    report_context: Mapping[str, Any] | None = None,
+    extra_files: dict[str, Path] | None = None,
+    progress: bool = True,
+) -> TrainRun:
+    """``fit_dataset`` (see there for the arguments it shares), then save the bundle to
+    ``out`` with compact metrics (``extra_files`` copied in, e.g. a fine-tuned backbone) and
+    write the evaluation report to ``report_dir`` (default ``<bundle>/report``).
+
+    The one sequence behind ``vasari train``, ``vasari demo`` and ``vasari finetune``, so
+    their bundles and reports cannot drift apart. ``report_title`` defaults to
+    "Vasari evaluation: <bundle folder name>"; ``report_context`` defaults to the bundle path.
+    """
+    fit = fit_dataset(artworks, split_of, embedder, cache, config, evaluate_splits=evaluate_splits, card=card,
+                      progress=progress)
+    fit.bundle.metrics = compact_metrics(fit.bundle.metrics)
+    path = save_bundle(fit.bundle, out, extra_files=extra_files)
+    report = Path(report_dir) if report_dir is not None else path / "report"
+    write_report(fit.evaluations, report, title=report_title or f"Vasari evaluation: {Path(out).name}",
+                 context=dict(report_context) if report_context is not None else {"bundle": str(path)})
+    return TrainRun(fit, path, report)

@@ -2,7 +2,8 @@
 
 Each area registers its verbs from its own module (``vasari/cli/<area>.py`` with a
 ``register(app)`` function) so the CLI stays thin and areas stay independent. Heavy imports
-(torch, onnxruntime) happen inside commands, so ``vasari --help`` is fast.
+(torch, onnxruntime) happen inside commands, so ``vasari --help`` is fast. Library errors are mapped to one red line in one place
+(``vasari.cli.common.report_errors``), not verb by verb.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import importlib
 
 import typer
+
+from vasari.cli.common import report_errors
 
 app = typer.Typer(
     name="vasari",
@@ -24,3 +27,4 @@ AREAS: tuple[str, ...] = ("dataset", "download", "features", "retrieval", "bench
 
 for _area in AREAS:
     importlib.import_module(f"vasari.cli.{_area}").register(app)
+report_errors(app)  # any VasariError from any verb: one red line, exit 2

@@ -99,7 +99,7 @@ def finetune(
     vasari finetune runs/artists7 --out runs/artists7-ft --tasks artist --unfreeze all --epochs 15 --patience 4 --views multicrop --refit-on-val
     """
     from vasari.features.backbones import VIEWS
-    from vasari.heads.evaluate import summary_table
+    from vasari.report import summary_table
     from vasari.finetune.train import FinetuneConfig, FinetuneError, finetune_dataset
 
     console = Console()

@@ -25,20 +25,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _input_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that mean bad input (reported in one line, exit 2), not a bug."""
-    from vasari.dataset.build import DatasetError
-    from vasari.core.images import ImageError
-
-    errors: list[type[BaseException]] = [DatasetError, ImageError, OSError, ValueError, KeyError]
-    try:
-        from vasari.catalog import readers as catalog_module
-
-        for name in ("CatalogError", "ParseError"):
-            if isinstance(getattr(catalog_module, name, None), type):
-                errors.insert(0, getattr(catalog_module, name))
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
+    """Built-in exceptions that still mean bad input here (reported in one line, exit 2):
+    unreadable files, malformed cells. Every ``VasariError`` is reported by the CLI itself
+    (``vasari.cli.common.report_errors``)."""
+    return (OSError, ValueError, KeyError)
 
 
 def _message(exc: BaseException) -> str:

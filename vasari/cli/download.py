@@ -76,7 +76,7 @@ def download(
     limit: Optional[int] = typer.Option(None, min=1, help="only the first N images (a trial run)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
-    from vasari.download.downloader import (DownloadConfig, DownloadError, download_images, failed_jobs, jobs_from_csv,
+    from vasari.download.downloader import (DownloadConfig, download_images, failed_jobs, jobs_from_csv,
                                  parse_rate)
 
     console = Console(highlight=False)
@@ -103,7 +103,7 @@ def download(
             read_timeout=timeout, connect_timeout=connect_timeout, backoff=backoff, verify=verify,
         )
         summary = download_images(jobs, out, config, progress=progress)
-    except (DownloadError, OSError) as exc:  # bad input, unreadable file, output folder not writable
+    except OSError as exc:  # unreadable file, output folder not writable (a DownloadError: report_errors)
         fail(str(exc))
     console.print(summary.as_table())
     if summary.failed:

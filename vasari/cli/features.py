@@ -132,25 +132,21 @@ def embed(
     if not paths:
         fail("no pictures found in the inputs")
 
-    from vasari.features.backbones import BackboneError
-    from vasari.features.embedder import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
+    from vasari.features.embedder import Embedder, EmbeddingCache, save_embeddings
 
     t0 = time.perf_counter()
     from vasari.features.backbones import backbone_spec
 
     try:
         spec = backbone_spec(backbone, feature).with_views(views)
-    except (BackboneError, ValueError) as exc:
+    except ValueError as exc:
         fail(str(exc))
     store = None
     if not no_cache:  # refuse a wrong cache before any slow model work
-        try:
-            store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
-        except (CacheMismatchError, CacheCorruptError) as exc:
-            fail(str(exc))
+        store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
     try:
         embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads, views=views)
-    except (BackboneError, ValueError) as exc:
+    except ValueError as exc:
         fail(str(exc))
     console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · {embedder.engine.describe()} · cache {store.dir if store is not None else 'off'}")
     try:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from vasari.cli.common import REFIT_HELP, TASKS_HELP, VIEWS_HELP, fail, parse_tasks
+from vasari.errors import VasariError
 
 TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
 
@@ -62,30 +63,18 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
-    from vasari.features.embedder import CacheMismatchError, EmbeddingCache
+    """The embedding cache the verb reads and fills (None with --no-cache)."""
+    from vasari.features.embedder import EmbeddingCache
 
     if no_cache:
         return None
-    try:
-        if cache_dir is None:
-            return EmbeddingCache.default(embedder.spec)
-        return EmbeddingCache(cache_dir, embedder.spec)
-    except CacheMismatchError as exc:
-        fail(str(exc))
-
-
-def _embedder(backbone: str, feature: str, views: str = "center"):
-    from vasari.features.backbones import BackboneError
-    from vasari.features.embedder import Embedder
-
-    try:
-        return Embedder(backbone, feature, views=views)
-    except BackboneError as exc:
-        fail(str(exc))
+    if cache_dir is None:
+        return EmbeddingCache.default(embedder.spec)
+    return EmbeddingCache(cache_dir, embedder.spec)
 
 
 def _head_config(target_precision: float, tasks: Optional[str], refit_on_val: bool = False):
-    from vasari.heads.train import HeadConfig
+    from vasari.heads.config import HeadConfig
 
     chosen = parse_tasks(tasks)
     if not 0.0 < target_precision <= 1.0:
@@ -108,67 +97,50 @@ def train(
         None, "--reproduce", help="The command the model card gives to rebuild this bundle (default: this command "
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
 ) -> None:
-    from vasari.bundle import save_bundle
-    from vasari.dataset.build import DatasetError, load_dataset
-    from vasari.heads.evaluate import summary_table, write_report
-    from vasari.heads.train import TrainError
-    from vasari.pipeline import compact_metrics, fit_dataset
+    from vasari.dataset.build import load_dataset
+    from vasari.features.embedder import Embedder
+    from vasari.pipeline import train_bundle
+    from vasari.report import summary_table
 
     console = _console()
-    try:
-        ds = load_dataset(dataset_dir)
-    except DatasetError as exc:
-        fail(str(exc))
+    ds = load_dataset(dataset_dir)
     arts = [a for a in ds.artworks if a.image]
     if not arts:
         fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
     config = _head_config(target_precision, tasks, refit_on_val)
-    embedder = _embedder(backbone, feature, views)
+    embedder = Embedder(backbone, feature, views=views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = reproduce or (" ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv
                             else f"vasari train {dataset_dir} --out {out}")
     card = {"name": out.name, "command": command, "dataset": str(dataset_dir),
             "splits": f"{ds.config.split} split ({json.dumps(ds.split_sizes())}), dataset config {json.dumps(ds.config.to_dict())}"}
-    try:
-        result = fit_dataset(arts, [ds.splits.get(a.artwork_id, "") for a in arts], embedder, cache_obj, config,
-                             card=card)
-    except TrainError as exc:
-        fail(str(exc))
-    if result.embed_errors:
-        console.print(f"[yellow]{len(result.embed_errors)} images could not be embedded and were left out[/]")
-    result.bundle.metrics = compact_metrics(result.bundle.metrics)
-    path = save_bundle(result.bundle, out)
-    write_report(result.evaluations, path / "report", title=f"Vasari evaluation: {out.name}",
-                 context={"bundle": str(path), "dataset": str(dataset_dir)})
-    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title=f"{out.name}"))
-    console.print(f"bundle written to {path} (report: {path / 'report' / 'report.html'}); "
-                  f"embed {result.seconds['embed']}s, train {result.seconds['train']}s")
+    run = train_bundle(arts, [ds.splits.get(a.artwork_id, "") for a in arts], out, embedder=embedder,
+                       cache=cache_obj, config=config, card=card,
+                       report_context={"bundle": str(out), "dataset": str(dataset_dir)})
+    if run.fit.embed_errors:
+        console.print(f"[yellow]{len(run.fit.embed_errors)} images could not be embedded and were left out[/]")
+    console.print(summary_table(run.metrics_by_split, title=f"{out.name}"))
+    console.print(f"bundle written to {run.bundle_dir} (report: {run.report_dir / 'report.html'}); "
+                  f"embed {run.fit.seconds['embed']}s, train {run.fit.seconds['train']}s")
 
 
 def evaluate(
     dataset_dir: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
-    model: Path = typer.Option(..., "--model", "-m", help="Bundle directory."),
+    bundle_dir: Path = typer.Option(..., "--model", "-m", help="Bundle directory."),
     split: str = typer.Option("test", help="train, val, test, or 'all'."),
     out: Path = typer.Option(..., "--out", "-o", help="Report directory to write."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
-    from vasari.bundle import BundleError
-    from vasari.dataset.build import DatasetError, load_dataset
-    from vasari.heads.evaluate import evaluate_heads, summary_table, write_report
-    from vasari.inference.predictor import make_embedder
-
     from vasari.bundle import load_bundle
+    from vasari.dataset.build import load_dataset
+    from vasari.heads.metrics import evaluate_heads
+    from vasari.inference.predictor import make_embedder
+    from vasari.report import summary_table, write_report
 
-    try:
-        bundle = load_bundle(model)
-        embedder = make_embedder(bundle)
-    except BundleError as exc:
-        fail(str(exc))
-    try:
-        ds = load_dataset(dataset_dir)
-    except DatasetError as exc:
-        fail(str(exc))
+    bundle = load_bundle(bundle_dir)
+    embedder = make_embedder(bundle)
+    ds = load_dataset(dataset_dir)
     if split not in ("train", "val", "test", "all"):
         fail(f"--split must be train, val, test or all, got {split!r}")
     arts = [a for a in ds.artworks if a.image and (split == "all" or ds.splits.get(a.artwork_id) == split)]
@@ -177,9 +149,9 @@ def evaluate(
     result = embedder.embed_paths([a.image for a in arts], cache=_cache(embedder, cache, no_cache), progress=True)
     labels = {task: [a.label(task) for a in arts] for task in bundle.heads.tasks}
     ev = evaluate_heads(bundle.heads, result.features, labels, [a.year for a in arts], split=split)
-    write_report(ev, out, title=f"Vasari evaluation: {model.name} on {Path(dataset_dir).name} ({split})",
-                 context={"bundle": str(model), "dataset": str(dataset_dir), "split": split})
-    _console().print(summary_table({split: ev.metrics}, title=f"{model.name} on {split}"))
+    write_report(ev, out, title=f"Vasari evaluation: {bundle_dir.name} on {Path(dataset_dir).name} ({split})",
+                 context={"bundle": str(bundle_dir), "dataset": str(dataset_dir), "split": split})
+    _console().print(summary_table({split: ev.metrics}, title=f"{bundle_dir.name} on {split}"))
     trained_on = _trained_on(bundle, split)
     if trained_on:
         _console().print(f"[yellow]note: the {', '.join(trained_on)} head(s) were trained on {split} "
@@ -198,22 +170,15 @@ def _trained_on(bundle, split: str) -> list[str]:
 
 def predict(
     images: list[Path] = typer.Argument(..., help="Image files."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
+    bundle_dir: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
     top_k: int = typer.Option(3, "--top-k", "-k", help="Labels per task."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
     crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
 ) -> None:
-    from vasari.bundle import BundleError
     from vasari.inference.predictor import Predictor
 
-    try:
-        predictor = Predictor.load(model, crop=crop)
-    except BundleError as exc:
-        fail(str(exc))
-    try:
-        results = predictor.predict_paths([str(p) for p in images], top_k=top_k)
-    except ValueError as exc:
-        fail(str(exc))
+    predictor = Predictor.load(bundle_dir, crop=crop)
+    results = predictor.predict_paths([str(p) for p in images], top_k=top_k)
     failed = sum(1 for r in results if "error" in r)
     if as_json:
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
@@ -257,10 +222,10 @@ def demo(
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
-    from vasari.bundle import save_bundle
-    from vasari.heads.evaluate import summary_table, write_report
-    from vasari.heads.train import HeadConfig, TrainError
-    from vasari.pipeline import compact_metrics, fit_dataset
+    from vasari.features.embedder import Embedder
+    from vasari.heads.config import HeadConfig
+    from vasari.pipeline import train_bundle
+    from vasari.report import summary_table
 
     console = _console()
     started = time.perf_counter()
@@ -271,28 +236,22 @@ def demo(
         arts, splits, what, eval_splits = _folder_demo_data(images_dir)
         config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
     console.print(f"[bold]Vasari demo[/]: {what}")
-    embedder = _embedder("efficientnet_lite2", "stats")
+    embedder = Embedder("efficientnet_lite2", "stats")
     cache_obj = _cache(embedder, cache, no_cache)
-    try:
-        result = fit_dataset(arts, splits, embedder, cache_obj, config, evaluate_splits=eval_splits,
-                             card={"name": "vasari-demo", "command": "vasari demo", "splits": what})
-    except TrainError as exc:
-        fail(str(exc))
-    result.bundle.metrics = compact_metrics(result.bundle.metrics)
-    path = save_bundle(result.bundle, out / "bundle")
-    write_report(result.evaluations, out / "report", title="Vasari demo", context={"data": what})
-    console.print(summary_table({ev.split: ev.metrics for ev in result.evaluations}, title="Vasari demo"))
+    run = train_bundle(arts, splits, out / "bundle", embedder=embedder, cache=cache_obj, config=config,
+                       evaluate_splits=eval_splits, card={"name": "vasari-demo", "command": "vasari demo", "splits": what},
+                       report_dir=out / "report", report_title="Vasari demo", report_context={"data": what})
+    console.print(summary_table(run.metrics_by_split, title="Vasari demo"))
     if images_dir is None:
-        _print_examples(console, result, embedder)
-    s = result.seconds
-    console.print(f"{len(arts)} images: embed {s['embed']:.1f}s ({result.features.shape[1]}-d features), "
+        _print_examples(console, run.fit, embedder)
+    s, path = run.fit.seconds, run.bundle_dir
+    console.print(f"{len(arts)} images: embed {s['embed']:.1f}s ({run.fit.features.shape[1]}-d features), "
                   f"train {s['train']:.1f}s, evaluate {s['evaluate']:.1f}s; total {time.perf_counter() - started:.1f}s. "
-                  f"Bundle: {path} (try `vasari predict --model {path} IMAGE`), report: {out / 'report' / 'report.html'}")
+                  f"Bundle: {path} (try `vasari predict --model {path} IMAGE`), report: {run.report_dir / 'report.html'}")
 
 
 def _shared_demo_data(data_dir: Optional[Path], out: Path):
     """The attribution demo's artworks, splits, summary and evaluated splits from the shared data."""
-    from vasari.dataset.build import DatasetError
     from vasari.demo import demo_data
     from vasari.core.paths import shared_data_dir
 
@@ -303,7 +262,7 @@ def _shared_demo_data(data_dir: Optional[Path], out: Path):
     out.mkdir(parents=True, exist_ok=True)
     try:
         dd = demo_data(data, cache_dir=out)
-    except (DatasetError, ValueError, OSError) as exc:
+    except (VasariError, OSError) as exc:  # name the data folder: the demo reads many files there
         fail(f"{data}: {exc}")
     return dd.artworks, dd.splits, dd.summary, ("test", "photos")
 

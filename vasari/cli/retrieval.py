@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.cli.common import fail
+from vasari.errors import VasariError
 
 INDEX_BUILD_HELP = """Embed the pictures of one or more catalogs into a gallery index (for `vasari similar` and `vasari affinity`).
 
@@ -66,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
 def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
     """Artworks with a local image from catalog specs / dataset folders, and known groups."""
-    from vasari.catalog.readers import CatalogError, read_catalog, shared_catalogs
+    from vasari.catalog.readers import read_catalog, shared_catalogs
     from vasari.core.paths import shared_data_dir
 
     artworks: list[Any] = []
@@ -89,9 +90,7 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
             continue
         try:
             cat = read_catalog(spec)
-        except CatalogError as exc:
-            fail(str(exc))
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # the file system's message does not say which spec
             fail(f"{spec}: {exc}")
         artworks += cat.artworks
     seen: set[str] = set()
@@ -108,21 +107,18 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
 
 
 def _read_negatives(specs: list[str]) -> list[Any]:
-    from vasari.catalog.readers import CatalogError, read_catalog, read_wga
+    from vasari.catalog.readers import read_catalog, read_wga
     from vasari.core.paths import shared_data_dir
 
     out: list[Any] = []
     for spec in specs:
-        try:
-            if spec == "shared":
-                data = shared_data_dir()
-                if data is None:
-                    fail("../shared/data is absent (set VASARI_DATA)")
-                out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
-            else:
-                out += read_catalog(spec).artworks
-        except CatalogError as exc:
-            fail(str(exc))
+        if spec == "shared":
+            data = shared_data_dir()
+            if data is None:
+                fail("../shared/data is absent (set VASARI_DATA)")
+            out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
+        else:
+            out += read_catalog(spec).artworks
     return [a for a in out if a.image]
 
 
@@ -167,15 +163,11 @@ def index_build(
     if groups:
         artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
 
-    from vasari.features.backbones import BackboneError
-    from vasari.features.embedder import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
+    from vasari.features.embedder import Embedder, EmbeddingCache
     from vasari.gallery.index import GalleryIndex, IndexConfig
 
-    try:
-        embedder = Embedder(backbone, feature)
-        store = EmbeddingCache(cache, embedder.spec) if cache else EmbeddingCache.default(embedder.spec)
-    except (BackboneError, ValueError, CacheMismatchError, CacheCorruptError) as exc:
-        fail(str(exc))
+    embedder = Embedder(backbone, feature)
+    store = EmbeddingCache(cache, embedder.spec) if cache else EmbeddingCache.default(embedder.spec)
     console.print(f"{len(artworks)} artworks · {embedder.spec.key()} · cache {store.dir}")
     result = embedder.embed_paths([a.image for a in artworks], cache=store, progress=True)
     for i, msg in list(result.errors.items())[:5]:
@@ -201,13 +193,9 @@ def index_build(
 
 
 def index_info(path: Path = typer.Argument(..., help="Index folder (or a model bundle holding index/).")) -> None:
-    from vasari.gallery.index import GalleryIndex, GalleryIndexError, find_index
+    from vasari.gallery.index import GalleryIndex, find_index
 
-    where = find_index(path) or path
-    try:
-        index = GalleryIndex.load(where)
-    except GalleryIndexError as exc:
-        fail(str(exc))
+    index = GalleryIndex.load(find_index(path) or path)
     print(json.dumps(index.info(), indent=2))
 
 
@@ -215,7 +203,7 @@ def index_info(path: Path = typer.Argument(..., help="Index folder (or a model b
 
 
 def _open_index(index_dir: Optional[Path], model: Optional[Path]):
-    from vasari.gallery.index import GalleryIndex, GalleryIndexError, find_index
+    from vasari.gallery.index import GalleryIndex, find_index
 
     where = index_dir
     if where is None:
@@ -225,10 +213,7 @@ def _open_index(index_dir: Optional[Path], model: Optional[Path]):
             fail(f"{what} has no gallery index; build one with `vasari index build ... --out DIR` and pass --index DIR")
     else:
         where = find_index(where) or where
-    try:
-        return GalleryIndex.load(where)
-    except GalleryIndexError as exc:
-        fail(str(exc))
+    return GalleryIndex.load(where)
 
 
 def _bundle_of(index) -> Optional[Path]:
@@ -239,12 +224,9 @@ def _bundle_of(index) -> Optional[Path]:
 
 
 def _query_image(image: Path, photo: bool) -> tuple[Any, dict[str, Any] | None]:
-    from vasari.core.images import ImageError, load_image
+    from vasari.core.images import load_image
 
-    try:
-        img = load_image(image)
-    except ImageError as exc:
-        fail(str(exc))
+    img = load_image(image)
     if not photo:
         return img, None
     from vasari.inference.photo import find_painting
@@ -258,19 +240,18 @@ def _embedder_for(index) -> Any:
     sits in a bundle, else the built-in one of the index's spec."""
     bundle_dir = _bundle_of(index)
     if bundle_dir is not None:
-        try:
-            from vasari.bundle import BundleError, load_bundle
-            from vasari.inference.predictor import make_embedder
+        from vasari.bundle import load_bundle
+        from vasari.inference.predictor import make_embedder
 
+        try:
             return make_embedder(load_bundle(bundle_dir))
-        except (ImportError, BundleError) as exc:
+        except ImportError as exc:  # a fine-tuned backbone without its optional runtime
             fail(str(exc))
-    from vasari.features.backbones import BackboneError
     from vasari.features.embedder import Embedder
 
     try:
         embedder = Embedder(index.spec.name, index.spec.feature, views=index.spec.views)
-    except (BackboneError, ValueError) as exc:
+    except VasariError as exc:  # the index names a backbone this Vasari lacks: say which index
         fail(f"{index.path}: {exc}")
     if embedder.spec.key() != index.spec.key():
         fail(f"{index.path}: built with {index.spec.key()}, this Vasari embeds with {embedder.spec.key()}; rebuild the index")

@@ -22,7 +22,7 @@ spec renamed ``<base>+ft-<digest of the weights>``, so the key differs from the 
 backbone's and a bundle can never be mixed up with features or caches of another backbone;
 ``bundle.load_bundle`` refuses a ``+ft-`` spec without its ONNX and ``predict.make_embedder``
 checks the graph's recorded spec against the bundle's. The linear heads used during
-fine-tuning are *not* shipped: the bundle's heads are refit by ``vasari.heads.train.fit_dataset``
+fine-tuning are *not* shipped: the bundle's heads are refit by ``vasari.pipeline.fit_dataset``
 (the code behind ``vasari train``) on features of the exported ONNX model — the same
 calibrated heads, year regressor, abstention thresholds, evaluation and report every other
 bundle has, computed with exactly the numbers the predictor will see. The fine-tuned
@@ -863,7 +863,7 @@ def finetune_artworks(
 ) -> FinetuneResult:
     """Fine-tune on the "train" artworks, export the backbone, refit the heads and save a bundle.
 
-    The heads are refit by ``vasari.heads.train.fit_dataset`` (the same code as ``vasari train``)
+    The heads are refit by ``vasari.pipeline.fit_dataset`` (the same code as ``vasari train``)
     with the fine-tuned ONNX backbone as embedder: C, temperature and abstention thresholds
     on "val", evaluation on ``evaluate_splits``, a report in ``<bundle>/report/``. Artworks
     of any other split (e.g. "photos") are only embedded and evaluated if listed there.
@@ -873,7 +873,7 @@ def finetune_artworks(
     (benchmarks/finetune_artists7.py).
     """
     from vasari.bundle import save_bundle
-    from vasari.heads.evaluate import write_report
+    from vasari.report import write_report
     from vasari.heads.train import HeadConfig
     from vasari.pipeline import fit_dataset
 
@@ -901,7 +901,7 @@ def finetune_artworks(
         "stopped_early": fit_result.stopped_early,
         "seconds": round(fit_result.seconds, 1),
         "history": [{k: v for k, v in h.items() if k != "train_losses"} for h in fit_result.history],
-        "heads": "refit with vasari.heads.train.fit_dataset on features of the exported fine-tuned backbone",
+        "heads": "refit with vasari.pipeline.fit_dataset on features of the exported fine-tuned backbone",
         "backbone_file": BUNDLE_ONNX,
         "checkpoint": str(checkpoint.resolve()),
     }

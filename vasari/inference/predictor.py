@@ -25,6 +25,7 @@ import numpy as np
 
 from vasari.bundle import Bundle, BundleError, check_spec, load_bundle
 from vasari.core.images import ImageError, load_image
+from vasari.errors import InputError
 from vasari.inference.schema import (
     CropInfo,
     ErrorInfo,
@@ -124,10 +125,10 @@ class Predictor:
 
     def _check_top_k(self, top_k: int) -> int:
         if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
-            raise ValueError(f"top_k must be an integer, got {top_k!r}")
+            raise InputError(f"top_k must be an integer, got {top_k!r}")
         most = max((len(h.classes) for h in self.heads.classifiers.values()), default=1)
         if not 1 <= top_k <= most:
-            raise ValueError(f"top_k must be between 1 and {most} (the largest number of classes), got {top_k}")
+            raise InputError(f"top_k must be between 1 and {most} (the largest number of classes), got {top_k}")
         return int(top_k)
 
     def predict_features(self, features: np.ndarray, top_k: int = 3, names: Sequence[str] | None = None) -> list[dict]:
