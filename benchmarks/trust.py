@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from vasari.core.labels import TASKS
-from vasari.heads.train import HeadConfig, choose_threshold, train_heads
+from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
 
 ROOT = Path(__file__).resolve().parent.parent
