@@ -649,3 +649,51 @@ def test_random_split_stratifies_classes_of_three_rows_for_every_seed():
 def test_random_split_of_two_rows_can_still_hold_one_out():
     splits = dsmod.split_random(["r0", "r1"], ["a", "a"], val_fraction=0.0, test_fraction=0.5, seed=0)
     assert sorted(splits.values()) == ["test", "train"]
+
+
+# --------------------------------------------------------------------------- split stability
+
+# sha256 of "artwork_id,split,group" lines of build_dataset on the planted data (plus details and
+# preset groups) under several configs, recorded from the code before the dataset package was split into
+# config/dedupe/split/build/io (issue #13): the default bundle is rebuilt from these splits, so a refactor
+# must leave every assignment byte-identical.
+GOLDEN_SPLIT_DIGESTS = {
+    "grouped": "21758ffab808314adef36a0d6f1f03da081ebe77fb4dd100c2ef0384a5748f03",
+    "grouped-seed3": "ea85400b841b7b1c5fed097deef574ebfc6da144295bc58dcc0fc55fd9d37e85",
+    "by-artist": "8112266cf6e89876586420700201d3f44a76e2a48ffdd44068ebddcb276eb03f",
+    "random": "d460bab0374d3c2376b6703952971d720054a1295a8c371ab3420477f18c7550",
+    "filtered": "9352960293a726b109161e8dd155f4b1a6ce92af550e12ee28c9836b7e5a9c1e",
+}
+
+
+def _golden_configs() -> dict[str, DatasetConfig]:
+    return {
+        "grouped": DatasetConfig(min_per_class=0),
+        "grouped-seed3": DatasetConfig(seed=3, min_per_class=0, val_fraction=0.2, test_fraction=0.15),
+        "by-artist": DatasetConfig(group_by_artist=True, min_per_class=0, val_fraction=0.2, test_fraction=0.2),
+        "random": DatasetConfig(split="random", min_per_class=0),
+        "filtered": DatasetConfig(first_year=1500, last_year=1800, min_per_class=3, types=("portrait", "genre")),
+    }
+
+
+def _split_digest(ds: Dataset) -> str:
+    import hashlib
+
+    lines = sorted(f"{a.artwork_id},{ds.splits[a.artwork_id]},{a.group}" for a in ds.artworks)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def test_split_assignment_is_unchanged_by_refactoring(planted, hash_cache):
+    artworks, _ = planted
+    extra = [
+        Artwork("d:whole", "d", artist="Fra Angelico", title="The Last Supper", type="religious", year=1440),
+        Artwork("d:det1", "d", artist="Fra Angelico", title="Last Supper (detail)", type="religious", year=1440),
+        Artwork("d:anon", "d", title="Crucifixion (detail)", type="religious"),
+        Artwork("d:anon2", "d", title="Crucifixion", type="religious"),
+    ] + [Artwork(f"s:{i}", "s", type=TYPES[i % 3], group=f"g{i // 3}", year=1600 + i) for i in range(24)]
+    catalogs = [catalog(artworks), catalog(extra, "d")]
+    digests = {
+        name: _split_digest(build_dataset(catalogs, config, progress=False, cache_dir=hash_cache))
+        for name, config in _golden_configs().items()
+    }
+    assert digests == GOLDEN_SPLIT_DIGESTS
