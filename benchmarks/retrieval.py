@@ -38,7 +38,7 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vasari.catalog.readers import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
+from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
 from vasari.dataset.build import DatasetConfig, build_dataset
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result

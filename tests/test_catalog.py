@@ -11,7 +11,7 @@ from PIL import Image
 from rich.console import Console
 
 from vasari.core import labels
-from vasari.catalog.readers import (
+from vasari.catalog import (
     SHARED_SOURCES,
     Artwork,
     Catalog,

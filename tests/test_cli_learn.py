@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from learn_data import learn_bundle, learn_world
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.cli import app
 
 runner = CliRunner()

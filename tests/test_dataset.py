@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from vasari.dataset import build as dsmod
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.dataset.build import (
     Dataset,
     DatasetConfig,
@@ -35,7 +35,7 @@ ARTISTS = ("Rembrandt", "Claude Monet", "Peter Paul Rubens", "John Constable", "
 
 
 def catalog(artworks: list[Artwork], source: str = "test") -> SimpleNamespace:
-    """A stand-in for ``vasari.catalog.readers.Catalog`` (build_dataset reads .artworks and .report.source)."""
+    """A stand-in for ``vasari.catalog.Catalog`` (build_dataset reads .artworks and .report.source)."""
     return SimpleNamespace(artworks=list(artworks), report=SimpleNamespace(source=source))
 
 

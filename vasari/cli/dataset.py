@@ -260,13 +260,13 @@ def build(
 
 
 def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, include_photos: bool) -> list:
-    from vasari.catalog.readers import read_catalog
+    from vasari.catalog import read_catalog
 
     if not specs and not shared:
         fail("give at least one catalog SPEC or --shared")
     catalogs = []
     if shared:
-        from vasari.catalog.readers import shared_catalogs
+        from vasari.catalog import shared_catalogs
         from vasari.core.paths import shared_data_dir
 
         folder = data_dir or shared_data_dir()

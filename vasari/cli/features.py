@@ -58,7 +58,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
         if path.is_dir():
             kind = "folder"
             try:
-                from vasari.catalog.readers import sniff_kind
+                from vasari.catalog import sniff_kind
 
                 kind = sniff_kind(path)
             except Exception:
@@ -73,7 +73,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
                 continue
         # a catalog spec or a catalog file
         try:
-            from vasari.catalog.readers import read_catalog
+            from vasari.catalog import read_catalog
         except ImportError as exc:  # pragma: no cover
             raise ValueError(f"{item}: not an image or folder, and catalogs are unavailable ({exc})") from exc
         if not path.exists() and ":" not in item:

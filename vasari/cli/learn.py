@@ -350,7 +350,7 @@ def _folder_dataset(root: Path):
     stratified 80/20 train/val split."""
     import numpy as np
 
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.core.images import is_image_file
 
     arts, splits = [], []

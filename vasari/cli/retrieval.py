@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
 
 def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
     """Artworks with a local image from catalog specs / dataset folders, and known groups."""
-    from vasari.catalog.readers import CatalogError, read_catalog, shared_catalogs
+    from vasari.catalog import CatalogError, read_catalog, shared_catalogs
     from vasari.core.paths import shared_data_dir
 
     artworks: list[Any] = []
@@ -108,7 +108,7 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
 
 
 def _read_negatives(specs: list[str]) -> list[Any]:
-    from vasari.catalog.readers import CatalogError, read_catalog, read_wga
+    from vasari.catalog import CatalogError, read_catalog, read_wga
     from vasari.core.paths import shared_data_dir
 
     out: list[Any] = []
@@ -128,7 +128,7 @@ def _read_negatives(specs: list[str]) -> list[Any]:
 
 def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
     """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
-    from vasari.catalog.readers import Catalog, ParseReport
+    from vasari.catalog import Catalog, ParseReport
     from vasari.dataset.build import DatasetConfig, build_dataset
 
     config = DatasetConfig(first_year=0, last_year=9999, keep_undated=True, paintings_only=False, min_per_class=0,

@@ -39,13 +39,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.core.fileio import atomic_open, atomic_write_text
 from vasari.core.labels import TASKS, timeframe_of
 from vasari.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from vasari.catalog.readers import Catalog
+    from vasari.catalog import Catalog
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_STRATEGIES: tuple[str, ...] = ("grouped", "random")

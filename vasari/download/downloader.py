@@ -20,7 +20,7 @@
 
 The jobs are independent of any catalog: ``jobs_from_urls`` and ``jobs_from_csv`` build them
 from plain URLs or any CSV with a URL column (paths come from the URL path, see
-``url_to_path``); the CLI also reads ``vasari.catalog.readers`` specs.
+``url_to_path``); the CLI also reads ``vasari.catalog`` specs.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ from vasari.core.fileio import atomic_directory, atomic_write_bytes
 from vasari.errors import ModelError
 
 if TYPE_CHECKING:
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.features.backbones import BackboneSpec
 
 INDEX_FORMAT = 1
