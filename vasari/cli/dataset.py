@@ -260,22 +260,14 @@ def build(
 
 
 def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, include_photos: bool) -> list:
-    from vasari.catalog import read_catalog
+    from vasari.catalog import SHARED_SPEC, SharedDataMissing, read_sources
 
     if not specs and not shared:
         fail("give at least one catalog SPEC or --shared")
-    catalogs = []
-    if shared:
-        from vasari.catalog import shared_catalogs
-        from vasari.core.paths import shared_data_dir
-
-        folder = data_dir or shared_data_dir()
-        if folder is None or not Path(folder).is_dir():
-            fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
-        catalogs.extend(shared_catalogs(Path(folder), include_photos=include_photos))
-    for spec in specs:
-        catalogs.append(read_catalog(spec))
-    return catalogs
+    try:
+        return read_sources(([SHARED_SPEC] if shared else []) + specs, data_dir=data_dir, include_photos=include_photos)
+    except SharedDataMissing:
+        fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
 
 
 @dataset_app.command("show")

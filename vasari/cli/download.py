@@ -33,12 +33,12 @@ def register(app: typer.Typer) -> None:
 def _catalog_jobs(spec: str, console: Console):
     """Jobs from a vasari.catalog spec or path (WGA page URLs mapped to image URLs); None when
     a bare path is not a catalog with URLs, so that it is read as a plain CSV instead."""
-    from vasari.catalog import parse_spec, read_catalog
+    from vasari.catalog import parse_spec, read_sources
     from vasari.download.downloader import jobs_from_urls
 
     explicit = parse_spec(spec)[0] is not None
     try:
-        catalog = read_catalog(spec)
+        catalog = read_sources([spec])[0]
     except (ValueError, OSError) as exc:  # CatalogError is a ValueError
         if explicit:
             fail(str(exc) or type(exc).__name__)

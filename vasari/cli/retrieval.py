@@ -66,21 +66,13 @@ def register(app: typer.Typer) -> None:
 
 def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
     """Artworks with a local image from catalog specs / dataset folders, and known groups."""
-    from vasari.catalog import CatalogError, read_catalog, shared_catalogs
-    from vasari.core.paths import shared_data_dir
+    from vasari.catalog import SHARED_SPEC, CatalogError, SharedDataMissing, read_sources
 
     artworks: list[Any] = []
     groups: dict[str, str] = {}
     for spec in specs:
         path = Path(spec)
-        if spec == "shared":
-            data = shared_data_dir()
-            if data is None:
-                fail("../shared/data is absent (set VASARI_DATA)")
-            for cat in shared_catalogs(data):
-                artworks += cat.artworks
-            continue
-        if path.is_dir() and (path / "dataset.csv").is_file():
+        if spec != SHARED_SPEC and path.is_dir() and (path / "dataset.csv").is_file():
             from vasari.dataset.build import load_dataset
 
             ds = load_dataset(path)
@@ -88,12 +80,13 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
             groups.update({a.artwork_id: a.group for a in ds.artworks if a.group})
             continue
         try:
-            cat = read_catalog(spec)
+            artworks += [a for cat in read_sources([spec]) for a in cat.artworks]
+        except SharedDataMissing:
+            fail("../shared/data is absent (set VASARI_DATA)")
         except CatalogError as exc:
             fail(str(exc))
         except (OSError, ValueError) as exc:
             fail(f"{spec}: {exc}")
-        artworks += cat.artworks
     seen: set[str] = set()
     unique = []
     for a in artworks:
@@ -108,21 +101,14 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
 
 
 def _read_negatives(specs: list[str]) -> list[Any]:
-    from vasari.catalog import CatalogError, read_catalog, read_wga
-    from vasari.core.paths import shared_data_dir
+    from vasari.catalog import CatalogError, SharedDataMissing, read_sources
 
-    out: list[Any] = []
-    for spec in specs:
-        try:
-            if spec == "shared":
-                data = shared_data_dir()
-                if data is None:
-                    fail("../shared/data is absent (set VASARI_DATA)")
-                out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
-            else:
-                out += read_catalog(spec).artworks
-        except CatalogError as exc:
-            fail(str(exc))
+    try:
+        out = [a for cat in read_sources(specs, negatives=True) for a in cat.artworks]
+    except SharedDataMissing:
+        fail("../shared/data is absent (set VASARI_DATA)")
+    except CatalogError as exc:
+        fail(str(exc))
     return [a for a in out if a.image]
 
 
