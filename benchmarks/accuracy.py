@@ -48,7 +48,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.dataset import DatasetConfig, build_dataset
 from vasari.heads.evaluate import evaluate_heads
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import kept_rows, write_result

@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
-from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.dataset import DatasetConfig, build_dataset
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.images import load_image

@@ -74,7 +74,7 @@ TARGETS: dict[str, Target] = {
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
     ),
     "dataset": Target(
-        "vasari.dataset.build",
+        "vasari.dataset.split",
         ("x__stratify_values", "x_split_grouped", "x_split_random"),
         ("tests/test_dataset.py",),
         "grouped_split or random_split or stratify_values",  # not build_dataset's image hashing

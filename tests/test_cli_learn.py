@@ -53,7 +53,7 @@ def test_predict_table_and_bad_arguments(tmp_path):
 
 
 def saved_dataset(tmp_path: Path) -> Path:
-    from vasari.dataset.build import Dataset, save_dataset
+    from vasari.dataset import Dataset, save_dataset
 
     w = learn_world()
     arts, splits = [], {}

@@ -75,7 +75,7 @@ def demo_data(data_dir: Path, config: DemoConfig = DemoConfig(), cache_dir: Path
     dataset stage) when the folder holds nothing usable.
     """
     from vasari.catalog import read_folder, shared_catalogs
-    from vasari.dataset.build import DatasetConfig, build_dataset
+    from vasari.dataset import DatasetConfig, build_dataset
 
     catalogs = sample_catalogs(shared_catalogs(data_dir), config)
     ds_config = DatasetConfig(min_per_class=config.min_per_class, stratify_on=None, seed=config.seed,

@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def _input_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that mean bad input (reported in one line, exit 2), not a bug."""
-    from vasari.dataset.build import DatasetError
+    from vasari.dataset import DatasetError
     from vasari.core.images import ImageError
 
     errors: list[type[BaseException]] = [DatasetError, ImageError, OSError, ValueError, KeyError]
@@ -51,7 +51,7 @@ def _message(exc: BaseException) -> str:
 
 def class_count_tables(counts: dict[str, dict[str, dict[str, int]]], tasks: list[str] | None = None) -> list[Table]:
     """One rich table per task: label | train | val | test | total."""
-    from vasari.dataset.build import SPLITS
+    from vasari.dataset import SPLITS
 
     tables = []
     for task, per_label in counts.items():
@@ -221,7 +221,7 @@ def build(
 
     Example: vasari dataset build kaggle:../shared/data/artists7 --out runs/artists7 --stratify artist
     """
-    from vasari.dataset.build import DatasetConfig, build_dataset, save_dataset
+    from vasari.dataset import DatasetConfig, build_dataset, save_dataset
 
     console = Console(highlight=False)
     tasks = _check_tasks(tasks)
@@ -279,7 +279,7 @@ def show(
 
     Example: vasari dataset show runs/data --task type --task school
     """
-    from vasari.dataset.build import load_dataset
+    from vasari.dataset import load_dataset
 
     tasks = _check_tasks(tasks)
     try:
@@ -299,7 +299,7 @@ def diff(
 
     Example: vasari dataset build --shared --seed 1 --out runs/data-seed1 && vasari dataset diff runs/data runs/data-seed1
     """
-    from vasari.dataset.build import diff_splits, load_splits
+    from vasari.dataset import diff_splits, load_splits
 
     def splits_of(p: Path) -> dict[str, str]:
         return load_splits(p / "splits.csv" if p.is_dir() else p)

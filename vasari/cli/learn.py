@@ -109,7 +109,7 @@ def train(
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
 ) -> None:
     from vasari.bundle import save_bundle
-    from vasari.dataset.build import DatasetError, load_dataset
+    from vasari.dataset import DatasetError, load_dataset
     from vasari.heads.evaluate import summary_table, write_report
     from vasari.heads.train import TrainError
     from vasari.pipeline import compact_metrics, fit_dataset
@@ -154,7 +154,7 @@ def evaluate(
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import BundleError
-    from vasari.dataset.build import DatasetError, load_dataset
+    from vasari.dataset import DatasetError, load_dataset
     from vasari.heads.evaluate import evaluate_heads, summary_table, write_report
     from vasari.inference.predictor import make_embedder
 
@@ -292,7 +292,7 @@ def demo(
 
 def _shared_demo_data(data_dir: Optional[Path], out: Path):
     """The attribution demo's artworks, splits, summary and evaluated splits from the shared data."""
-    from vasari.dataset.build import DatasetError
+    from vasari.dataset import DatasetError
     from vasari.demo import demo_data
     from vasari.core.paths import shared_data_dir
 

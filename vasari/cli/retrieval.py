@@ -73,7 +73,7 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
     for spec in specs:
         path = Path(spec)
         if spec != SHARED_SPEC and path.is_dir() and (path / "dataset.csv").is_file():
-            from vasari.dataset.build import load_dataset
+            from vasari.dataset import load_dataset
 
             ds = load_dataset(path)
             artworks += ds.artworks
@@ -115,7 +115,7 @@ def _read_negatives(specs: list[str]) -> list[Any]:
 def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
     """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
     from vasari.catalog import Catalog, ParseReport
-    from vasari.dataset.build import DatasetConfig, build_dataset
+    from vasari.dataset import DatasetConfig, build_dataset
 
     config = DatasetConfig(first_year=0, last_year=9999, keep_undated=True, paintings_only=False, min_per_class=0,
                            stratify_on=None, val_fraction=0.0, test_fraction=0.0)
