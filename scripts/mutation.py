@@ -85,7 +85,7 @@ TARGETS: dict[str, Target] = {
     "service": Target("vasari.service.app", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
         "vasari.download.downloader",
-        ("x__load_manifest", "x_read_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
+        ("x__load_manifest", "x_read_download_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
          "x_backoff_delay", "x_parse_retry_after", "x__retryable_status"),
         ("tests/test_download.py",),
     ),

@@ -57,10 +57,6 @@ class Artwork:
         return cls(**values)
 
 
-# ======================================================================================
-# Readers
-# ======================================================================================
-
 #: Image file extensions the readers pick up (lower case).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 
