@@ -8,37 +8,48 @@ each with ``sniff(path) -> bool`` and ``read(path, ...) -> Catalog``: ``wga``, `
 (``read_sources``: the CLI's SPEC arguments -> catalogs).
 """
 
+from vasari.catalog.folder import read_folder
+from vasari.catalog.kaggle import read_kaggle
+from vasari.catalog.manifest import MANIFEST_COLUMNS, read_manifest
 from vasari.catalog.normalize import (
+    ARTIST_ALIASES,
+    MAX_TIMEFRAME_SPAN,
+    OTHER_NATIONALITIES,
+    ParsedArtist,
+    artist_key,
+    display_artist,
     fix_text,
     fold,
-    artist_key,
     has_date,
-    parse_year_range,
-    parse_year,
-    MAX_TIMEFRAME_SPAN,
-    parse_date,
-    map_type,
+    map_label,
     map_school,
     map_style,
     map_timeframe,
-    map_label,
-    ARTIST_ALIASES,
-    ParsedArtist,
-    wga_author_name,
+    map_type,
+    parse_artist,
+    parse_date,
+    parse_year,
+    parse_year_range,
     slug_to_name,
     slug_to_title,
-    display_artist,
-    OTHER_NATIONALITIES,
-    parse_artist,
+    wga_author_name,
 )
-from vasari.catalog.records import IMAGE_EXTENSIONS, REPORT_FIELDS, Artwork, Catalog, CatalogError, ParseReport
+from vasari.catalog.records import (
+    IMAGE_EXTENSIONS,
+    REPORT_FIELDS,
+    Artwork,
+    Catalog,
+    CatalogError,
+    ParseReport,
+)
+from vasari.catalog.registry import (
+    READERS,
+    SOURCES,
+    parse_spec,
+    read_catalog,
+    sniff_kind,
+)
 from vasari.catalog.rows import read_csv_rows
-from vasari.catalog.wga import read_wga, wga_author_schools, wga_image_url
-from vasari.catalog.kaggle import read_kaggle
-from vasari.catalog.folder import read_folder
-from vasari.catalog.manifest import MANIFEST_COLUMNS, read_manifest
-from vasari.catalog.wikiart import parse_wikiart_name, read_wikiart
-from vasari.catalog.registry import READERS, SOURCES, parse_spec, read_catalog, sniff_kind
 from vasari.catalog.shared import (
     SHARED_SOURCES,
     artist_schools,
@@ -48,6 +59,8 @@ from vasari.catalog.shared import (
     shared_negatives,
 )
 from vasari.catalog.sources import SHARED_SPEC, SharedDataMissing, read_sources
+from vasari.catalog.wga import read_wga, wga_author_schools, wga_image_url
+from vasari.catalog.wikiart import parse_wikiart_name, read_wikiart
 
 __all__ = [
     "fix_text",

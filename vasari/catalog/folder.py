@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vasari.catalog import normalize as nz
-from vasari.core.labels import TASKS
 from vasari.catalog.records import Artwork, Catalog, CatalogError, ParseReport
-from vasari.catalog.rows import (absolute, set_label, is_image, no_images)
+from vasari.catalog.rows import absolute, is_image, no_images, set_label
+from vasari.core.labels import TASKS
 
 
 def read_folder(

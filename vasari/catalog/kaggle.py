@@ -7,7 +7,16 @@ from pathlib import Path
 
 from vasari.catalog import normalize as nz
 from vasari.catalog.records import Artwork, Catalog, CatalogError, ParseReport
-from vasari.catalog.rows import (peek_header, read_csv_rows, cell, absolute, set_label, non_empty, is_image, no_images)
+from vasari.catalog.rows import (
+    absolute,
+    cell,
+    is_image,
+    no_images,
+    non_empty,
+    peek_header,
+    read_csv_rows,
+    set_label,
+)
 
 
 def _kaggle_years(text: str) -> tuple[int | None, int | None]:

@@ -8,8 +8,17 @@ from pathlib import Path
 
 from vasari.catalog import normalize as nz
 from vasari.catalog.records import Artwork, Catalog, CatalogError, ParseReport
-from vasari.catalog.rows import (dated, parsed_artist, read_csv_rows, source_name, absolute, set_label, unique_id, non_empty, no_images)
-
+from vasari.catalog.rows import (
+    absolute,
+    dated,
+    no_images,
+    non_empty,
+    parsed_artist,
+    read_csv_rows,
+    set_label,
+    source_name,
+    unique_id,
+)
 
 #: Column names tried for each field of a manifest when no mapping is given.
 MANIFEST_COLUMNS: dict[str, tuple[str, ...]] = {

@@ -8,9 +8,8 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import parse_qsl
 
-from vasari.catalog.records import Catalog, CatalogError
 from vasari.catalog import folder, kaggle, manifest, wga, wikiart
-
+from vasari.catalog.records import Catalog, CatalogError
 
 #: Each kind's module: ``sniff(path) -> bool`` and ``read(path, **options) -> Catalog``.
 SOURCES: dict[str, ModuleType] = {

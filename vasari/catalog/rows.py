@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from vasari.catalog import normalize as nz
+from vasari.catalog.records import IMAGE_EXTENSIONS, Artwork, CatalogError, ParseReport
 from vasari.core.labels import timeframe_of
-from vasari.catalog.records import Artwork, CatalogError, ParseReport, IMAGE_EXTENSIONS
 
 
 def read_text(path: Path) -> str:

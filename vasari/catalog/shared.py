@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from vasari.catalog import normalize as nz
-from vasari.catalog.records import Catalog, CatalogError
-from vasari.catalog.rows import (read_csv_rows)
-from vasari.catalog.wga import read_wga, wga_author_schools
-from vasari.catalog.kaggle import read_kaggle
 from vasari.catalog.folder import read_folder
+from vasari.catalog.kaggle import read_kaggle
 from vasari.catalog.manifest import read_manifest
+from vasari.catalog.records import Catalog, CatalogError
+from vasari.catalog.rows import read_csv_rows
+from vasari.catalog.wga import read_wga, wga_author_schools
 from vasari.catalog.wikiart import read_wikiart
 
 

@@ -10,7 +10,19 @@ from pathlib import Path
 
 from vasari.catalog import normalize as nz
 from vasari.catalog.records import Artwork, Catalog, CatalogError, ParseReport
-from vasari.catalog.rows import (dated, parsed_artist, peek_header, read_csv_rows, cell, source_name, absolute, set_label, unique_id, non_empty, no_images)
+from vasari.catalog.rows import (
+    absolute,
+    cell,
+    dated,
+    no_images,
+    non_empty,
+    parsed_artist,
+    peek_header,
+    read_csv_rows,
+    set_label,
+    source_name,
+    unique_id,
+)
 
 
 def wga_image_url(url: str) -> str | None:

@@ -8,10 +8,24 @@ import re
 from pathlib import Path
 
 from vasari.catalog import normalize as nz
+from vasari.catalog.records import (
+    IMAGE_EXTENSIONS,
+    Artwork,
+    Catalog,
+    CatalogError,
+    ParseReport,
+)
+from vasari.catalog.rows import (
+    absolute,
+    count_timeframe,
+    is_image,
+    no_images,
+    peek_header,
+    read_text,
+    set_label,
+    sniff_delimiter,
+)
 from vasari.core.labels import timeframe_of
-from vasari.catalog.records import Artwork, Catalog, CatalogError, ParseReport, IMAGE_EXTENSIONS
-from vasari.catalog.rows import (peek_header, read_text, sniff_delimiter, absolute, set_label, count_timeframe, is_image, no_images)
-
 
 _WIKIART_STEM = re.compile(r"^(?P<title>.*?)(?:-(?P<year>\d{4}))?(?:-(?P<dup>\d{1,2}))?$")
 

@@ -7,8 +7,15 @@ details joined by title); ``split`` (grouped and random split assignment, diffs)
 ``io`` (save and load a dataset folder).
 """
 
-from vasari.dataset.config import FORM_KEYS, FORMAT, SPLIT_STRATEGIES, SPLITS, DatasetConfig, DatasetError
-from vasari.dataset.records import Dataset, class_counts, class_weights
+from vasari.dataset.build import build_dataset, merge_catalogs
+from vasari.dataset.config import (
+    FORM_KEYS,
+    FORMAT,
+    SPLIT_STRATEGIES,
+    SPLITS,
+    DatasetConfig,
+    DatasetError,
+)
 from vasari.dataset.dedupe import (
     FINE_WORDS,
     PHASH_CACHE,
@@ -20,9 +27,16 @@ from vasari.dataset.dedupe import (
     perceptual_hashes,
     phash_image,
 )
+from vasari.dataset.io import (
+    ARTWORK_COLUMNS,
+    DATASET_COLUMNS,
+    load_dataset,
+    load_splits,
+    save_dataset,
+    save_splits,
+)
+from vasari.dataset.records import Dataset, class_counts, class_weights
 from vasari.dataset.split import diff_splits, split_grouped, split_random, straddling
-from vasari.dataset.build import build_dataset, merge_catalogs
-from vasari.dataset.io import ARTWORK_COLUMNS, DATASET_COLUMNS, load_dataset, load_splits, save_dataset, save_splits
 
 __all__ = [
     "SPLITS",

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING, Any, Sequence
 from vasari.catalog import Artwork
 from vasari.core.labels import TASKS, timeframe_of
 from vasari.dataset.config import FORM_KEYS, FORMAT, SPLITS, DatasetConfig, DatasetError
-from vasari.dataset.dedupe import ImageHashes, UnionFind, join_details, name_components, near_duplicate_pairs, perceptual_hashes
+from vasari.dataset.dedupe import (
+    ImageHashes,
+    UnionFind,
+    join_details,
+    name_components,
+    near_duplicate_pairs,
+    perceptual_hashes,
+)
 from vasari.dataset.records import Dataset, class_counts
 from vasari.dataset.split import split_grouped, split_random, straddling
 

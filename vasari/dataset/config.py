@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-
 from vasari.core.labels import TASKS
 from vasari.errors import InputError
 

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     pass
 from vasari.dataset.io import atomic_write_csv
 
-
 PHASH_CACHE = "phash-cache.csv"
 FINE_WORDS = 4  # the 256-bit hash as 4 uint64 words
 
@@ -172,7 +171,12 @@ def perceptual_hashes(
 
 
 def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from vasari.core.progress import make_progress
 
