@@ -48,7 +48,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.dataset import DatasetConfig, build_dataset
 from vasari.heads.metrics import evaluate_heads
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import kept_rows, write_result
@@ -114,7 +114,7 @@ def task_row(metrics: dict, task: str) -> dict:
 
 
 def louvre(data: Path, embedder, cache, features, results):
-    from vasari.catalog.readers import read_folder
+    from vasari.catalog import read_folder
 
     train = read_folder(data / "louvre" / "train", task="type", source="louvre").artworks
     val = read_folder(data / "louvre" / "val", task="type", source="louvre").artworks
@@ -172,7 +172,7 @@ def artists7(data: Path, embedder, cache, features, cache_dir, results, seeds: i
     """Artist top-1 on grouped splits. A test split of ~155 pictures moves by ~2.5 points from
     one split seed to the next, so the headline is the mean over ``seeds`` split seeds (the
     per-seed numbers are kept in the row)."""
-    from vasari.catalog.readers import read_kaggle
+    from vasari.catalog import read_kaggle
 
     cat = read_kaggle(data / "artists7", source="artists7")
     tag = VIEW_TAGS[embedder.views]
@@ -192,7 +192,7 @@ def artists7(data: Path, embedder, cache, features, cache_dir, results, seeds: i
 
 
 def wga_thumbs(data: Path, embedder, cache, features, cache_dir, results):
-    from vasari.catalog.readers import read_wga
+    from vasari.catalog import read_wga
 
     extract = data / "catalogs" / "wga_paintings.csv"
     cat = read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="painting",
@@ -211,7 +211,7 @@ def wga_thumbs(data: Path, embedder, cache, features, cache_dir, results):
 def wikiart(data: Path, embedder, cache, features, cache_dir, results, seeds: int = 5):
     """Style top-1 and year MAE on grouped splits, mean over ``seeds`` split seeds: one test
     split of ~830 pictures moves style top-1 by up to 3 points from seed to seed."""
-    from vasari.catalog.readers import read_wikiart
+    from vasari.catalog import read_wikiart
 
     cat = read_wikiart(data / "wikiart", source="wikiart")
     tag = VIEW_TAGS[embedder.views]

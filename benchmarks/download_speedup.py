@@ -15,7 +15,6 @@ Prints a table and writes benchmarks/results/download_speedup.json.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform

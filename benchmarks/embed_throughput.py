@@ -24,7 +24,6 @@ Prints a table and writes benchmarks/results/embed_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vasari.bench.hardware import machine_info
-from vasari.catalog.readers import read_kaggle
+from vasari.catalog import read_kaggle
 from vasari.heads.metrics import headline
 from vasari.core.fileio import atomic_write_text
 from _provenance import write_result

@@ -12,7 +12,6 @@ benchmarks/results/finetune_louvre.json. On a CPU this is slow (it warns); it is
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vasari.bench.hardware import machine_info  # noqa: E402
-from vasari.catalog.readers import read_folder  # noqa: E402
+from vasari.catalog import read_folder  # noqa: E402
 from vasari.heads.metrics import headline  # noqa: E402
 from _provenance import write_result  # noqa: E402
 from vasari.finetune.train import FinetuneConfig, finetune_artworks  # noqa: E402

@@ -16,7 +16,6 @@ is how accuracy.py's views were chosen. Writes benchmarks/results/head_variants-
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from rich.console import Console
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from accuracy import dataset_arrays, grouped_dataset, phash_cache_dir
-from vasari.catalog import readers as catalog_module
+import vasari.catalog as catalog_module
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.paths import shared_data_dir

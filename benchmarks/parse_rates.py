@@ -8,7 +8,6 @@ unmapped labels) and a summary, and writes benchmarks/results/parse_rates.json.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from vasari.catalog.readers import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
+from vasari.catalog import REPORT_FIELDS, read_catalog, read_wga, shared_catalogs
 from _provenance import write_result
 from vasari.core.paths import shared_data_dir
 

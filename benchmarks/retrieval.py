@@ -26,7 +26,6 @@ Writes benchmarks/results/retrieval.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -38,8 +37,8 @@ from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
-from vasari.catalog.readers import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
-from vasari.dataset.build import DatasetConfig, build_dataset
+from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
+from vasari.dataset import DatasetConfig, build_dataset
 from vasari.features.embedder import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.images import load_image

@@ -122,7 +122,7 @@ def reduce_dim(data: Data, dim: int) -> None:
 
 def life_years(data_dir: Path) -> dict[str, tuple[int | None, int | None]]:
     """Birth and death years from the Kaggle artists tables (artists7 and the 50-artist list)."""
-    from vasari.catalog.readers import _kaggle_years
+    from vasari.catalog.kaggle import _kaggle_years
     from vasari.catalog.normalize import parse_artist
 
     out = {}

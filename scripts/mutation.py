@@ -74,7 +74,7 @@ TARGETS: dict[str, Target] = {
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
     ),
     "dataset": Target(
-        "vasari.dataset.build",
+        "vasari.dataset.split",
         ("x__stratify_values", "x_split_grouped", "x_split_random"),
         ("tests/test_dataset.py",),
         "grouped_split or random_split or stratify_values",  # not build_dataset's image hashing
@@ -85,7 +85,7 @@ TARGETS: dict[str, Target] = {
     "service": Target("vasari.service.batching", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
         "vasari.download.downloader",
-        ("x__load_manifest", "x_read_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
+        ("x__load_manifest", "x_read_download_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
          "x_backoff_delay", "x_parse_retry_after", "x__retryable_status"),
         ("tests/test_download.py",),
     ),

@@ -11,12 +11,14 @@ from PIL import Image
 from rich.console import Console
 
 from vasari.core import labels
-from vasari.catalog.readers import (
+from vasari.catalog import (
     SHARED_SOURCES,
+    SOURCES,
     Artwork,
     Catalog,
     CatalogError,
     ParseReport,
+    SharedDataMissing,
     harmonize_artists,
     parse_spec,
     parse_wikiart_name,
@@ -24,6 +26,7 @@ from vasari.catalog.readers import (
     read_folder,
     read_kaggle,
     read_manifest,
+    read_sources,
     read_wga,
     read_wikiart,
     shared_catalogs,
@@ -426,6 +429,52 @@ def test_sniffing(tmp_path: Path, wga_latin1: Path, kaggle_dir: Path, aic_like: 
         read_catalog(tmp_path / "nowhere")
     with pytest.raises(CatalogError, match="unknown option"):
         read_catalog(f"kaggle:{kaggle_dir}?colour=red")
+
+
+
+def test_each_source_module_sniffs_only_its_own_layout(
+    tmp_path: Path, wga_latin1: Path, kaggle_dir: Path, aic_like: Path, wikiart_dir: Path
+):
+    jpeg(tmp_path / "classes" / "portrait" / "x.jpg")
+    claims = {
+        "wga": [wga_latin1, wga_latin1.parent],
+        "kaggle": [kaggle_dir, kaggle_dir / "artists.csv"],
+        "manifest": [aic_like.parent],
+        "wikiart": [wikiart_dir],
+        "folder": [tmp_path / "classes"],
+    }
+    for kind, paths in claims.items():
+        for path in paths:
+            assert SOURCES[kind].sniff(path), (kind, path)
+            assert sniff_kind(path) == kind
+    assert not SOURCES["folder"].sniff(aic_like)  # a file is never a folder of classes
+    assert SOURCES["manifest"].sniff(aic_like)  # any CSV reads as a manifest (asked last)
+    assert SOURCES["wga"].read is read_wga and SOURCES["manifest"].read is read_manifest
+
+
+def test_read_sources_reads_specs_in_order_and_shared_data(
+    tmp_path: Path, kaggle_dir: Path, aic_like: Path, monkeypatch
+):
+    cats = read_sources([f"kaggle:{kaggle_dir}", str(aic_like.parent)])
+    assert [c.source for c in cats] == ["best", "aic"]
+    with pytest.raises(CatalogError, match="unknown catalog kind 'bogus'"):
+        read_sources(["bogus:x"])
+    with pytest.raises(CatalogError, match="no such file or folder"):
+        read_sources([tmp_path / "nowhere"])
+    with pytest.raises(SharedDataMissing):
+        read_sources(["shared"], data_dir=tmp_path / "absent")
+    monkeypatch.setattr("vasari.catalog.sources.shared_data_dir", lambda: None)
+    with pytest.raises(SharedDataMissing):
+        read_sources(["shared"])
+    assert read_sources([]) == []
+
+
+def test_read_sources_shared_word(shared_data):
+    labelled = read_sources(["shared"], data_dir=shared_data)
+    assert [c.source for c in labelled] == [c.source for c in shared_catalogs(shared_data)]
+    negatives = read_sources(["shared"], data_dir=shared_data, negatives=True)
+    assert [c.source for c in negatives] == ["wga_thumbs"]
+    assert all(a.extra.get("form") != "painting" for a in negatives[0].artworks)
 
 
 def test_report_table_and_dict(aic_like: Path):

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from vasari.cli import app
-from vasari.dataset.build import DatasetConfig, load_dataset
+from vasari.dataset import DatasetConfig, load_dataset
 
 runner = CliRunner()
 CLASSES = ("portrait", "landscape", "still-life")

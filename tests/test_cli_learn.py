@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from learn_data import learn_bundle, learn_world
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.cli import app
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def test_predict_table_and_bad_arguments(tmp_path):
 
 
 def saved_dataset(tmp_path: Path) -> Path:
-    from vasari.dataset.build import Dataset, save_dataset
+    from vasari.dataset import Dataset, save_dataset
 
     w = learn_world()
     arts, splits = [], {}

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.dataset import build as dsmod
-from vasari.catalog.readers import Artwork
-from vasari.dataset.build import (
+from vasari.dataset import dedupe, split as splitting
+from vasari.catalog import Artwork
+from vasari.dataset import (
     Dataset,
     DatasetConfig,
     DatasetError,
@@ -35,7 +35,7 @@ ARTISTS = ("Rembrandt", "Claude Monet", "Peter Paul Rubens", "John Constable", "
 
 
 def catalog(artworks: list[Artwork], source: str = "test") -> SimpleNamespace:
-    """A stand-in for ``vasari.catalog.readers.Catalog`` (build_dataset reads .artworks and .report.source)."""
+    """A stand-in for ``vasari.catalog.Catalog`` (build_dataset reads .artworks and .report.source)."""
     return SimpleNamespace(artworks=list(artworks), report=SimpleNamespace(source=source))
 
 
@@ -116,9 +116,9 @@ def test_popcount_fallback_agrees(monkeypatch):
     rng = np.random.default_rng(1)
     x = rng.integers(0, 2**63, size=(5, 7), dtype=np.uint64)
     expected = np.vectorize(lambda v: bin(int(v)).count("1"))(x)
-    assert (dsmod._popcount(x).astype(int) == expected).all()
+    assert (dedupe._popcount(x).astype(int) == expected).all()
     monkeypatch.delattr(np, "bitwise_count", raising=False)  # numpy < 2
-    assert (dsmod._popcount(x).astype(int) == expected).all()
+    assert (dedupe._popcount(x).astype(int) == expected).all()
 
 
 def test_phash_resized_recompressed_copy_is_close(tmp_path):
@@ -413,7 +413,7 @@ def test_phash_cache_lets_builds_resume(tmp_path, planted, monkeypatch):
     def boom(path):
         raise AssertionError("hash recomputed despite the cache")
 
-    monkeypatch.setattr(dsmod, "phash_image", boom)
+    monkeypatch.setattr(dedupe, "phash_image", boom)
     second = build_dataset([catalog(artworks[:40])], DatasetConfig(min_per_class=0), progress=False, cache_dir=tmp_path)
     assert first.splits == second.splits
     assert [a.group for a in first.artworks] == [a.group for a in second.artworks]
@@ -546,7 +546,7 @@ def test_grouped_split_sends_a_dominant_group_to_train():
         ids.append(f"small:{i}")
         groups.append(f"artist{i // 7}")
         strata.append("religious" if (i // 7) % 2 else "portrait")
-    splits = dsmod.split_grouped(ids, groups, strata, val_fraction=0.1, test_fraction=0.1, seed=3)
+    splits = splitting.split_grouped(ids, groups, strata, val_fraction=0.1, test_fraction=0.1, seed=3)
     assert {splits[f"big:{i}"] for i in range(300)} == {"train"}
     sizes = Counter(splits.values())
     assert 770 <= sizes["train"] <= 830
@@ -557,15 +557,15 @@ def test_grouped_split_sends_a_dominant_group_to_train():
 
 
 def test_stratify_values_marks_missing_and_rare_labels():
-    values = dsmod._stratify_values(["a", "a", "b", None, None, "c", "c", "c"], min_count=3)
+    values = splitting._stratify_values(["a", "a", "b", None, None, "c", "c", "c"], min_count=3)
     assert values.tolist() == ["<rare>", "<rare>", "<rare>", "<rare>", "<rare>", "c", "c", "c"]
-    assert dsmod._stratify_values(["a", "a", "b", None, None]).tolist() == ["a", "a", "<rare>", "<none>", "<none>"]
+    assert splitting._stratify_values(["a", "a", "b", None, None]).tolist() == ["a", "a", "<rare>", "<none>", "<none>"]
 
 
 def test_grouped_split_of_singletons_meets_the_fractions_exactly_per_class():
     ids = [f"r{i}" for i in range(100)]
     strata = ["a" if i % 2 else "b" for i in range(100)]
-    splits = dsmod.split_grouped(ids, ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
+    splits = splitting.split_grouped(ids, ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
     per_class = {c: Counter(splits[i] for i, s in zip(ids, strata) if s == c) for c in "ab"}
     assert per_class == {"a": {"train": 30, "val": 10, "test": 10}, "b": {"train": 30, "val": 10, "test": 10}}
 
@@ -574,7 +574,7 @@ def test_grouped_split_keeps_groups_whole_and_missing_strata_as_a_class():
     ids = [f"r{i}" for i in range(60)]
     groups = [f"g{i // 3}" for i in range(60)]  # 20 groups of three
     strata = [None if (i // 3) % 2 else "x" for i in range(60)]
-    splits = dsmod.split_grouped(ids, groups, strata, val_fraction=0.2, test_fraction=0.2, seed=7)
+    splits = splitting.split_grouped(ids, groups, strata, val_fraction=0.2, test_fraction=0.2, seed=7)
     by_group = defaultdict(set)
     for i, g in zip(ids, groups):
         by_group[g].add(splits[i])
@@ -587,31 +587,31 @@ def test_grouped_split_keeps_groups_whole_and_missing_strata_as_a_class():
 def test_grouped_split_largest_group_first_goes_to_train_and_no_val_without_a_fraction():
     ids = [f"r{i}" for i in range(50)]
     groups = ["big"] * 20 + [f"s{i}" for i in range(30)]
-    splits = dsmod.split_grouped(ids, groups, ["a"] * 50, val_fraction=0.0, test_fraction=0.3, seed=1)
+    splits = splitting.split_grouped(ids, groups, ["a"] * 50, val_fraction=0.0, test_fraction=0.3, seed=1)
     assert {splits[f"r{i}"] for i in range(20)} == {"train"}
     assert Counter(splits.values()) == {"train": 35, "test": 15}
-    assert dsmod.split_grouped([], [], [], val_fraction=0.1, test_fraction=0.1, seed=0) == {}
+    assert splitting.split_grouped([], [], [], val_fraction=0.1, test_fraction=0.1, seed=0) == {}
 
 
 def test_grouped_split_is_seeded():
     ids = [f"r{i}" for i in range(40)]
     strata = ["a"] * 40
-    one = dsmod.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=3)
-    assert one == dsmod.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=3)
-    assert one != dsmod.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=4)
+    one = splitting.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=3)
+    assert one == splitting.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=3)
+    assert one != splitting.split_grouped(ids, ids, strata, val_fraction=0.25, test_fraction=0.25, seed=4)
 
 
 def test_random_split_sizes_and_strata_by_hand():
     ids = [f"r{i}" for i in range(100)]
     strata = ["a" if i < 60 else "b" for i in range(100)]
-    splits = dsmod.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
+    splits = splitting.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
     # test: 20 of 100 (12 a, 8 b); val: a quarter of the 80 left = 20 (12 a, 8 b)
     per_class = {c: Counter(splits[i] for i, s in zip(ids, strata) if s == c) for c in "ab"}
     assert per_class == {"a": {"train": 36, "val": 12, "test": 12}, "b": {"train": 24, "val": 8, "test": 8}}
-    assert splits == dsmod.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
-    assert splits != dsmod.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert splits == splitting.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert splits != splitting.split_random(ids, strata, val_fraction=0.2, test_fraction=0.2, seed=1)
     # val's fraction is of all rows: without a test split it is 20 of 100, not a quarter
-    no_test = dsmod.split_random(ids, strata, val_fraction=0.2, test_fraction=0.0, seed=0)
+    no_test = splitting.split_random(ids, strata, val_fraction=0.2, test_fraction=0.0, seed=0)
     assert Counter(no_test.values()) == {"train": 80, "val": 20}
 
 
@@ -619,21 +619,21 @@ def test_random_split_edge_cases():
     ids = [f"r{i}" for i in range(12)]
     # one test row cannot hold four strata: the draw falls back to an unstratified one
     four = ["a", "b", "c", "d"] * 3
-    assert Counter(dsmod.split_random(ids, four, val_fraction=0.0, test_fraction=0.1, seed=0).values()) == {
+    assert Counter(splitting.split_random(ids, four, val_fraction=0.0, test_fraction=0.1, seed=0).values()) == {
         "train": 11, "test": 1}
     # a fraction that would take every row takes none; a single row stays in train
-    assert set(dsmod.split_random(ids[:2], ["a", "a"], val_fraction=0.0, test_fraction=0.9, seed=0).values()) == {"train"}
-    assert dsmod.split_random(ids[:1], ["a"], val_fraction=0.5, test_fraction=0.3, seed=0) == {"r0": "train"}
+    assert set(splitting.split_random(ids[:2], ["a", "a"], val_fraction=0.0, test_fraction=0.9, seed=0).values()) == {"train"}
+    assert splitting.split_random(ids[:1], ["a"], val_fraction=0.5, test_fraction=0.3, seed=0) == {"r0": "train"}
     # rare strata (fewer than three rows) are pooled, so a stratified draw still works
     rare = ["a"] * 10 + ["b", "c"]
-    splits = dsmod.split_random(ids, rare, val_fraction=0.0, test_fraction=0.5, seed=0)
+    splits = splitting.split_random(ids, rare, val_fraction=0.0, test_fraction=0.5, seed=0)
     assert Counter(splits.values()) == {"train": 6, "test": 6}
     assert Counter(splits[i] for i, s in zip(ids, rare) if s == "a") == {"train": 5, "test": 5}
 
 
 def test_grouped_split_with_train_only_puts_everything_in_train():
     ids = [f"r{i}" for i in range(6)]
-    splits = dsmod.split_grouped(ids, ids, ["a", "b"] * 3, val_fraction=0.0, test_fraction=0.0, seed=0)
+    splits = splitting.split_grouped(ids, ids, ["a", "b"] * 3, val_fraction=0.0, test_fraction=0.0, seed=0)
     assert splits == dict.fromkeys(ids, "train")
 
 
@@ -641,11 +641,59 @@ def test_random_split_stratifies_classes_of_three_rows_for_every_seed():
     ids = [f"r{i}" for i in range(12)]
     strata = ["a"] * 3 + ["b"] * 3 + ["c"] * 6
     for seed in range(10):  # a third of each class to test, whatever the seed
-        splits = dsmod.split_random(ids, strata, val_fraction=0.0, test_fraction=1 / 3, seed=seed)
+        splits = splitting.split_random(ids, strata, val_fraction=0.0, test_fraction=1 / 3, seed=seed)
         tested = Counter(s for i, s in zip(ids, strata) if splits[i] == "test")
         assert tested == {"a": 1, "b": 1, "c": 2}, (seed, tested)
 
 
 def test_random_split_of_two_rows_can_still_hold_one_out():
-    splits = dsmod.split_random(["r0", "r1"], ["a", "a"], val_fraction=0.0, test_fraction=0.5, seed=0)
+    splits = splitting.split_random(["r0", "r1"], ["a", "a"], val_fraction=0.0, test_fraction=0.5, seed=0)
     assert sorted(splits.values()) == ["test", "train"]
+
+
+# --------------------------------------------------------------------------- split stability
+
+# sha256 of "artwork_id,split,group" lines of build_dataset on the planted data (plus details and
+# preset groups) under several configs, recorded from the code before the dataset package was split into
+# config/dedupe/split/build/io (issue #13): the default bundle is rebuilt from these splits, so a refactor
+# must leave every assignment byte-identical.
+GOLDEN_SPLIT_DIGESTS = {
+    "grouped": "21758ffab808314adef36a0d6f1f03da081ebe77fb4dd100c2ef0384a5748f03",
+    "grouped-seed3": "ea85400b841b7b1c5fed097deef574ebfc6da144295bc58dcc0fc55fd9d37e85",
+    "by-artist": "8112266cf6e89876586420700201d3f44a76e2a48ffdd44068ebddcb276eb03f",
+    "random": "d460bab0374d3c2376b6703952971d720054a1295a8c371ab3420477f18c7550",
+    "filtered": "9352960293a726b109161e8dd155f4b1a6ce92af550e12ee28c9836b7e5a9c1e",
+}
+
+
+def _golden_configs() -> dict[str, DatasetConfig]:
+    return {
+        "grouped": DatasetConfig(min_per_class=0),
+        "grouped-seed3": DatasetConfig(seed=3, min_per_class=0, val_fraction=0.2, test_fraction=0.15),
+        "by-artist": DatasetConfig(group_by_artist=True, min_per_class=0, val_fraction=0.2, test_fraction=0.2),
+        "random": DatasetConfig(split="random", min_per_class=0),
+        "filtered": DatasetConfig(first_year=1500, last_year=1800, min_per_class=3, types=("portrait", "genre")),
+    }
+
+
+def _split_digest(ds: Dataset) -> str:
+    import hashlib
+
+    lines = sorted(f"{a.artwork_id},{ds.splits[a.artwork_id]},{a.group}" for a in ds.artworks)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def test_split_assignment_is_unchanged_by_refactoring(planted, hash_cache):
+    artworks, _ = planted
+    extra = [
+        Artwork("d:whole", "d", artist="Fra Angelico", title="The Last Supper", type="religious", year=1440),
+        Artwork("d:det1", "d", artist="Fra Angelico", title="Last Supper (detail)", type="religious", year=1440),
+        Artwork("d:anon", "d", title="Crucifixion (detail)", type="religious"),
+        Artwork("d:anon2", "d", title="Crucifixion", type="religious"),
+    ] + [Artwork(f"s:{i}", "s", type=TYPES[i % 3], group=f"g{i // 3}", year=1600 + i) for i in range(24)]
+    catalogs = [catalog(artworks), catalog(extra, "d")]
+    digests = {
+        name: _split_digest(build_dataset(catalogs, config, progress=False, cache_dir=hash_cache))
+        for name, config in _golden_configs().items()
+    }
+    assert digests == GOLDEN_SPLIT_DIGESTS

@@ -11,7 +11,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from learn_data import painting
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.cli import app
 from vasari.demo import DemoConfig, example_rows, sample_catalogs
 
@@ -61,7 +61,7 @@ def test_demo_shows_attribution_on_held_out_generated_paintings(tmp_path):
 
 
 def test_sample_catalogs_takes_a_seeded_subset_of_named_sources_only():
-    from vasari.catalog.readers import Catalog, ParseReport
+    from vasari.catalog import Catalog, ParseReport
 
     def catalog(source, n):
         return Catalog([Artwork(f"{source}:{i}", source, image=f"/x/{source}{i}.jpg") for i in range(n)],

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from fault_server import FaultServer, make_image
 from vasari import __version__
 from vasari.download.downloader import (PROJECT_URL, DownloadConfig, DownloadError, DownloadJob, TokenBucket, download_images,
-                             failed_jobs, jobs_from_csv, parse_rate, parse_retry_after, read_manifest,
+                             failed_jobs, jobs_from_csv, parse_rate, parse_retry_after, read_download_manifest,
                              safe_destination, url_to_path)
 from vasari.core.images import load_image
 
@@ -190,7 +190,7 @@ def test_faults_end_to_end(server, tmp_path):
         failed = {row["path"]: row["reason"] for row in csv.DictReader(f)}
     assert failed == expected_failures
     assert {j.path for j in failed_jobs(out)} == set(expected_failures)
-    manifest = read_manifest(out)
+    manifest = read_download_manifest(out)
     assert set(manifest) == set(records)
     assert all(len(m["sha256"]) == 64 for m in manifest.values() if m["status"] == "ok")
     assert summary.reasons("failed")["http_404"] == 1
@@ -234,7 +234,7 @@ def test_existing_valid_file_is_adopted_and_duplicates_skipped(server, tmp_path)
     summary = download_images([url, url], out, FAST, progress=False)
     assert [(r.status, r.reason) for r in summary.records] == [("skipped", "existing"), ("skipped", "duplicate")]
     assert server.hits["/art/a/one.jpg"] == 0
-    assert read_manifest(out)["a/one.jpg"]["status"] == "ok"
+    assert read_download_manifest(out)["a/one.jpg"]["status"] == "ok"
 
 
 def test_interrupted_run_resumes_where_it_stopped(server, tmp_path):
@@ -272,7 +272,7 @@ def test_interrupted_run_resumes_where_it_stopped(server, tmp_path):
     assert summary.stale_removed == 1 and temp_files(out) == []
     for name, body in bodies.items():
         assert (out / f"r/{name}.jpg").read_bytes() == body, name
-    manifest = read_manifest(out)
+    manifest = read_download_manifest(out)
     assert {m["path"]: (m["status"], m["bytes"]) for m in manifest.values()} == {
         f"r/{name}.jpg": ("ok", len(body)) for name, body in bodies.items()}
     assert not (out / "failed.csv").exists()
@@ -357,7 +357,7 @@ def test_resize_on_save_keeps_format(server, tmp_path):
             sizes[name] = (img.format, img.size)
     assert sizes == {"big.jpg": ("JPEG", (100, 75)), "big.png": ("PNG", (60, 100)), "small.jpg": ("JPEG", (80, 60))}
     assert (out / "b/small.jpg").read_bytes() == server.routes["/art/b/small.jpg"].body  # untouched when small
-    manifest = read_manifest(out)
+    manifest = read_download_manifest(out)
     assert manifest["b/big.jpg"]["bytes"] == (out / "b/big.jpg").stat().st_size
 
 
@@ -462,7 +462,7 @@ def test_sigkill_midway_then_resume_refetches_nothing_done(tmp_path):
         proc.wait(timeout=10)
         proc.stderr.close()
 
-        recorded = {p for p, r in read_manifest(out).items() if r["status"] == "ok"}
+        recorded = {p for p, r in read_download_manifest(out).items() if r["status"] == "ok"}
         on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.jpg")}
         assert 8 <= len(recorded) < n and recorded <= on_disk
         for path in on_disk:  # zero corrupt files under a final name, even right after the kill
@@ -477,7 +477,7 @@ def test_sigkill_midway_then_resume_refetches_nothing_done(tmp_path):
             path = out / f"k/img{i:02d}.jpg"
             assert path.read_bytes() == server.routes[f"/art/k/img{i:02d}.jpg"].body
         assert temp_files(out) == []
-        assert {r["status"] for r in read_manifest(out).values()} == {"ok"}
+        assert {r["status"] for r in read_download_manifest(out).values()} == {"ok"}
 
 
 def test_cli_reads_a_wga_catalog_mapping_pages_to_images(server, tmp_path):

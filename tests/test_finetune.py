@@ -201,8 +201,8 @@ def test_devices_and_amp_on_this_machine():
 @pytest.fixture(scope="module")
 def colour_dataset(colour_data, tmp_path_factory) -> Path:
     """A dataset folder (as `vasari dataset build` writes it) over the generated colour pictures."""
-    from vasari.catalog.readers import Artwork
-    from vasari.dataset.build import Dataset, save_dataset
+    from vasari.catalog import Artwork
+    from vasari.dataset import Dataset, save_dataset
 
     train, val, test = colour_data
     artworks, splits = [], {}

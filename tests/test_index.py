@@ -531,7 +531,7 @@ def test_bundle_with_index_predictor_and_cli(gallery_folder, tmp_path, monkeypat
     from typer.testing import CliRunner
 
     from vasari.bundle import save_bundle
-    from vasari.catalog.readers import read_catalog
+    from vasari.catalog import read_catalog
     from vasari.cli import app
     from vasari.features.embedder import Embedder
     from vasari.inference.predictor import Predictor
@@ -602,7 +602,7 @@ def test_cli_help_has_examples():
 def test_artists7_neighbours_and_novelty(shared_data, tmp_path):
     """15 paintings per artist of artists7: the nearest other painting is mostly by the same
     artist, and blank or noise pictures are flagged as novel while paintings are not."""
-    from vasari.catalog.readers import read_catalog
+    from vasari.catalog import read_catalog
     from vasari.features.embedder import Embedder
 
     cat = read_catalog(f"kaggle:{shared_data / 'artists7'}")

@@ -9,7 +9,7 @@ import pytest
 
 from learn_data import learn_world
 from vasari.bundle import load_bundle
-from vasari.catalog.readers import Artwork
+from vasari.catalog import Artwork
 from vasari.features.embedder import EmbeddingCache
 from vasari.heads import HeadConfig, TrainError
 from vasari.pipeline import compact_metrics, train_bundle

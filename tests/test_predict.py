@@ -99,7 +99,7 @@ def test_bundle_trained_with_views_predicts_with_them(views, tmp_path):
     import numpy as np
 
     from vasari.bundle import load_bundle, save_bundle
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.features.embedder import Embedder
     from vasari.heads.train import HeadConfig
     from vasari.pipeline import fit_dataset

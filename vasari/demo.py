@@ -52,7 +52,7 @@ class DemoData:
 def sample_catalogs(catalogs: Sequence[Any], config: DemoConfig) -> list[Any]:
     """Each catalog cut to its ``per_source`` size (seeded sample of works with a local image);
     catalogs not named in ``per_source`` or sized 0 are left out."""
-    from vasari.catalog.readers import Catalog
+    from vasari.catalog import Catalog
 
     sizes = dict(config.per_source)
     rng = np.random.default_rng(config.seed)
@@ -74,8 +74,8 @@ def demo_data(data_dir: Path, config: DemoConfig = DemoConfig(), cache_dir: Path
     ``cache_dir`` keeps the perceptual hashes between runs. Raises ``DatasetError`` (from the
     dataset stage) when the folder holds nothing usable.
     """
-    from vasari.catalog.readers import read_folder, shared_catalogs
-    from vasari.dataset.build import DatasetConfig, build_dataset
+    from vasari.catalog import read_folder, shared_catalogs
+    from vasari.dataset import DatasetConfig, build_dataset
 
     catalogs = sample_catalogs(shared_catalogs(data_dir), config)
     ds_config = DatasetConfig(min_per_class=config.min_per_class, stratify_on=None, seed=config.seed,

@@ -41,7 +41,7 @@ def _message(exc: BaseException) -> str:
 
 def class_count_tables(counts: dict[str, dict[str, dict[str, int]]], tasks: list[str] | None = None) -> list[Table]:
     """One rich table per task: label | train | val | test | total."""
-    from vasari.dataset.build import SPLITS
+    from vasari.dataset import SPLITS
 
     tables = []
     for task, per_label in counts.items():
@@ -211,7 +211,7 @@ def build(
 
     Example: vasari dataset build kaggle:../shared/data/artists7 --out runs/artists7 --stratify artist
     """
-    from vasari.dataset.build import DatasetConfig, build_dataset, save_dataset
+    from vasari.dataset import DatasetConfig, build_dataset, save_dataset
 
     console = Console(highlight=False)
     tasks = _check_tasks(tasks)
@@ -250,22 +250,14 @@ def build(
 
 
 def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, include_photos: bool) -> list:
-    from vasari.catalog.readers import read_catalog
+    from vasari.catalog import SHARED_SPEC, SharedDataMissing, read_sources
 
     if not specs and not shared:
         fail("give at least one catalog SPEC or --shared")
-    catalogs = []
-    if shared:
-        from vasari.catalog.readers import shared_catalogs
-        from vasari.core.paths import shared_data_dir
-
-        folder = data_dir or shared_data_dir()
-        if folder is None or not Path(folder).is_dir():
-            fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
-        catalogs.extend(shared_catalogs(Path(folder), include_photos=include_photos))
-    for spec in specs:
-        catalogs.append(read_catalog(spec))
-    return catalogs
+    try:
+        return read_sources(([SHARED_SPEC] if shared else []) + specs, data_dir=data_dir, include_photos=include_photos)
+    except SharedDataMissing:
+        fail("--shared: no shared data folder found (../shared/data, or set VASARI_DATA / --data-dir)")
 
 
 @dataset_app.command("show")
@@ -277,7 +269,7 @@ def show(
 
     Example: vasari dataset show runs/data --task type --task school
     """
-    from vasari.dataset.build import load_dataset
+    from vasari.dataset import load_dataset
 
     tasks = _check_tasks(tasks)
     try:
@@ -297,7 +289,7 @@ def diff(
 
     Example: vasari dataset build --shared --seed 1 --out runs/data-seed1 && vasari dataset diff runs/data runs/data-seed1
     """
-    from vasari.dataset.build import diff_splits, load_splits
+    from vasari.dataset import diff_splits, load_splits
 
     def splits_of(p: Path) -> dict[str, str]:
         return load_splits(p / "splits.csv" if p.is_dir() else p)

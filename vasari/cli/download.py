@@ -12,7 +12,7 @@ from vasari.cli.common import fail
 
 HELP = """Download a catalog's images into OUT (concurrent, rate-limited, resumable).
 
-CATALOG is a catalog spec read by vasari.catalog.readers (wga:catalog.csv; WGA page URLs become image URLs), a catalog path, or any CSV with a URL column (--url-column names it). Images land under OUT at their URL path (art/a/abbate/deerhunt.jpg -> OUT/a/abbate/deerhunt.jpg).
+CATALOG is a catalog spec read by vasari.catalog (wga:catalog.csv; WGA page URLs become image URLs), a catalog path, or any CSV with a URL column (--url-column names it). Images land under OUT at their URL path (art/a/abbate/deerhunt.jpg -> OUT/a/abbate/deerhunt.jpg).
 
 OUT/manifest.jsonl records every finished image, so a re-run skips what is done; OUT/failed.csv lists the failures, which --retry-failed OUT fetches again. Exit code: 0 when nothing failed, 1 when some images failed, 2 for bad input.
 
@@ -31,14 +31,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _catalog_jobs(spec: str, console: Console):
-    """Jobs from a vasari.catalog.readers spec or path (WGA page URLs mapped to image URLs); None when
+    """Jobs from a vasari.catalog spec or path (WGA page URLs mapped to image URLs); None when
     a bare path is not a catalog with URLs, so that it is read as a plain CSV instead."""
-    from vasari.catalog.readers import parse_spec, read_catalog
+    from vasari.catalog import parse_spec, read_sources
     from vasari.download.downloader import jobs_from_urls
 
     explicit = parse_spec(spec)[0] is not None
     try:
-        catalog = read_catalog(spec)
+        catalog = read_sources([spec])[0]
     except (ValueError, OSError) as exc:  # CatalogError is a ValueError
         if explicit:
             fail(str(exc) or type(exc).__name__)

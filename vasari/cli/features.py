@@ -58,7 +58,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
         if path.is_dir():
             kind = "folder"
             try:
-                from vasari.catalog.readers import sniff_kind
+                from vasari.catalog import sniff_kind
 
                 kind = sniff_kind(path)
             except Exception:
@@ -72,16 +72,14 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
                     add(p)
                 continue
         # a catalog spec or a catalog file
-        try:
-            from vasari.catalog.readers import read_catalog
-        except ImportError as exc:  # pragma: no cover
-            raise ValueError(f"{item}: not an image or folder, and catalogs are unavailable ({exc})") from exc
+        from vasari.catalog import read_sources
+
         if not path.exists() and ":" not in item:
             raise ValueError(f"{item}: no such file or folder")
-        catalog = read_catalog(item)
-        for art in catalog.artworks:
-            if art.image and Path(art.image).is_file():
-                add(art.image, art.artwork_id)
+        for catalog in read_sources([item]):
+            for art in catalog.artworks:
+                if art.image and Path(art.image).is_file():
+                    add(art.image, art.artwork_id)
     return paths, ids
 
 

@@ -97,7 +97,7 @@ def train(
         None, "--reproduce", help="The command the model card gives to rebuild this bundle (default: this command "
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
 ) -> None:
-    from vasari.dataset.build import load_dataset
+    from vasari.dataset import load_dataset
     from vasari.features.embedder import Embedder
     from vasari.pipeline import train_bundle
     from vasari.report import summary_table
@@ -133,7 +133,7 @@ def evaluate(
     no_cache: bool = typer.Option(False, "--no-cache"),
 ) -> None:
     from vasari.bundle import load_bundle
-    from vasari.dataset.build import load_dataset
+    from vasari.dataset import load_dataset
     from vasari.heads.metrics import evaluate_heads
     from vasari.inference.predictor import make_embedder
     from vasari.report import summary_table, write_report
@@ -309,7 +309,7 @@ def _folder_dataset(root: Path):
     stratified 80/20 train/val split."""
     import numpy as np
 
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.core.images import is_image_file
 
     arts, splits = [], []

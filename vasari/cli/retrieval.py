@@ -67,32 +67,25 @@ def register(app: typer.Typer) -> None:
 
 def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[str, str]]:
     """Artworks with a local image from catalog specs / dataset folders, and known groups."""
-    from vasari.catalog.readers import read_catalog, shared_catalogs
-    from vasari.core.paths import shared_data_dir
+    from vasari.catalog import SHARED_SPEC, SharedDataMissing, read_sources
 
     artworks: list[Any] = []
     groups: dict[str, str] = {}
     for spec in specs:
         path = Path(spec)
-        if spec == "shared":
-            data = shared_data_dir()
-            if data is None:
-                fail("../shared/data is absent (set VASARI_DATA)")
-            for cat in shared_catalogs(data):
-                artworks += cat.artworks
-            continue
-        if path.is_dir() and (path / "dataset.csv").is_file():
-            from vasari.dataset.build import load_dataset
+        if spec != SHARED_SPEC and path.is_dir() and (path / "dataset.csv").is_file():
+            from vasari.dataset import load_dataset
 
             ds = load_dataset(path)
             artworks += ds.artworks
             groups.update({a.artwork_id: a.group for a in ds.artworks if a.group})
             continue
         try:
-            cat = read_catalog(spec)
+            artworks += [a for cat in read_sources([spec]) for a in cat.artworks]
+        except SharedDataMissing:
+            fail("../shared/data is absent (set VASARI_DATA)")
         except OSError as exc:  # the file system's message does not say which spec
             fail(f"{spec}: {exc}")
-        artworks += cat.artworks
     seen: set[str] = set()
     unique = []
     for a in artworks:
@@ -107,25 +100,19 @@ def _read_inputs(specs: list[str], console: Console) -> tuple[list[Any], dict[st
 
 
 def _read_negatives(specs: list[str]) -> list[Any]:
-    from vasari.catalog.readers import read_catalog, read_wga
-    from vasari.core.paths import shared_data_dir
+    from vasari.catalog import SharedDataMissing, read_sources
 
-    out: list[Any] = []
-    for spec in specs:
-        if spec == "shared":
-            data = shared_data_dir()
-            if data is None:
-                fail("../shared/data is absent (set VASARI_DATA)")
-            out += read_wga(data / "wga_thumbs" / "catalog.csv", source="wga_thumbs", form="not-painting").artworks
-        else:
-            out += read_catalog(spec).artworks
+    try:
+        out = [a for cat in read_sources(specs, negatives=True) for a in cat.artworks]
+    except SharedDataMissing:
+        fail("../shared/data is absent (set VASARI_DATA)")
     return [a for a in out if a.image]
 
 
 def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
     """artwork_id -> group from the dataset stage's perceptual-hash grouping (no filtering)."""
-    from vasari.catalog.readers import Catalog, ParseReport
-    from vasari.dataset.build import DatasetConfig, build_dataset
+    from vasari.catalog import Catalog, ParseReport
+    from vasari.dataset import DatasetConfig, build_dataset
 
     config = DatasetConfig(first_year=0, last_year=9999, keep_undated=True, paintings_only=False, min_per_class=0,
                            stratify_on=None, val_fraction=0.0, test_fraction=0.0)

@@ -20,7 +20,7 @@
 
 The jobs are independent of any catalog: ``jobs_from_urls`` and ``jobs_from_csv`` build them
 from plain URLs or any CSV with a URL column (paths come from the URL path, see
-``url_to_path``); the CLI also reads ``vasari.catalog.readers`` specs.
+``url_to_path``); the CLI also reads ``vasari.catalog`` specs.
 """
 
 from __future__ import annotations
@@ -434,7 +434,7 @@ def _load_manifest(path: Path) -> tuple[dict[str, dict], int, int]:
     return latest, end, len(data)
 
 
-def read_manifest(out_dir: str | Path) -> dict[str, dict]:
+def read_download_manifest(out_dir: str | Path) -> dict[str, dict]:
     """The latest manifest record per destination path of an output folder (read only)."""
     return _load_manifest(Path(out_dir) / MANIFEST_NAME)[0]
 
@@ -828,5 +828,5 @@ class _ProgressBar:
 __all__ = [
     "DownloadConfig", "DownloadError", "DownloadJob", "DownloadRecord", "DownloadSummary", "Manifest", "TokenBucket",
     "download_images", "failed_jobs", "jobs_from_csv", "jobs_from_urls", "parse_rate", "parse_retry_after",
-    "read_manifest", "remove_stale_temps", "safe_destination", "url_to_path", "USER_AGENT",
+    "read_download_manifest", "remove_stale_temps", "safe_destination", "url_to_path", "USER_AGENT",
 ]

@@ -954,7 +954,7 @@ def finetune_dataset(
     refit_on_val: bool = False,
 ) -> FinetuneResult:
     """``vasari finetune``: read a dataset folder (``vasari dataset build``) and run ``finetune_artworks``."""
-    from vasari.dataset.build import load_dataset
+    from vasari.dataset import load_dataset
 
     ds = load_dataset(Path(dataset_dir))
     arts = [a for a in ds.artworks if a.image]

@@ -24,7 +24,7 @@ from vasari.gallery.search import SearchMixin
 from vasari.gallery.store import StoreMixin, _counts, _meta_row, find_index
 
 if TYPE_CHECKING:
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.features.backbones import BackboneSpec
 
 

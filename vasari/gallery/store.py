@@ -38,7 +38,7 @@ from vasari.gallery.config import (
 from vasari.gallery.projection import Projection, _float_array
 
 if TYPE_CHECKING:
-    from vasari.catalog.readers import Artwork
+    from vasari.catalog import Artwork
     from vasari.features.backbones import BackboneSpec
 
 
