@@ -15,7 +15,6 @@ import struct
 import threading
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
