@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vasari.features.backbones import Preprocess
+from vasari.features import Preprocess
 from vasari.finetune.train import (
     FinetuneConfig,
     FinetuneError,

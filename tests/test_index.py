@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.features.backbones import backbone_spec
+from vasari.features import backbone_spec
 from vasari.gallery.index import (
     GalleryIndex,
     GalleryIndexError,

@@ -52,7 +52,7 @@ class Bundle:
     """A trained model: heads on top of a backbone ``spec`` (a ``BackboneSpec``)."""
 
     heads: Heads
-    spec: Any  # vasari.features.backbones.BackboneSpec
+    spec: Any  # vasari.features.BackboneSpec
     card: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
@@ -200,7 +200,7 @@ def read_bundle_json(path: str | Path) -> dict[str, Any]:
 def load_bundle(path: str | Path, expected_spec: Any = None) -> Bundle:
     """Read a bundle; ``expected_spec`` (a ``BackboneSpec``, e.g. ``Embedder(...).spec``) must
     equal the bundle's backbone spec when given. Raises ``BundleError`` on any problem."""
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
     root = Path(path)
     desc = read_bundle_json(root)

@@ -98,7 +98,7 @@ def finetune(
     The artists7 recipe of benchmarks/finetune_artists7.py (GPU; .889 top-1 there):
     vasari finetune runs/artists7 --out runs/artists7-ft --tasks artist --unfreeze all --epochs 15 --patience 4 --views multicrop --refit-on-val
     """
-    from vasari.features.backbones import VIEWS
+    from vasari.features import VIEWS
     from vasari.heads.evaluate import summary_table
     from vasari.finetune.train import FinetuneConfig, FinetuneError, finetune_dataset
 

@@ -22,7 +22,7 @@ Features: "stats" (default: pooled vector + per-channel mean/std of intermediate
 
 Vectors are cached by image content in --cache (default: the user cache dir, one folder per backbone + feature + preprocessing); an interrupted run resumes where it stopped.
 
-The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.embedder.load_embeddings.
+The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.load_embeddings.
 
 Example:
 
@@ -86,7 +86,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _list_backbones() -> None:
-    from vasari.features.backbones import list_backbones
+    from vasari.features import list_backbones
 
     table = Table(title="built-in backbones (other timm names download weights: needs network)")
     table.add_column("name", no_wrap=True)
@@ -132,11 +132,11 @@ def embed(
     if not paths:
         fail("no pictures found in the inputs")
 
-    from vasari.features.backbones import BackboneError
-    from vasari.features.embedder import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
+    from vasari.features import BackboneError
+    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
 
     t0 = time.perf_counter()
-    from vasari.features.backbones import backbone_spec
+    from vasari.features import backbone_spec
 
     try:
         spec = backbone_spec(backbone, feature).with_views(views)

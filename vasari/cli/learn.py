@@ -62,7 +62,7 @@ def _console(stderr: bool = False) -> Console:
 
 
 def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
-    from vasari.features.embedder import CacheMismatchError, EmbeddingCache
+    from vasari.features import CacheMismatchError, EmbeddingCache
 
     if no_cache:
         return None
@@ -75,7 +75,7 @@ def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
 
 
 def _embedder(backbone: str, feature: str, views: str = "center"):
-    from vasari.features.backbones import BackboneError
+    from vasari.features import BackboneError
     from vasari.features.embedder import Embedder
 
     try:

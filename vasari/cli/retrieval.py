@@ -167,8 +167,8 @@ def index_build(
     if groups:
         artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
 
-    from vasari.features.backbones import BackboneError
-    from vasari.features.embedder import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
+    from vasari.features import BackboneError
+    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache
     from vasari.gallery.index import GalleryIndex, IndexConfig
 
     try:
@@ -265,7 +265,7 @@ def _embedder_for(index) -> Any:
             return make_embedder(load_bundle(bundle_dir))
         except (ImportError, BundleError) as exc:
             fail(str(exc))
-    from vasari.features.backbones import BackboneError
+    from vasari.features import BackboneError
     from vasari.features.embedder import Embedder
 
     try:

@@ -53,7 +53,7 @@ from vasari.errors import ModelError
 
 if TYPE_CHECKING:
     from vasari.catalog.readers import Artwork
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
 INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
@@ -295,7 +295,7 @@ def _float_array(path: Path, arr: np.ndarray) -> np.ndarray:
 
 def _read_info(path: Path, spec: "BackboneSpec | None") -> tuple[dict[str, Any], "BackboneSpec | None"]:
     """index.json of an index folder and its backbone spec, checked against ``spec``."""
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
     info_path = path / INDEX_FILE
     if not info_path.is_file():

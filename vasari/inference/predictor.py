@@ -233,13 +233,13 @@ def _path_error(result, i: int) -> dict[str, str]:
 def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> Any:
     """The backbone a bundle needs (its fine-tuned ONNX when it ships one) with the bundle's
     test-time views, spec-checked: it gives the features the heads were trained on."""
-    from vasari.features.backbones import BackboneError
+    from vasari.features import BackboneError
 
     where = bundle.path or "bundle"
     onnx_file = bundle.finetuned_backbone
     try:
         if onnx_file is not None:
-            from vasari.finetune.train import finetuned_embedder, onnx_spec
+            from vasari.features.finetuned import finetuned_embedder, onnx_spec
 
             check_spec(bundle.spec.with_views("center"), onnx_spec(onnx_file).with_views("center"), onnx_file)
             embedder = finetuned_embedder(onnx_file, bundle.spec)
