@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.cli.common import fail
+from vasari.features.defaults import DEFAULT_BACKBONE
 
 EMBED_HELP = """Embed pictures with a pretrained backbone; write features + paths + spec to an .npz.
 
@@ -22,7 +23,7 @@ Features: "stats" (default: pooled vector + per-channel mean/std of intermediate
 
 Vectors are cached by image content in --cache (default: the user cache dir, one folder per backbone + feature + preprocessing); an interrupted run resumes where it stopped.
 
-The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.load_embeddings.
+The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.embedder.load_embeddings.
 
 Example:
 
@@ -102,7 +103,7 @@ def _list_backbones() -> None:
 def embed(
     inputs: Optional[list[str]] = typer.Argument(None, metavar="SPEC_OR_FOLDER...", help="Image files, folders or catalog specs."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .npz file."),
-    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (see --list)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="Backbone name (see --list)."),
     feature: str = typer.Option("stats", help='"stats" (style statistics, default) or "pooled".'),
     batch_size: int = typer.Option(32, min=1, help="Pictures per forward pass."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: user cache dir / embeddings / <spec>)."),
@@ -132,12 +133,10 @@ def embed(
     if not paths:
         fail("no pictures found in the inputs")
 
-    from vasari.features import BackboneError
-    from vasari.features import CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache, save_embeddings
+    from vasari.features import (BackboneError, CacheCorruptError, CacheMismatchError, Embedder, EmbeddingCache,
+                                 backbone_spec, save_embeddings)
 
     t0 = time.perf_counter()
-    from vasari.features import backbone_spec
-
     try:
         spec = backbone_spec(backbone, feature).with_views(views)
     except (BackboneError, ValueError) as exc:

@@ -1,13 +1,15 @@
 """Features: pretrained backbones and the ``Embedder`` that turns pictures into vectors, with a
 resumable cache.
 
-Modules: ``spec`` (the backbone registry, ``BackboneSpec``, preprocessing and views; no torch),
+Modules: ``defaults`` (the shared names: default backbone, views, the bundle's ONNX file name;
+no imports), ``spec`` (the backbone registry, ``BackboneSpec``, preprocessing; no torch),
 ``nets`` (the torch networks and the ONNX export; imports torch), ``transforms`` (pixels ->
 arrays), ``engines`` (onnxruntime and torch), ``embedder`` (``Embedder``), ``cache``
 (``EmbeddingCache``) and ``finetuned`` (the embedder of a bundle's fine-tuned ONNX backbone).
 
-``import vasari.features`` does not import torch: the names of ``nets`` are imported on first
-use (PEP 562), like the public names of ``vasari`` itself.
+The public names below are imported on first use (PEP 562), like those of ``vasari`` itself:
+``import vasari.features`` imports nothing heavy, the CLI reads ``defaults`` for its option
+defaults without numpy, and torch is imported only when a name of ``nets`` is used.
 """
 
 from __future__ import annotations
@@ -15,129 +17,40 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from vasari.features.cache import (
-    CACHE_FORMAT,
-    CacheCorruptError,
-    CacheLocationError,
-    CacheMismatchError,
-    CacheWarning,
-    EmbeddingCache,
-    content_key,
-)
-from vasari.features.embedder import (
-    Embedder,
-    EmbedResult,
-    embed_paths,
-    load_embeddings,
-    log,
-    save_embeddings,
-)
-from vasari.features.engines import (
-    OnnxEngine,
-    TorchEngine,
-)
-from vasari.features.finetuned import (
-    FinetunedEmbedder,
-    FinetuneError,
-    finetuned_embedder,
-    onnx_spec,
-)
-from vasari.features.spec import (
-    ALIASES,
-    BUNDLE_ONNX,
-    DEFAULT_BACKBONE,
-    DEFAULT_FEATURE,
-    FEATURE_VERSION,
-    FEATURES,
-    REGISTRY,
-    VIEWS,
-    BackboneEntry,
-    BackboneError,
-    BackboneSpec,
-    Preprocess,
-    backbone_spec,
-    canonical_name,
-    default_cache_dir,
-    list_backbones,
-    onnx_path,
-    timm_preprocess,
-    weights_path,
-)
-from vasari.features.transforms import (
-    multicrops,
-    upright_rgb,
-)
-
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from vasari.features.nets import (
-        LiteFeatureNet,
-        TimmFeatureNet,
-        Uint8Input,
-        build_torch_backbone,
-        export_onnx,
-        inference_module,
-        load_lite_weights,
-    )
+    from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS, DEFAULT_BACKBONE, DEFAULT_FEATURE, BUNDLE_ONNX
+    from vasari.features.spec import BackboneError, Preprocess, BackboneSpec, BackboneEntry, REGISTRY, ALIASES, canonical_name, list_backbones, weights_path, timm_preprocess, backbone_spec, default_cache_dir, onnx_path
+    from vasari.features.nets import LiteFeatureNet, TimmFeatureNet, Uint8Input, load_lite_weights, build_torch_backbone, inference_module, export_onnx
+    from vasari.features.transforms import multicrops, upright_rgb
+    from vasari.features.engines import OnnxEngine, TorchEngine
+    from vasari.features.cache import CACHE_FORMAT, CacheMismatchError, CacheLocationError, CacheCorruptError, CacheWarning, content_key, EmbeddingCache
+    from vasari.features.embedder import log, EmbedResult, Embedder, embed_paths, save_embeddings, load_embeddings
+    from vasari.features.finetuned import FinetuneError, FinetunedEmbedder, finetuned_embedder, onnx_spec
 
-#: The names of ``vasari.features.nets`` (torch), imported on first use.
-_TORCH_NAMES = frozenset({"LiteFeatureNet", "TimmFeatureNet", "Uint8Input", "load_lite_weights", "build_torch_backbone", "inference_module", "export_onnx"})
+#: public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(('FEATURE_VERSION', 'FEATURES', 'VIEWS', 'DEFAULT_BACKBONE', 'DEFAULT_FEATURE', 'BUNDLE_ONNX',), "vasari.features.defaults"),
+    **dict.fromkeys(('BackboneError', 'Preprocess', 'BackboneSpec', 'BackboneEntry', 'REGISTRY', 'ALIASES', 'canonical_name', 'list_backbones', 'weights_path', 'timm_preprocess', 'backbone_spec', 'default_cache_dir', 'onnx_path',), "vasari.features.spec"),
+    **dict.fromkeys(('LiteFeatureNet', 'TimmFeatureNet', 'Uint8Input', 'load_lite_weights', 'build_torch_backbone', 'inference_module', 'export_onnx',), "vasari.features.nets"),
+    **dict.fromkeys(('multicrops', 'upright_rgb',), "vasari.features.transforms"),
+    **dict.fromkeys(('OnnxEngine', 'TorchEngine',), "vasari.features.engines"),
+    **dict.fromkeys(('CACHE_FORMAT', 'CacheMismatchError', 'CacheLocationError', 'CacheCorruptError', 'CacheWarning', 'content_key', 'EmbeddingCache',), "vasari.features.cache"),
+    **dict.fromkeys(('log', 'EmbedResult', 'Embedder', 'embed_paths', 'save_embeddings', 'load_embeddings',), "vasari.features.embedder"),
+    **dict.fromkeys(('FinetuneError', 'FinetunedEmbedder', 'finetuned_embedder', 'onnx_spec',), "vasari.features.finetuned"),
+}
+
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``nets`` (and so torch) only when one of its names is used (PEP 562)."""
-    if name not in _TORCH_NAMES:
+    """Import a public name's module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
         raise AttributeError(f"module 'vasari.features' has no attribute {name!r}")
-    value = getattr(importlib.import_module("vasari.features.nets"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
-__all__ = [
-    "FEATURE_VERSION",
-    "FEATURES",
-    "VIEWS",
-    "DEFAULT_BACKBONE",
-    "DEFAULT_FEATURE",
-    "BUNDLE_ONNX",
-    "BackboneError",
-    "Preprocess",
-    "BackboneSpec",
-    "BackboneEntry",
-    "REGISTRY",
-    "ALIASES",
-    "canonical_name",
-    "list_backbones",
-    "weights_path",
-    "timm_preprocess",
-    "backbone_spec",
-    "default_cache_dir",
-    "onnx_path",
-    "multicrops",
-    "upright_rgb",
-    "OnnxEngine",
-    "TorchEngine",
-    "CACHE_FORMAT",
-    "CacheMismatchError",
-    "CacheLocationError",
-    "CacheCorruptError",
-    "CacheWarning",
-    "content_key",
-    "EmbeddingCache",
-    "log",
-    "EmbedResult",
-    "Embedder",
-    "embed_paths",
-    "save_embeddings",
-    "load_embeddings",
-    "FinetuneError",
-    "FinetunedEmbedder",
-    "finetuned_embedder",
-    "onnx_spec",
-    "LiteFeatureNet",
-    "TimmFeatureNet",
-    "Uint8Input",
-    "load_lite_weights",
-    "build_torch_backbone",
-    "inference_module",
-    "export_onnx",
-]
+def __dir__() -> list[str]:
+    return sorted(__all__)
