@@ -39,7 +39,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench.hardware import machine_info
+from vasari.bench import machine_info
 from vasari.catalog.readers import read_kaggle
 from vasari.heads.evaluate import headline
 from vasari.core.fileio import atomic_write_text

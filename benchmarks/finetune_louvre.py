@@ -24,7 +24,7 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench.hardware import machine_info  # noqa: E402
+from vasari.bench import machine_info  # noqa: E402
 from vasari.catalog.readers import read_folder  # noqa: E402
 from vasari.heads.evaluate import headline  # noqa: E402
 from _provenance import write_result  # noqa: E402

@@ -41,7 +41,7 @@ def bench(
 
     Example: vasari bench --quick --out runs/bench
     """
-    from vasari.bench.hardware import BenchConfig, report_table, run_bench, save_report
+    from vasari.bench import BenchConfig, report_table, run_bench, save_report
 
     console = Console()
     if not console.is_terminal:  # piped or captured: room for the whole table

@@ -3,6 +3,8 @@ resumable cache.
 
 Modules: ``defaults`` (the shared names: default backbone, views, the bundle's ONNX file name;
 no imports), ``spec`` (the backbone registry, ``BackboneSpec``, preprocessing; no torch),
+``resolve`` (``backbone_spec``: a name -> its spec, building a network only for timm names
+outside the registry),
 ``nets`` (the torch networks and the ONNX export; imports torch), ``transforms`` (pixels ->
 arrays), ``engines`` (onnxruntime and torch), ``embedder`` (``Embedder``), ``cache``
 (``EmbeddingCache``) and ``finetuned`` (the embedder of a bundle's fine-tuned ONNX backbone).
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS, DEFAULT_BACKBONE, DEFAULT_FEATURE, BUNDLE_ONNX
-    from vasari.features.spec import BackboneError, Preprocess, BackboneSpec, BackboneEntry, REGISTRY, ALIASES, canonical_name, list_backbones, weights_path, timm_preprocess, backbone_spec, default_cache_dir, onnx_path
+    from vasari.features.spec import BackboneError, Preprocess, BackboneSpec, BackboneEntry, REGISTRY, ALIASES, canonical_name, list_backbones, weights_path, timm_preprocess, default_cache_dir, onnx_path
+    from vasari.features.resolve import backbone_spec
     from vasari.features.nets import LiteFeatureNet, TimmFeatureNet, Uint8Input, load_lite_weights, build_torch_backbone, inference_module, export_onnx
     from vasari.features.transforms import multicrops, upright_rgb
     from vasari.features.engines import OnnxEngine, TorchEngine
@@ -30,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 #: public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     **dict.fromkeys(('FEATURE_VERSION', 'FEATURES', 'VIEWS', 'DEFAULT_BACKBONE', 'DEFAULT_FEATURE', 'BUNDLE_ONNX',), "vasari.features.defaults"),
-    **dict.fromkeys(('BackboneError', 'Preprocess', 'BackboneSpec', 'BackboneEntry', 'REGISTRY', 'ALIASES', 'canonical_name', 'list_backbones', 'weights_path', 'timm_preprocess', 'backbone_spec', 'default_cache_dir', 'onnx_path',), "vasari.features.spec"),
+    **dict.fromkeys(('BackboneError', 'Preprocess', 'BackboneSpec', 'BackboneEntry', 'REGISTRY', 'ALIASES', 'canonical_name', 'list_backbones', 'weights_path', 'timm_preprocess', 'default_cache_dir', 'onnx_path',), "vasari.features.spec"),
+    **dict.fromkeys(('backbone_spec',), "vasari.features.resolve"),
     **dict.fromkeys(('LiteFeatureNet', 'TimmFeatureNet', 'Uint8Input', 'load_lite_weights', 'build_torch_backbone', 'inference_module', 'export_onnx',), "vasari.features.nets"),
     **dict.fromkeys(('multicrops', 'upright_rgb',), "vasari.features.transforms"),
     **dict.fromkeys(('OnnxEngine', 'TorchEngine',), "vasari.features.engines"),

@@ -29,15 +29,9 @@ from vasari.core.fileio import atomic_write_bytes
 from vasari.core.images import ImageError, load_image
 from vasari.features.cache import CacheWarning, EmbeddingCache, safe_content_key
 from vasari.features.engines import OnnxEngine, TorchEngine, has_nvidia, usable_cpus
-from vasari.features.spec import (
-    DEFAULT_BACKBONE,
-    DEFAULT_FEATURE,
-    BackboneError,
-    BackboneSpec,
-    Preprocess,
-    backbone_spec,
-    onnx_path,
-)
+from vasari.features.defaults import DEFAULT_BACKBONE, DEFAULT_FEATURE
+from vasari.features.resolve import backbone_spec
+from vasari.features.spec import BackboneError, BackboneSpec, Preprocess, onnx_path
 from vasari.features.transforms import multicrops, upright_rgb
 
 __all__ = ["EmbedResult", "Embedder", "embed_paths", "load_embeddings", "save_embeddings"]

@@ -16,10 +16,8 @@ import torch
 from torch import nn
 
 from vasari.core.fileio import temp_path
+from vasari.features.defaults import DEFAULT_BACKBONE, DEFAULT_FEATURE, FEATURES
 from vasari.features.spec import (
-    DEFAULT_BACKBONE,
-    DEFAULT_FEATURE,
-    FEATURES,
     REGISTRY,
     BackboneError,
     BackboneSpec,

@@ -39,23 +39,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from vasari.errors import ModelError
-from vasari.features.defaults import (  # noqa: F401 - re-exported: the registry's names
-    BUNDLE_ONNX,
-    DEFAULT_BACKBONE,
-    DEFAULT_FEATURE,
-    FEATURE_VERSION,
-    FEATURES,
-    VIEWS,
-)
-
-if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
-    import torch
+from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS
 
 _INTERPOLATIONS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -328,28 +318,6 @@ def timm_preprocess(model: Any) -> Preprocess:
         mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
         std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
     )
-
-
-def backbone_spec(name: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE,
-                  net: "torch.nn.Module | None" = None) -> BackboneSpec:
-    """The spec of a backbone; built-ins need no weights, other timm names need ``net``."""
-    if feature not in FEATURES:
-        raise BackboneError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
-    cname = canonical_name(name)
-    if cname in REGISTRY:
-        entry = REGISTRY[cname]
-        return BackboneSpec(cname, feature, entry.dim(feature), entry.preprocess)
-    import torch
-
-    if net is None:
-        from vasari.features.nets import build_torch_backbone
-
-        net = build_torch_backbone(cname, feature)
-
-    pre = timm_preprocess(net.model)
-    with torch.inference_mode():
-        dim = int(net(torch.zeros(1, 3, pre.size, pre.size)).shape[1])
-    return BackboneSpec(cname, feature, dim, pre)
 
 
 # --------------------------------------------------------------------------- cache locations

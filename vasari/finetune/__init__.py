@@ -34,7 +34,7 @@ stages, BatchNorm), ``data`` (``ImageSamples``, vocabulary, weights, loaders), `
 none of them: its embedder is ``vasari.features.finetuned``.
 """
 
-from vasari.features.spec import BUNDLE_ONNX
+from vasari.features.defaults import BUNDLE_ONNX
 from vasari.features.finetuned import finetuned_embedder, onnx_spec
 from vasari.finetune.config import YEAR_CENTER, YEAR_SCALE, FinetuneConfig, FinetuneError, Sample
 from vasari.finetune.data import (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from vasari.core.labels import TASKS
 from vasari.features.finetuned import FinetuneError
-from vasari.features.spec import DEFAULT_BACKBONE, DEFAULT_FEATURE
+from vasari.features.defaults import DEFAULT_BACKBONE, DEFAULT_FEATURE
 
 __all__ = ["YEAR_CENTER", "YEAR_SCALE", "FinetuneError", "FinetuneConfig", "Sample"]
 

@@ -20,7 +20,9 @@ from vasari.bundle import save_bundle
 from vasari.dataset.build import load_dataset
 from vasari.features.finetuned import finetuned_embedder
 from vasari.features.nets import build_torch_backbone, export_onnx
-from vasari.features.spec import BUNDLE_ONNX, BackboneSpec, backbone_spec
+from vasari.features.resolve import backbone_spec
+from vasari.features.defaults import BUNDLE_ONNX
+from vasari.features.spec import BackboneSpec
 from vasari.finetune.config import FinetuneConfig, FinetuneError, Sample
 from vasari.finetune.data import (
     balanced_weights,
