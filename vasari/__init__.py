@@ -15,8 +15,9 @@ stays instant (no numpy, torch or onnxruntime until a name is touched)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vasari.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -53,15 +54,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.pipeline import fit_dataset
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vasari' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

@@ -16,8 +16,9 @@ defaults without numpy, and torch is imported only when a name of ``nets`` is us
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from vasari.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS, DEFAULT_BACKBONE, DEFAULT_FEATURE, BUNDLE_ONNX
@@ -26,8 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.features.nets import LiteFeatureNet, TimmFeatureNet, Uint8Input, load_lite_weights, build_torch_backbone, inference_module, export_onnx
     from vasari.features.transforms import multicrops, upright_rgb
     from vasari.features.engines import OnnxEngine, TorchEngine
-    from vasari.features.cache import CACHE_FORMAT, CacheMismatchError, CacheLocationError, CacheCorruptError, CacheWarning, content_key, EmbeddingCache
-    from vasari.features.embedder import log, EmbedResult, Embedder, embed_paths, save_embeddings, load_embeddings
+    from vasari.features.cache import log, CACHE_FORMAT, CacheMismatchError, CacheLocationError, CacheCorruptError, CacheWarning, content_key, EmbeddingCache
+    from vasari.features.embedder import EmbedResult, Embedder, embed_paths, save_embeddings, load_embeddings
     from vasari.features.finetuned import FinetuneError, FinetunedEmbedder, finetuned_embedder, onnx_spec
 
 #: public name -> the module that defines it
@@ -38,23 +39,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(('LiteFeatureNet', 'TimmFeatureNet', 'Uint8Input', 'load_lite_weights', 'build_torch_backbone', 'inference_module', 'export_onnx',), "vasari.features.nets"),
     **dict.fromkeys(('multicrops', 'upright_rgb',), "vasari.features.transforms"),
     **dict.fromkeys(('OnnxEngine', 'TorchEngine',), "vasari.features.engines"),
-    **dict.fromkeys(('CACHE_FORMAT', 'CacheMismatchError', 'CacheLocationError', 'CacheCorruptError', 'CacheWarning', 'content_key', 'EmbeddingCache',), "vasari.features.cache"),
-    **dict.fromkeys(('log', 'EmbedResult', 'Embedder', 'embed_paths', 'save_embeddings', 'load_embeddings',), "vasari.features.embedder"),
+    **dict.fromkeys(('log', 'CACHE_FORMAT', 'CacheMismatchError', 'CacheLocationError', 'CacheCorruptError', 'CacheWarning', 'content_key', 'EmbeddingCache',), "vasari.features.cache"),
+    **dict.fromkeys(('EmbedResult', 'Embedder', 'embed_paths', 'save_embeddings', 'load_embeddings',), "vasari.features.embedder"),
     **dict.fromkeys(('FinetuneError', 'FinetunedEmbedder', 'finetuned_embedder', 'onnx_spec',), "vasari.features.finetuned"),
 }
 
 __all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vasari.features' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
 import warnings
 from collections import deque
@@ -35,8 +34,6 @@ from vasari.features.spec import BackboneError, BackboneSpec, Preprocess, onnx_p
 from vasari.features.transforms import multicrops, upright_rgb
 
 __all__ = ["EmbedResult", "Embedder", "embed_paths", "load_embeddings", "save_embeddings"]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
