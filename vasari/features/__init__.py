@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vasari.core.lazy import lazy_exports
+from vasari import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS, DEFAULT_BACKBONE, DEFAULT_FEATURE, BUNDLE_ONNX
