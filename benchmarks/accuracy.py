@@ -24,7 +24,7 @@ chosen on a validation split that is never the reported one) and reports the hel
   also with multi-crop views, chosen by grouped 5-fold CV inside train+val
   (``head_variants.py --experiment wikiart --views center,multicrop``: .883 vs .870).
 
-Each views setting (``vasari.features.backbones.VIEWS``) has its own embedding cache (its spec key
+Each views setting (``vasari.features.VIEWS``) has its own embedding cache (its spec key
 differs; with ``--cache DIR`` the other views use ``DIR-flip`` and ``DIR-multicrop``).
 
 "stats" are the default features (pooled + stage mean/std); "pooled" are the first 1280
@@ -50,7 +50,7 @@ from rich.table import Table
 
 from vasari.dataset import DatasetConfig, build_dataset
 from vasari.heads.metrics import evaluate_heads
-from vasari.features.embedder import Embedder, EmbeddingCache
+from vasari.features import Embedder, EmbeddingCache
 from _provenance import kept_rows, write_result
 from vasari.core.paths import shared_data_dir
 from vasari.heads.train import HeadConfig, train_heads

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     # configuration behind the "~60 img/s" figure, for reference
     import onnxruntime as ort
 
-    from vasari.features.backbones import onnx_path
+    from vasari.features import onnx_path
 
     plain = ort.InferenceSession(str(onnx_path(embedder.spec)), providers=["CPUExecutionProvider"])
     plain.run(None, {"images": crops[:bs]})

@@ -9,7 +9,7 @@ stage (perceptual hashes) and saved as image paths relative to DATA_DIR in
 ``benchmarks/results/artists7_splits.json``; ``--splits FILE`` reads such a file instead, so
 a GPU machine reuses exactly the splits of the CPU runs.
 
-For every fine-tuning recipe (``CONFIGS``) and split seed, ``vasari.finetune.train.finetune_artworks``
+For every fine-tuning recipe (``CONFIGS``) and split seed, ``vasari.finetune.finetune_artworks``
 trains on "train" with early stopping on "val" loss, exports the backbone to ONNX and refits
 the heads on its features (C and temperature on "val"); the fine-tuned backbone is then also
 run with multi-crop views (the mean of 7 crops, as in accuracy.py) and heads fit again.
@@ -39,12 +39,12 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench.hardware import machine_info
+from vasari.bench import machine_info
 from vasari.catalog import read_kaggle
 from vasari.heads.metrics import headline
 from vasari.core.fileio import atomic_write_text
 from _provenance import write_result
-from vasari.finetune.train import (
+from vasari.finetune import (
     BUNDLE_ONNX,
     FinetuneConfig,
     finetune_artworks,

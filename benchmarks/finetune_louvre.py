@@ -3,7 +3,7 @@
     python benchmarks/finetune_louvre.py [--epochs 3] [--unfreeze last] [--device auto] [--image-size 260]
 
 Frozen: ``vasari.pipeline.fit_dataset`` with the stock EfficientNet-Lite2 ONNX embedder (what
-``vasari demo`` trains). Fine-tuned: ``vasari.finetune.train.finetune_artworks`` on the same train
+``vasari demo`` trains). Fine-tuned: ``vasari.finetune.finetune_artworks`` on the same train
 split (early stopping on val), heads refit the same way on the exported fine-tuned backbone.
 Both are evaluated on Louvre val and on the 55 museum photos. Writes
 benchmarks/results/finetune_louvre.json. On a CPU this is slow (it warns); it is meant for a GPU.
@@ -23,11 +23,11 @@ from rich.console import Console
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vasari.bench.hardware import machine_info  # noqa: E402
+from vasari.bench import machine_info  # noqa: E402
 from vasari.catalog import read_folder  # noqa: E402
 from vasari.heads.metrics import headline  # noqa: E402
 from _provenance import write_result  # noqa: E402
-from vasari.finetune.train import FinetuneConfig, finetune_artworks  # noqa: E402
+from vasari.finetune import FinetuneConfig, finetune_artworks  # noqa: E402
 from vasari.core.paths import shared_data_dir  # noqa: E402
 
 

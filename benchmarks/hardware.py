@@ -19,7 +19,7 @@ from pathlib import Path
 from _provenance import stamp
 from rich.console import Console
 
-from vasari.bench.hardware import (
+from vasari.bench import (
     BenchConfig,
     comparison_markdown,
     report_table,

@@ -25,7 +25,7 @@ from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from accuracy import dataset_arrays, grouped_dataset, phash_cache_dir
 import vasari.catalog as catalog_module
-from vasari.features.embedder import Embedder, EmbeddingCache
+from vasari.features import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.paths import shared_data_dir
 from vasari.heads.train import HeadConfig, train_heads

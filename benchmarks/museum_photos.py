@@ -21,7 +21,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from vasari.features.embedder import Embedder, EmbeddingCache
+from vasari.features import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.images import load_image
 from vasari.inference.photo import PhotoConfig, find_painting

@@ -39,7 +39,7 @@ from rich.table import Table
 
 from vasari.catalog import Catalog, ParseReport, read_catalog, read_wga, shared_catalogs
 from vasari.dataset import DatasetConfig, build_dataset
-from vasari.features.embedder import Embedder, EmbeddingCache
+from vasari.features import Embedder, EmbeddingCache
 from _provenance import write_result
 from vasari.core.images import load_image
 from vasari.gallery import GalleryIndex, IndexConfig

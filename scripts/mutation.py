@@ -84,10 +84,13 @@ TARGETS: dict[str, Target] = {
     ),
     "service": Target("vasari.service.batching", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
-        "vasari.download.downloader",
-        ("x__load_manifest", "x_read_download_manifest", "x_failed_jobs", "x_remove_stale_temps", "x__finish", "x__adopt",
-         "x_backoff_delay", "x_parse_retry_after", "x__retryable_status"),
+        "vasari.download.manifest",
+        ("x__load_manifest", "x_read_download_manifest", "x_failed_jobs", "x_remove_stale_temps"),
         ("tests/test_download.py",),
+    ),
+    "download-files": Target("vasari.download.files", ("x_finish_temp", "x_adopt_existing"), ("tests/test_download.py",)),
+    "download-fetch": Target(
+        "vasari.download.fetch", ("x_backoff_delay", "x_parse_retry_after", "x__retryable_status"), ("tests/test_download.py",)
     ),
 }
 DEFAULT_TARGETS = ("evaluate", "train", "dataset")

@@ -56,7 +56,7 @@ class LearnWorld:
 
 @functools.lru_cache(maxsize=1)
 def learn_world() -> LearnWorld:
-    from vasari.features.embedder import Embedder, EmbeddingCache
+    from vasari.features import Embedder, EmbeddingCache
 
     root = Path(tempfile.mkdtemp(prefix="vasari-learn-"))
     rng = np.random.default_rng(0)

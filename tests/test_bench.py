@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from vasari.bench.hardware import (
+from vasari.bench import (
     SEED_STUDY,
     BenchImages,
     collect_images,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from learn_data import learn_bundle, learn_world
-from vasari.features.backbones import backbone_spec
+from vasari.features import backbone_spec
 from vasari.bundle import FORMAT_VERSION, BundleError, load_bundle, save_bundle
 
 

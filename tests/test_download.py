@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from fault_server import FaultServer, make_image
 from vasari import __version__
-from vasari.download.downloader import (PROJECT_URL, DownloadConfig, DownloadError, DownloadJob, TokenBucket, download_images,
+from vasari.download import (PROJECT_URL, DownloadConfig, DownloadError, DownloadJob, TokenBucket, download_images,
                              failed_jobs, jobs_from_csv, parse_rate, parse_retry_after, read_download_manifest,
                              safe_destination, url_to_path)
 from vasari.core.images import load_image
@@ -383,9 +383,9 @@ def test_stale_temps_removed_lock_and_torn_manifest(server, tmp_path):
     lines = (out / "manifest.jsonl").read_text().splitlines()
     assert [json.loads(line)["path"] for line in lines] == ["s/old.jpg", "s/x.jpg"]  # torn line cut off
     # a second downloader on the same folder is refused while the first holds it
-    from vasari.download.downloader import _Lock
+    from vasari.download import RunLock
 
-    held = _Lock(out)
+    held = RunLock(out)
     try:
         with pytest.raises(DownloadError, match="in use"):
             download_images([url], out, FAST, progress=False)

@@ -373,7 +373,7 @@ def test_evaluate_heads_novel_fraction_by_hand():
 
 
 def test_backbone_export_lives_in_the_session_cache_not_the_user_cache(vasari_cache):
-    from vasari.features.backbones import default_cache_dir, onnx_path
+    from vasari.features import default_cache_dir, onnx_path
 
     assert default_cache_dir() == vasari_cache
     assert onnx_path(learn_world().embedder.spec).is_file()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vasari.features.backbones import (
+from vasari.features import (
     REGISTRY,
     BackboneEntry,
     BackboneError,
@@ -24,7 +24,7 @@ from vasari.features.backbones import (
     load_lite_weights,
     weights_path,
 )
-from vasari.features.embedder import (
+from vasari.features import (
     CacheCorruptError,
     CacheLocationError,
     CacheMismatchError,

@@ -12,23 +12,23 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vasari.features.backbones import Preprocess
-from vasari.finetune.train import (
+from vasari.features import Preprocess
+from vasari.finetune import (
     FinetuneConfig,
     FinetuneError,
+    MultiTaskModel,
     Sample,
-    _loaders,
-    _lr_lambda,
-    _model_class,
     amp_settings,
     backbone_stages,
     build_vocab,
     calibrate_norm,
     evaluate_model,
     fit,
+    make_loaders,
     multitask_loss,
     resolve_device,
     set_trainable,
+    warmup_cosine,
 )
 
 COLOURS = {"red": (200, 60, 50), "blue": (50, 70, 200)}
@@ -79,8 +79,8 @@ def test_fit_plain_module_loss_decreases_and_beats_chance(colour_data, tmp_path)
     )
     set_trainable(net, config)
     vocab = build_vocab(train, ["type"])
-    model = _model_class()(net, 16, vocab, year=False)
-    train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
+    model = MultiTaskModel(net, 16, vocab, year=False)
+    train_loader, val_loader = make_loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
     calibrate_norm(model, train_loader, "cpu")
     before = evaluate_model(model, val_loader, {"type": torch.ones(2)}, config, "cpu")
     result = fit(
@@ -98,7 +98,7 @@ def test_fit_plain_module_loss_decreases_and_beats_chance(colour_data, tmp_path)
     assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
     assert result.best_val_loss < before["loss"]
     # held-out pictures never seen in training or early stopping
-    _, test_loader = _loaders(train, test, vocab, config, Preprocess(32, 0.89), "cpu")
+    _, test_loader = make_loaders(train, test, vocab, config, Preprocess(32, 0.89), "cpu")
     held_out = evaluate_model(model, test_loader, {"type": torch.ones(2)}, config, "cpu")
     assert held_out["top1"]["type"] >= 0.9
     saved = torch.load(tmp_path / "best.pt", weights_only=False)
@@ -121,8 +121,8 @@ def test_early_stopping_keeps_the_best_epoch(colour_data):
     )
     set_trainable(net, config)
     vocab = build_vocab(train, ["type"])
-    model = _model_class()(net, 16, vocab, year=False)
-    train_loader, val_loader = _loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
+    model = MultiTaskModel(net, 16, vocab, year=False)
+    train_loader, val_loader = make_loaders(train, val, vocab, config, Preprocess(32, 0.89), "cpu")
     calibrate_norm(model, train_loader, "cpu")
     result = fit(model, train_loader, val_loader, {"type": torch.ones(2)}, config, "cpu", progress=False)
     val_losses = [h["val_loss"] for h in result.history]
@@ -178,7 +178,7 @@ def test_unfreeze_modes_on_a_plain_module():
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    f = _lr_lambda(100, 10)
+    f = warmup_cosine(100, 10)
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(10) == pytest.approx(1.0) and 0.45 < f(55) < 0.55 and f(100) == pytest.approx(0.0, abs=1e-9)
     values = [f(s) for s in range(10, 101)]
@@ -221,7 +221,7 @@ def test_finetune_cli_exports_a_bundle_that_loads_and_predicts(colour_dataset, c
 
     from vasari.bundle import load_bundle
     from vasari.cli import app
-    from vasari.finetune.train import BUNDLE_ONNX, onnx_spec
+    from vasari.finetune import BUNDLE_ONNX, onnx_spec
     from vasari.inference.predictor import Predictor
 
     out = tmp_path / "bundle"

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pydantic import TypeAdapter
 
-from vasari.features.backbones import backbone_spec
+from vasari.features import backbone_spec
 from vasari.gallery import (
     GalleryIndex,
     GalleryIndexError,

@@ -1011,7 +1011,7 @@ def test_serve_cli_serves(predictor, tmp_path):
 
 def test_decode_min_side_follows_the_bundle_views():
     # uploads are decoded like the files the heads were trained on (multicrop: crops at 2 x size)
-    from vasari.features.backbones import VIEWS, backbone_spec
+    from vasari.features import VIEWS, backbone_spec
     from vasari.service.state import decode_min_side
 
     sides = {}

@@ -16,6 +16,7 @@ stays instant (no numpy, torch or onnxruntime until a name is touched)::
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -53,15 +54,27 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.pipeline import fit_dataset
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name's module on first use (PEP 562)."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'vasari' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def lazy_exports(package: str, exports: Mapping[str, str], namespace: dict[str, Any],
+                 public: Iterable[str] | None = None) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The ``__getattr__`` and ``__dir__`` (PEP 562) of ``package`` whose public name -> defining
+    module map is ``exports``: a name is imported on first use and then stored in ``namespace``
+    (the package's ``globals()``); ``public`` lists what ``dir()`` shows (default: ``exports``).
+    Defined here, not in a module of its own, so that ``import vasari`` imports nothing more;
+    ``vasari.features`` uses it too."""
+    names = sorted(public if public is not None else exports)
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        namespace[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return names
+
+    return __getattr__, __dir__
 
 
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), __all__)

@@ -9,7 +9,7 @@ Layout of ``<bundle>/``::
     metrics.json   evaluation numbers (per split, per task)
     MODEL_CARD.md  data, splits, numbers, intended use, limitations
     index/         optional: the retrieval gallery index (vasari.gallery.index.GalleryIndex)
-    backbone.onnx  optional: a fine-tuned backbone (vasari.finetune.train)
+    backbone.onnx  optional: a fine-tuned backbone (vasari.finetune)
 
 No pickle anywhere. ``save_bundle`` builds a temporary directory and swaps it into
 place, so a reader never sees half a bundle. ``load_bundle`` raises ``BundleError`` (with
@@ -33,10 +33,11 @@ import numpy as np
 from vasari import __version__
 from vasari.core.fileio import atomic_directory
 from vasari.errors import ModelError
+from vasari.features.defaults import BUNDLE_ONNX
 from vasari.heads.train import Heads
 
 if TYPE_CHECKING:  # types only: importing the backbone and gallery modules costs ~70 ms per load
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
     from vasari.gallery.index import GalleryIndex
 
 #: Bump on an incompatible layout change; loaders refuse bundles newer than they know.
@@ -73,8 +74,8 @@ class Bundle:
 
     @property
     def finetuned_backbone(self) -> Path | None:
-        if self.path is not None and (self.path / "backbone.onnx").is_file():
-            return self.path / "backbone.onnx"
+        if self.path is not None and (self.path / BUNDLE_ONNX).is_file():
+            return self.path / BUNDLE_ONNX
         return None
 
     def describe(self) -> dict[str, Any]:
@@ -165,8 +166,8 @@ def save_bundle(
             shutil.copytree(out / "index", tmp / "index")
         for name, src in (extra_files or {}).items():
             shutil.copy2(src, tmp / name)
-        if out.is_dir() and (out / "backbone.onnx").is_file() and "backbone.onnx" not in (extra_files or {}):
-            shutil.copy2(out / "backbone.onnx", tmp / "backbone.onnx")
+        if out.is_dir() and (out / BUNDLE_ONNX).is_file() and BUNDLE_ONNX not in (extra_files or {}):
+            shutil.copy2(out / BUNDLE_ONNX, tmp / BUNDLE_ONNX)
     bundle.path = out
     return out
 
@@ -204,7 +205,7 @@ def read_bundle_json(path: str | Path) -> dict[str, Any]:
 def load_bundle(path: str | Path, expected_spec: BackboneSpec | None = None) -> Bundle:
     """Read a bundle; ``expected_spec`` (a ``BackboneSpec``, e.g. ``Embedder(...).spec``) must
     equal the bundle's backbone spec when given. Raises ``BundleError`` on any problem."""
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
     root = Path(path)
     desc = read_bundle_json(root)
@@ -232,7 +233,7 @@ def load_bundle(path: str | Path, expected_spec: BackboneSpec | None = None) -> 
         if not np.isfinite(arr).all():
             raise BundleError(f"{heads_path}: array {name!r} contains NaN or infinity")
     metrics = _read_json(root / METRICS_FILE) if (root / METRICS_FILE).is_file() else {}
-    if "+ft-" in spec.name and not (root / "backbone.onnx").is_file():
+    if "+ft-" in spec.name and not (root / BUNDLE_ONNX).is_file():
         raise BundleError(f"{root}: backbone {spec.name!r} is fine-tuned but backbone.onnx is missing")
     return Bundle(heads, spec, dict(desc.get("card") or {}), metrics, root, desc.get("created"),
                   str(desc.get("vasari_version", "")))

@@ -34,7 +34,7 @@ def _catalog_jobs(spec: str, console: Console):
     """Jobs from a vasari.catalog spec or path (WGA page URLs mapped to image URLs); None when
     a bare path is not a catalog with URLs, so that it is read as a plain CSV instead."""
     from vasari.catalog import parse_spec, read_sources
-    from vasari.download.downloader import jobs_from_urls
+    from vasari.download import jobs_from_urls
 
     explicit = parse_spec(spec)[0] is not None
     try:
@@ -76,7 +76,7 @@ def download(
     limit: Optional[int] = typer.Option(None, min=1, help="only the first N images (a trial run)"),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="show a progress bar"),
 ) -> None:
-    from vasari.download.downloader import (DownloadConfig, download_images, failed_jobs, jobs_from_csv,
+    from vasari.download import (DownloadConfig, download_images, failed_jobs, jobs_from_csv,
                                  parse_rate)
 
     console = Console(highlight=False)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vasari.cli.common import fail
+from vasari.features.defaults import DEFAULT_BACKBONE
 
 EMBED_HELP = """Embed pictures with a pretrained backbone; write features + paths + spec to an .npz.
 
@@ -84,7 +85,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _list_backbones() -> None:
-    from vasari.features.backbones import list_backbones
+    from vasari.features import list_backbones
 
     table = Table(title="built-in backbones (other timm names download weights: needs network)")
     table.add_column("name", no_wrap=True)
@@ -100,7 +101,7 @@ def _list_backbones() -> None:
 def embed(
     inputs: Optional[list[str]] = typer.Argument(None, metavar="SPEC_OR_FOLDER...", help="Image files, folders or catalog specs."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .npz file."),
-    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (see --list)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="Backbone name (see --list)."),
     feature: str = typer.Option("stats", help='"stats" (style statistics, default) or "pooled".'),
     batch_size: int = typer.Option(32, min=1, help="Pictures per forward pass."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: user cache dir / embeddings / <spec>)."),
@@ -130,11 +131,9 @@ def embed(
     if not paths:
         fail("no pictures found in the inputs")
 
-    from vasari.features.embedder import Embedder, EmbeddingCache, save_embeddings
+    from vasari.features import Embedder, EmbeddingCache, backbone_spec, save_embeddings
 
     t0 = time.perf_counter()
-    from vasari.features.backbones import backbone_spec
-
     try:
         spec = backbone_spec(backbone, feature).with_views(views)
     except ValueError as exc:

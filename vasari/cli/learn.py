@@ -13,6 +13,7 @@ from rich.console import Console
 
 from vasari.cli.common import REFIT_HELP, TASKS_HELP, VIEWS_HELP, fail, parse_tasks
 from vasari.errors import VasariError
+from vasari.features.defaults import DEFAULT_BACKBONE, DEFAULT_FEATURE
 
 TRAIN_HELP = """Train the heads on a dataset (from `vasari dataset build`) and write a model bundle.
 
@@ -64,7 +65,7 @@ def _console(stderr: bool = False) -> Console:
 
 def _cache(embedder, cache_dir: Optional[Path], no_cache: bool):
     """The embedding cache the verb reads and fills (None with --no-cache)."""
-    from vasari.features.embedder import EmbeddingCache
+    from vasari.features import EmbeddingCache
 
     if no_cache:
         return None
@@ -85,7 +86,7 @@ def _head_config(target_precision: float, tasks: Optional[str], refit_on_val: bo
 def train(
     dataset_dir: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
-    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (see `vasari embed --list`)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="Backbone name (see `vasari embed --list`)."),
     feature: str = typer.Option("stats", help="'stats' (pooled + stage mean/std) or 'pooled'."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
@@ -236,7 +237,7 @@ def demo(
         arts, splits, what, eval_splits = _folder_demo_data(images_dir)
         config = HeadConfig(tasks=("type",), year=False, c_grid=(0.01, 0.05, 0.25))
     console.print(f"[bold]Vasari demo[/]: {what}")
-    embedder = Embedder("efficientnet_lite2", "stats")
+    embedder = Embedder(DEFAULT_BACKBONE, DEFAULT_FEATURE)
     cache_obj = _cache(embedder, cache, no_cache)
     run = train_bundle(arts, splits, out / "bundle", embedder=embedder, cache=cache_obj, config=config,
                        evaluate_splits=eval_splits, card={"name": "vasari-demo", "command": "vasari demo", "splits": what},

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vasari.cli.common import fail
 from vasari.errors import VasariError
+from vasari.features.defaults import DEFAULT_BACKBONE
 
 INDEX_BUILD_HELP = """Embed the pictures of one or more catalogs into a gallery index (for `vasari similar` and `vasari affinity`).
 
@@ -127,7 +128,7 @@ def index_build(
     pca: int = typer.Option(128, min=0, help="PCA dimensions (0: keep the backbone's)."),
     dtype: str = typer.Option("float16", help="float16 or float32 vectors."),
     dedupe: bool = typer.Option(True, "--dedupe/--no-dedupe", help="Group near-duplicates (perceptual hashes) for calibration."),
-    backbone: str = typer.Option("efficientnet_lite2", help="Backbone name (must match the model that will query it)."),
+    backbone: str = typer.Option(DEFAULT_BACKBONE, help="Backbone name (must match the model that will query it)."),
     feature: str = typer.Option("stats", help='"stats" or "pooled".'),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache)."),
     quantile: float = typer.Option(0.99, min=0.5, max=1.0, help="Novelty threshold: this quantile of held-out paintings' distance."),
@@ -150,7 +151,7 @@ def index_build(
     if groups:
         artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
 
-    from vasari.features.embedder import Embedder, EmbeddingCache
+    from vasari.features import Embedder, EmbeddingCache
     from vasari.gallery.index import GalleryIndex, IndexConfig
 
     embedder = Embedder(backbone, feature)

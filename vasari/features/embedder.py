@@ -1,37 +1,18 @@
 """Embeddings: pictures -> feature vectors, fast, cached and resumable.
 
-``Embedder`` runs a backbone (see ``vasari.features.backbones``) with onnxruntime (the exported graph
+``Embedder`` runs a backbone (see ``vasari.features.spec``) with onnxruntime (the exported graph
 is cached once per backbone + feature + preprocessing in the user cache dir) or with torch
-(the fallback, and the CUDA path). ``embed_paths`` decodes pictures in a thread pool while
-the network runs on the previous batch, so decoding hides behind inference.
-
-``EmbeddingCache`` keeps vectors keyed by the image *content* (blake2b of the file bytes)
-for one ``BackboneSpec``:
-
-- layout: ``cache.json`` (the spec; a directory written with another spec raises
-  ``CacheMismatchError``), ``chunk-*.npz`` (``keys`` + ``features``, each written to a temp
-  file then renamed, so a killed run leaves whole chunks only) and ``index.json`` (chunk ->
-  rows + blake2b checksum of its bytes).
-- resume: vectors are flushed every ``chunk_size`` rows and on Ctrl-C, so a rerun embeds
-  only what is missing. A chunk written just before a kill but absent from ``index.json``
-  is validated and adopted.
-- corruption: a chunk whose bytes no longer match its checksum, or that cannot be read, is
-  moved to ``corrupt/`` with a ``CacheWarning`` naming it and its pictures are recomputed
-  (``on_corrupt="recompute"``, the default), or raises ``CacheCorruptError``
-  (``on_corrupt="error"``).
-- failed pictures are never cached (the error may be transient).
+(the fallback, and the CUDA path); the engines are in ``vasari.features.engines``.
+``embed_paths`` decodes pictures in a thread pool while the network runs on the previous batch,
+so decoding hides behind inference. Vectors are kept across runs by ``EmbeddingCache``
+(``vasari.features.cache``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import logging
-import os
-import shutil
 import time
-import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -41,142 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vasari.core.fileio import atomic_write_bytes
 from vasari.core.images import ImageError, load_image
-from vasari.errors import CacheError
-from vasari.features.backbones import (
-    DEFAULT_BACKBONE,
-    DEFAULT_FEATURE,
-    BackboneError,
-    BackboneSpec,
-    Preprocess,
-    backbone_spec,
-    default_cache_dir,
-    export_onnx,
-    onnx_path,
-)
+from vasari.features.cache import CacheWarning, EmbeddingCache, safe_content_key
+from vasari.features.engines import OnnxEngine, TorchEngine, has_nvidia, usable_cpus
+from vasari.features.defaults import DEFAULT_BACKBONE, DEFAULT_FEATURE
+from vasari.features.resolve import backbone_spec
+from vasari.features.spec import BackboneError, BackboneSpec, Preprocess, onnx_path
+from vasari.features.transforms import multicrops, upright_rgb
 
-__all__ = [
-    "BackboneSpec",
-    "CacheCorruptError",
-    "CacheMismatchError",
-    "CacheWarning",
-    "EmbedResult",
-    "Embedder",
-    "EmbeddingCache",
-    "Preprocess",
-    "content_key",
-    "default_cache_dir",
-    "embed_paths",
-    "load_embeddings",
-    "multicrops",
-    "save_embeddings",
-]
-
-log = logging.getLogger(__name__)
-
-
-def _cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-# --------------------------------------------------------------------------- engines
-
-
-class OnnxEngine:
-    """onnxruntime over the exported graph: ``(N, H, W, 3)`` uint8 -> ``(N, dim)`` float32.
-
-    On CPU the batch is cut into micro-batches (``micro_batch``, default 1: small batches keep
-    the activations in cache; measured on the 2-core EPYC here, batch 1 costs ~12.5 ms of CPU
-    per picture, batch 32 ~20 ms) that run on ``streams`` concurrent single-threaded calls of
-    one session (no intra-op barriers: each core runs its own picture). ``streams=1`` with
-    ``threads>1`` uses onnxruntime's intra-op thread pool instead. Thread spinning is off
-    by default: on a shared machine spinning threads burn the CPU that decoding needs.
-    """
-
-    name = "onnx"
-
-    def __init__(self, path: Path, threads: int | None = None, device: str | None = None,
-                 streams: int | None = None, micro_batch: int | None = None, spinning: bool = False):
-        import onnxruntime as ort
-
-        threads = threads or _cpu_count()
-        use_cuda = device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers()
-        if streams is None:
-            streams = 1 if use_cuda else threads
-        streams = max(1, min(int(streams), threads))
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = max(1, threads // streams)
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
-        self.providers = self.session.get_providers()
-        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
-        self.input_name = self.session.get_inputs()[0].name
-        self.threads = threads
-        self.streams = streams if self.device == "cpu" else 1
-        self.micro_batch = int(micro_batch or (1 if self.device == "cpu" else 64))
-        self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="vasari-ort") if self.streams > 1 else None
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: x})[0]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        mb = self.micro_batch
-        if len(x) <= mb:
-            return self._run(x)
-        parts = [x[i:i + mb] for i in range(0, len(x), mb)]
-        outs = list(self._pool.map(self._run, parts)) if self._pool else [self._run(p) for p in parts]
-        return np.concatenate(outs, axis=0)
-
-    def describe(self) -> str:
-        if self.device != "cpu":
-            return f"onnxruntime {self.providers[0]}"
-        return (f"onnxruntime CPU, {self.streams} stream(s) x {self.threads // self.streams} thread(s), "
-                f"micro-batch {self.micro_batch}")
-
-
-class TorchEngine:
-    """torch module (``inference_module``: uint8 NHWC in) on cpu or cuda."""
-
-    name = "torch"
-
-    def __init__(self, net: Any, device: str | None = None, threads: int | None = None):
-        import torch
-
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
-        self.net = net.to(device).eval()
-        self.threads = threads
-        if threads and device == "cpu":
-            torch.set_num_threads(threads)
-
-    def describe(self) -> str:
-        return f"torch {self.device}"
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            out = self.net(torch.from_numpy(x).to(self.device, non_blocking=True))
-        return out.float().cpu().numpy()
-
-
-def _has_nvidia() -> bool:
-    return Path("/proc/driver/nvidia").exists() or shutil.which("nvidia-smi") is not None
-
-
-# --------------------------------------------------------------------------- results
+__all__ = ["EmbedResult", "Embedder", "embed_paths", "load_embeddings", "save_embeddings"]
 
 
 @dataclass
@@ -201,6 +58,13 @@ class EmbedResult:
         return mask
 
 
+def _export_onnx(spec: BackboneSpec, path: Path, replace: bool = False) -> Path:
+    """``nets.export_onnx``, importing torch only when a graph must actually be exported."""
+    from vasari.features.nets import export_onnx
+
+    return export_onnx(spec, path, replace=replace)
+
+
 # --------------------------------------------------------------------------- embedder
 
 
@@ -213,7 +77,7 @@ class Embedder:
     ``threads``: inference threads (default: all usable cores); ``streams`` and
     ``micro_batch``: see ``OnnxEngine``. ``cache_dir``: where the ONNX export is cached
     (default ``default_cache_dir()``). ``views``: the test-time views averaged into each
-    picture's vector (``vasari.features.backbones.VIEWS``: "center", "flip" or "multicrop"); they are
+    picture's vector (``vasari.features.spec.VIEWS``: "center", "flip" or "multicrop"); they are
     part of ``spec`` (and so of its cache key and of a bundle trained on these features).
     """
 
@@ -243,7 +107,7 @@ class Embedder:
         if engine == "torch":
             return self._torch_engine(device)
         if engine == "auto":
-            if device == "cuda" or (device is None and _has_nvidia()):
+            if device == "cuda" or (device is None and has_nvidia()):
                 try:
                     import onnxruntime as ort
 
@@ -268,21 +132,26 @@ class Embedder:
         """The cached ONNX export (made on first use). A cached file onnxruntime cannot load
         (truncated, damaged) is exported again in place: otherwise "auto" would quietly fall
         back to torch for good (slower, twice the memory)."""
-        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, InvalidProtobuf
+        from onnxruntime.capi.onnxruntime_pybind11_state import (
+            Fail,
+            InvalidGraph,
+            InvalidProtobuf,
+        )
+
 
         path = onnx_path(self.spec, self._cache_dir)
         if not path.is_file():
-            return OnnxEngine(export_onnx(self.spec, path), threads=self.threads, device=device, **self._engine_options)
+            return OnnxEngine(_export_onnx(self.spec, path), threads=self.threads, device=device, **self._engine_options)
         try:
             return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
         except (InvalidProtobuf, InvalidGraph, Fail) as exc:
             warnings.warn(f"{path}: cached ONNX export cannot be loaded ({exc}); exporting it again",
                           CacheWarning, stacklevel=4)
-        path = export_onnx(self.spec, path, replace=True)
+        path = _export_onnx(self.spec, path, replace=True)
         return OnnxEngine(path, threads=self.threads, device=device, **self._engine_options)
 
     def _torch_engine(self, device: str | None) -> TorchEngine:
-        from vasari.features.backbones import inference_module
+        from vasari.features.nets import inference_module
 
         return TorchEngine(inference_module(self.spec), device=device, threads=self.threads)
 
@@ -346,7 +215,7 @@ class Embedder:
         out = np.zeros((len(images), self.dim), dtype=np.float32)
         for start in range(0, len(images), batch_size):
             chunk = images[start:start + batch_size]
-            arrays = [self.prepare_views(_rgb(img)) for img in chunk]
+            arrays = [self.prepare_views(upright_rgb(img)) for img in chunk]
             out[start:start + len(chunk)] = self.forward_views(np.stack(arrays))
         return out
 
@@ -373,7 +242,7 @@ class Embedder:
         features = np.full((n, self.dim), np.nan, dtype=np.float32)
         errors: dict[int, str] = {}
         codes: dict[int, str] = {}
-        workers = workers or max(2, _cpu_count())
+        workers = workers or max(2, usable_cpus())
         n_cached = 0
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vasari-decode")
         try:
@@ -381,7 +250,7 @@ class Embedder:
             groups: dict[str, list[int]] = {}
             if cache is not None:
                 cache.check(self.spec)
-                keys = list(pool.map(_safe_content_key, paths))
+                keys = list(pool.map(safe_content_key, paths))
                 for i, key in enumerate(keys):
                     if key.startswith("!"):
                         codes[i], errors[i] = "unreadable", key[1:]
@@ -458,28 +327,6 @@ class Embedder:
             return None, ("unreadable", f"{path}: {type(exc).__name__}: {exc}")
 
 
-def multicrops(img: Image.Image, side: int, size: int) -> np.ndarray:
-    """Four corner and one centre ``size`` x ``size`` crops of an RGB picture resized (bicubic)
-    so that its shorter side is ``side``: ``(5, size, size, 3)`` uint8. At ``side = 2 * size``
-    each crop sees a quarter of the picture at twice the centre crop's resolution."""
-    w, h = img.size
-    scale = side / min(w, h)
-    img = img.resize((max(side, round(w * scale)), max(side, round(h * scale))), Image.BICUBIC)
-    a = np.asarray(img)
-    H, W = a.shape[:2]
-    boxes = [(0, 0), (0, W - size), (H - size, 0), (H - size, W - size), ((H - size) // 2, (W - size) // 2)]
-    return np.stack([a[y:y + size, x:x + size] for y, x in boxes])
-
-
-def _rgb(img: Image.Image) -> Image.Image:
-    from vasari.core.images import _to_rgb
-
-    try:
-        img = ImageOps.exif_transpose(img)
-    except Exception:
-        pass
-    return _to_rgb(img)
-
 
 def embed_paths(paths: Sequence[str | Path], backbone: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE,
                 cache: "EmbeddingCache | Path | str | None" = None, views: str = "center", **kwargs: Any) -> EmbedResult:
@@ -537,7 +384,13 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from vasari.core.progress import make_progress
 
@@ -563,282 +416,3 @@ class _progress:
     def __exit__(self, *exc) -> None:
         if self.enabled:
             self.progress.stop()
-
-
-# --------------------------------------------------------------------------- cache
-
-
-class CacheMismatchError(CacheError):
-    """The cache directory holds embeddings of another backbone, feature or preprocessing."""
-
-
-class CacheLocationError(CacheMismatchError):
-    """The cache path cannot be a cache directory (it is a file, or cannot be created);
-    a ``CacheMismatchError`` so that every caller reporting a wrong cache reports this too."""
-
-
-class CacheCorruptError(CacheError):
-    """A cache chunk is unreadable or does not match its checksum (``on_corrupt="error"``)."""
-
-
-class CacheWarning(UserWarning):
-    """Something in the cache was discarded and will be recomputed."""
-
-
-def content_key(path: str | Path) -> str:
-    """blake2b-160 of the file bytes: the cache key of a picture (independent of its name)."""
-    h = hashlib.blake2b(digest_size=20)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _safe_content_key(path: str) -> str:
-    try:
-        return content_key(path)
-    except OSError as exc:
-        return f"!{path}: cannot read file ({exc.strerror or exc}) [not_an_image]"
-
-
-CACHE_FORMAT = 1
-
-
-class EmbeddingCache:
-    """Content-addressed, chunked, resumable store of embeddings for one ``BackboneSpec``.
-
-    ``EmbeddingCache(dir, spec)`` creates the directory or opens it; another spec's directory
-    raises ``CacheMismatchError``. Use ``get_many(keys)``, ``put(keys, vectors)`` and
-    ``flush()`` (also done by ``Embedder.embed_paths``), or as a context manager.
-    """
-
-    def __init__(self, directory: str | Path, spec: BackboneSpec, chunk_size: int = 256, on_corrupt: str = "recompute"):
-        if on_corrupt not in ("recompute", "error"):
-            raise ValueError("on_corrupt must be 'recompute' or 'error'")
-        self.dir = Path(directory)
-        self.spec = spec
-        self.chunk_size = int(chunk_size)
-        self.on_corrupt = on_corrupt
-        self._where: dict[str, tuple[str, int]] = {}  # key -> (chunk file name, row)
-        self._chunks: dict[str, dict[str, Any]] = {}  # chunk name -> {"rows", "checksum"}
-        self._loaded: dict[str, np.ndarray] = {}  # small LRU of chunk features
-        self._buf_keys: list[str] = []
-        self._buf_vecs: list[np.ndarray] = []
-        self._open()
-
-    @classmethod
-    def default(cls, spec: BackboneSpec, **kwargs: Any) -> "EmbeddingCache":
-        """The per-spec cache under the user cache dir (``<cache>/embeddings/<spec key>``)."""
-        return cls(default_cache_dir() / "embeddings" / spec.key(), spec, **kwargs)
-
-    # -- opening
-    def _open(self) -> None:
-        if self.dir.exists() and not self.dir.is_dir():
-            raise CacheLocationError(f"{self.dir}: is a file, not an embedding cache directory; "
-                                     "pass a folder (--cache DIR) or --no-cache")
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheLocationError(f"{self.dir}: cannot create the embedding cache directory ({exc.strerror})") from exc
-        manifest = self.dir / "cache.json"
-        if manifest.is_file():
-            try:
-                info = json.loads(manifest.read_text())
-                other = BackboneSpec.from_dict(info["spec"])
-            except Exception as exc:
-                raise CacheCorruptError(f"{manifest}: unreadable cache manifest ({exc}); delete {self.dir} to rebuild") from exc
-            if other.key() != self.spec.key():
-                raise CacheMismatchError(
-                    f"{self.dir} is an embedding cache for backbone {other.name!r} feature {other.feature!r} "
-                    f"{other.preprocess.size}px (key {other.key()}), not for {self.spec.name!r} feature "
-                    f"{self.spec.feature!r} {self.spec.preprocess.size}px (key {self.spec.key()}). "
-                    f"Use another cache directory (one per backbone) or delete this one."
-                )
-        else:
-            payload = {"format": CACHE_FORMAT, "key": self.spec.key(), "spec": self.spec.to_dict()}
-            atomic_write_bytes(manifest, json.dumps(payload, indent=1).encode())
-        self._clean_tmp()
-        index = self._read_index()
-        for name, meta in index.items():
-            if not (self.dir / name).is_file():
-                warnings.warn(f"{self.dir / name}: listed in index.json but missing; its pictures will be recomputed",
-                              CacheWarning, stacklevel=3)
-                continue
-            self._chunks[name] = meta
-        for path in sorted(self.dir.glob("chunk-*.npz")):
-            if path.name not in self._chunks:  # written just before an interruption: adopt it
-                try:
-                    data = path.read_bytes()
-                    keys, vecs = self._decode_chunk(path, data)
-                except CacheCorruptError as exc:
-                    self._corrupt(path, str(exc))
-                    continue
-                self._chunks[path.name] = {"rows": len(keys), "checksum": _checksum(data)}
-                self._write_index()
-        for name in list(self._chunks):
-            path = self.dir / name
-            try:
-                with np.load(path, allow_pickle=False) as z:
-                    keys = z["keys"]
-                if len(keys) != self._chunks[name]["rows"]:
-                    raise ValueError(f"{len(keys)} keys, index says {self._chunks[name]['rows']}")
-            except Exception as exc:
-                self._corrupt(path, f"{path}: unreadable chunk ({exc})")
-                continue
-            for row, key in enumerate(keys.tolist()):
-                self._where[key] = (name, row)
-
-    def _clean_tmp(self) -> None:
-        now = time.time()
-        for tmp in self.dir.glob("*.tmp-*"):
-            try:
-                if now - tmp.stat().st_mtime > 600:
-                    tmp.unlink()
-            except OSError:
-                pass
-
-    def _read_index(self) -> dict[str, dict[str, Any]]:
-        path = self.dir / "index.json"
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text())
-            return dict(data["chunks"])
-        except Exception as exc:
-            warnings.warn(f"{path}: unreadable index ({exc}); rebuilding it from the chunk files", CacheWarning, stacklevel=4)
-            return {}
-
-    def _write_index(self) -> None:
-        merged = self._read_index()  # keep chunks another process added meanwhile
-        merged = {k: v for k, v in merged.items() if (self.dir / k).is_file()}
-        merged.update(self._chunks)
-        payload = {"format": CACHE_FORMAT, "key": self.spec.key(), "chunks": merged}
-        atomic_write_bytes(self.dir / "index.json", json.dumps(payload, indent=0).encode())
-
-    def _decode_chunk(self, path: Path, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                keys, vecs = z["keys"], z["features"]
-        except Exception as exc:
-            raise CacheCorruptError(f"{path}: unreadable chunk ({type(exc).__name__}: {exc})") from exc
-        if vecs.ndim != 2 or vecs.shape[1] != self.spec.dim or len(keys) != len(vecs):
-            raise CacheCorruptError(f"{path}: chunk holds {vecs.shape} features for {len(keys)} keys, expected dim {self.spec.dim}")
-        return keys, vecs
-
-    def _corrupt(self, path: Path, message: str) -> None:
-        if self.on_corrupt == "error":
-            raise CacheCorruptError(f"{message}. Delete the file (its pictures are then recomputed) or the cache {self.dir}.")
-        bad = self.dir / "corrupt"
-        bad.mkdir(exist_ok=True)
-        try:
-            os.replace(path, bad / path.name)
-        except OSError:
-            pass
-        self._chunks.pop(path.name, None)
-        self._loaded.pop(path.name, None)
-        self._where = {k: v for k, v in self._where.items() if v[0] != path.name}
-        self._write_index()
-        warnings.warn(f"{message}; moved to {bad / path.name}, its pictures will be recomputed", CacheWarning, stacklevel=4)
-        log.warning("%s; moved to %s", message, bad / path.name)
-
-    # -- queries
-    def check(self, spec: BackboneSpec) -> None:
-        if spec.key() != self.spec.key():
-            raise CacheMismatchError(
-                f"{self.dir} caches {self.spec.name!r}/{self.spec.feature!r} (key {self.spec.key()}), "
-                f"but the embedder is {spec.name!r}/{spec.feature!r} (key {spec.key()})"
-            )
-
-    def __len__(self) -> int:
-        return len(self._where) + len(self._buf_keys)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self._where or key in self._buf_keys
-
-    def _chunk_features(self, name: str) -> np.ndarray | None:
-        if name in self._loaded:
-            return self._loaded[name]
-        path = self.dir / name
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            self._corrupt(path, f"{path}: cannot read chunk ({exc})")
-            return None
-        if _checksum(data) != self._chunks[name]["checksum"]:
-            self._corrupt(path, f"{path}: chunk checksum mismatch (file modified or truncated)")
-            return None
-        try:
-            keys, vecs = self._decode_chunk(path, data)
-        except CacheCorruptError as exc:
-            self._corrupt(path, str(exc))
-            return None
-        if len(self._loaded) >= 8:
-            self._loaded.pop(next(iter(self._loaded)))
-        self._loaded[name] = vecs
-        return vecs
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among ``keys`` (missing ones are absent from the result)."""
-        found: dict[str, np.ndarray] = {}
-        by_chunk: dict[str, list[tuple[str, int]]] = {}
-        for key in keys:
-            if key in self._where:
-                name, row = self._where[key]
-                by_chunk.setdefault(name, []).append((key, row))
-        for name, items in by_chunk.items():
-            vecs = self._chunk_features(name)
-            if vecs is None:
-                continue
-            for key, row in items:
-                found[key] = vecs[row]
-        buf = dict(zip(self._buf_keys, self._buf_vecs))
-        for key in keys:
-            if key not in found and key in buf:
-                found[key] = buf[key]
-        return found
-
-    def get(self, key: str) -> np.ndarray | None:
-        return self.get_many([key]).get(key)
-
-    # -- updates
-    def put(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.spec.dim or len(vectors) != len(keys):
-            raise ValueError(f"expected ({len(keys)}, {self.spec.dim}) vectors, got {vectors.shape}")
-        for key, vec in zip(keys, vectors):
-            if key is None or not np.all(np.isfinite(vec)):
-                continue
-            self._buf_keys.append(str(key))
-            self._buf_vecs.append(vec)
-        if len(self._buf_keys) >= self.chunk_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write buffered vectors as one chunk (atomic) and record it in the index."""
-        if not self._buf_keys:
-            return
-        keys = np.asarray(self._buf_keys)
-        vecs = np.stack(self._buf_vecs).astype(np.float32)
-        bio = io.BytesIO()
-        np.savez(bio, keys=keys, features=vecs)
-        data = bio.getvalue()
-        name = f"chunk-{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npz"
-        atomic_write_bytes(self.dir / name, data)
-        self._chunks[name] = {"rows": len(keys), "checksum": _checksum(data)}
-        for row, key in enumerate(self._buf_keys):
-            self._where[key] = (name, row)
-        self._buf_keys, self._buf_vecs = [], []
-        self._write_index()
-
-    def close(self) -> None:
-        self.flush()
-
-    def __enter__(self) -> "EmbeddingCache":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def _checksum(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()

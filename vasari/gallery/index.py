@@ -25,7 +25,7 @@ from vasari.gallery.store import StoreMixin, _counts, _meta_row, find_index
 
 if TYPE_CHECKING:
     from vasari.catalog import Artwork
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
 
 class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, CalibrateMixin):

@@ -39,7 +39,7 @@ from vasari.gallery.projection import Projection, _float_array
 
 if TYPE_CHECKING:
     from vasari.catalog import Artwork
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
 
 def _meta_row(art: Artwork | dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def _thumbnail_bytes(path: str, size: int) -> bytes | None:
 
 def _read_info(path: Path, spec: BackboneSpec | None) -> tuple[dict[str, Any], BackboneSpec | None]:
     """index.json of an index folder and its backbone spec, checked against ``spec``."""
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
 
     info_path = path / INDEX_FILE
     if not info_path.is_file():

