@@ -80,8 +80,11 @@ TARGETS: dict[str, Target] = {
         "grouped_split or random_split or stratify_values",  # not build_dataset's image hashing
     ),
     "predict": Target(
-        "vasari.inference.predictor", ("xǁPredictorǁpredict_features", "xǁPredictorǁ_check_top_k"), ("tests/test_predict.py",)
+        "vasari.inference.predictor", ("xǁPredictorǁpredictions_from_features", "xǁPredictorǁ_check_top_k"),
+        ("tests/test_predict.py",),
     ),
+    "enrich": Target("vasari.inference.enrich", ("x_enrich_predictions",), ("tests/test_index.py", "tests/test_predict.py")),
+    "gallery-novelty": Target("vasari.gallery.novelty", ("xǁNoveltyMixinǁ*",), ("tests/test_index.py",)),
     "service": Target("vasari.service.batching", ("xǁMicroBatcherǁ*",), ("tests/test_service.py",)),
     "download": Target(
         "vasari.download.manifest",
