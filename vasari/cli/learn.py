@@ -236,17 +236,20 @@ def _print_predictions(results: list[dict]) -> None:
         table.add_column("verdict")
         table.add_column("top-k (calibrated score)")
         for task, preds in r["predictions"].items():
+            if not preds:  # a novel picture has no dating/resemblance scores (issue #14)
+                continue
             verdict = r["verdict"].get(task, "")
             style = "dim" if verdict == "unknown" else "bold"
             table.add_row(task, f"[{style}]{verdict}[/]", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds))
-        if "year" in r:
+        if r.get("year"):  # null for a novel picture (issue #14)
             y = r["year"]
             table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}")
         if r.get("novelty", {}).get("novel"):
-            table.add_row("novelty", "[yellow]unlike the training paintings[/]", r["novelty"].get("reason", ""))
+            table.add_row("novelty", "[yellow]unlike the training paintings[/]", r["novelty"].get("reason") or "")
         if r.get("similar"):
-            table.add_row("similar", "", "; ".join(f"{s.get('artist') or '?'}: {s.get('title') or s.get('artwork_id')} "
-                                                   f"({s['score']:.2f})" for s in r["similar"][:3]))
+            from vasari.gallery.labels import hit_text
+
+            table.add_row("similar", "", "; ".join(f"{hit_text(s)} ({s['score']:.2f})" for s in r["similar"][:3]))
         console.print(table)
 
 

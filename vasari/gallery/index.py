@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from vasari.gallery.labels import display_labels
+
 from vasari.core.fileio import atomic_directory, atomic_write_bytes
 from vasari.errors import ModelError
 
@@ -619,8 +621,9 @@ class GalleryIndex:
 
     def hit(self, row: int, score: float) -> Hit:
         r = self.metadata[row]
-        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=r.get("title"),
-                   artist=r.get("artist"), year=r.get("year"), school=r.get("school"), type=r.get("type"),
+        shown = display_labels(r)  # issue #14 hook: catalog labels, never raw ids
+        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=shown["title"],
+                   artist=shown["artist"], year=shown["year"], school=r.get("school"), type=r.get("type"),
                    source=r.get("source"), image=r.get("image"), thumbnail=self.thumbnail(row))
 
     def _hit_dict(self, row: int, score: float, memo: dict, fields: tuple[str, ...] | None = None) -> dict[str, Any]:

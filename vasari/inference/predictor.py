@@ -141,7 +141,11 @@ class Predictor:
             for o, mine in zip(out, own):  # either detector saying "novel" wins
                 if mine and mine["novel"] and not (o.get("novelty") or {}).get("novel"):
                     o["novelty"] = mine
-        return out
+        from vasari.inference.consistency import load_artist_spans, make_consistent  # issue #14 hook
+
+        if getattr(self, "_spans", None) is None:
+            self._spans = load_artist_spans(self.bundle.path, self.index)
+        return make_consistent(out, proba, heads, self._spans)
 
     def _crop(self, img: Any) -> tuple[Any, dict | None]:
         if not self.crop:

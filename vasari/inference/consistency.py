@@ -1,0 +1,123 @@
+"""One answer that agrees with itself (issue #14), applied to prediction objects in place.
+
+The heads answer each task separately, so before this step a prediction could say "Baroque,
+painted 1451-1500" beside "About 1659", and a picture that the novelty detectors call
+"not a painting we know" still carried a year and an artist resemblance. ``make_consistent``
+is the last step of ``Predictor.predict_features``; it enforces the contract documented in
+CONTRACTS.md ("Consistency and novelty"):
+
+* ``novelty`` has one shape: ``{"novel", "score", "threshold", "detector", "reason"}``
+  (``detector`` "heads" or "gallery"; ``score`` is the detector's own distance-like number,
+  higher = less like the training paintings; ``reason`` null unless novel).
+* A novel picture makes no claims: every verdict "unknown", ``year`` null, ``affinity`` empty,
+  and no scores for the dating and resemblance tasks (``predictions`` of ``timeframe``,
+  ``style`` and ``artist`` are empty lists). ``similar`` stays: it is a search result, not a claim.
+* Otherwise year, period and style come from one joint decode (``vasari.heads.trust.joint_decode``):
+  styles restricted to those whose span meets the answered period (else the year interval),
+  re-normalised; the year estimate clipped into the period and the answered style's span.
+* An artist verdict whose active years (``artist_spans``) do not contain the shown year becomes
+  "unknown".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vasari.heads.trust import artist_fits, artist_spans, joint_decode
+
+#: Prediction tasks whose scores are claims about when a picture was painted or whom it resembles.
+CLAIM_TASKS = ("timeframe", "style", "artist")
+
+#: File in a bundle directory with each artist's active years ``{"name": [first, last]}``.
+SPANS_FILE = "artist_spans.json"
+
+
+def unified_novelty(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The one documented novelty shape from either detector's dict: the heads' detector gives
+    ``score``, the gallery's gives ``distance`` (both: higher = farther from the paintings)."""
+    if raw is None:
+        return None
+    gallery = "distance" in raw
+    novel = bool(raw.get("novel"))
+    return {"novel": novel, "score": raw.get("distance") if gallery else raw.get("score"),
+            "threshold": raw.get("threshold"), "detector": "gallery" if gallery else "heads",
+            "reason": raw.get("reason") if novel else None}
+
+
+def withhold_claims(prediction: dict[str, Any]) -> None:
+    """A novel picture: no verdict, no year, no resemblance, no dating scores."""
+    if isinstance(prediction.get("verdict"), dict):
+        prediction["verdict"] = {task: "unknown" for task in prediction["verdict"]}
+    if "year" in prediction:
+        prediction["year"] = None
+    if "affinity" in prediction:
+        prediction["affinity"] = []
+    for task in CLAIM_TASKS:
+        if task in (prediction.get("predictions") or {}):
+            prediction["predictions"][task] = []
+
+
+def _top_k(proba: np.ndarray, classes: Sequence[str], k: int) -> list[dict[str, Any]]:
+    order = np.argsort(-proba, kind="stable")[:k]
+    return [{"label": classes[j], "score": float(round(float(proba[j]), 4))} for j in order]
+
+
+def _decode_dating(prediction: dict[str, Any], style_proba: np.ndarray | None, heads: Any) -> float | None:
+    """Joint year/period/style decode of one prediction; returns the year shown."""
+    verdict = prediction.get("verdict") or {}
+    year = prediction.get("year")
+    interval = (year["estimate"], year["low"], year["high"]) if year else None
+    head = heads.classifiers.get("style") if style_proba is not None else None
+    answer = joint_decode(style_proba, head.classes if head else (), head.threshold if head else 1.0,
+                          verdict.get("timeframe"), interval)
+    if head is not None:
+        k = len(prediction["predictions"].get("style") or []) or 1
+        prediction["predictions"]["style"] = _top_k(answer.style_proba, head.classes, k)
+        verdict["style"] = answer.style or "unknown"
+    if year and answer.year is not None:
+        est = int(round(answer.year))
+        year.update(estimate=est, low=min(year["low"], est), high=max(year["high"], est))
+        return float(est)
+    return None
+
+
+def make_consistent(predictions: list[dict[str, Any]], proba: Mapping[str, np.ndarray], heads: Any,
+                    spans: Mapping[str, tuple[int, int]]) -> list[dict[str, Any]]:
+    """Apply the module's rules to prediction objects built from ``proba`` (row i of each
+    task's calibrated probabilities belongs to ``predictions[i]``); error objects are skipped."""
+    style = proba.get("style")
+    for i, pred in enumerate(predictions):
+        if "error" in pred:
+            continue
+        if "novelty" in pred:
+            pred["novelty"] = unified_novelty(pred["novelty"])
+        if (pred.get("novelty") or {}).get("novel"):
+            withhold_claims(pred)
+            continue
+        shown = _decode_dating(pred, None if style is None else style[i], heads)
+        verdict = pred.get("verdict") or {}
+        artist = verdict.get("artist")
+        if artist not in (None, "unknown") and not artist_fits(artist, shown, spans):
+            verdict["artist"] = "unknown"
+    return predictions
+
+
+def load_artist_spans(bundle_dir: str | Path | None, index: Any = None) -> dict[str, tuple[int, int]]:
+    """Artists' active years for a bundle: its ``artist_spans.json`` (written at training time
+    from the catalogs' birth/death years) when present, else the dated works of the gallery
+    index (at least 3 per artist, widened by 10 years), else none (no artist veto)."""
+    path = Path(bundle_dir) / SPANS_FILE if bundle_dir is not None else None
+    if path is not None and path.is_file():
+        return {name: (int(lo), int(hi)) for name, (lo, hi) in json.loads(path.read_text("utf-8")).items()}
+    if index is None:
+        return {}
+    dated: dict[str, list[int]] = {}
+    for row in index.metadata:
+        year = row.get("year")
+        if row.get("artist") and year not in (None, ""):
+            dated.setdefault(row["artist"], []).append(int(year))
+    return artist_spans({}, dated)
