@@ -66,7 +66,9 @@ def fit_dataset(
         result = embedder.embed_paths(paths, cache=cache, progress=progress)
         features, errors = result.features, dict(result.errors)
     seconds["embed"] = round(time.perf_counter() - t0, 2)
-    split_arr = np.asarray(list(split_of))
+    from vasari.dataset.clean import drop_placeholders  # issue #14 hook: no placeholder cards
+
+    split_arr, placeholders = drop_placeholders(features, artworks, list(split_of))
 
     def part(name: str):
         rows = np.flatnonzero(split_arr == name)
@@ -98,6 +100,7 @@ def fit_dataset(
     full_card = {
         "data": {src: dict(c) for src, c in counts.items()},
         "embedding_failures": len(errors),
+        "placeholders_dropped": placeholders,
         "head_config": config.to_dict(),
         "timings_s": seconds,
     }

@@ -131,6 +131,10 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
             f"{task}: {len(removed)} classes under {config.min_per_class} training examples lost their label "
             f"({sum(removed.values())} records)"
         )
+    scope = info.get("out_of_scope_artist_labels") or {}  # issue #14 hook
+    console.print(f"out-of-scope artist labels removed (docs/labels.md): {sum(scope.values())} "
+                  f"({', '.join(f'{k} {v}' for k, v in scope.items()) or 'none'}); placeholder cards are "
+                  "dropped where embeddings exist (counted in the bundle card's placeholders_dropped)")
     unreadable = info.get("unreadable") or []
     if unreadable:
         console.print(f"unreadable images: {len(unreadable)}")

@@ -720,6 +720,9 @@ def build_dataset(
             drop(art, "no labels")
             continue
         kept.append(art)
+    from vasari.dataset.clean import apply_scope  # issue #14 hook: painters active 1401-1900
+
+    kept, out_of_scope = apply_scope(kept)
     if wanted_types is not None:
         present = {a.type for a in kept}
         empty = sorted(wanted_types - present)
@@ -855,6 +858,7 @@ def build_dataset(
         "sources": per_source,
         "dropped": dict(dropped),
         "removed_labels": {task: dict(c) for task, c in removed_labels.items()},
+        "out_of_scope_artist_labels": out_of_scope,
         "unreadable": unreadable,
         "duplicates": {
             "phash_distance": config.phash_distance,

@@ -1,0 +1,85 @@
+"""Scope and clean data (issue #14): which artists the vocabulary may hold, and which images
+are not paintings at all ("image unavailable due to copyright" cards).
+
+* **Scope rule** (docs/labels.md, *Artists*): the artist vocabulary holds painters active
+  1401-1900. The data cannot tell a sculptor from a painter, and a painter's active years
+  are only partly known, so the artists outside the rule are listed in ``OUT_OF_SCOPE``, a data
+  table with the reason for each; ``apply_scope`` removes their *artist* label at dataset
+  build (their other labels stay: a Hopper is still a 20th-century landscape for no task,
+  but a Bernini portrait bust photo is still no artist class).
+* **Placeholder cards**: the same picture under two different artists. Perceptual hashes
+  miss them (the card's text differs: 22 of 64 bits), the backbone's embedding does not, so
+  ``placeholder_rows`` runs where features exist (training and the gallery index build) on
+  ``vasari.heads.trust.cross_artist_duplicates``, with the catalogs' own artist names (before
+  the scope rule: artists7's card is filed under Lowry *and* Rembrandt). Any picture filed under
+  two artists goes: on ../shared/data that is the two cards and WikiArt's Charles I triple
+  portrait filed under both van Dyck and Bernini, whose attribution conflicts anyway.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any, Sequence
+
+import numpy as np
+
+#: Artists outside "painters active 1401-1900", with the reason (docs/labels.md documents it).
+OUT_OF_SCOPE: dict[str, str] = {
+    "Auguste Rodin": "sculptor",
+    "Gian Lorenzo Bernini": "sculptor",
+    "Edward Hopper": "20th-century American painter (active 1906-1967)",
+    "L. S. Lowry": "20th-century painter (active 1905-1976)",
+    "Childe Hassam": "American painter, active mostly after 1900",
+}
+
+#: Cosine between centred embeddings at or above which two rows are the same picture.
+PLACEHOLDER_COSINE = 0.97
+
+
+def in_scope(artist: str | None) -> bool:
+    """Whether an artist label may be a class of the artist vocabulary."""
+    return artist is not None and artist not in OUT_OF_SCOPE
+
+
+def apply_scope(artworks: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """Artworks with out-of-scope artist labels set to None, and how many per artist."""
+    removed: Counter[str] = Counter()
+    out = []
+    for art in artworks:
+        if art.artist is not None and not in_scope(art.artist):
+            removed[art.artist] += 1
+            art = replace(art, artist=None)
+        out.append(art)
+    return out, dict(sorted(removed.items()))
+
+
+def placeholder_rows(features: np.ndarray, artists: Sequence[str | None]) -> list[int]:
+    """Rows that are one picture filed under different artists (placeholder cards)."""
+    from vasari.heads.trust import cross_artist_duplicates
+
+    X = np.asarray(features, np.float32)
+    rows = np.flatnonzero(np.isfinite(X).all(axis=1))
+    if len(rows) < 2:
+        return []
+    found = cross_artist_duplicates(X[rows], [artists[i] for i in rows], PLACEHOLDER_COSINE)
+    return sorted(int(rows[i]) for i in found)
+
+
+def drop_placeholders(features: np.ndarray, artworks: Sequence[Any], split_of: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Training hook: split names with placeholder rows moved to "placeholder" (never trained
+    on or evaluated), and their artwork ids for the model card."""
+    rows = placeholder_rows(features, [a.artist for a in artworks])
+    split_of = np.asarray(split_of).astype(object)
+    split_of[rows] = "placeholder"
+    return split_of, [artworks[i].artwork_id for i in rows]
+
+
+def clean_gallery(features: np.ndarray, artworks: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[str]]:
+    """Gallery hook: placeholder rows dropped and the scope rule applied to the artist labels
+    (a gallery built from raw catalogs has not been through the dataset build); returns the
+    kept features and artworks and the dropped ids."""
+    drop = set(placeholder_rows(features, [a.artist for a in artworks]))
+    keep = [i for i in range(len(artworks)) if i not in drop]
+    scoped, _ = apply_scope([artworks[i] for i in keep])
+    return np.asarray(features)[keep], scoped, [artworks[i].artwork_id for i in sorted(drop)]
