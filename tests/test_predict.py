@@ -197,7 +197,9 @@ def test_either_novelty_detector_makes_a_picture_novel():
     assert heads_only["novelty"]["score"] == pytest.approx(12.5) and heads_only["verdict"] == {"type": "unknown"}
     assert index_only["novelty"]["novel"] is True
     assert index_only["novelty"]["reason"] == "far from every known painting"
-    assert index_only["novelty"]["distance"] == pytest.approx(1 + np.cos(np.deg2rad(10)), abs=1e-3)  # nearest: g:1
+    # one novelty shape (issue #14): the gallery's distance is its "score"
+    assert index_only["novelty"]["score"] == pytest.approx(1 + np.cos(np.deg2rad(10)), abs=1e-3)  # nearest: g:1
+    assert (index_only["novelty"]["detector"], heads_only["novelty"]["detector"]) == ("gallery", "heads")
     assert index_only["predictions"]["type"][0]["label"] == "b" and index_only["verdict"] == {"type": "unknown"}
     assert [h["artwork_id"] for h in typical["similar"]] == ["g:0", "g:1"]
 

@@ -1,0 +1,77 @@
+"""Evaluation protocols (vasari.heads.protocols) on generated features whose answers are known."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vasari.heads.protocols import Rows, leave_artists_out, leave_source_out, score, user_answers
+from vasari.heads.train import HeadConfig, train_heads
+
+CONFIG = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=True, novelty=False, seed=0)
+
+
+def _world(seed=0):
+    """3 sources x 240 rows, 16-d. type = sign of feature 0 (easy everywhere); 8 artists, each
+    a cluster centre; source "c" only paints artists 6-7 (unsupported elsewhere)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(8, 16))
+    rows, sources, artists, types, years = [], [], [], [], []
+    for s, pool in (("a", range(6)), ("b", range(6)), ("c", (6, 7))):
+        for i in range(240):
+            k = list(pool)[i % len(pool)]
+            x = centres[k] + rng.normal(0, 1, 16)
+            x[0] = abs(x[0]) + 1 if i % 2 else -abs(x[0]) - 1
+            rows.append(x)
+            sources.append(s)
+            artists.append(f"artist{k}")
+            types.append("portrait" if i % 2 else "landscape")
+            years.append(1500 + 40 * k + int(rng.integers(0, 20)))
+    splits = np.array(["train", "train", "val", "test"] * (len(rows) // 4))
+    return Rows(np.array(rows, np.float32), {"type": types, "artist": artists}, years, np.array(sources), splits)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return _world()
+
+
+def test_score_counts_the_shown_verdicts_per_source():
+    answers = [{"predictions": {"type": [{"label": "portrait", "score": 0.9}]}, "verdict": {"type": v},
+                "year": None} for v in ("portrait", "unknown", "landscape", "portrait")]
+    rows = Rows(np.zeros((4, 1)), {"type": ["portrait", "portrait", "portrait", "landscape"]}, [None] * 4,
+                np.array(["a", "a", "b", "b"]), np.array(["test"] * 4))
+    out = score(answers, rows, {})
+    assert out["tasks"]["type"]["a"]["answered"] == 0.5 and out["tasks"]["type"]["a"]["answered_precision"] == 1.0
+    assert out["tasks"]["type"]["b"]["answered"] == 1.0 and out["tasks"]["type"]["b"]["answered_precision"] == 0.0
+    assert out["tasks"]["type"]["pooled"]["top1"] == 0.75
+    assert out["contradictions"]["pooled"] == 0.0
+
+
+def test_grouped_answers_are_accurate_where_the_world_is_easy(world):
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=CONFIG)
+    test = world.take(np.flatnonzero(world.splits == "test"))
+    out = score(user_answers(heads, test.X, {}), test, {})
+    assert out["tasks"]["type"]["pooled"]["top1"] > 0.95
+    assert out["tasks"]["artist"]["pooled"]["answered_precision"] > 0.9
+
+
+def test_leave_source_out_reports_support_and_unsupported_answers(world):
+    out = leave_source_out(world, CONFIG, {})
+    assert set(out["supported_labels"]) == {"a", "b", "c"}
+    assert "artist6" not in out["supported_labels"]["c"]["artist"]  # only source c paints artist 6
+    c = out["tasks"]["artist"]["c"]
+    assert c["unsupported_n"] == 240 and c["top1"] == 0.0
+    assert out["tasks"]["type"]["a"]["supported_answered_precision"] > 0.9
+
+
+def test_leave_artists_out_measures_false_attribution(world):
+    out = leave_artists_out(world, CONFIG, {}, fraction=0.25, min_works=10, seed=0)
+    assert len(out["held_out_artists"]) == 2
+    counts = Counter(world.labels["artist"])
+    assert out["n_unknown"] == sum(counts[a] for a in out["held_out_artists"])  # every work of theirs
+    assert 0.0 <= out["false_attribution"] <= 1.0
+    assert out["known_precision"] > 0.9
