@@ -75,3 +75,23 @@ def test_leave_artists_out_measures_false_attribution(world):
     assert out["n_unknown"] == sum(counts[a] for a in out["held_out_artists"])  # every work of theirs
     assert 0.0 <= out["false_attribution"] <= 1.0
     assert out["known_precision"] > 0.9
+
+
+def test_evaluate_protocol_from_artworks_and_its_markdown(world):
+    from vasari.bundle import Bundle
+    from vasari.catalog.readers import Artwork
+    from vasari.heads.protocols import evaluate_protocol, protocol_markdown
+
+    arts = [Artwork(artwork_id=f"{s}:{i}", source=str(s), type=t, artist=a, year=y)
+            for i, (s, t, a, y) in enumerate(zip(world.sources, world.labels["type"], world.labels["artist"], world.years))]
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=CONFIG)
+    bundle = Bundle(heads, None, {"head_config": CONFIG.to_dict()}, {})
+    X = world.X.copy()
+    X[3] = np.nan  # an unreadable picture is left out, not scored
+    out = evaluate_protocol("grouped", bundle, arts, list(world.splits), X, {}, split="test")
+    assert out["tasks"]["type"]["pooled"]["n"] == int((world.splits == "test").sum()) - 1
+    text = protocol_markdown(out)
+    assert text.startswith("## grouped") and "| a |" in text and "| pooled |" in text
+    with pytest.raises(ValueError, match="leave-source-out"):
+        evaluate_protocol("random", bundle, arts, list(world.splits), X, {})

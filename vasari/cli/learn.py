@@ -152,6 +152,8 @@ def evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Report directory to write."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="grouped, leave-source-out or leave-artists-out: "
+                                           "per source and task, scored on what the predictor shows (issue #14)."),
 ) -> None:
     from vasari.bundle import BundleError
     from vasari.dataset.build import DatasetError, load_dataset
@@ -171,6 +173,14 @@ def evaluate(
         fail(str(exc))
     if split not in ("train", "val", "test", "all"):
         fail(f"--split must be train, val, test or all, got {split!r}")
+    if protocol is not None:  # issue #14 hook: per source x task on every split (vasari.heads.protocols)
+        from vasari.heads.protocols import run_protocol
+
+        try:
+            _console().print(run_protocol(protocol, bundle, embedder, ds, split, out, _cache(embedder, cache, no_cache), model), markup=False)
+        except ValueError as exc:
+            fail(str(exc))
+        return
     arts = [a for a in ds.artworks if a.image and (split == "all" or ds.splits.get(a.artwork_id) == split)]
     if not arts:
         fail(f"{dataset_dir}: no artworks with local images in split {split!r}")

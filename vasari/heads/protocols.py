@@ -171,3 +171,79 @@ def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, in
             "false_attribution": round(float(answered[is_unknown].mean()), 4) if is_unknown.any() else None,
             "known_answered": round(float(answered[~is_unknown].mean()), 4) if (~is_unknown).any() else None,
             "known_precision": round(float((verdict == truth)[known_kept].mean()), 4) if known_kept.any() else None}
+
+
+def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
+                      features: np.ndarray, spans: Mapping[str, tuple[int, int]], split: str = "test") -> dict[str, Any]:
+    """``vasari evaluate --protocol``: ``grouped`` scores the bundle's heads on ``split``;
+    the other protocols refit heads with the bundle's head config on the dataset's splits."""
+    from vasari.heads.train import HeadConfig
+
+    _check_protocol(protocol)
+    ok = np.isfinite(np.asarray(features, np.float32)).all(axis=1)
+    tasks = list(bundle.heads.tasks)
+    rows = Rows(np.asarray(features, np.float32), {t: [a.label(t) for a in artworks] for t in tasks},
+                [a.year for a in artworks], np.array([a.source for a in artworks]), np.asarray(split_of, dtype=object))
+    rows = rows.take(np.flatnonzero(ok))
+    config = HeadConfig.from_dict({**bundle.card.get("head_config", {}), "tasks": tasks})
+    if protocol == "grouped":
+        test = rows.take(np.flatnonzero(rows.splits == split)) if split != "all" else rows
+        result = score(user_answers(bundle.heads, test.X, spans), test, spans)
+    elif protocol == "leave-source-out":
+        result = leave_source_out(rows, config, spans)
+    else:
+        result = leave_artists_out(rows, config, spans)
+    return {"protocol": protocol, **result}
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def protocol_markdown(result: Mapping[str, Any]) -> str:
+    """The per source x task table of a protocol result (the report's markdown)."""
+    if "false_attribution" in result:
+        return (f"## {result['protocol']}\n\nheld-out artists: {len(result['held_out_artists'])}; false attribution "
+                f"{result['false_attribution']}; known artists answered {result['known_answered']} at precision "
+                f"{result['known_precision']}\n")
+    lines = [f"## {result['protocol']}", "", "cells: top-1 / ECE / answered @ answered precision"
+             + (" (supported labels: answered @ precision; unsupported answered)" if "supported_labels" in result else ""),
+             "", "| source | " + " | ".join(result["tasks"]) + " | contradictions |", "|---" * (len(result["tasks"]) + 2) + "|"]
+    for source, rate in result["contradictions"].items():
+        cells = []
+        for task, per in result["tasks"].items():
+            m = per.get(source)
+            cells.append("-" if m is None else _cell_text(m))
+        lines.append(f"| {source} | " + " | ".join(cells) + f" | {rate} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell_text(m: Mapping[str, Any]) -> str:
+    text = f"{m['top1']} / {m['ece']} / {m['answered']} @ {m['answered_precision']}"
+    if "unsupported_answered" in m:
+        text += f" (sup. {m['supported_answered']} @ {m['supported_answered_precision']}; unsup. {m['unsupported_answered']})"
+    return text
+
+
+def run_protocol(protocol: str, bundle: Any, embedder: Any, dataset: Any, split: str, out: Any, cache: Any,
+                 model_dir: Any) -> str:
+    """``vasari evaluate --protocol``: embed the dataset, run the protocol, write
+    ``protocol.json`` and ``protocol.md`` into ``out``; returns the markdown."""
+    import json
+    from pathlib import Path
+
+    from vasari.core.fileio import atomic_write_text
+    from vasari.inference.consistency import load_artist_spans
+
+    _check_protocol(protocol)  # before embedding: fail fast
+    arts = [a for a in dataset.artworks if a.image]
+    result = embedder.embed_paths([a.image for a in arts], cache=cache, progress=True)
+    report = evaluate_protocol(protocol, bundle, arts, [dataset.splits.get(a.artwork_id, "") for a in arts],
+                               result.features, load_artist_spans(model_dir), split)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = protocol_markdown(report)
+    atomic_write_text(out / "protocol.json", json.dumps(report, indent=1, default=str))
+    atomic_write_text(out / "protocol.md", text)
+    return text
