@@ -39,18 +39,23 @@ def test_period_clips_the_year_and_excludes_styles_outside_it():
     assert pred["year"]["low"] <= 1500 <= pred["year"]["high"]
 
 
-def test_style_restricted_to_the_period_and_renormalised():
+def test_style_restricted_to_the_period_without_renormalising():
     # 1801-1850: Baroque and Rococo end before it, Romanticism meets it, Impressionism (1860-) does not.
     pred = _pred(timeframe="1801-1850", year=(1790, 1750, 1830))
-    make_consistent([pred], {"style": np.array([[0.5, 0.2, 0.2, 0.1]])}, _heads(), {})
+    make_consistent([pred], {"style": np.array([[0.1, 0.2, 0.6, 0.1]])}, _heads(), {})
     assert pred["verdict"]["style"] == "Romanticism"
-    assert pred["predictions"]["style"][0] == {"label": "Romanticism", "score": pytest.approx(1.0)}
+    assert pred["predictions"]["style"][0] == {"label": "Romanticism", "score": pytest.approx(0.6)}
     assert pred["year"]["estimate"] == 1801
+    # Baroque was the head's top style, but it ended in 1760: Romanticism's .2 is under the threshold
+    unsure = _pred(timeframe="1801-1850", year=(1790, 1750, 1830))
+    make_consistent([unsure], {"style": np.array([[0.7, 0.05, 0.2, 0.05]])}, _heads(), {})
+    assert unsure["verdict"]["style"] == "unknown"
+    assert [r["label"] for r in unsure["predictions"]["style"]] == ["Romanticism"]
 
 
 def test_without_a_period_the_year_interval_restricts_styles_and_the_year_moves_into_the_span():
-    # interval 1740-1790 meets Baroque (to 1760), Rococo, Romanticism (from 1770); Rococo wins
-    # after re-normalisation (.6 / .9 > .5) and the estimate 1695 moves into Rococo's span.
+    # interval 1740-1790 meets Baroque (to 1760), Rococo, Romanticism (from 1770), not
+    # Impressionism; Rococo (.6 > .5) wins and the estimate 1695 moves into Rococo's span.
     answer = joint_decode(np.array([0.2, 0.6, 0.1, 0.1]), STYLES, 0.5, None, (1695, 1740, 1790))
     assert answer.style == "Rococo"
     assert answer.year == 1700

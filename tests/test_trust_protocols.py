@@ -95,3 +95,21 @@ def test_evaluate_protocol_from_artworks_and_its_markdown(world):
     assert text.startswith("## grouped") and "| a |" in text and "| pooled |" in text
     with pytest.raises(ValueError, match="leave-source-out"):
         evaluate_protocol("random", bundle, arts, list(world.splits), X, {})
+
+
+def test_out_of_source_abstention_keeps_the_val_threshold_beside_it(world):
+    from vasari.heads.protocols import out_of_source_abstention
+
+    config = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=False, novelty=False, seed=0)
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, None, val.X, val.labels, None, config=config)
+    before = heads.thresholds
+    chosen = out_of_source_abstention(heads, world, config)
+    assert set(chosen) == {"type", "artist"}
+    for task, head in heads.classifiers.items():
+        assert head.info["threshold_val"] == before[task]
+        assert head.threshold == chosen[task]["threshold"]
+    # source c's artists are unknown to the other folds: out of source they are wrong, so the
+    # artist threshold must be at least the one that keeps 5% of held-out artists' paintings
+    assert chosen["artist"]["threshold"] >= chosen["artist"]["open_set_threshold"]
+    assert chosen["type"]["n"] == 3 * 180  # every train and val row, each predicted out of its source

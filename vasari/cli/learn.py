@@ -107,6 +107,8 @@ def train(
     reproduce: Optional[str] = typer.Option(
         None, "--reproduce", help="The command the model card gives to rebuild this bundle (default: this command "
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
+    abstention: str = typer.Option("val", "--abstention", help="Where abstention thresholds are chosen: 'val', or "
+                                   "'out-of-source' (leave-source-out predictions; artist also on held-out artists)."),
 ) -> None:
     from vasari.bundle import save_bundle
     from vasari.dataset.build import DatasetError, load_dataset
@@ -123,6 +125,11 @@ def train(
     if not arts:
         fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
     config = _head_config(target_precision, tasks, refit_on_val)
+    if abstention not in ("val", "out-of-source"):  # issue #14 hook
+        fail(f"--abstention must be val or out-of-source, got {abstention!r}")
+    from dataclasses import replace
+
+    config = replace(config, abstention=abstention)
     embedder = _embedder(backbone, feature, views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = reproduce or (" ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv

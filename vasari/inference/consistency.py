@@ -13,8 +13,9 @@ CONTRACTS.md ("Consistency and novelty"):
   and no scores for the dating and resemblance tasks (``predictions`` of ``timeframe``,
   ``style`` and ``artist`` are empty lists). ``similar`` stays: it is a search result, not a claim.
 * Otherwise year, period and style come from one joint decode (``vasari.heads.trust.joint_decode``):
-  styles restricted to those whose span meets the answered period (else the year interval),
-  re-normalised; the year estimate clipped into the period and the answered style's span.
+  styles restricted to those whose span meets the answered period (else the year interval;
+  the others' scores become 0, so style scores may sum to < 1); the year estimate clipped into
+  the period and the answered style's span.
 * An artist verdict whose active years (``artist_spans``) do not contain the shown year becomes
   "unknown".
 """
