@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
+from vasari.catalog.normalize import display_artist, slug_to_name, slug_to_title
+
 #: Words kept lower case inside a title or a name ("View of the Sea", "Anthony van Dyck").
 SMALL_WORDS = frozenset("a an and as at by de del della der des di du for from in la le of on or the to van von with".split())
 
@@ -33,20 +35,16 @@ def title_case(text: str) -> str:
     return " ".join(out)
 
 
-def _slug_words(slug: str) -> str:
-    return title_case(slug.replace("-", " ").replace("_", " ").strip())
-
-
 def _from_id(artwork_id: str) -> dict[str, Any]:
     """What a catalog id says about its work: WikiArt ``Style/artist-slug_title-slug-1631``,
-    Kaggle ``artists7:Claude_Monet_156``."""
+    Kaggle ``artists7:Claude_Monet_156`` (names as the catalog readers display them)."""
     m = _WIKIART.match(artwork_id)
     if m:
-        return {"artist": _slug_words(m["artist"]), "title": _slug_words(m["title"]),
+        return {"artist": display_artist(slug_to_name(m["artist"])), "title": title_case(slug_to_title(m["title"])),
                 "year": int(m["year"]) if m["year"] else None}
     m = _KAGGLE.match(artwork_id)
     if m:
-        return {"artist": _slug_words(m["artist"]).replace(" . ", ". ")}
+        return {"artist": display_artist(slug_to_name(m["artist"]))}
     return {}
 
 
