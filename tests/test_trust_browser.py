@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
-
 from test_browser import ARTIFACTS, browser, live, new_page  # noqa: F401  (module-scoped fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from vasari.catalog.readers import Artwork
-from vasari.dataset.clean import OUT_OF_SCOPE, apply_scope, clean_gallery, drop_placeholders, placeholder_rows
+from vasari.dataset.clean import (
+    OUT_OF_SCOPE,
+    apply_scope,
+    clean_gallery,
+    drop_placeholders,
+    placeholder_rows,
+)
 from vasari.heads.trust import ScopeRule
 
 

@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from vasari.heads.trust import contradiction_flags, joint_decode
-from vasari.inference.consistency import load_artist_spans, make_consistent, unified_novelty
+from vasari.inference.consistency import (
+    load_artist_spans,
+    make_consistent,
+    unified_novelty,
+)
 
 STYLES = ["Baroque", "Rococo", "Romanticism", "Impressionism"]
 

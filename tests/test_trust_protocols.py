@@ -7,7 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from vasari.heads.protocols import Rows, leave_artists_out, leave_source_out, score, user_answers
+from vasari.heads.protocols import (
+    Rows,
+    leave_artists_out,
+    leave_source_out,
+    score,
+    user_answers,
+)
 from vasari.heads.train import HeadConfig, train_heads
 
 CONFIG = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=True, novelty=False, seed=0)
@@ -98,7 +104,7 @@ def test_evaluate_protocol_from_artworks_and_its_markdown(world):
 
 
 def test_out_of_source_abstention_keeps_the_val_threshold_beside_it(world):
-    from vasari.heads.protocols import out_of_source_abstention
+    from vasari.heads.abstention import out_of_source_abstention
 
     config = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=False, novelty=False, seed=0)
     fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))

@@ -85,7 +85,7 @@ def fit_dataset(
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
                         config=config, progress=progress)
     if config.abstention == "out-of-source":  # issue #14 hook: thresholds for new collections
-        from vasari.heads.protocols import Rows, out_of_source_abstention
+        from vasari.heads.abstention import Rows, out_of_source_abstention
 
         out_of_source_abstention(heads, Rows(features, {t: [a.label(t) for a in artworks] for t in config.tasks},
                                              [a.year for a in artworks], np.array([a.source for a in artworks]), split_arr), config)

@@ -24,14 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: Artists outside "painters active 1401-1900", with the reason (docs/labels.md documents it).
-OUT_OF_SCOPE: dict[str, str] = {
-    "Auguste Rodin": "sculptor",
-    "Gian Lorenzo Bernini": "sculptor",
-    "Edward Hopper": "20th-century American painter (active 1906-1967)",
-    "L. S. Lowry": "20th-century painter (active 1905-1976)",
-    "Childe Hassam": "American painter, active mostly after 1900",
-}
+from vasari.core.scope import OUT_OF_SCOPE
 
 #: Cosine between centred embeddings at or above which two rows are the same picture.
 PLACEHOLDER_COSINE = 0.97

@@ -80,7 +80,7 @@ def _decode_dating(prediction: dict[str, Any], style_proba: np.ndarray | None, h
         prediction["predictions"]["style"] = _top_k(answer.style_proba, head.classes, k)
         verdict["style"] = answer.style or "unknown"
     if year and answer.year is not None:
-        est = int(round(answer.year))
+        est = round(answer.year)
         year.update(estimate=est, low=min(year["low"], est), high=max(year["high"], est))
         return float(est)
     return None
