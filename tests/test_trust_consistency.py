@@ -118,3 +118,14 @@ def test_artist_spans_come_from_the_bundle_file_else_the_gallery(tmp_path):
     (tmp_path / "artist_spans.json").write_text('{"C": [1500, 1550]}')
     assert load_artist_spans(tmp_path, index) == {"C": (1500, 1550)}
     assert load_artist_spans(None, None) == {}
+
+
+def test_training_records_active_years_in_the_card_and_the_predictor_reads_them():
+    from vasari.catalog.readers import Artwork
+    from vasari.inference.consistency import spans_from_artworks
+
+    arts = [Artwork(artwork_id=str(i), source="s", artist="A", year=y) for i, y in enumerate((1600, 1620, 1640))]
+    arts.append(Artwork(artwork_id="x", source="s", artist="B", year=1700))  # one dated work: no span
+    card = {"artist_spans": spans_from_artworks(arts)}
+    assert card["artist_spans"] == {"A": [1590, 1650]}
+    assert load_artist_spans(None, None, card) == {"A": (1590, 1650)}

@@ -67,6 +67,7 @@ def fit_dataset(
         features, errors = result.features, dict(result.errors)
     seconds["embed"] = round(time.perf_counter() - t0, 2)
     from vasari.dataset.clean import drop_placeholders  # issue #14 hook: no placeholder cards
+    from vasari.inference.consistency import spans_from_artworks
 
     split_arr, placeholders = drop_placeholders(features, artworks, list(split_of))
 
@@ -106,6 +107,7 @@ def fit_dataset(
         "data": {src: dict(c) for src, c in counts.items()},
         "embedding_failures": len(errors),
         "placeholders_dropped": placeholders,
+        "artist_spans": spans_from_artworks([a for a, s in zip(artworks, split_arr) if s == "train"]),
         "head_config": config.to_dict(),
         "timings_s": seconds,
     }

@@ -107,13 +107,27 @@ def make_consistent(predictions: list[dict[str, Any]], proba: Mapping[str, np.nd
     return predictions
 
 
-def load_artist_spans(bundle_dir: str | Path | None, index: Any = None) -> dict[str, tuple[int, int]]:
-    """Artists' active years for a bundle: its ``artist_spans.json`` (written at training time
-    from the catalogs' birth/death years) when present, else the dated works of the gallery
-    index (at least 3 per artist, widened by 10 years), else none (no artist veto)."""
+def spans_from_artworks(artworks: Sequence[Any]) -> dict[str, list[int]]:
+    """Training hook: each artist's active years from the dated training works (at least 3,
+    widened by 10 years), for the model card's ``artist_spans`` (JSON lists)."""
+    dated: dict[str, list[int]] = {}
+    for art in artworks:
+        if art.artist and art.year is not None:
+            dated.setdefault(art.artist, []).append(int(art.year))
+    return {name: [lo, hi] for name, (lo, hi) in sorted(artist_spans({}, dated).items())}
+
+
+def load_artist_spans(bundle_dir: str | Path | None, index: Any = None,
+                      card: Mapping[str, Any] | None = None) -> dict[str, tuple[int, int]]:
+    """Artists' active years for a bundle: its ``artist_spans.json`` (e.g. from the catalogs'
+    birth/death years) when present, else the model card's ``artist_spans`` (recorded at
+    training), else the dated works of the gallery index (at least 3 per artist, widened by 10
+    years), else none (no artist veto)."""
     path = Path(bundle_dir) / SPANS_FILE if bundle_dir is not None else None
     if path is not None and path.is_file():
         return {name: (int(lo), int(hi)) for name, (lo, hi) in json.loads(path.read_text("utf-8")).items()}
+    if card and card.get("artist_spans"):
+        return {name: (int(lo), int(hi)) for name, (lo, hi) in card["artist_spans"].items()}
     if index is None:
         return {}
     dated: dict[str, list[int]] = {}

@@ -144,7 +144,7 @@ class Predictor:
         from vasari.inference.consistency import load_artist_spans, make_consistent  # issue #14 hook
 
         if getattr(self, "_spans", None) is None:
-            self._spans = load_artist_spans(self.bundle.path, self.index)
+            self._spans = load_artist_spans(self.bundle.path, self.index, self.bundle.card)
         return make_consistent(out, proba, heads, self._spans)
 
     def _crop(self, img: Any) -> tuple[Any, dict | None]:
