@@ -54,7 +54,31 @@ def test_training_and_gallery_hooks_drop_the_cards():
     arts = _arts(["L. S. Lowry", "Rembrandt"] + [f"A{i}" for i in range(38)])
     splits, ids = drop_placeholders(X, arts, np.array(["train"] * 40))
     assert list(splits[:3]) == ["placeholder", "placeholder", "train"] and ids == ["s:0", "s:1"]
-    arts[2] = Artwork(artwork_id="s:2", source="s", artist="Edward Hopper")
     feats, kept, dropped = clean_gallery(X, arts)
     assert dropped == ["s:0", "s:1"] and len(kept) == len(feats) == 38
-    assert kept[0].artwork_id == "s:2" and kept[0].artist is None
+    assert kept[0].artwork_id == "s:2" and np.array_equal(feats[0], X[2])
+
+
+def test_dataset_build_with_artist_scope_counts_what_it_removed(tmp_path):
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from vasari.dataset.build import DatasetConfig, build_dataset
+
+    arts = []
+    for i, artist in enumerate(["Rembrandt"] * 6 + ["Edward Hopper"] * 4):
+        grid = np.random.default_rng(i).integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(grid).resize((160, 120), Image.BICUBIC).save(path)
+        arts.append(Artwork(artwork_id=f"s:{i}", source="s", image=str(path), artist=artist,
+                            type="portrait" if i % 2 else None))
+    cat = SimpleNamespace(artworks=arts, report=SimpleNamespace(source="s"))
+    config = DatasetConfig(min_per_class=0, stratify_on=None, artist_scope=True)
+    ds = build_dataset([cat], config, progress=False, cache_dir=tmp_path)
+    assert ds.info["out_of_scope_artist_labels"] == {"Edward Hopper": 4}
+    assert {a.artist for a in ds.artworks} == {"Rembrandt", None}
+    # Hopper's two portraits keep their type label; his two unlabelled-otherwise works go
+    assert sum(a.artist is None for a in ds.artworks) == 2
+    off = build_dataset([cat], DatasetConfig(min_per_class=0, stratify_on=None), progress=False, cache_dir=tmp_path)
+    assert off.info["out_of_scope_artist_labels"] == {} and len(off.artworks) == 10

@@ -185,6 +185,9 @@ def build(
     by_artist: bool = typer.Option(
         False, "--by-artist/--no-by-artist", help="Grouped split: also keep each artist inside one split."
     ),
+    artist_scope: bool = typer.Option(
+        False, "--artist-scope/--no-artist-scope", help="Artist vocabulary = painters active 1401-1900: "
+        "sculptors and 20th-century artists lose their artist label (docs/labels.md)."),
     stratify: Optional[str] = typer.Option(
         "type", "--stratify", help="Task whose class balance the split keeps ('none' to not stratify)."
     ),
@@ -241,6 +244,7 @@ def build(
             min_per_class=min_per_class,
             split=split,
             group_by_artist=by_artist,
+            artist_scope=artist_scope,
             stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
             val_fraction=val,
             test_fraction=test,

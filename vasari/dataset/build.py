@@ -96,6 +96,8 @@ class DatasetConfig:
     group_details: bool = True
     phash_distance: int = 18
     confirm_distance: int | None = 64
+    #: Artist vocabulary = painters active 1401-1900 (``vasari.dataset.clean``; issue #14 hook).
+    artist_scope: bool = False
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_STRATEGIES:
@@ -722,7 +724,7 @@ def build_dataset(
         kept.append(art)
     from vasari.dataset.clean import apply_scope  # issue #14 hook: painters active 1401-1900
 
-    kept, out_of_scope = apply_scope(kept)
+    kept, out_of_scope = apply_scope(kept) if config.artist_scope else (kept, {})
     if wanted_types is not None:
         present = {a.type for a in kept}
         empty = sorted(wanted_types - present)

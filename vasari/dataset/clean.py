@@ -69,10 +69,8 @@ def drop_placeholders(features: np.ndarray, artworks: Sequence[Any], split_of: n
 
 
 def clean_gallery(features: np.ndarray, artworks: Sequence[Any]) -> tuple[np.ndarray, list[Any], list[str]]:
-    """Gallery hook: placeholder rows dropped and the scope rule applied to the artist labels
-    (a gallery built from raw catalogs has not been through the dataset build); returns the
-    kept features and artworks and the dropped ids."""
+    """Gallery hook: placeholder rows dropped; returns the kept features and artworks and the
+    dropped ids. (The scope rule comes with a dataset folder built with ``--artist-scope``.)"""
     drop = set(placeholder_rows(features, [a.artist for a in artworks]))
     keep = [i for i in range(len(artworks)) if i not in drop]
-    scoped, _ = apply_scope([artworks[i] for i in keep])
-    return np.asarray(features)[keep], scoped, [artworks[i].artwork_id for i in sorted(drop)]
+    return np.asarray(features)[keep], [artworks[i] for i in keep], [artworks[i].artwork_id for i in sorted(drop)]
