@@ -119,3 +119,42 @@ def test_out_of_source_abstention_keeps_the_val_threshold_beside_it(world):
     # artist threshold must be at least the one that keeps 5% of held-out artists' paintings
     assert chosen["artist"]["threshold"] >= chosen["artist"]["open_set_threshold"]
     assert chosen["type"]["n"] == 3 * 180  # every train and val row, each predicted out of its source
+
+
+def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
+    """`vasari train --abstention out-of-source` stores both thresholds; `vasari evaluate
+    --protocol` prints and writes the per-source table."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from learn_data import learn_world
+    from vasari.bundle import load_bundle
+    from vasari.catalog.readers import Artwork
+    from vasari.cli import app
+    from vasari.dataset.build import Dataset, save_dataset
+
+    w = learn_world()
+    arts = [Artwork(artwork_id=f"gen:{i}", source=("museum_a", "museum_b")[i % 2], image=p, type=w.labels[i], year=w.years[i])
+            for i, p in enumerate(w.paths)]
+    save_dataset(Dataset(arts, {a.artwork_id: s for a, s in zip(arts, w.split)}), tmp_path / "ds")
+    run = CliRunner()
+    res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--cache", str(w.cache_dir),
+                           "--abstention", "out-of-source"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    head = load_bundle(tmp_path / "m").heads.classifiers["type"]
+    assert head.threshold == head.info["threshold_out_of_source"]["threshold"] and "threshold_val" in head.info
+    for protocol in ("grouped", "leave-source-out"):
+        out = tmp_path / protocol
+        res = run.invoke(app, ["evaluate", str(tmp_path / "ds"), "--model", str(tmp_path / "m"), "--out", str(out),
+                               "--cache", str(w.cache_dir), "--protocol", protocol], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        report = json.loads((out / "protocol.json").read_text())
+        assert set(report["tasks"]["type"]) == {"pooled", "museum_a", "museum_b"}
+        assert "| museum_a |" in res.stdout and (out / "protocol.md").is_file()
+    # the generated world has under 30 training paintings per label: nothing is "supported"
+    assert report["supported_labels"] == {"museum_a": {"type": []}, "museum_b": {"type": []}}
+    assert report["tasks"]["type"]["museum_a"]["unsupported_n"] == report["tasks"]["type"]["museum_a"]["n"]
+    res = run.invoke(app, ["evaluate", str(tmp_path / "ds"), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "x"),
+                           "--protocol", "random"])
+    assert res.exit_code != 0 and "leave-source-out" in res.output
