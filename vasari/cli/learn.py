@@ -359,7 +359,7 @@ def _print_examples(console: Console, result, embedder) -> None:
             mark = "" if truth is None or answer == "unknown" else (" [green]right[/]" if answer == truth else " [red]wrong[/]")
             table.add_row(task, f"{answer}{mark}", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds),
                           f"true: {truth or '-'}")
-        if "year" in obj:
+        if obj.get("year"):  # null for a novel picture (issue #14)
             y = obj["year"]
             table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}", f"true: {obj['truth'].get('year', '-')}")
         console.print(table)
