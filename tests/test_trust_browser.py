@@ -52,8 +52,7 @@ def test_api_answer_for_a_non_painting_makes_no_claims(screenshot_answer):
     assert a["year"] is None
     assert not a.get("affinity")
     assert set(a["verdict"].values()) == {"unknown"}
-    for task in ("timeframe", "style", "artist"):
-        assert a["predictions"].get(task, []) == []
+    assert all(len(rows) >= 1 for rows in a["predictions"].values())  # best guesses stay, under "unknown"
 
 
 def test_page_draws_no_year_style_or_resemblance_for_a_non_painting(browser, live, screenshot, screenshot_answer):  # noqa: F811

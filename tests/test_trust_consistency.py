@@ -97,7 +97,7 @@ def test_a_novel_picture_makes_no_claims_and_novelty_has_one_shape():
     make_consistent([pred], {"style": np.array([[0.7, 0.1, 0.1, 0.1]])}, _heads(), {})
     assert set(pred["verdict"].values()) == {"unknown"}
     assert pred["year"] is None and pred["affinity"] == []
-    assert pred["predictions"]["style"] == [] and pred["predictions"]["artist"] == []
+    assert pred["predictions"]["style"] == [{"label": "Baroque", "score": 0.7}]  # best guesses stay (top-k contract)
     assert pred["novelty"] == {"novel": True, "score": 0.61, "threshold": 0.4, "detector": "gallery",
                                "reason": "far from every known painting"}
     heads_shape = unified_novelty({"score": 2.0, "threshold": 3.0, "novel": False})

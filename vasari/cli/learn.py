@@ -252,8 +252,9 @@ def _print_predictions(results: list[dict]) -> None:
         table.add_column("task")
         table.add_column("verdict")
         table.add_column("top-k (calibrated score)")
+        novel = (r.get("novelty") or {}).get("novel")
         for task, preds in r["predictions"].items():
-            if not preds:  # a novel picture has no dating/resemblance scores (issue #14)
+            if novel and task in ("timeframe", "style", "artist"):  # no dating/resemblance for a non-painting (issue #14)
                 continue
             verdict = r["verdict"].get(task, "")
             style = "dim" if verdict == "unknown" else "bold"

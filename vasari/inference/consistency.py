@@ -9,9 +9,9 @@ CONTRACTS.md ("Consistency and novelty"):
 * ``novelty`` has one shape: ``{"novel", "score", "threshold", "detector", "reason"}``
   (``detector`` "heads" or "gallery"; ``score`` is the detector's own distance-like number,
   higher = less like the training paintings; ``reason`` null unless novel).
-* A novel picture makes no claims: every verdict "unknown", ``year`` null, ``affinity`` empty,
-  and no scores for the dating and resemblance tasks (``predictions`` of ``timeframe``,
-  ``style`` and ``artist`` are empty lists). ``similar`` stays: it is a search result, not a claim.
+* A novel picture makes no claims: every verdict "unknown", ``year`` null, ``affinity`` empty
+  (the top-k scores stay, as best guesses; the page and the CLI hide those of the dating and
+  resemblance tasks, ``CLAIM_TASKS``). ``similar`` stays: it is a search result, not a claim.
 * Otherwise year, period and style come from one joint decode (``vasari.heads.trust.joint_decode``):
   styles restricted to those whose span meets the answered period (else the year interval;
   the others' scores become 0, so style scores may sum to < 1); the year estimate clipped into
@@ -50,16 +50,15 @@ def unified_novelty(raw: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def withhold_claims(prediction: dict[str, Any]) -> None:
-    """A novel picture: no verdict, no year, no resemblance, no dating scores."""
+    """A novel picture: no verdict, no year, no resemblance. The top-k scores stay (the API's
+    top-k contract); they are best guesses under "unknown", and the page and the CLI do not
+    show those of ``CLAIM_TASKS`` for a novel picture."""
     if isinstance(prediction.get("verdict"), dict):
         prediction["verdict"] = {task: "unknown" for task in prediction["verdict"]}
     if "year" in prediction:
         prediction["year"] = None
     if "affinity" in prediction:
         prediction["affinity"] = []
-    for task in CLAIM_TASKS:
-        if task in (prediction.get("predictions") or {}):
-            prediction["predictions"][task] = []
 
 
 def _top_k(proba: np.ndarray, classes: Sequence[str], k: int) -> list[dict[str, Any]]:

@@ -95,7 +95,8 @@ function renderTasks(result) {
   container.replaceChildren();
   const predictions = result.predictions || {};
   const verdicts = result.verdict || {};
-  const tasks = TASK_ORDER.filter((t) => predictions[t] && predictions[t].length)
+  const novel = Boolean(result.novelty && result.novelty.novel); // issue #14: no dating/resemblance guesses for a non-painting
+  const tasks = TASK_ORDER.filter((t) => predictions[t] && !(novel && ["timeframe", "style", "artist"].includes(t)))
     .concat(Object.keys(predictions).filter((t) => !TASK_ORDER.includes(t)));
   const template = $("#task-template");
   for (const task of tasks) {
