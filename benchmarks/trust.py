@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from vasari.core.labels import TASKS
+from vasari.dataset.clean import cross_artist_duplicates
 from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
 
@@ -166,7 +167,8 @@ def predict(heads, X: np.ndarray, X_train: np.ndarray) -> dict:
     yr = heads.predict_year(X)
     novel = heads.novelty.is_novel(heads.transform(X)) if heads.novelty is not None else np.zeros(len(X), bool)
     return {"proba": proba, "classes": heads.vocabularies, "thresholds": heads.thresholds,
-            "year": yr[0] if yr is not None else None, "novel": novel, "context": context,
+            "year": yr[0] if yr is not None else None, "year_interval": yr[1:] if yr is not None else None,
+            "novel": novel, "context": context,
             "train_counts": {t: h.info["train_counts"] for t, h in heads.classifiers.items()}}
 
 
@@ -191,6 +193,30 @@ def decide(pred: dict, thresholds: dict[str, float], spans, consistent: bool, ke
     return {"answered": answered, "verdict": verdict, "year": year}
 
 
+def decide_joint(pred: dict, thresholds: dict[str, float], spans) -> dict:
+    """The rule the predictor applies (``vasari.inference.consistency``): styles restricted to
+    the answered period or year interval and re-normalised, the year moved into period and
+    style span, an artist outside its active years "unknown"; novel rows make no claims."""
+    out = decide(pred, thresholds, spans, False)
+    year, verdict, answered = pred["year"], out["verdict"], out["answered"]
+    if year is None or "style" not in pred["proba"]:
+        return out
+    n, none = len(year), [None] * len(year)
+    style_p = pred["proba"]["style"].copy()
+    shown, styles = np.asarray(year, float).copy(), list(none)
+    for i in range(n):
+        if pred["novel"][i]:
+            continue
+        a = tr.joint_decode(style_p[i], pred["classes"]["style"], thresholds["style"], verdict.get("timeframe", none)[i],
+                            (year[i], pred["year_interval"][0][i], pred["year_interval"][1][i]))
+        style_p[i], styles[i], shown[i] = a.style_proba, a.style, a.year
+    verdict["style"] = styles
+    verdict["artist"] = [a if tr.artist_fits(a, y, spans) else None for a, y in zip(verdict.get("artist", none), shown)]
+    for task in ("style", "artist"):
+        answered[task] = np.array([v is not None for v in verdict[task]])
+    return {**out, "year": shown, "proba": {"style": style_p}}
+
+
 # ----------------------------------------------------------------------------- reports
 
 
@@ -199,6 +225,7 @@ def outcomes(data: Data, rows: np.ndarray, pred: dict, decision: dict, support: 
     correctness, answered flag and support; contradiction flags; year error."""
     out = {"source": data.source[rows], "tasks": {}, "flags": None, "year_err": None}
     for task, p in pred["proba"].items():
+        p = decision.get("proba", {}).get(task, p)
         y = tr.encode([data.labels[task][i] for i in rows], pred["classes"][task])
         m = y >= -1
         sup = np.array([data.labels[task][i] in (support or {}).get(task, ()) for i in rows])
@@ -378,6 +405,7 @@ def decisions(pred: dict, data: Data, thresholds: dict[str, dict[str, float]]) -
     for name, values in sets.items():
         rules[name] = decide(pred, values, data.spans, False)
         rules["consistent" if name == "today" else f"{name}_consistent"] = decide(pred, values, data.spans, True)
+        rules["predictor" if name == "today" else f"{name}_predictor"] = decide_joint(pred, values, data.spans)
     return rules
 
 
@@ -589,7 +617,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = load_data(args.data_dir)
-    placeholders = set(tr.cross_artist_duplicates(data.X, data.labels["artist"]))
+    placeholders = set(cross_artist_duplicates(data.X, data.labels["artist"]))
     reduce_dim(data, args.dim)
     result: dict = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),

@@ -11,9 +11,9 @@ work=${VASARI_BUILD_DIR:-runs/default-build}
 target=vasari/models/default
 
 # 1. every labelled source merged; grouped split (near-duplicates and details of one work together)
-vasari dataset build --shared --split grouped --out "$work/dataset"
+vasari dataset build --shared --split grouped --artist-scope --out "$work/dataset"
 # 2. heads on the default backbone (EfficientNet-Lite2, style statistics), evaluated on val and test
-vasari train "$work/dataset" --out "$work/vasari-default" --reproduce "bash scripts/build-default-bundle.sh"
+vasari train "$work/dataset" --out "$work/vasari-default" --abstention out-of-source --reproduce "bash scripts/build-default-bundle.sh"
 # 3. the gallery index: embeddings + metadata of every work, plus known non-paintings for novelty
 vasari index build "$work/dataset" --negatives shared --no-thumbnails --out "$work/vasari-default/index"
 # 4. swap it into the package atomically (the plots stay in $work, the package keeps it small)

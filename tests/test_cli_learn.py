@@ -32,7 +32,7 @@ def test_predict_json_contract_and_exit_code(tmp_path):
         assert len(o["predictions"]["type"]) == 2
         assert sum(r["score"] for r in o["predictions"]["type"]) <= 1.0 + 1e-6
         assert o["predictions"]["type"][0]["label"] == w.labels[i]
-        assert set(o["year"]) == {"estimate", "low", "high"}
+        assert o["year"] is None if o["novelty"]["novel"] else set(o["year"]) == {"estimate", "low", "high"}  # issue #14
     bad = tmp_path / "bad.png"
     bad.write_text("<html>not an image</html>")
     res = invoke("predict", "--model", path, "--json", images[0], bad)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from vasari.dataset.clean import cross_artist_duplicates
 from vasari.heads import trust as tr
 
 
@@ -86,5 +87,5 @@ def test_cross_artist_duplicates_finds_the_same_picture_under_two_names():
     X[4] = X[1] + 0.001  # a copy by the same artist: not a placeholder
     X[5] = X[2] + 0.001  # a copy with no artist label: ignored
     artists = ["Lowry", "Monet", "Monet", "Rembrandt", "Monet", None]
-    assert tr.cross_artist_duplicates(X, artists) == [0, 3]
-    assert tr.cross_artist_duplicates(X, artists, chunk=2) == [0, 3]
+    assert cross_artist_duplicates(X, artists) == [0, 3]
+    assert cross_artist_duplicates(X, artists, chunk=2) == [0, 3]

@@ -74,7 +74,10 @@ def fit_dataset(
         result = embedder.embed_paths(paths, cache=cache, progress=progress)
         features, errors = result.features, dict(result.errors)
     seconds["embed"] = round(time.perf_counter() - t0, 2)
-    split_arr = np.asarray(list(split_of))
+    from vasari.dataset.clean import drop_placeholders  # issue #14 hook: no placeholder cards
+    from vasari.inference.consistency import spans_from_artworks
+
+    split_arr, placeholders = drop_placeholders(features, artworks, list(split_of))
 
     def part(name: str):
         rows = np.flatnonzero(split_arr == name)
@@ -90,6 +93,11 @@ def fit_dataset(
     t1 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
                         config=config, progress=progress)
+    if config.abstention == "out-of-source":  # issue #14 hook: thresholds for new collections
+        from vasari.heads.abstention import Rows, out_of_source_abstention
+
+        out_of_source_abstention(heads, Rows(features, {t: [a.label(t) for a in artworks] for t in config.tasks},
+                                             [a.year for a in artworks], np.array([a.source for a in artworks]), split_arr), config)
     seconds["train"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
     evaluations = []
@@ -106,6 +114,8 @@ def fit_dataset(
     full_card = {
         "data": {src: dict(c) for src, c in counts.items()},
         "embedding_failures": len(errors),
+        "placeholders_dropped": placeholders,
+        "artist_spans": spans_from_artworks([a for a, s in zip(artworks, split_arr) if s == "train"]),
         "head_config": config.to_dict(),
         "timings_s": seconds,
     }

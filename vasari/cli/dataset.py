@@ -121,6 +121,10 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
             f"{task}: {len(removed)} classes under {config.min_per_class} training examples lost their label "
             f"({sum(removed.values())} records)"
         )
+    scope = info.get("out_of_scope_artist_labels") or {}  # issue #14 hook
+    console.print(f"out-of-scope artist labels removed (docs/labels.md): {sum(scope.values())} "
+                  f"({', '.join(f'{k} {v}' for k, v in scope.items()) or 'none'}); placeholder cards are "
+                  "dropped where embeddings exist (counted in the bundle card's placeholders_dropped)")
     unreadable = info.get("unreadable") or []
     if unreadable:
         console.print(f"unreadable images: {len(unreadable)}")
@@ -171,6 +175,9 @@ def build(
     by_artist: bool = typer.Option(
         False, "--by-artist/--no-by-artist", help="Grouped split: also keep each artist inside one split."
     ),
+    artist_scope: bool = typer.Option(
+        False, "--artist-scope/--no-artist-scope", help="Artist vocabulary = painters active 1401-1900: "
+        "sculptors and 20th-century artists lose their artist label (docs/labels.md)."),
     stratify: Optional[str] = typer.Option(
         "type", "--stratify", help="Task whose class balance the split keeps ('none' to not stratify)."
     ),
@@ -227,6 +234,7 @@ def build(
             min_per_class=min_per_class,
             split=split,
             group_by_artist=by_artist,
+            artist_scope=artist_scope,
             stratify_on=None if (stratify or "").lower() in ("", "none") else stratify,
             val_fraction=val,
             test_fraction=test,

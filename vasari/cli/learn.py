@@ -97,6 +97,8 @@ def train(
     reproduce: Optional[str] = typer.Option(
         None, "--reproduce", help="The command the model card gives to rebuild this bundle (default: this command "
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
+    abstention: str = typer.Option("val", "--abstention", help="Where abstention thresholds are chosen: 'val', or "
+                                   "'out-of-source' (leave-source-out predictions; artist also on held-out artists)."),
 ) -> None:
     from vasari.dataset import load_dataset
     from vasari.features.embedder import Embedder
@@ -109,6 +111,11 @@ def train(
     if not arts:
         fail(f"{dataset_dir}: no artwork has a local image (download them with `vasari download`)")
     config = _head_config(target_precision, tasks, refit_on_val)
+    if abstention not in ("val", "out-of-source"):  # issue #14 hook
+        fail(f"--abstention must be val or out-of-source, got {abstention!r}")
+    from dataclasses import replace
+
+    config = replace(config, abstention=abstention)
     embedder = Embedder(backbone, feature, views=views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = reproduce or (" ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv
@@ -132,6 +139,8 @@ def evaluate(
     out: Path = typer.Option(..., "--out", "-o", help="Report directory to write."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache dir)."),
     no_cache: bool = typer.Option(False, "--no-cache"),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="grouped, leave-source-out or leave-artists-out: "
+                                           "per source and task, scored on what the predictor shows (issue #14)."),
 ) -> None:
     from vasari.bundle import load_bundle
     from vasari.dataset import load_dataset
@@ -144,6 +153,14 @@ def evaluate(
     ds = load_dataset(dataset_dir)
     if split not in ("train", "val", "test", "all"):
         fail(f"--split must be train, val, test or all, got {split!r}")
+    if protocol is not None:  # issue #14 hook: per source x task on every split (vasari.protocols)
+        from vasari.protocols import run_protocol
+
+        try:
+            _console().print(run_protocol(protocol, bundle, embedder, ds, split, out, _cache(embedder, cache, no_cache), model), markup=False)
+        except ValueError as exc:
+            fail(str(exc))
+        return
     arts = [a for a in ds.artworks if a.image and (split == "all" or ds.splits.get(a.artwork_id) == split)]
     if not arts:
         fail(f"{dataset_dir}: no artworks with local images in split {split!r}")
@@ -201,18 +218,22 @@ def _print_predictions(results: list[dict]) -> None:
         table.add_column("task")
         table.add_column("verdict")
         table.add_column("top-k (calibrated score)")
+        novel = (r.get("novelty") or {}).get("novel")
         for task, preds in r["predictions"].items():
+            if novel and task in ("timeframe", "style", "artist"):  # no dating/resemblance for a non-painting (issue #14)
+                continue
             verdict = r["verdict"].get(task, "")
             style = "dim" if verdict == "unknown" else "bold"
             table.add_row(task, f"[{style}]{verdict}[/]", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds))
-        if "year" in r:
+        if r.get("year"):  # null for a novel picture (issue #14)
             y = r["year"]
             table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}")
         if r.get("novelty", {}).get("novel"):
-            table.add_row("novelty", "[yellow]unlike the training paintings[/]", r["novelty"].get("reason", ""))
+            table.add_row("novelty", "[yellow]unlike the training paintings[/]", r["novelty"].get("reason") or "")
         if r.get("similar"):
-            table.add_row("similar", "", "; ".join(f"{s.get('artist') or '?'}: {s.get('title') or s.get('artwork_id')} "
-                                                   f"({s['score']:.2f})" for s in r["similar"][:3]))
+            from vasari.gallery.labels import hit_text
+
+            table.add_row("similar", "", "; ".join(f"{hit_text(s)} ({s['score']:.2f})" for s in r["similar"][:3]))
         console.print(table)
 
 
@@ -299,7 +320,7 @@ def _print_examples(console: Console, result, embedder) -> None:
             mark = "" if truth is None or answer == "unknown" else (" [green]right[/]" if answer == truth else " [red]wrong[/]")
             table.add_row(task, f"{answer}{mark}", ", ".join(f"{p['label']} {p['score']:.2f}" for p in preds),
                           f"true: {truth or '-'}")
-        if "year" in obj:
+        if obj.get("year"):  # null for a novel picture (issue #14)
             y = obj["year"]
             table.add_row("year", str(y["estimate"]), f"{y['low']}-{y['high']}", f"true: {obj['truth'].get('year', '-')}")
         console.print(table)

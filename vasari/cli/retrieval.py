@@ -169,7 +169,11 @@ def index_build(
         neg_x = embedder.embed_paths([a.image for a in neg_arts], cache=store, progress=True).features
         neg_labels = [(a.extra or {}).get("form") or a.type or "not a painting" for a in neg_arts]
     config = IndexConfig(dtype=dtype, pca_dim=pca or None, thumbnails=thumbnails, novelty_quantile=quantile)
-    index = GalleryIndex.build(result.features, artworks, embedder.spec, config, negatives=neg_x, negative_labels=neg_labels)
+    from vasari.dataset.clean import clean_gallery  # issue #14 hook: no placeholder cards, scoped artists
+
+    features, artworks, cards = clean_gallery(result.features, artworks)
+    console.print(f"placeholder cards dropped: {len(cards)}")
+    index = GalleryIndex.build(features, artworks, embedder.spec, config, negatives=neg_x, negative_labels=neg_labels)
     index.save(out, progress=True)
     cal = index.calibration
     console.print(

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from vasari.catalog import Artwork
 from vasari.core.labels import TASKS, timeframe_of
+from vasari.dataset.clean import apply_scope
 from vasari.dataset.config import FORM_KEYS, FORMAT, SPLITS, DatasetConfig, DatasetError
 from vasari.dataset.dedupe import (
     ImageHashes,
@@ -156,6 +157,8 @@ class _Drops:
 
     by_source: dict[str, Counter[str]]
     total: Counter[str] = field(default_factory=Counter)
+    #: artist labels removed by the scope rule (``DatasetConfig.artist_scope``), per artist
+    out_of_scope: dict[str, int] = field(default_factory=dict)
 
     def drop(self, art: Artwork, reason: str) -> None:
         self.total[reason] += 1
@@ -184,6 +187,8 @@ def _filter(artworks: list[Artwork], config: DatasetConfig, drops: _Drops) -> li
             drops.drop(art, "no labels")
             continue
         kept.append(art)
+    if config.artist_scope:  # the artist vocabulary: painters active 1401-1900
+        kept, drops.out_of_scope = apply_scope(kept)
     if wanted_types is not None:
         present = {a.type for a in kept}
         empty = sorted(wanted_types - present)
@@ -374,6 +379,7 @@ def _build_info(
         "sources": sources,
         "dropped": dict(drops.total),
         "removed_labels": {task: dict(c) for task, c in removed_labels.items()},
+        "out_of_scope_artist_labels": dict(drops.out_of_scope),
         "unreadable": hashed.unreadable,
         "duplicates": {
             "phash_distance": config.phash_distance,

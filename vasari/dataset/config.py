@@ -57,6 +57,9 @@ class DatasetConfig:
     group_details: bool = True
     phash_distance: int = 18
     confirm_distance: int | None = 64
+    #: Artist vocabulary = painters active 1401-1900: sculptors and 20th-century artists lose their
+    #: artist label (the table in ``vasari.core.scope``, applied by ``vasari.dataset.clean``).
+    artist_scope: bool = False
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_STRATEGIES:

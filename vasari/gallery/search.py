@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vasari.gallery.config import IndexSpecError
+from vasari.gallery.labels import display_labels
 
 
 @dataclass
@@ -139,8 +140,9 @@ class SearchMixin:
 
     def hit(self, row: int, score: float) -> Hit:
         r = self.metadata[row]
-        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=r.get("title"),
-                   artist=r.get("artist"), year=r.get("year"), school=r.get("school"), type=r.get("type"),
+        shown = display_labels(r)  # what a catalog knows of the work, never a raw id
+        return Hit(row=int(row), score=_clamped(score), artwork_id=r["artwork_id"], title=shown["title"],
+                   artist=shown["artist"], year=shown["year"], school=r.get("school"), type=r.get("type"),
                    source=r.get("source"), image=r.get("image"), thumbnail=self.thumbnail(row))
 
     def _hit_dict(self, row: int, score: float, memo: dict, fields: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -54,6 +54,10 @@ class HeadConfig:
     #: train + val with that C (more data; the temperature and threshold stay those fitted
     #: for the train-only model, so calibration is then approximate).
     refit_on_val: bool = False
+    #: "val" (thresholds for target_precision on val) or "out-of-source" (re-chosen on
+    #: leave-source-out predictions, artist also on held-out artists;
+    #: ``vasari.heads.abstention``).
+    abstention: str = "val"
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from vasari.core.labels import timeframe_of
+from vasari.core.scope import OUT_OF_SCOPE
 
 #: Historical spans of the style vocabulary (docs/labels.md); a style verdict for a painting
 #: whose year estimate falls outside its span contradicts the estimate.
@@ -36,8 +37,7 @@ class ScopeRule:
     Sculptors and 20th-century painters are named explicitly (the data cannot tell a
     sculptor from a painter, and a painter's active years are only partly known)."""
 
-    excluded: tuple[str, ...] = ("Auguste Rodin", "Gian Lorenzo Bernini", "Edward Hopper", "L. S. Lowry",
-                                 "Childe Hassam")
+    excluded: tuple[str, ...] = tuple(OUT_OF_SCOPE)  # the data table lives in vasari.core.scope
 
 
 def encode(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
@@ -172,22 +172,72 @@ def threshold_for_false_attribution(unknown_scores: np.ndarray, limit: float = 0
     return float((upper + s[allowed]) / 2.0)
 
 
-def cross_artist_duplicates(X: np.ndarray, artists: Sequence[str | None], min_cosine: float = 0.97,
-                            chunk: int = 1024) -> list[int]:
-    """Rows whose (centred) embedding nearly equals that of a row by a *different* artist:
-    the same picture under two names, as "image unavailable due to copyright" cards are.
-    Perceptual hashes miss these cards (their text differs: 22 of 64 bits between
-    artists7's Lowry and Rembrandt cards), the embedding does not. Unlabelled rows are
-    ignored; the rows of every such pair are returned, sorted."""
-    Z = np.asarray(X, dtype=np.float32) - np.asarray(X, dtype=np.float32).mean(axis=0)
-    Z /= np.linalg.norm(Z, axis=1, keepdims=True) + 1e-9
-    names = np.array([a or "" for a in artists])
-    rows = np.flatnonzero(names != "")
-    found: set[int] = set()
-    for start in range(0, len(rows), chunk):
-        block = rows[start:start + chunk]
-        bi, bj = np.nonzero(Z[block] @ Z[rows].T >= min_cosine)
-        for i, j in zip(block[bi], rows[bj]):
-            if names[i] != names[j]:
-                found.update((int(i), int(j)))
-    return sorted(found)
+def period_window(period: str | None) -> tuple[int, int] | None:
+    """The years of a timeframe verdict ("1551-1600" -> (1551, 1600)); None for "unknown"."""
+    if period is None or period == "unknown":
+        return None
+    lo, hi = (int(v) for v in period.split("-"))
+    return lo, hi
+
+
+def styles_meeting(classes: Sequence[str], window: tuple[float, float] | None) -> np.ndarray:
+    """Which styles may be answered for a painting dated within ``window``: those whose span
+    overlaps it. A style without a documented span, or no window at all, is never excluded
+    (nothing to contradict)."""
+    if window is None:
+        return np.ones(len(classes), bool)
+    lo, hi = window
+    return np.array([c not in STYLE_SPANS or (STYLE_SPANS[c][0] <= hi and STYLE_SPANS[c][1] >= lo)
+                     for c in classes], bool)
+
+
+@dataclass(frozen=True)
+class JointAnswer:
+    """One coherent dating answer for a painting: the style probabilities of the styles
+    compatible with the dating (others 0), the style verdict (None = "unknown") and the year
+    estimate moved into the answered period and the answered style's span."""
+
+    style_proba: np.ndarray | None
+    style: str | None
+    year: float | None
+
+
+def joint_decode(style_proba: np.ndarray | None, style_classes: Sequence[str], style_threshold: float,
+                 period: str | None, year: tuple[float, float, float] | None) -> JointAnswer:
+    """Year, period and style made to agree (issue #14, research design 5).
+
+    Why not veto the style by the year: the year regressor (MAE ~45 y) is the weak side of
+    those conflicts, so the style is *restricted*: only styles whose span meets the answered
+    period (else the year's 10-90% interval) keep their probability, and the verdict is the
+    top survivor when it clears the head's threshold. The removed mass is not re-normalised
+    onto the survivors (scores then sum to < 1, "no style fits" holding the rest): measured
+    on the grouped test split, re-normalising answered 83% of style at precision .87, below
+    the .90 the threshold promises (benchmarks/trust.py, --dim 256). When no style meets the
+    dating the style is "unknown" (e.g. 15th-century paintings: no Renaissance style in the
+    training data). The year estimate is then clipped into period ∩ style span, which is never
+    empty by construction, so no verdict contradicts the year shown beside it."""
+    window = period_window(period)
+    if window is None and year is not None:
+        window = (float(year[1]), float(year[2]))
+    restricted, verdict, span = None, None, period_window(period)
+    if style_proba is not None:
+        restricted = np.asarray(style_proba, np.float64) * styles_meeting(style_classes, window)
+        top = int(restricted.argmax())
+        if restricted[top] > 0 and restricted[top] >= style_threshold:
+            verdict = style_classes[top]
+            if verdict in STYLE_SPANS:
+                s_lo, s_hi = STYLE_SPANS[verdict]
+                span = (max(span[0], s_lo), min(span[1], s_hi)) if span else (s_lo, s_hi)
+    est = None
+    if year is not None:
+        est = float(year[0]) if span is None else float(min(max(year[0], span[0]), span[1]))
+    return JointAnswer(restricted, verdict, est)
+
+
+def artist_fits(artist: str | None, year: float | None, spans: Mapping[str, tuple[int, int]]) -> bool:
+    """Whether an artist verdict is compatible with the year shown: true where the artist's
+    active years are unknown (nothing to contradict) or contain the year."""
+    if artist is None or year is None or artist not in spans:
+        return True
+    lo, hi = spans[artist]
+    return lo <= year <= hi

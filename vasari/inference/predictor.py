@@ -26,6 +26,7 @@ import numpy as np
 from vasari.bundle import Bundle, BundleError, check_spec, load_bundle
 from vasari.core.images import ImageError, load_image
 from vasari.errors import InputError
+from vasari.inference.consistency import load_artist_spans, make_consistent
 from vasari.inference.schema import (
     CropInfo,
     ErrorInfo,
@@ -78,6 +79,7 @@ class Predictor:
         self._embedder = embedder
         #: how ``embedder`` builds the backbone when it was not given (``Predictor.load``)
         self._engine_options: dict[str, str | None] = {}
+        self._spans: dict[str, tuple[int, int]] | None = None  # artists' active years, on first use
         if embedder is not None:
             check_spec(bundle.spec, embedder.spec, bundle.path or "bundle")
 
@@ -178,7 +180,13 @@ class Predictor:
             for o, mine in zip(out, own):  # either detector saying "novel" wins
                 if mine is not None and mine.novel and not (o.novelty is not None and o.novelty.novel):
                     o.novelty = mine
-        return out
+        return make_consistent(out, proba, heads, self._artist_spans())
+
+    def _artist_spans(self) -> dict[str, tuple[int, int]]:
+        """Each artist's active years (loaded once): the artist verdict must fit the year shown."""
+        if self._spans is None:
+            self._spans = load_artist_spans(self.bundle.path, self.index, self.bundle.card)
+        return self._spans
 
     def _crop(self, img: "Image.Image") -> tuple["Image.Image", CropInfo | None]:
         if not self.crop:

@@ -97,7 +97,8 @@ function renderTasks(result) {
   container.replaceChildren();
   const predictions = result.predictions || {};
   const verdicts = result.verdict || {};
-  const tasks = TASK_ORDER.filter((t) => predictions[t])
+  const novel = Boolean(result.novelty && result.novelty.novel); // issue #14: no dating/resemblance guesses for a non-painting
+  const tasks = TASK_ORDER.filter((t) => predictions[t] && !(novel && ["timeframe", "style", "artist"].includes(t)))
     .concat(Object.keys(predictions).filter((t) => !TASK_ORDER.includes(t)));
   const template = $("#task-template");
   for (const task of tasks) {
@@ -201,7 +202,6 @@ function renderSimilar(result) {
       el("div", { class: "similar-text" },
         el("span", { class: "similar-title" }, title),
         meta ? el("span", { class: "small" }, meta) : null,
-        !item.title && item.artwork_id ? el("span", { class: "small id" }, String(item.artwork_id)) : null,
         el("span", { class: "small" }, `similarity ${percent(item.score)}%`))));
   }
 }
@@ -217,7 +217,7 @@ function renderAffinity(result) {
     const evidence = Array.isArray(item.evidence) ? item.evidence.slice(0, 3) : [];
     if (evidence.length) {
       row.append(el("p", { class: "evidence small" },
-        "Because it resembles: " + evidence.map((e) => e.title || e.artwork_id).join("; ")));
+        "Because it resembles: " + evidence.map((e) => e.title || "an untitled work").join("; ")));
     }
     list.append(row);
   }

@@ -1,0 +1,160 @@
+"""Evaluation protocols (vasari.protocols) on generated features whose answers are known."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vasari.protocols import (
+    Rows,
+    leave_artists_out,
+    leave_source_out,
+    score,
+    user_answers,
+)
+from vasari.heads.train import HeadConfig, train_heads
+
+CONFIG = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=True, novelty=False, seed=0)
+
+
+def _world(seed=0):
+    """3 sources x 240 rows, 16-d. type = sign of feature 0 (easy everywhere); 8 artists, each
+    a cluster centre; source "c" only paints artists 6-7 (unsupported elsewhere)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, size=(8, 16))
+    rows, sources, artists, types, years = [], [], [], [], []
+    for s, pool in (("a", range(6)), ("b", range(6)), ("c", (6, 7))):
+        for i in range(240):
+            k = list(pool)[i % len(pool)]
+            x = centres[k] + rng.normal(0, 1, 16)
+            x[0] = abs(x[0]) + 1 if i % 2 else -abs(x[0]) - 1
+            rows.append(x)
+            sources.append(s)
+            artists.append(f"artist{k}")
+            types.append("portrait" if i % 2 else "landscape")
+            years.append(1500 + 40 * k + int(rng.integers(0, 20)))
+    splits = np.array(["train", "train", "val", "test"] * (len(rows) // 4))
+    return Rows(np.array(rows, np.float32), {"type": types, "artist": artists}, years, np.array(sources), splits)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return _world()
+
+
+def test_score_counts_the_shown_verdicts_per_source():
+    answers = [{"predictions": {"type": [{"label": "portrait", "score": 0.9}]}, "verdict": {"type": v},
+                "year": None} for v in ("portrait", "unknown", "landscape", "portrait")]
+    rows = Rows(np.zeros((4, 1)), {"type": ["portrait", "portrait", "portrait", "landscape"]}, [None] * 4,
+                np.array(["a", "a", "b", "b"]), np.array(["test"] * 4))
+    out = score(answers, rows, {})
+    assert out["tasks"]["type"]["a"]["answered"] == 0.5 and out["tasks"]["type"]["a"]["answered_precision"] == 1.0
+    assert out["tasks"]["type"]["b"]["answered"] == 1.0 and out["tasks"]["type"]["b"]["answered_precision"] == 0.0
+    assert out["tasks"]["type"]["pooled"]["top1"] == 0.75
+    assert out["contradictions"]["pooled"] == 0.0
+
+
+def test_grouped_answers_are_accurate_where_the_world_is_easy(world):
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=CONFIG)
+    test = world.take(np.flatnonzero(world.splits == "test"))
+    out = score(user_answers(heads, test.X, {}), test, {})
+    assert out["tasks"]["type"]["pooled"]["top1"] > 0.95
+    assert out["tasks"]["artist"]["pooled"]["answered_precision"] > 0.9
+
+
+def test_leave_source_out_reports_support_and_unsupported_answers(world):
+    out = leave_source_out(world, CONFIG, {})
+    assert set(out["supported_labels"]) == {"a", "b", "c"}
+    assert "artist6" not in out["supported_labels"]["c"]["artist"]  # only source c paints artist 6
+    c = out["tasks"]["artist"]["c"]
+    assert c["unsupported_n"] == 240 and c["top1"] == 0.0
+    assert out["tasks"]["type"]["a"]["supported_answered_precision"] > 0.9
+
+
+def test_leave_artists_out_measures_false_attribution(world):
+    out = leave_artists_out(world, CONFIG, {}, fraction=0.25, min_works=10, seed=0)
+    assert len(out["held_out_artists"]) == 2
+    counts = Counter(world.labels["artist"])
+    assert out["n_unknown"] == sum(counts[a] for a in out["held_out_artists"])  # every work of theirs
+    assert 0.0 <= out["false_attribution"] <= 1.0
+    assert out["known_precision"] > 0.9
+
+
+def test_evaluate_protocol_from_artworks_and_its_markdown(world):
+    from vasari.bundle import Bundle
+    from vasari.catalog import Artwork
+    from vasari.protocols import evaluate_protocol, protocol_markdown
+
+    arts = [Artwork(artwork_id=f"{s}:{i}", source=str(s), type=t, artist=a, year=y)
+            for i, (s, t, a, y) in enumerate(zip(world.sources, world.labels["type"], world.labels["artist"], world.years))]
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=CONFIG)
+    bundle = Bundle(heads, None, {"head_config": CONFIG.to_dict()}, {})
+    X = world.X.copy()
+    X[3] = np.nan  # an unreadable picture is left out, not scored
+    out = evaluate_protocol("grouped", bundle, arts, list(world.splits), X, {}, split="test")
+    assert out["tasks"]["type"]["pooled"]["n"] == int((world.splits == "test").sum()) - 1
+    text = protocol_markdown(out)
+    assert text.startswith("## grouped") and "| a |" in text and "| pooled |" in text
+    with pytest.raises(ValueError, match="leave-source-out"):
+        evaluate_protocol("random", bundle, arts, list(world.splits), X, {})
+
+
+def test_out_of_source_abstention_keeps_the_val_threshold_beside_it(world):
+    from vasari.heads.abstention import out_of_source_abstention
+
+    config = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=False, novelty=False, seed=0)
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, None, val.X, val.labels, None, config=config)
+    before = heads.thresholds
+    chosen = out_of_source_abstention(heads, world, config)
+    assert set(chosen) == {"type", "artist"}
+    for task, head in heads.classifiers.items():
+        assert head.info["threshold_val"] == before[task]
+        assert head.threshold == chosen[task]["threshold"]
+    # source c's artists are unknown to the other folds: out of source they are wrong, so the
+    # artist threshold must be at least the one that keeps 5% of held-out artists' paintings
+    assert chosen["artist"]["threshold"] >= chosen["artist"]["open_set_threshold"]
+    assert chosen["type"]["n"] == 3 * 180  # every train and val row, each predicted out of its source
+
+
+def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
+    """`vasari train --abstention out-of-source` stores both thresholds; `vasari evaluate
+    --protocol` prints and writes the per-source table."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from learn_data import learn_world
+    from vasari.bundle import load_bundle
+    from vasari.catalog import Artwork
+    from vasari.cli import app
+    from vasari.dataset import Dataset, save_dataset
+
+    w = learn_world()
+    arts = [Artwork(artwork_id=f"gen:{i}", source=("museum_a", "museum_b")[i % 2], image=p, type=w.labels[i], year=w.years[i])
+            for i, p in enumerate(w.paths)]
+    save_dataset(Dataset(arts, {a.artwork_id: s for a, s in zip(arts, w.split)}), tmp_path / "ds")
+    run = CliRunner()
+    res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--cache", str(w.cache_dir),
+                           "--abstention", "out-of-source"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    head = load_bundle(tmp_path / "m").heads.classifiers["type"]
+    assert head.threshold == head.info["threshold_out_of_source"]["threshold"] and "threshold_val" in head.info
+    for protocol in ("grouped", "leave-source-out"):
+        out = tmp_path / protocol
+        res = run.invoke(app, ["evaluate", str(tmp_path / "ds"), "--model", str(tmp_path / "m"), "--out", str(out),
+                               "--cache", str(w.cache_dir), "--protocol", protocol], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        report = json.loads((out / "protocol.json").read_text())
+        assert set(report["tasks"]["type"]) == {"pooled", "museum_a", "museum_b"}
+        assert "| museum_a |" in res.stdout and (out / "protocol.md").is_file()
+    # the generated world has under 30 training paintings per label: nothing is "supported"
+    assert report["supported_labels"] == {"museum_a": {"type": []}, "museum_b": {"type": []}}
+    assert report["tasks"]["type"]["museum_a"]["unsupported_n"] == report["tasks"]["type"]["museum_a"]["n"]
+    res = run.invoke(app, ["evaluate", str(tmp_path / "ds"), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "x"),
+                           "--protocol", "random"])
+    assert res.exit_code != 0 and "leave-source-out" in res.output

@@ -1,0 +1,106 @@
+"""Abstention thresholds for new collections (issue #14).
+
+Thresholds chosen for a target precision on an in-distribution val split do not hold on a
+collection the model has not seen (docs/trust-research.md: answers promised at .90 were right
+40-60% of the time out of source). ``out_of_source_abstention`` re-chooses them on
+leave-source-out predictions of the training rows, and the artist's also on an inner
+leave-artists-out split (false attribution at most .05). ``Rows`` is the labelled-rows
+container the evaluation protocols (``vasari.protocols``) share.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vasari.heads import trust as tr
+
+
+@dataclass
+class Rows:
+    """Labelled rows to evaluate on: features, labels per task, years, source and split."""
+
+    X: np.ndarray
+    labels: Mapping[str, Sequence[str | None]]
+    years: Sequence[int | None]
+    sources: np.ndarray
+    splits: np.ndarray
+
+    def take(self, idx: np.ndarray) -> "Rows":
+        return Rows(self.X[idx], {t: [v[i] for i in idx] for t, v in self.labels.items()},
+                    [self.years[i] for i in idx], self.sources[idx], self.splits[idx])
+
+
+#: Open-set artists: at most this share of held-out artists' paintings may get an artist verdict.
+FALSE_ATTRIBUTION = 0.05
+
+
+def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per task, (top probability, correct) of every labelled row predicted by heads that
+    never saw its source (one refit per source; a label the fold does not know is wrong)."""
+    from vasari.heads.train import train_heads
+
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for source in sorted(set(rows.sources.tolist())):
+        fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
+        val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
+        held = rows.take(np.flatnonzero((rows.sources == source) & np.isin(rows.splits, ("train", "val"))))
+        if min(len(fit.X), len(val.X), len(held.X)) == 0:
+            continue
+        heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=replace(config, year=False, novelty=False))
+        proba = heads.predict_proba(held.X)
+        for task, p in proba.items():
+            y = tr.encode(held.labels[task], heads.classifiers[task].classes)
+            m = y >= -1
+            parts.setdefault(task, []).append((p.max(axis=1)[m], (p.argmax(axis=1) == y)[m]))
+    return {t: (np.concatenate([c for c, _ in v]), np.concatenate([k for _, k in v])) for t, v in parts.items()}
+
+
+def _open_set_threshold(rows: Rows, config: Any, seed: int = 0) -> float | None:
+    """The artist threshold that gives at most ``FALSE_ATTRIBUTION`` on an inner
+    leave-artists-out split of the training artists (None without enough artists)."""
+    from vasari.heads.train import train_heads
+
+    artists = rows.labels.get("artist")
+    if not artists:
+        return None
+    counts = Counter(a for a in artists if a)
+    eligible = sorted(a for a, n in counts.items() if n >= 10)
+    if len(eligible) < 5:
+        return None
+    held = set(np.random.default_rng(seed).choice(eligible, size=max(1, len(eligible) // 5), replace=False).tolist())
+    unknown = np.array([a in held for a in artists])
+    fit = rows.take(np.flatnonzero(~unknown & (rows.splits == "train")))
+    val = rows.take(np.flatnonzero(~unknown & (rows.splits == "val")))
+    heads = train_heads(fit.X, {"artist": fit.labels["artist"]}, None, val.X, {"artist": val.labels["artist"]}, None,
+                        config=replace(config, tasks=("artist",), year=False, novelty=False))
+    scores = heads.predict_proba(rows.X[unknown])["artist"].max(axis=1)
+    return tr.threshold_for_false_attribution(scores, FALSE_ATTRIBUTION)
+
+
+def out_of_source_abstention(heads: Any, rows: Rows, config: Any) -> dict[str, dict[str, Any]]:
+    """Training hook (``HeadConfig.abstention == "out-of-source"``): each head's threshold is
+    re-chosen for ``config.target_precision`` on leave-source-out predictions of the train and
+    val rows (so the promised precision holds on a collection the model never saw), the
+    artist's the stricter of that and 5% false attribution on held-out artists. The val
+    threshold stays in the head's info (``threshold_val``) beside it; heads changed in place."""
+    from vasari.heads.calibration import choose_threshold
+
+    pooled = _pooled_out_of_source(rows, config)
+    open_set = _open_set_threshold(rows, config) if "artist" in heads.classifiers else None
+    chosen = {}
+    for task, head in heads.classifiers.items():
+        if task not in pooled:
+            continue
+        info = choose_threshold(*pooled[task], config.target_precision, config.min_kept)
+        if task == "artist" and open_set is not None:
+            info["open_set_threshold"] = float(open_set)
+            info["threshold"] = max(info["threshold"], float(open_set))
+        head.info["threshold_val"] = head.threshold
+        head.info["threshold_out_of_source"] = info
+        head.threshold = float(info["threshold"])
+        chosen[task] = info
+    return chosen

@@ -1,0 +1,235 @@
+"""Evaluation protocols that measure a model the way a new collection sees it (issue #14).
+
+Vasari's own splits draw test paintings from the same sources as training, so they never
+show how answers hold on a collection the model has not seen. These protocols score what a
+user gets, i.e. the prediction objects of ``Predictor.predict_features`` (verdicts after the
+one-answer rule, the year shown), per source and task:
+
+* ``grouped``: the given heads on the given rows (e.g. the test split);
+* ``leave-source-out``: for each source, heads refit on the train/val rows of the *other*
+  sources and scored on it; per task also which of its labels the others support (at least
+  ``SUPPORT`` training examples) and how often unsupported labels are answered (the honest
+  answer there is "unknown");
+* ``leave-artists-out``: about 20% of the artists with at least 10 works held out with all
+  their works; false attribution (share of their paintings given an artist verdict) and the
+  known artists' answered share and precision.
+
+Plain numpy in, plain dicts out: ``vasari evaluate --protocol`` prints and writes them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from vasari.heads import trust as tr
+from vasari.heads.abstention import Rows
+
+#: A label is "supported" by a training set with at least this many examples of it.
+SUPPORT = 30
+PROTOCOLS = ("grouped", "leave-source-out", "leave-artists-out")
+
+
+def user_answers(heads: Any, X: np.ndarray, spans: Mapping[str, tuple[int, int]]) -> list[dict]:
+    """The prediction objects a user would get from these heads (no gallery index)."""
+    from vasari.bundle import Bundle
+    from vasari.inference.predictor import Predictor
+
+    predictor = Predictor(Bundle(heads, None, {}, {}), None, None)
+    predictor._spans = dict(spans)
+    top = max(len(h.classes) for h in heads.classifiers.values())
+    return predictor.predict_features(X, top_k=top)
+
+
+def score(answers: list[dict], rows: Rows, spans: Mapping[str, tuple[int, int]],
+          supported: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Per task x (pooled and each source): top-1, ECE, answered share and precision (and,
+    given ``supported`` (task -> per-row flag: the row's label has training support), on
+    supported / unsupported labels); contradictions per source. A label the heads do not
+    know counts as wrong, as it would for a user."""
+    out: dict[str, Any] = {"tasks": {}, "contradictions": {}}
+    names = ["pooled"] + sorted(set(rows.sources.tolist()))
+    for task in sorted({t for a in answers for t in a["verdict"]}):
+        truth = list(rows.labels.get(task, [None] * len(answers)))
+        lab = np.array([t is not None for t in truth])
+        top = [(a["predictions"][task] or [{"label": None, "score": 0.0}])[0] for a in answers]
+        conf = np.array([t["score"] for t in top])
+        correct = np.array([t["label"] == y for t, y in zip(top, truth)])
+        answered = np.array([a["verdict"][task] != "unknown" for a in answers])
+        right = np.array([a["verdict"][task] == y for a, y in zip(answers, truth)])
+        sup = None if supported is None else np.asarray(supported.get(task, np.zeros(len(answers), bool)))
+        per = {}
+        for name in names:
+            m = lab & (True if name == "pooled" else rows.sources == name)
+            if m.any():
+                per[name] = _cell(conf, correct, answered, right, m, sup)
+        out["tasks"][task] = per
+    flags = _flags(answers, spans)
+    for name in names:
+        m = np.ones(len(answers), bool) if name == "pooled" else rows.sources == name
+        out["contradictions"][name] = tr.contradiction_rates(flags, m)["any"]
+    return out
+
+
+def _cell(conf, correct, answered, right, m, sup) -> dict[str, Any]:
+    """One source x task cell; answered precision counts the *shown* verdict (after the
+    one-answer rule it may differ from the top score)."""
+    entry = tr.answer_metrics(conf[m], correct[m], answered[m])
+    kept = m & answered
+    entry["answered_precision"] = round(float(right[kept].mean()), 4) if kept.any() else None
+    if sup is not None:
+        s, u = m & sup, m & ~sup
+        entry["supported_answered_precision"] = round(float(right[s & answered].mean()), 4) if (s & answered).any() else None
+        entry["supported_answered"] = round(float(answered[s].mean()), 4) if s.any() else None
+        entry["unsupported_n"] = int(u.sum())
+        entry["unsupported_answered"] = round(float(answered[u].mean()), 4) if u.any() else None
+    return entry
+
+
+def _flags(answers: list[dict], spans: Mapping[str, tuple[int, int]]) -> dict[str, np.ndarray]:
+    def shown(task: str) -> list[str | None]:
+        return [None if a["verdict"].get(task, "unknown") == "unknown" else a["verdict"][task] for a in answers]
+
+    year = np.array([(a.get("year") or {}).get("estimate", np.nan) for a in answers], float)
+    has = ~np.isnan(year)
+    flags = tr.contradiction_flags(shown("timeframe"), shown("style"), shown("artist"), np.nan_to_num(year, nan=1650), spans)
+    return {k: v & has for k, v in flags.items()}
+
+
+def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
+    """Heads refit without each source and scored on it (all of that source's rows)."""
+    from vasari.heads.train import train_heads
+
+    folds, supported = [], {}  # supported: per source, the labels its fold's training set supports
+    for source in sorted(set(rows.sources.tolist())):
+        fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
+        val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
+        held = rows.take(np.flatnonzero(rows.sources == source))
+        if len(fit.X) == 0 or len(val.X) == 0:
+            continue
+        heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=config)
+        counts = {t: Counter(v for v in fit.labels.get(t, []) if v) for t in heads.tasks}
+        support = {t: {c for c, n in counts[t].items() if n >= SUPPORT} for t in heads.tasks}
+        supported[source] = {t: sorted(v) for t, v in support.items()}
+        flags = {t: np.array([y in support.get(t, ()) for y in held.labels.get(t, [None] * len(held.X))]) for t in heads.tasks}
+        folds.append((held, user_answers(heads, held.X, spans), flags))
+    held_all = _concat_rows([f[0] for f in folds])
+    answers = [a for f in folds for a in f[1]]
+    tasks = {t for f in folds for t in f[2]}
+    row_support = {t: np.concatenate([f[2].get(t, np.zeros(len(f[0].X), bool)) for f in folds]) for t in tasks}
+    out = score(answers, held_all, spans, row_support)
+    out["supported_labels"] = supported
+    return out
+
+
+def _concat_rows(parts: list[Rows]) -> Rows:
+    tasks = {t for p in parts for t in p.labels}
+    return Rows(np.concatenate([p.X for p in parts]), {t: [v for p in parts for v in p.labels.get(t, [None] * len(p.X))] for t in tasks},
+                [y for p in parts for y in p.years], np.concatenate([p.sources for p in parts]),
+                np.concatenate([p.splits for p in parts]))
+
+
+def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]], fraction: float = 0.2,
+                      min_works: int = 10, seed: int = 0) -> dict[str, Any]:
+    """Open-set artists: ``fraction`` of the artists with ``min_works`` works held out."""
+    from vasari.heads.train import train_heads
+
+    artists = rows.labels.get("artist") or [None] * len(rows.X)
+    counts = Counter(a for a in artists if a)
+    eligible = sorted(a for a, n in counts.items() if n >= min_works)
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(eligible, size=max(1, round(fraction * len(eligible))), replace=False).tolist()) if eligible else set()
+    unknown = np.array([a in held for a in artists])
+    fit = rows.take(np.flatnonzero(~unknown & (rows.splits == "train")))
+    val = rows.take(np.flatnonzero(~unknown & (rows.splits == "val")))
+    config = replace(config, tasks=("artist",), year=False)
+    heads = train_heads(fit.X, {"artist": fit.labels["artist"]}, None, val.X, {"artist": val.labels["artist"]}, None, config=config)
+    test = np.flatnonzero(unknown | ((rows.splits == "test") & np.array([a is not None for a in artists])))
+    answers = user_answers(heads, rows.X[test], spans)
+    verdict = np.array([a["verdict"]["artist"] for a in answers])
+    truth = np.array([artists[i] for i in test])
+    is_unknown, answered = unknown[test], verdict != "unknown"
+    known_kept = answered & ~is_unknown
+    return {"held_out_artists": sorted(held), "n_unknown": int(is_unknown.sum()), "n_known": int((~is_unknown).sum()),
+            "false_attribution": round(float(answered[is_unknown].mean()), 4) if is_unknown.any() else None,
+            "known_answered": round(float(answered[~is_unknown].mean()), 4) if (~is_unknown).any() else None,
+            "known_precision": round(float((verdict == truth)[known_kept].mean()), 4) if known_kept.any() else None}
+
+
+def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
+                      features: np.ndarray, spans: Mapping[str, tuple[int, int]], split: str = "test") -> dict[str, Any]:
+    """``vasari evaluate --protocol``: ``grouped`` scores the bundle's heads on ``split``;
+    the other protocols refit heads with the bundle's head config on the dataset's splits."""
+    from vasari.heads.train import HeadConfig
+
+    _check_protocol(protocol)
+    ok = np.isfinite(np.asarray(features, np.float32)).all(axis=1)
+    tasks = list(bundle.heads.tasks)
+    rows = Rows(np.asarray(features, np.float32), {t: [a.label(t) for a in artworks] for t in tasks},
+                [a.year for a in artworks], np.array([a.source for a in artworks]), np.asarray(split_of, dtype=object))
+    rows = rows.take(np.flatnonzero(ok))
+    config = HeadConfig.from_dict({**bundle.card.get("head_config", {}), "tasks": tasks})
+    if protocol == "grouped":
+        test = rows.take(np.flatnonzero(rows.splits == split)) if split != "all" else rows
+        result = score(user_answers(bundle.heads, test.X, spans), test, spans)
+    elif protocol == "leave-source-out":
+        result = leave_source_out(rows, config, spans)
+    else:
+        result = leave_artists_out(rows, config, spans)
+    return {"protocol": protocol, **result}
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+
+
+def protocol_markdown(result: Mapping[str, Any]) -> str:
+    """The per source x task table of a protocol result (the report's markdown)."""
+    if "false_attribution" in result:
+        return (f"## {result['protocol']}\n\nheld-out artists: {len(result['held_out_artists'])}; false attribution "
+                f"{result['false_attribution']}; known artists answered {result['known_answered']} at precision "
+                f"{result['known_precision']}\n")
+    lines = [f"## {result['protocol']}", "", "cells: top-1 / ECE / answered @ answered precision"
+             + (" (supported labels: answered @ precision; unsupported answered)" if "supported_labels" in result else ""),
+             "", "| source | " + " | ".join(result["tasks"]) + " | contradictions |", "|---" * (len(result["tasks"]) + 2) + "|"]
+    for source, rate in result["contradictions"].items():
+        cells = []
+        for per in result["tasks"].values():
+            m = per.get(source)
+            cells.append("-" if m is None else _cell_text(m))
+        lines.append(f"| {source} | " + " | ".join(cells) + f" | {rate} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell_text(m: Mapping[str, Any]) -> str:
+    text = f"{m['top1']} / {m['ece']} / {m['answered']} @ {m['answered_precision']}"
+    if "unsupported_answered" in m:
+        text += f" (sup. {m['supported_answered']} @ {m['supported_answered_precision']}; unsup. {m['unsupported_answered']})"
+    return text
+
+
+def run_protocol(protocol: str, bundle: Any, embedder: Any, dataset: Any, split: str, out: Any, cache: Any,
+                 model_dir: Any) -> str:
+    """``vasari evaluate --protocol``: embed the dataset, run the protocol, write
+    ``protocol.json`` and ``protocol.md`` into ``out``; returns the markdown."""
+    import json
+    from pathlib import Path
+
+    from vasari.core.fileio import atomic_write_text
+    from vasari.inference.consistency import load_artist_spans
+
+    _check_protocol(protocol)  # before embedding: fail fast
+    arts = [a for a in dataset.artworks if a.image]
+    result = embedder.embed_paths([a.image for a in arts], cache=cache, progress=True)
+    report = evaluate_protocol(protocol, bundle, arts, [dataset.splits.get(a.artwork_id, "") for a in arts],
+                               result.features, load_artist_spans(model_dir), split)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = protocol_markdown(report)
+    atomic_write_text(out / "protocol.json", json.dumps(report, indent=1, default=str))
+    atomic_write_text(out / "protocol.md", text)
+    return text
