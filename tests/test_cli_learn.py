@@ -28,11 +28,14 @@ def test_predict_json_contract_and_exit_code(tmp_path):
     out = json.loads(res.stdout)
     assert isinstance(out, list) and [o["image"] for o in out] == images
     for o, i in zip(out, test):
-        assert set(o) >= {"image", "predictions", "verdict", "year"}
+        assert set(o) >= {"image", "predictions", "verdict", "novelty"}
         assert len(o["predictions"]["type"]) == 2
         assert sum(r["score"] for r in o["predictions"]["type"]) <= 1.0 + 1e-6
         assert o["predictions"]["type"][0]["label"] == w.labels[i]
-        assert o["year"] is None if o["novelty"]["novel"] else set(o["year"]) == {"estimate", "low", "high"}  # issue #14
+        if o["novelty"]["novel"]:  # a novel picture makes no claim: no year (docs/contract.md: omitted when null)
+            assert "year" not in o and set(o["verdict"].values()) == {"unknown"}
+        else:
+            assert set(o["year"]) == {"estimate", "low", "high"}
     bad = tmp_path / "bad.png"
     bad.write_text("<html>not an image</html>")
     res = invoke("predict", "--model", path, "--json", images[0], bad)
