@@ -157,7 +157,7 @@ def evaluate(
         from vasari.protocols import run_protocol
 
         try:
-            _console().print(run_protocol(protocol, bundle, embedder, ds, split, out, _cache(embedder, cache, no_cache), model), markup=False)
+            _console().print(run_protocol(protocol, bundle, embedder, ds, split, out, _cache(embedder, cache, no_cache), bundle_dir), markup=False)
         except ValueError as exc:
             fail(str(exc))
         return
