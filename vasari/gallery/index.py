@@ -67,6 +67,8 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         self.negatives = None if negatives is None or len(negatives) == 0 else np.asarray(negatives)
         self.negative_labels = list(negative_labels or ([""] * (0 if self.negatives is None else len(self.negatives))))
         self._faiss_index = None
+        #: hit dicts per (row, fields), kept across queries: a row's labels and thumbnail do not change
+        self.hit_memo: dict = {}
         self._artists: list[str] | None = None
         self._artist_rows: list[np.ndarray] | None = None
 

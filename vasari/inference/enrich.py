@@ -47,7 +47,7 @@ def enrich_predictions(
         return predictions
     q, frac = index.transform(x[live])
     sims = index.similarities(q, projected=True)
-    memo: dict = {}
+    memo = index.hit_memo  # a gallery row's hit is built once per index, not once per request
     top = _top_rows(sims, min(k_similar, len(index)))
     affinity = None
     if index.artists:
