@@ -26,6 +26,10 @@ class ThumbnailRegistry:
         #: called for every new path: the folders thumbnails may come from (None ignored)
         self._roots = roots
         self._paths: "collections.OrderedDict[str, str]" = collections.OrderedDict()
+        #: what each path given resolved to (None: not served), so a path is checked against
+        #: the file system and the roots once, not on every request that shows it (about 20
+        #: thumbnails per prediction, each a realpath + stat + roots look-up on the event loop)
+        self._checked: "collections.OrderedDict[str, str | None]" = collections.OrderedDict()
 
     def allowed_roots(self) -> list[Path]:
         return [Path(r).resolve() for r in self._roots() if r is not None]
@@ -36,16 +40,27 @@ class ThumbnailRegistry:
             return None
         if path.startswith(("data:image/", "/api/")):
             return path
-        resolved = Path(path).resolve()
-        if not resolved.is_file() or not any(resolved.is_relative_to(root) for root in self.allowed_roots()):
+        if path not in self._checked:
+            self._checked[path] = self._servable(path)
+        self._checked.move_to_end(path)
+        while len(self._checked) > MAX_THUMBNAILS:
+            self._checked.popitem(last=False)
+        resolved = self._checked[path]
+        if resolved is None:
             return None
-        path = str(resolved)
-        key = hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()[:20]
-        self._paths[key] = path
+        key = hashlib.sha1(resolved.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+        self._paths[key] = resolved
         self._paths.move_to_end(key)
         while len(self._paths) > MAX_THUMBNAILS:
             self._paths.popitem(last=False)
         return f"{API_PREFIX}/thumbnails/{key}"
+
+    def _servable(self, path: str) -> str | None:
+        """``path`` resolved (links followed) when it is a file inside an allowed root, else None."""
+        resolved = Path(path).resolve()
+        if not resolved.is_file() or not any(resolved.is_relative_to(root) for root in self.allowed_roots()):
+            return None
+        return str(resolved)
 
     def path_of(self, key: str) -> str | None:
         """The file behind ``key`` (None: unknown or forgotten)."""
