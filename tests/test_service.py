@@ -293,7 +293,12 @@ def wait_until(condition, what: str, seconds: float = 60) -> None:
         time.sleep(0.01)
 
 
-def held_batch(predictor, requests: list[dict], config: ServiceConfig = ServiceConfig(warmup=False)):
+#: One inference worker: while the gate holds the first batch, every later request must queue
+#: (with the default two, a second worker would take some of them as a batch of its own).
+ONE_WORKER = ServiceConfig(warmup=False, inference_workers=1)
+
+
+def held_batch(predictor, requests: list[dict], config: ServiceConfig = ONE_WORKER):
     """Post a first picture, hold the predictor on it until every one of ``requests``
     (kwargs of ``client.post("/api/v1/predict", ...)``) is queued, then let all run.
     Returns (responses in order, images per predictor call, the app)."""
@@ -374,7 +379,7 @@ def test_overload_is_shed_early_with_retry_after(predictor, jpeg):
     from fastapi.testclient import TestClient
 
     gated = Gated(predictor)
-    app = create_app(gated, ServiceConfig(warmup=False, shed_wait_s=1.5))
+    app = create_app(gated, ServiceConfig(warmup=False, shed_wait_s=1.5, inference_workers=1))
     batcher = app.state.batcher
     with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
         gated.gate.clear()
@@ -866,7 +871,7 @@ def test_work_of_a_client_that_left_is_dropped(predictor, jpeg):
     from concurrent.futures import ThreadPoolExecutor
 
     gated = Gated(predictor)
-    app = create_app(gated, ServiceConfig(warmup=False))
+    app = create_app(gated, ONE_WORKER)
     with Recorded() as logs, LiveServer(app) as live, ThreadPoolExecutor(1) as pool:
         gated.gate.clear()
         stays = pool.submit(httpx.post, f"{live.url}/api/v1/predict", content=jpeg,
