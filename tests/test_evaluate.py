@@ -378,3 +378,14 @@ def test_backbone_export_lives_in_the_session_cache_not_the_user_cache(vasari_ca
     assert default_cache_dir() == vasari_cache
     assert onnx_path(learn_world().embedder.spec).is_file()
     assert onnx_path(learn_world().embedder.spec).is_relative_to(vasari_cache)
+
+
+def test_a_confidence_on_a_bin_edge_belongs_to_the_lower_bin():
+    # bins are (low, high]: 0.5 and 0.75 are exact binary fractions, so no float path can move them
+    proba = np.array([[0.5, 0.5], [0.75, 0.25]])
+    y = np.array([0, 1])  # the first is right (argmax takes class 0 on the tie), the second wrong
+    # 0.5 alone in (0, .5]: |1 - .5| / 2; 0.75 alone in (.5, 1]: |0 - .75| / 2
+    assert expected_calibration_error(proba, y, bins=2) == pytest.approx(0.625)
+    rows = reliability(proba, y, bins=2)
+    assert [r["n"] for r in rows] == [1, 1]
+    assert rows[0]["confidence"] == pytest.approx(0.5) and rows[0]["accuracy"] == pytest.approx(1.0)
