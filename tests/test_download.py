@@ -515,3 +515,31 @@ def test_shared_wga_catalogs_give_image_urls_and_safe_paths(shared_data):
     for job in jobs:  # no network: only the mapping and the destinations are checked
         assert job.url.startswith("http") and job.url.endswith(".jpg") and "/art/" in job.url
         safe_destination(Path("/tmp/out"), job.path)
+
+
+def test_manifest_reading_skips_bad_lines_keeps_the_latest_record_and_ignores_a_torn_tail(tmp_path):
+    from vasari.download.manifest import _load_manifest
+
+    lines = [
+        json.dumps({"path": "a.jpg", "status": "failed"}),
+        "{not json",                                   # a damaged line in the middle: skipped
+        json.dumps(["a list", "not a record"]),        # valid JSON that is no record: skipped
+        json.dumps({"status": "ok"}),                  # a record without a path: skipped
+        json.dumps({"path": "b.jpg", "status": "ok"}),
+        json.dumps({"path": "a.jpg", "status": "ok"}),  # the later record of a.jpg wins
+    ]
+    whole = ("\n".join(lines) + "\n").encode()
+    torn = json.dumps({"path": "c.jpg", "status": "ok"}).encode()[:12]  # killed mid-write: no newline
+    (tmp_path / "manifest.jsonl").write_bytes(whole + torn)
+    latest, end, size = _load_manifest(tmp_path / "manifest.jsonl")
+    assert {p: r["status"] for p, r in latest.items()} == {"a.jpg": "ok", "b.jpg": "ok"}
+    assert (end, size) == (len(whole), len(whole) + len(torn))  # appending resumes after the last whole line
+    assert read_download_manifest(tmp_path) == latest
+    assert _load_manifest(tmp_path / "absent.jsonl") == ({}, 0, 0)
+
+
+def test_failed_jobs_of_a_folder_without_failed_csv_is_empty(tmp_path):
+    assert failed_jobs(tmp_path) == []
+    # the destination is the one recorded, not one derived from the URL again
+    (tmp_path / "failed.csv").write_text("url,path,reason\nhttp://127.0.0.1:9/x.jpg,saved/y.jpg,http_404\n")
+    assert failed_jobs(tmp_path) == [DownloadJob(url="http://127.0.0.1:9/x.jpg", path="saved/y.jpg")]
