@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=768, help="long side of the JPEGs")
     parser.add_argument("--window-ms", type=float, default=5.0, help="micro-batch window of the server")
     parser.add_argument("--max-batch", type=int, default=8, help="micro-batch size limit of the server")
-    parser.add_argument("--workers", type=int, default=2, help="inference threads of the server (batches run at once; the service default)")
+    parser.add_argument("--workers", type=int, default=3, help="inference threads of the server (batches run at once; the service default)")
     parser.add_argument("--shed-wait-s", type=float, default=1.0, help="server sheds (503) beyond this expected queue wait; 0: never")
     parser.add_argument("--saturation", action="store_true",
                         help="instead of one run: embed img/s, then --saturation-clients, then --deadline-clients "

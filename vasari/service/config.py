@@ -42,11 +42,11 @@ class ServiceConfig:
     max_batch_size: int = 8
     #: How long the batcher waits for requests still being decoded before it runs a batch.
     batch_window_ms: float = 5.0
-    #: Batches run at once (threads calling the predictor). 2: one batch's heads and gallery
-    #: enrichment (Python, one core) overlap the next batch's network run; with 1 the two ONNX
-    #: streams sat idle ~32% of the time (benchmarks/load.py --saturation on 2 cores: 8 clients
-    #: 63% -> 73% of `vasari embed`, 32 clients 73% -> 78%).
-    inference_workers: int = 2
+    #: Batches run at once (threads calling the predictor). Several: one batch's heads and gallery
+    #: enrichment (Python, one core) overlap other batches' network runs; with 1 the two ONNX
+    #: streams sat idle ~32% of the time (benchmarks/load.py --saturation on 2 cores, share of
+    #: `vasari embed`, 8 / 32 clients: 1 worker 63% / 73%, 2 workers 73% / 78%, 3 workers 76% / 82%).
+    inference_workers: int = 3
     #: Decode JPEGs at the smallest 1/2^k scale keeping this short side (None: derived from
     #: the backbone's input size and crop; 0: always decode at full resolution).
     decode_min_side: int | None = None
