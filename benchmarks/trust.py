@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from vasari.core.labels import TASKS
+from vasari.core.scope import OUT_OF_SCOPE
 from vasari.dataset.clean import cross_artist_duplicates
 from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
@@ -388,7 +389,7 @@ def prepare(data: Data, variant: Variant, train: np.ndarray, placeholders: set[i
                               for s in SOURCES if (data.source[train] == s).any()])
         basis, _ = np.linalg.qr((centroids - centroids.mean(axis=0)).T)
         X = ((Z - (Z @ basis) @ basis.T) * sd + mu).astype(np.float32)
-    drop = set(tr.ScopeRule().excluded) if variant.clean else set()
+    drop = set(OUT_OF_SCOPE) if variant.clean else set()
     return X, train, drop
 
 
@@ -519,7 +520,7 @@ def lao_fit(data: Data, X: np.ndarray, held: set[str], drop: set[str], train_poo
 def leave_artists_out(data: Data, seeds=(0, 1, 2), clean: bool = False, placeholders: set[int] = frozenset()) -> dict:
     """False attribution vs known-artist coverage; max-probability and evidence scores, with
     thresholds from val (today), from an inner leave-artists-out split, and the oracle point."""
-    drop = set(tr.ScopeRule().excluded) if clean else set()
+    drop = set(OUT_OF_SCOPE) if clean else set()
     artist = np.array([a or "" for a in data.labels["artist"]])
     counts = Counter(a for a in artist if a and a not in drop)
     eligible = [a for a, n in counts.items() if n >= 10]

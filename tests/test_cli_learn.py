@@ -61,7 +61,7 @@ def saved_dataset(tmp_path: Path) -> Path:
     w = learn_world()
     arts, splits = [], {}
     for i, p in enumerate(w.paths):
-        art = Artwork(artwork_id=f"gen:{i}", source="generated", image=p, type=w.labels[i], year=w.years[i])
+        art = Artwork(artwork_id=f"gen:{i}", source=("museum_a", "museum_b")[i % 2], image=p, type=w.labels[i], year=w.years[i])
         arts.append(art)
         splits[art.artwork_id] = w.split[i]
     out = tmp_path / "dataset"
@@ -86,6 +86,13 @@ def test_train_then_evaluate(tmp_path):
     assert report["test"]["tasks"]["type"]["top1"] >= 0.9
     assert (tmp_path / "report" / "test_type_confusion.png").is_file()
     assert "top-1" in res.stdout
+    by_source = json.loads((tmp_path / "report" / "by_source.json").read_text())
+    type_cells = by_source["tasks"]["type"]
+    assert {"pooled", "museum_a", "museum_b"} <= set(type_cells)
+    n = {s: type_cells[s]["n"] for s in ("museum_a", "museum_b")}
+    assert n["museum_a"] + n["museum_b"] == type_cells["pooled"]["n"] > 0
+    assert all(type_cells[s]["top1"] >= 0.8 for s in ("museum_a", "museum_b"))
+    assert "| museum_a |" in res.stdout and "per source" in res.stdout
 
 
 def test_demo_on_a_folder(tmp_path):

@@ -216,20 +216,28 @@ def run_protocol(protocol: str, bundle: Any, embedder: Any, dataset: Any, split:
                  model_dir: Any) -> str:
     """``vasari evaluate --protocol``: embed the dataset, run the protocol, write
     ``protocol.json`` and ``protocol.md`` into ``out``; returns the markdown."""
+    _check_protocol(protocol)  # before embedding: fail fast
+    arts = [a for a in dataset.artworks if a.image]
+    result = embedder.embed_paths([a.image for a in arts], cache=cache, progress=True)
+    return write_protocol(protocol, bundle, arts, [dataset.splits.get(a.artwork_id, "") for a in arts],
+                          result.features, model_dir, split, out)
+
+
+def write_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
+                   features: np.ndarray, model_dir: Any, split: str, out: Any, stem: str = "protocol") -> str:
+    """Run ``protocol`` on embedded artworks and write ``<stem>.json`` and ``<stem>.md`` into
+    ``out`` (plain ``vasari evaluate`` writes its per-source table as ``by_source``); returns
+    the markdown."""
     import json
     from pathlib import Path
 
     from vasari.core.fileio import atomic_write_text
     from vasari.inference.consistency import load_artist_spans
 
-    _check_protocol(protocol)  # before embedding: fail fast
-    arts = [a for a in dataset.artworks if a.image]
-    result = embedder.embed_paths([a.image for a in arts], cache=cache, progress=True)
-    report = evaluate_protocol(protocol, bundle, arts, [dataset.splits.get(a.artwork_id, "") for a in arts],
-                               result.features, load_artist_spans(model_dir), split)
+    report = evaluate_protocol(protocol, bundle, artworks, split_of, features, load_artist_spans(model_dir), split)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = protocol_markdown(report)
-    atomic_write_text(out / "protocol.json", json.dumps(report, indent=1, default=str))
-    atomic_write_text(out / "protocol.md", text)
+    atomic_write_text(out / f"{stem}.json", json.dumps(report, indent=1, default=str))
+    atomic_write_text(out / f"{stem}.md", text)
     return text

@@ -170,11 +170,23 @@ def evaluate(
     write_report(ev, out, title=f"Vasari evaluation: {bundle_dir.name} on {Path(dataset_dir).name} ({split})",
                  context={"bundle": str(bundle_dir), "dataset": str(dataset_dir), "split": split})
     _console().print(summary_table({split: ev.metrics}, title=f"{bundle_dir.name} on {split}"))
+    _print_by_source(bundle, arts, ds, result.features, bundle_dir, split, out)
     trained_on = _trained_on(bundle, split)
     if trained_on:
         _console().print(f"[yellow]note: the {', '.join(trained_on)} head(s) were trained on {split} "
                          f"({'refit on train + val' if split == 'val' else 'train split'}): these are not held-out numbers[/]")
     _console().print(f"report written to {out / 'report.html'}")
+
+
+def _print_by_source(bundle, arts, ds, features, bundle_dir: Path, split: str, out: Path) -> None:
+    """Per source x task, scored on what the predictor shows (verdicts after abstention and
+    the one-answer rule): a pooled figure can hide a source the model fails on (issue #14)."""
+    from vasari.protocols import write_protocol
+
+    text = write_protocol("grouped", bundle, arts, [ds.splits.get(a.artwork_id, "") for a in arts], features,
+                          bundle_dir, "all", out, stem="by_source")
+    _console().print("per source (what a user is shown):", markup=False)
+    _console().print(text, markup=False)
 
 
 def _trained_on(bundle, split: str) -> list[str]:

@@ -16,7 +16,6 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from vasari.core.labels import timeframe_of
-from vasari.core.scope import OUT_OF_SCOPE
 
 #: Historical spans of the style vocabulary (docs/labels.md); a style verdict for a painting
 #: whose year estimate falls outside its span contradicts the estimate.
@@ -28,16 +27,6 @@ STYLE_SPANS: dict[str, tuple[int, int]] = {
     "Impressionism": (1860, 1920),
     "Pointillism": (1880, 1915),
 }
-
-
-@dataclass(frozen=True)
-class ScopeRule:
-    """Which artists belong in the artist vocabulary: painters active 1401-1900.
-
-    Sculptors and 20th-century painters are named explicitly (the data cannot tell a
-    sculptor from a painter, and a painter's active years are only partly known)."""
-
-    excluded: tuple[str, ...] = tuple(OUT_OF_SCOPE)  # the data table lives in vasari.core.scope
 
 
 def encode(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
