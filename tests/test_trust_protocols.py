@@ -140,9 +140,13 @@ def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
     save_dataset(Dataset(arts, {a.artwork_id: s for a, s in zip(arts, w.split)}), tmp_path / "ds")
     run = CliRunner()
     res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--cache", str(w.cache_dir),
-                           "--abstention", "out-of-source"], catch_exceptions=False)
+                           "--abstention", "out-of-source", "--protocols", "leave-source-out"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    head = load_bundle(tmp_path / "m").heads.classifiers["type"]
+    bundle = load_bundle(tmp_path / "m")
+    in_card = bundle.card["protocols"]["leave-source-out"]
+    assert in_card["tasks"]["type"]["n"] == sum(a.type is not None for a in arts)  # every row, out of its source
+    assert "On collections it never saw" in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    head = bundle.heads.classifiers["type"]
     assert head.threshold == head.info["threshold_out_of_source"]["threshold"] and "threshold_val" in head.info
     for protocol in ("grouped", "leave-source-out"):
         out = tmp_path / protocol
@@ -152,9 +156,13 @@ def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
         report = json.loads((out / "protocol.json").read_text())
         assert set(report["tasks"]["type"]) == {"pooled", "museum_a", "museum_b"}
         assert "| museum_a |" in res.stdout and (out / "protocol.md").is_file()
+    # the card's figures are the protocol's pooled ones, computed on the same features
+    assert in_card["tasks"]["type"]["top1"] == pytest.approx(report["tasks"]["type"]["pooled"]["top1"], abs=0.02)
     # the generated world has under 30 training paintings per label: nothing is "supported"
     assert report["supported_labels"] == {"museum_a": {"type": []}, "museum_b": {"type": []}}
     assert report["tasks"]["type"]["museum_a"]["unsupported_n"] == report["tasks"]["type"]["museum_a"]["n"]
     res = run.invoke(app, ["evaluate", str(tmp_path / "ds"), "--model", str(tmp_path / "m"), "--out", str(tmp_path / "x"),
                            "--protocol", "random"])
     assert res.exit_code != 0 and "leave-source-out" in res.output
+    res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m2"), "--protocols", "leave-one-out"])
+    assert res.exit_code != 0 and "unknown protocol(s) leave-one-out" in res.output and not (tmp_path / "m2").exists()

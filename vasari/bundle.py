@@ -255,6 +255,28 @@ def _pct(v: Any) -> str:
     return "n/a" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{100 * float(v):.1f}%"
 
 
+def _protocol_lines(protocols: dict[str, Any]) -> list[str]:
+    """The card's "collections it never saw" section (``vasari train --protocols``)."""
+    if not protocols:
+        return []
+    lines = ["## On collections it never saw", ""]
+    for name, res in protocols.items():
+        if "false_attribution" in res:
+            lines += [f"- {name}: {res.get('held_out_artists')} artists held out with all their works; "
+                      f"false attribution {_pct(res.get('false_attribution'))} of their {res.get('n_unknown')} paintings; "
+                      f"known artists answered {_pct(res.get('known_answered'))} at precision {_pct(res.get('known_precision'))}.", ""]
+            continue
+        lines += [f"{name} (each source scored by heads trained without it; contradictions {_pct(res.get('contradictions'))}):", "",
+                  "| task | n | top-1 | answered | answered precision | supported labels: answered @ precision | unsupported answered |",
+                  "|---|---|---|---|---|---|---|"]
+        for task, t in res.get("tasks", {}).items():
+            lines.append(f"| {task} | {t.get('n')} | {_pct(t.get('top1'))} | {_pct(t.get('answered'))} | "
+                         f"{_pct(t.get('answered_precision'))} | {_pct(t.get('supported_answered'))} @ "
+                         f"{_pct(t.get('supported_answered_precision'))} | {_pct(t.get('unsupported_answered'))} |")
+        lines.append("")
+    return lines
+
+
 def model_card(bundle: Bundle) -> str:
     """MODEL_CARD.md from the card dict (data, splits, intended use) and the metrics."""
     card, heads, spec = bundle.card, bundle.heads, bundle.spec
@@ -306,6 +328,7 @@ def model_card(bundle: Bundle) -> str:
                              f"(median guess {yv.get('baseline_mae', float('nan')):.1f}) | | | | "
                              f"interval holds {_pct(yv.get('interval_coverage'))} | |")
         lines.append("")
+    lines += _protocol_lines(card.get("protocols") or {})
     lines += ["## Intended use", "",
               card.get("intended_use") or
               "Suggesting attributions (type, school, 50-year period and year, style, artist) for images of "

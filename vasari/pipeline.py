@@ -141,6 +141,15 @@ def compact_metrics(metrics: dict) -> dict:
     return out
 
 
+def protocol_figures(fit: DatasetFit, protocols: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Each protocol's pooled figures on the fit's own features (no second embedding pass)."""
+    from vasari.protocols import evaluate_protocol, protocol_summary
+
+    spans = {a: tuple(s) for a, s in (fit.bundle.card.get("artist_spans") or {}).items()}
+    return {name: protocol_summary(evaluate_protocol(name, fit.bundle, fit.artworks, fit.split_of, fit.features, spans))
+            for name in protocols}
+
+
 @dataclass
 class TrainRun:
     """What ``train_bundle`` did: the fit (bundle, evaluations, features) and where the
@@ -171,18 +180,23 @@ def train_bundle(
     report_context: Mapping[str, Any] | None = None,
     extra_files: dict[str, Path] | None = None,
     progress: bool = True,
+    protocols: Sequence[str] = (),
 ) -> TrainRun:
     """``fit_dataset`` (see there for the arguments it shares), then save the bundle to
     ``out`` with compact metrics (``extra_files`` copied in, e.g. a fine-tuned backbone) and
     write the evaluation report to ``report_dir`` (default ``<bundle>/report``).
 
     The one sequence behind ``vasari train``, ``vasari demo`` and ``vasari finetune``, so
-    their bundles and reports cannot drift apart. ``report_title`` defaults to
+    their bundles and reports cannot drift apart. ``protocols`` (e.g. "leave-source-out",
+    "leave-artists-out") are run on the same features and their pooled figures go into the
+    card, so a model card says how it holds on collections it never saw. ``report_title`` defaults to
     "Vasari evaluation: <bundle folder name>"; ``report_context`` defaults to the bundle path.
     """
     fit = fit_dataset(artworks, split_of, embedder, cache, config, evaluate_splits=evaluate_splits, card=card,
                       progress=progress)
     fit.bundle.metrics = compact_metrics(fit.bundle.metrics)
+    if protocols:
+        fit.bundle.card["protocols"] = protocol_figures(fit, protocols)
     path = save_bundle(fit.bundle, out, extra_files=extra_files)
     report = Path(report_dir) if report_dir is not None else path / "report"
     write_report(fit.evaluations, report, title=report_title or f"Vasari evaluation: {Path(out).name}",

@@ -182,6 +182,21 @@ def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split
     return {"protocol": protocol, **result}
 
 
+def protocol_summary(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The pooled figures of a protocol result, small enough for a model card: per task
+    top-1, answered share and precision (leave-source-out: also on the labels the other
+    sources support, and how often unsupported labels are answered); leave-artists-out as is,
+    with the held-out artists counted rather than listed."""
+    if "false_attribution" in result:
+        return {**{k: v for k, v in result.items() if k != "held_out_artists"},
+                "held_out_artists": len(result["held_out_artists"])}
+    keys = ("n", "top1", "answered", "answered_precision", "supported_answered", "supported_answered_precision",
+            "unsupported_answered")
+    tasks = {task: {k: per["pooled"][k] for k in keys if k in per["pooled"]}
+             for task, per in result["tasks"].items() if "pooled" in per}
+    return {"protocol": result["protocol"], "tasks": tasks, "contradictions": result["contradictions"].get("pooled")}
+
+
 def _check_protocol(protocol: str) -> None:
     if protocol not in PROTOCOLS:
         raise ValueError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")

@@ -99,6 +99,8 @@ def train(
         "line); a build script passes itself, e.g. --reproduce 'bash scripts/build-default-bundle.sh'."),
     abstention: str = typer.Option("val", "--abstention", help="Where abstention thresholds are chosen: 'val', or "
                                    "'out-of-source' (leave-source-out predictions; artist also on held-out artists)."),
+    protocols: Optional[str] = typer.Option(None, "--protocols", help="Comma-separated evaluation protocols whose pooled "
+                                            "figures go into the model card, e.g. 'leave-source-out,leave-artists-out'."),
 ) -> None:
     from vasari.dataset import load_dataset
     from vasari.features.embedder import Embedder
@@ -116,6 +118,7 @@ def train(
     from dataclasses import replace
 
     config = replace(config, abstention=abstention)
+    protocol_names = _protocol_names(protocols)
     embedder = Embedder(backbone, feature, views=views)
     cache_obj = _cache(embedder, cache, no_cache)
     command = reproduce or (" ".join(["vasari", "train", *sys.argv[2:]]) if sys.argv and "train" in sys.argv
@@ -124,12 +127,23 @@ def train(
             "splits": f"{ds.config.split} split ({json.dumps(ds.split_sizes())}), dataset config {json.dumps(ds.config.to_dict())}"}
     run = train_bundle(arts, [ds.splits.get(a.artwork_id, "") for a in arts], out, embedder=embedder,
                        cache=cache_obj, config=config, card=card,
-                       report_context={"bundle": str(out), "dataset": str(dataset_dir)})
+                       report_context={"bundle": str(out), "dataset": str(dataset_dir)}, protocols=protocol_names)
     if run.fit.embed_errors:
         console.print(f"[yellow]{len(run.fit.embed_errors)} images could not be embedded and were left out[/]")
     console.print(summary_table(run.metrics_by_split, title=f"{out.name}"))
     console.print(f"bundle written to {run.bundle_dir} (report: {run.report_dir / 'report.html'}); "
                   f"embed {run.fit.seconds['embed']}s, train {run.fit.seconds['train']}s")
+
+
+def _protocol_names(protocols: str | None) -> list[str]:
+    """``--protocols a,b`` checked before any embedding starts."""
+    from vasari.protocols import PROTOCOLS
+
+    names = [p.strip() for p in (protocols or "").split(",") if p.strip()]
+    unknown = [p for p in names if p not in PROTOCOLS]
+    if unknown:
+        fail(f"--protocols: unknown protocol(s) {', '.join(unknown)}; choose from {', '.join(PROTOCOLS)}")
+    return names
 
 
 def evaluate(
