@@ -166,3 +166,17 @@ def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
     assert res.exit_code != 0 and "leave-source-out" in res.output
     res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m2"), "--protocols", "leave-one-out"])
     assert res.exit_code != 0 and "unknown protocol(s) leave-one-out" in res.output and not (tmp_path / "m2").exists()
+
+
+def test_protocols_score_the_bundles_own_abstention_rule(world):
+    """A bundle trained with ``abstention="out-of-source"`` is scored with thresholds re-chosen
+    out of source inside each fold: source c's artists, unknown to the other sources, get
+    verdicts at the val threshold and none under the shipped rule; held-out artists are
+    falsely attributed far less often."""
+    from dataclasses import replace
+
+    val_rule, oos_rule = (replace(CONFIG, abstention=rule) for rule in ("val", "out-of-source"))
+    assert leave_source_out(world, val_rule, {})["tasks"]["artist"]["c"]["unsupported_answered"] > 0.9
+    assert leave_source_out(world, oos_rule, {})["tasks"]["artist"]["c"]["unsupported_answered"] < 0.1
+    assert leave_artists_out(world, val_rule, {})["false_attribution"] > 0.9
+    assert leave_artists_out(world, oos_rule, {})["false_attribution"] < 0.7

@@ -266,7 +266,7 @@ def _protocol_lines(protocols: dict[str, Any]) -> list[str]:
                       f"false attribution {_pct(res.get('false_attribution'))} of their {res.get('n_unknown')} paintings; "
                       f"known artists answered {_pct(res.get('known_answered'))} at precision {_pct(res.get('known_precision'))}.", ""]
             continue
-        lines += [f"{name} (each source scored by heads trained without it; contradictions {_pct(res.get('contradictions'))}):", "",
+        lines += [f"{name} (each source scored by heads trained without it, thresholds chosen the bundle's way without it; contradictions {_pct(res.get('contradictions'))}):", "",
                   "| task | n | top-1 | answered | answered precision | supported labels: answered @ precision | unsupported answered |",
                   "|---|---|---|---|---|---|---|"]
         for task, t in res.get("tasks", {}).items():

@@ -101,8 +101,6 @@ def _flags(answers: list[dict], spans: Mapping[str, tuple[int, int]]) -> dict[st
 
 def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
     """Heads refit without each source and scored on it (all of that source's rows)."""
-    from vasari.heads.train import train_heads
-
     folds, supported = [], {}  # supported: per source, the labels its fold's training set supports
     for source in sorted(set(rows.sources.tolist())):
         fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
@@ -110,7 +108,7 @@ def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int
         held = rows.take(np.flatnonzero(rows.sources == source))
         if len(fit.X) == 0 or len(val.X) == 0:
             continue
-        heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=config)
+        heads = _train_like_the_bundle(fit, val, rows.take(np.flatnonzero(rows.sources != source)), config)
         counts = {t: Counter(v for v in fit.labels.get(t, []) if v) for t in heads.tasks}
         support = {t: {c for c, n in counts[t].items() if n >= SUPPORT} for t in heads.tasks}
         supported[source] = {t: sorted(v) for t, v in support.items()}
@@ -125,6 +123,22 @@ def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int
     return out
 
 
+def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any:
+    """Heads for one fold, trained the way the bundle was: with ``abstention="out-of-source"``
+    the fold's thresholds are re-chosen out of source on the rows the fold may see (``seen``),
+    so a protocol scores the shipped rule, never thresholds chosen on the held-out rows."""
+    from vasari.heads.abstention import out_of_source_abstention
+    from vasari.heads.train import train_heads
+
+    labels = {t: fit.labels[t] for t in config.tasks if t in fit.labels}
+    val_labels = {t: val.labels[t] for t in config.tasks if t in val.labels}
+    heads = train_heads(fit.X, labels, fit.years if config.year else None, val.X, val_labels,
+                        val.years if config.year else None, config=config)
+    if config.abstention == "out-of-source":
+        out_of_source_abstention(heads, seen, config)
+    return heads
+
+
 def _concat_rows(parts: list[Rows]) -> Rows:
     tasks = {t for p in parts for t in p.labels}
     return Rows(np.concatenate([p.X for p in parts]), {t: [v for p in parts for v in p.labels.get(t, [None] * len(p.X))] for t in tasks},
@@ -135,8 +149,6 @@ def _concat_rows(parts: list[Rows]) -> Rows:
 def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]], fraction: float = 0.2,
                       min_works: int = 10, seed: int = 0) -> dict[str, Any]:
     """Open-set artists: ``fraction`` of the artists with ``min_works`` works held out."""
-    from vasari.heads.train import train_heads
-
     artists = rows.labels.get("artist") or [None] * len(rows.X)
     counts = Counter(a for a in artists if a)
     eligible = sorted(a for a, n in counts.items() if n >= min_works)
@@ -146,7 +158,7 @@ def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, in
     fit = rows.take(np.flatnonzero(~unknown & (rows.splits == "train")))
     val = rows.take(np.flatnonzero(~unknown & (rows.splits == "val")))
     config = replace(config, tasks=("artist",), year=False)
-    heads = train_heads(fit.X, {"artist": fit.labels["artist"]}, None, val.X, {"artist": val.labels["artist"]}, None, config=config)
+    heads = _train_like_the_bundle(fit, val, rows.take(np.flatnonzero(~unknown)), config)
     test = np.flatnonzero(unknown | ((rows.splits == "test") & np.array([a is not None for a in artists])))
     answers = user_answers(heads, rows.X[test], spans)
     verdict = np.array([a["verdict"]["artist"] for a in answers])
