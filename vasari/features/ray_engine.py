@@ -169,6 +169,14 @@ def pool_size(ray: Any, config: RayConfig) -> tuple[int, int]:
     return workers, threads
 
 
+def actor_kwargs(ray: Any, embedder: Any, config: RayConfig) -> dict[str, Any]:
+    """What every actor is built from: the driver's ONNX graph (put in the object store once),
+    the embedder's spec and the inference threads per actor."""
+    _, threads = pool_size(ray, config)
+    return {"model": [ray.put(onnx_file_of(embedder).read_bytes())], "spec": embedder.spec.to_dict(),
+            "threads": threads}
+
+
 def run_actor_pool(ray: Any, actor: type, kwargs: dict[str, Any], paths: Sequence[str], rows: Sequence[int],
                    config: RayConfig) -> Iterator[dict[str, np.ndarray]]:
     """Stream ``actor``'s output batches over the inputs ``rows`` of ``paths`` (any order).
@@ -196,23 +204,22 @@ def ray_embedding_batches(ray: Any, embedder: Any, paths: Sequence[str], rows: S
                           config: RayConfig) -> Iterator[RowBatch]:
     """The vectors of inputs ``rows`` computed on the actor pool, as ``RowBatch``es (an output
     batch may hold rows of several nodes: it is split by node, so shards can count rows per node)."""
-    _, threads = pool_size(ray, config)
-    kwargs = {"model": [ray.put(onnx_file_of(embedder).read_bytes())], "spec": embedder.spec.to_dict(),
-              "threads": threads}
+    kwargs = actor_kwargs(ray, embedder, config)
     for out in run_actor_pool(ray, EmbedActor, kwargs, paths, rows, config):
-        yield from _split_by_node(out)
+        yield from split_by_node(out)
 
 
-def _split_by_node(out: dict[str, np.ndarray]) -> Iterator[RowBatch]:
-    """An actor pool output batch -> ``RowBatch``es, one per node that computed rows of it."""
+def split_by_node(out: dict[str, np.ndarray], values: str = "vector") -> Iterator[RowBatch]:
+    """An actor pool output batch -> ``RowBatch``es, one per node that computed rows of it
+    (``values``: the column of results; rows with a non-empty ``error``, when the actor
+    reports one, become errors)."""
     nodes = out["node"]
     for node in dict.fromkeys(nodes.tolist()):
         mask = nodes == node
         rows = out["row"][mask].astype(int).tolist()
-        errs = out["error"][mask].tolist()
-        codes = out["code"][mask].tolist()
-        vectors = out["vector"][mask]
+        errs = out["error"][mask].tolist() if "error" in out else [""] * len(rows)
+        codes = out["code"][mask].tolist() if "code" in out else [""] * len(rows)
         ok = [j for j, e in enumerate(errs) if not e]
-        yield RowBatch(rows=[rows[j] for j in ok], values=vectors[ok],
+        yield RowBatch(rows=[rows[j] for j in ok], values=out[values][mask][ok],
                        errors={rows[j]: e for j, e in enumerate(errs) if e},
                        codes={rows[j]: c for j, (e, c) in enumerate(zip(errs, codes)) if e}, node=node)
