@@ -39,8 +39,12 @@ from vasari.core.paths import shared_data_dir  # noqa: E402
 SOURCES = ("louvre", "wikiart", "artists7")
 
 
-def pictures(data: Path, n: int) -> list[str]:
-    """``n`` real pictures, taken evenly from each source in turn (sizes 224 to 500 px)."""
+def pictures(n: int) -> list[str]:
+    """``n`` real pictures from ../shared/data, taken from each source in turn (224 to 500 px);
+    none when the folder is absent."""
+    data = shared_data_dir()
+    if data is None:
+        return []
     per_source = [sorted(str(p) for p in (data / s).rglob("*") if p.is_file() and is_image_file(p)) for s in SOURCES]
     out: list[str] = []
     for k in range(max(len(files) for files in per_source)):
@@ -87,11 +91,10 @@ def embed_main(argv: list[str]) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="passes over every engine, in a turning order")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "scale_embed.json")
     args = ap.parse_args(argv)
-    data = shared_data_dir()
-    if data is None:
-        print("../shared/data is absent (set VASARI_DATA); nothing to measure", file=sys.stderr)
+    paths = pictures(args.images)
+    if not paths:
+        print("no pictures: ../shared/data is absent (set VASARI_DATA)", file=sys.stderr)
         return 2
-    paths = pictures(data, args.images)
     for p in paths:  # warm the page cache: every engine then measures decoding, not the disk
         Path(p).read_bytes()
 

@@ -4,6 +4,7 @@ picture. Marked slow: two servers load the model."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import shutil
@@ -43,18 +44,17 @@ def _read_only(folder: Path) -> None:
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, deadline_s: float = 180) -> None:
+    """Until ``url/readyz`` answers 200 (the model is loaded and warm); fails if the server exits."""
     import httpx
 
     deadline = time.monotonic() + deadline_s
-    while True:
+    while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read().decode(errors="replace")
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} did not become ready"
         time.sleep(0.3)
+    pytest.fail(f"{url} did not become ready within {deadline_s} s")
 
 
 def test_two_serve_replicas_share_a_read_only_bundle(tmp_path):
