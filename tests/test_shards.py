@@ -135,6 +135,18 @@ def test_the_cache_is_shared_by_shards_and_npz(pictures, tmp_path, embedder):
     assert np.abs(_read(tmp_path / "shards")[2] - again.features[again.ok]).max() <= 1e-6
 
 
+def test_the_ray_engine_takes_cached_vectors_without_starting_ray(pictures, tmp_path, embedder):
+    """With --engine ray the driver looks pictures up in the cache first: all cached, no Ray."""
+    from vasari.features import EmbeddingCache
+    from vasari.features.collection import CollectionConfig, embed_to_result
+
+    paths = [p for p in _paths(pictures) if not p.endswith("broken.jpg")]
+    local = embedder.embed_paths(paths, cache=EmbeddingCache(tmp_path / "cache", embedder.spec), progress=False)
+    cached = embed_to_result(embedder, paths, cache=EmbeddingCache(tmp_path / "cache", embedder.spec),
+                             config=CollectionConfig(engine="ray"), progress=False)
+    assert not cached.errors and np.array_equal(cached.features, local.features)
+
+
 def test_prediction_shards_are_the_local_predictors_objects(pictures, tmp_path):
     from vasari.features.collection import CollectionConfig
     from vasari.features.shards import iter_prediction_objects

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 
 from vasari.cli.common import fail
@@ -37,7 +38,11 @@ def embed_collection(embedder: Any, paths: list[str], ids: list[str], out: Path,
 
     t0 = time.perf_counter()
     if fmt == "parquet":
-        manifest = embed_to_shards(embedder, paths, ids, out, cache=store, config=config)
+        try:
+            manifest = embed_to_shards(embedder, paths, ids, out, cache=store, config=config)
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/]: the finished shards are in {out}; rerun to resume")
+            raise typer.Exit(code=130) from None
         entries = manifest["shards"]
         ok = sum(e["rows"] for e in entries)
         errors = [m for e in entries for m in e["errors"].values()]

@@ -117,13 +117,17 @@ def engine_batches(embedder: Embedder, paths: list[str], plans: Sequence[ShardPl
     if cache is not None:
         cached, rows, keys = _split_cached(cache, embedder, paths, rows)
         yield cached
-    with ray_session(config.ray) as ray:
-        for batch in ray_embedding_batches(ray, embedder, paths, rows, config.ray):
-            if cache is not None and batch.rows:
-                cache.put([keys[i] for i in batch.rows], np.asarray(batch.values))
-            yield batch
-    if cache is not None:
-        cache.flush()
+    if not rows:  # all cached: no Ray to start
+        return
+    try:
+        with ray_session(config.ray) as ray:
+            for batch in ray_embedding_batches(ray, embedder, paths, rows, config.ray):
+                if cache is not None and batch.rows:
+                    cache.put([keys[i] for i in batch.rows], np.asarray(batch.values))
+                yield batch
+    finally:  # interrupted too: keep what was computed
+        if cache is not None:
+            cache.flush()
 
 
 def _local_batch(start: int, result: EmbedResult) -> RowBatch:
