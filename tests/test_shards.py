@@ -173,3 +173,13 @@ def test_import_and_help_load_neither_ray_nor_pyarrow():
             "vasari.inference.ray_predict; print(sorted({'ray', 'pyarrow'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_predict_cli_writes_prediction_shards(pictures, tmp_path):
+    result = _cli("predict", pictures, "--engine", "ray")
+    assert result.exit_code == 2 and "--engine needs --out DIR" in " ".join(result.output.split())
+    result = _cli("predict", pictures, "--out", tmp_path / "pred", "--shard-size", 6, "--top-k", 1)
+    assert result.exit_code == 1  # one picture could not be read; its row says why
+    manifest = json.loads((tmp_path / "pred" / "manifest.json").read_text())
+    assert manifest["identity"]["kind"] == "predictions" and manifest["identity"]["top_k"] == 1
+    assert [e["rows"] for e in manifest["shards"]] == [6, 6]
