@@ -27,6 +27,7 @@ Ray is imported inside the functions: ``import vasari`` never loads it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -130,11 +131,13 @@ def actor_embedder(model: list[Any], spec: dict[str, Any], threads: int) -> Any:
 
     from vasari.features.finetuned import FinetunedEmbedder
 
-    data = ray.get(model[0])
     folder = Path(tempfile.mkdtemp(prefix="vasari-ray-"))
-    path = folder / "backbone.onnx"
-    path.write_bytes(data)
-    return FinetunedEmbedder(path, BackboneSpec.from_dict(spec), threads=threads)
+    try:
+        path = folder / "backbone.onnx"
+        path.write_bytes(ray.get(model[0]))
+        return FinetunedEmbedder(path, BackboneSpec.from_dict(spec), threads=threads)
+    finally:  # the session holds the graph in memory: no file left behind per job
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class EmbedActor:
@@ -165,6 +168,9 @@ def pool_size(ray: Any, config: RayConfig) -> tuple[int, int]:
     """(actors, inference threads per actor) for this cluster and config."""
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     workers = config.workers or cpus
+    if workers * config.actor_cpus > cpus:  # the pool would wait for actors that never start
+        raise ModelError(f"{workers} Ray actors of {config.actor_cpus} CPU each do not fit the cluster's {cpus} CPUs; "
+                         f"use --ray-workers {int(cpus / config.actor_cpus)} or fewer")
     threads = config.threads or max(1, cpus // workers)
     return workers, threads
 
@@ -181,9 +187,9 @@ def run_actor_pool(ray: Any, actor: type, kwargs: dict[str, Any], paths: Sequenc
                    config: RayConfig) -> Iterator[dict[str, np.ndarray]]:
     """Stream ``actor``'s output batches over the inputs ``rows`` of ``paths`` (any order).
 
-    ``kwargs`` are the actor's constructor arguments besides the shipped model (the caller
-    puts it in the object store once: ``kwargs["model"] = [ref]``, in a list so Ray hands the
-    reference itself to the actor, which fetches it once)."""
+    ``kwargs`` are the actor's constructor arguments (``actor_kwargs``: the model is an object
+    reference inside a list, so Ray hands the reference itself to each actor, which fetches the
+    bytes once, instead of inlining them in every actor's creation)."""
     if not rows:
         return
     import ray.data
