@@ -23,7 +23,7 @@ Features: "stats" (default: pooled vector + per-channel mean/std of intermediate
 
 Vectors are cached by image content in --cache (default: the user cache dir, one folder per backbone + feature + preprocessing); an interrupted run resumes where it stopped.
 
---format parquet writes shards DIR/part-NNNNN.parquet (columns image, artwork_id, vector) and DIR/manifest.json instead: for large collections, resumable shard by shard (a rerun recomputes only the missing shards). --engine ray computes the same vectors with onnxruntime in Ray actors (pip install 'vasari-art[ray]'; a local Ray unless --ray-address); see docs/scale.md.
+--format parquet writes shards DIR/part-NNNNN.parquet (columns image, artwork_id, vector) and DIR/manifest.json instead: for large collections, resumable shard by shard (a rerun recomputes only the missing shards). --engine ray computes the same vectors with onnxruntime in Ray actors (pip install 'vasari-art\\[ray]'; a local Ray unless --ray-address); see docs/scale.md.
 
 The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.embedder.load_embeddings.
 
