@@ -233,7 +233,10 @@ class ShardSet:
         path = self.dir / plan.name
         tmp = temp_path(path)
         try:
-            pq.write_table(table, tmp)
+            # float vectors do not repeat: dictionary-encoding them made shards 1.6x larger
+            # than zstd without it (16.0 vs 10.1 KB per 2,912-d row)
+            pq.write_table(table, tmp, compression="zstd",
+                           use_dictionary=[c for c in table.column_names if c != "vector"])
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
