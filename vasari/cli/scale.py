@@ -33,6 +33,8 @@ def embed_collection(embedder: Any, paths: list[str], ids: list[str], out: Path,
                      config: Any, console: Console) -> tuple[int, int]:
     """Embed into shards (``fmt`` "parquet") or an .npz with the configured engine; returns
     (pictures embedded, pictures failed)."""
+    from rich.markup import escape
+
     from vasari.features.collection import embed_to_result, embed_to_shards
     from vasari.features.embedder import save_embeddings
 
@@ -55,7 +57,7 @@ def embed_collection(embedder: Any, paths: list[str], ids: list[str], out: Path,
     dt = time.perf_counter() - t0
     console.print(f"wrote {where} · {ok} ok, {len(errors)} failed · {dt:.1f}s ({len(paths) / max(dt, 1e-9):.1f} img/s)")
     for msg in errors[:10]:
-        console.print(f"  [red]failed[/] {msg}")
+        console.print(f"  [red]failed[/] {escape(msg)}")
     return ok, len(errors)
 
 
@@ -65,8 +67,6 @@ def predict_collection(bundle_dir: Path | None, paths: list[str], ids: list[str]
     from vasari.inference.predictor import Predictor
     from vasari.inference.ray_predict import predict_to_shards
 
-    if crop and config.engine == "ray":
-        fail("--crop is not available with --engine ray yet; crop the photos first or use the local engine")
     console = Console(stderr=True, highlight=False)
     t0 = time.perf_counter()
     predictor = Predictor.load(bundle_dir, engine=config.local_engine, crop=crop)

@@ -2,7 +2,7 @@
 with the local engine or in Ray actors (`--engine ray`).
 
 Each actor (``PredictActor``) holds one onnxruntime session over the graph the driver exported
-(``vasari.features.ray_engine``) and a ``Predictor`` loaded from the bundle folder, which every
+(``vasari.features.ray_engine``) and a ``Predictor`` loaded from the bundle folder (cropping museum photos when asked), which every
 worker must see at the same path (the default bundle ships inside the package). It runs
 ``Predictor.predict_paths``, the local predictor's own path, so each row is the object the local
 predictor gives for that picture. Shards are written by the driver as for embeddings
@@ -38,12 +38,13 @@ class PredictActor:
     """One onnxruntime session and one ``Predictor`` per actor: ``{"row", "image"}`` batches ->
     the prediction objects as JSON strings, and the node that computed them."""
 
-    def __init__(self, model: list[Any], spec: dict[str, Any], threads: int, bundle: str, top_k: int):
+    def __init__(self, model: list[Any], spec: dict[str, Any], threads: int, bundle: str, top_k: int,
+                 crop: bool = False):
         import ray
 
         from vasari.features.ray_engine import actor_embedder
 
-        self.predictor = Predictor.load(bundle, embedder=actor_embedder(model, spec, threads))
+        self.predictor = Predictor.load(bundle, embedder=actor_embedder(model, spec, threads), crop=crop)
         self.top_k = top_k
         self.node = ray.get_runtime_context().get_node_id()
 
@@ -86,7 +87,7 @@ def _prediction_batches(predictor: Predictor, paths: list[str], plans: Sequence[
     rows = [i for plan in plans for i in range(plan.start, plan.stop)]
     with ray_session(config.ray) as ray:
         kwargs = {**actor_kwargs(ray, predictor.embedder, config.ray), "bundle": str(predictor.bundle.path),
-                  "top_k": top_k}
+                  "top_k": top_k, "crop": predictor.crop}
         for out in run_actor_pool(ray, PredictActor, kwargs, paths, rows, config.ray):
             for batch in split_by_node(out, values="prediction"):
                 batch.values = [json.loads(s) for s in batch.values]
