@@ -22,8 +22,11 @@ Verb = TypeVar("Verb", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one red ``error:`` line on stderr (no traceback) and exit with ``code``."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    """Print one red ``error:`` line on stderr (no traceback) and exit with ``code``. The
+    message is printed as is: brackets in it (``pip install 'vasari-art[ray]'``) are not markup."""
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code=code)
 
 

@@ -23,11 +23,15 @@ Features: "stats" (default: pooled vector + per-channel mean/std of intermediate
 
 Vectors are cached by image content in --cache (default: the user cache dir, one folder per backbone + feature + preprocessing); an interrupted run resumes where it stopped.
 
+--format parquet writes shards DIR/part-NNNNN.parquet (columns image, artwork_id, vector) and DIR/manifest.json instead: for large collections, resumable shard by shard (a rerun recomputes only the missing shards). --engine ray computes the same vectors with onnxruntime in Ray actors (pip install 'vasari-art\\[ray]'; a local Ray unless --ray-address); see docs/scale.md.
+
 The .npz holds features (N, dim) float32 with NaN rows for pictures that failed, paths, ids (catalog ids or paths), ok, errors (JSON index -> message) and spec (JSON); read it with vasari.features.embedder.load_embeddings.
 
 Example:
 
   vasari embed ../shared/data/louvre/train ../shared/data/louvre/val --out runs/louvre.npz
+
+  vasari embed ../shared/data/wikiart --out runs/wikiart-shards --format parquet --engine ray --ray-workers 2
 """
 
 
@@ -100,13 +104,17 @@ def _list_backbones() -> None:
 
 def embed(
     inputs: Optional[list[str]] = typer.Argument(None, metavar="SPEC_OR_FOLDER...", help="Image files, folders or catalog specs."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .npz file."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output .npz file (a folder with --format parquet)."),
+    fmt: str = typer.Option("npz", "--format", help='"npz" (one file, default) or "parquet" (shards + manifest in the --out folder, resumable).'),
+    shard_size: int = typer.Option(4096, "--shard-size", min=1, help="Pictures per Parquet shard (the unit a rerun resumes by)."),
     backbone: str = typer.Option(DEFAULT_BACKBONE, help="Backbone name (see --list)."),
     feature: str = typer.Option("stats", help='"stats" (style statistics, default) or "pooled".'),
     batch_size: int = typer.Option(32, min=1, help="Pictures per forward pass."),
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: user cache dir / embeddings / <spec>)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not read or write the embedding cache."),
-    engine: str = typer.Option("auto", help='"auto", "onnx" (onnxruntime) or "torch".'),
+    engine: str = typer.Option("auto", help='"auto", "onnx" (onnxruntime), "torch" or "ray" (onnxruntime in Ray actors).'),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to use with --engine ray (default: start a local Ray)."),
+    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, help="Ray actors, one onnxruntime session each (default: the cluster's CPUs)."),
     device: Optional[str] = typer.Option(None, help='"cpu" or "cuda" (default: auto).'),
     views: str = typer.Option("center", help='Test-time views averaged per picture: "center", "flip" (+ mirror) or "multicrop" (+ mirror + five crops at twice the size).'),
     workers: Optional[int] = typer.Option(None, min=1, help="Decoding threads (default: 2 or the core count)."),
@@ -121,7 +129,9 @@ def embed(
         fail("give at least one image, folder or catalog spec")
     if out is None:
         fail("--out FILE.npz is required")
-    if out.suffix != ".npz":
+    if fmt not in ("npz", "parquet"):
+        fail(f'--format must be "npz" or "parquet", got {fmt!r}')
+    if fmt == "npz" and out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
     console = Console(stderr=True, highlight=False)
     try:
@@ -141,10 +151,20 @@ def embed(
     store = None
     if not no_cache:  # refuse a wrong cache before any slow model work
         store = EmbeddingCache(cache, spec) if cache else EmbeddingCache.default(spec)
+    from vasari.cli.scale import collection_config, embed_collection
+
+    config = collection_config(engine, ray_address, ray_workers, shard_size, batch_size, workers)
     try:
-        embedder = Embedder(backbone, feature, engine=engine, device=device, threads=threads, views=views)
+        embedder = Embedder(backbone, feature, engine=config.local_engine, device=device, threads=threads, views=views)
     except ValueError as exc:
         fail(str(exc))
+    if fmt == "parquet" or engine == "ray":
+        console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · engine {engine} · "
+                      f"cache {store.dir if store is not None else 'off'}")
+        ok, n_failed = embed_collection(embedder, paths, ids, out, fmt, store, config, console)
+        if n_failed and (strict or ok == 0):
+            raise typer.Exit(code=1)
+        return
     console.print(f"{len(paths)} pictures · {spec.name} {spec.feature} {spec.dim}-d · {embedder.engine.describe()} · cache {store.dir if store is not None else 'off'}")
     try:
         result = embedder.embed_paths(paths, cache=store, batch_size=batch_size, progress=True, workers=workers)

@@ -36,9 +36,13 @@ PREDICT_HELP = """Attribute paintings: type, school, period, style, artist (top-
 
 --json prints ONE JSON array (one object per image; see docs/contract.md). The exit code is 1 when any image could not be read (its object then has an "error").
 
+--out DIR writes the predictions of a whole collection (files, folders, catalog specs) as Parquet shards instead: one row per picture, the contract's fields as JSON strings, resumable shard by shard; --engine ray runs them in Ray actors (docs/scale.md).
+
 Example:
 
   vasari predict --top-k 3 --json ../shared/data/louvre/val/portrait/*.jpg
+
+  vasari predict ../shared/data/wikiart --out runs/wikiart-predictions --engine ray
 """
 
 DEMO_HELP = """The whole system in about a minute: attribution on held-out paintings.
@@ -213,13 +217,22 @@ def _trained_on(bundle, split: str) -> list[str]:
 
 
 def predict(
-    images: list[Path] = typer.Argument(..., help="Image files."),
+    images: list[Path] = typer.Argument(..., help="Image files (with --out also folders and catalog specs)."),
     bundle_dir: Optional[Path] = typer.Option(None, "--model", "-m", help="Bundle directory (default: the shipped model)."),
     top_k: int = typer.Option(3, "--top-k", "-k", help="Labels per task."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
     crop: bool = typer.Option(False, help="Museum photos: find and crop the painting first."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write Parquet shards of predictions to this folder (one row per picture; resumable) instead of printing."),
+    engine: str = typer.Option("auto", help='With --out: "auto", "onnx", "torch" or "ray" (onnxruntime in Ray actors; see docs/scale.md).'),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for --engine ray (default: a local Ray)."),
+    ray_workers: Optional[int] = typer.Option(None, "--ray-workers", min=1, help="Ray actors for --engine ray (default: the cluster's CPUs)."),
+    shard_size: int = typer.Option(4096, "--shard-size", min=1, help="Pictures per Parquet shard with --out."),
 ) -> None:
     from vasari.inference.predictor import Predictor
+
+    if out is not None or engine != "auto":
+        _predict_collection(images, bundle_dir, top_k, crop, out, engine, ray_address, ray_workers, shard_size)
+        return
 
     predictor = Predictor.load(bundle_dir, crop=crop)
     results = predictor.predict_paths([str(p) for p in images], top_k=top_k)
@@ -228,6 +241,24 @@ def predict(
         sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     else:
         _print_predictions(results)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _predict_collection(images: list[Path], bundle_dir: Optional[Path], top_k: int, crop: bool, out: Optional[Path],
+                        engine: str, ray_address: Optional[str], ray_workers: Optional[int], shard_size: int) -> None:
+    """`predict --out DIR [--engine ...]`: a collection's predictions as Parquet shards."""
+    from vasari.cli.features import collect_inputs
+    from vasari.cli.scale import collection_config, predict_collection
+
+    if out is None:
+        fail("--engine needs --out DIR (predictions of a collection are written as Parquet shards)")
+    config = collection_config(engine, ray_address, ray_workers, shard_size)
+    try:
+        paths, ids = collect_inputs([str(p) for p in images])
+    except ValueError as exc:
+        fail(str(exc))
+    ok, failed = predict_collection(bundle_dir, paths, ids, out, top_k, config, crop)
     if failed:
         raise typer.Exit(code=1)
 

@@ -7,7 +7,9 @@ no imports), ``spec`` (the backbone registry, ``BackboneSpec``, preprocessing; n
 outside the registry),
 ``nets`` (the torch networks and the ONNX export; imports torch), ``transforms`` (pixels ->
 arrays), ``engines`` (onnxruntime and torch), ``embedder`` (``Embedder``), ``cache``
-(``EmbeddingCache``) and ``finetuned`` (the embedder of a bundle's fine-tuned ONNX backbone).
+(``EmbeddingCache``), ``finetuned`` (the embedder of a bundle's fine-tuned ONNX backbone),
+``shards`` (Parquet shards + manifest), ``collection`` (a collection into shards or an
+``EmbedResult`` with either engine) and ``ray_engine`` (onnxruntime in Ray actors).
 
 The public names below are imported on first use (PEP 562), like those of ``vasari`` itself:
 ``import vasari.features`` imports nothing heavy, the CLI reads ``defaults`` for its option
@@ -30,6 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from vasari.features.cache import log, CACHE_FORMAT, CacheMismatchError, CacheLocationError, CacheCorruptError, CacheWarning, content_key, EmbeddingCache
     from vasari.features.embedder import EmbedResult, Embedder, embed_paths, save_embeddings, load_embeddings
     from vasari.features.finetuned import FinetuneError, FinetunedEmbedder, finetuned_embedder, onnx_spec
+    from vasari.features.shards import ShardError, iter_shard_batches, iter_prediction_objects, read_manifest
+    from vasari.features.collection import CollectionConfig, embed_to_shards, embed_to_result
+    from vasari.features.ray_engine import RayConfig
 
 #: public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
@@ -42,6 +47,9 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(('log', 'CACHE_FORMAT', 'CacheMismatchError', 'CacheLocationError', 'CacheCorruptError', 'CacheWarning', 'content_key', 'EmbeddingCache',), "vasari.features.cache"),
     **dict.fromkeys(('EmbedResult', 'Embedder', 'embed_paths', 'save_embeddings', 'load_embeddings',), "vasari.features.embedder"),
     **dict.fromkeys(('FinetuneError', 'FinetunedEmbedder', 'finetuned_embedder', 'onnx_spec',), "vasari.features.finetuned"),
+    **dict.fromkeys(('ShardError', 'iter_shard_batches', 'iter_prediction_objects', 'read_manifest',), "vasari.features.shards"),
+    **dict.fromkeys(('CollectionConfig', 'embed_to_shards', 'embed_to_result',), "vasari.features.collection"),
+    **dict.fromkeys(('RayConfig',), "vasari.features.ray_engine"),
 }
 
 __all__ = list(_EXPORTS)

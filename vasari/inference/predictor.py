@@ -86,8 +86,11 @@ class Predictor:
     # ----------------------------------------------------------------- loading
     @classmethod
     def load(cls, model_dir: str | Path | None = None, engine: str = "auto", device: str | None = None,
-             with_index: bool = True, crop: bool = False, lazy: bool = False) -> "Predictor":
-        """Load a bundle (None: the default bundle shipped in the package) and its backbone.
+             with_index: bool = True, crop: bool = False, lazy: bool = False,
+             embedder: FeatureExtractor | None = None) -> "Predictor":
+        """Load a bundle (None: the default bundle shipped in the package) and its backbone
+        (``embedder``, when given, is used instead: e.g. a Ray actor's session over the
+        driver's ONNX graph; its spec is checked against the bundle's).
 
         Raises ``BundleError`` when the bundle is missing, corrupt, from a future format, or
         made with a backbone that differs from the one this installation builds.
@@ -108,7 +111,7 @@ class Predictor:
                 index = load_bundle_index(path, spec=bundle.spec)
             except GalleryIndexError as exc:  # its message names the index file already
                 raise BundleError(str(exc)) from exc
-        predictor = cls(bundle, None, index, crop)
+        predictor = cls(bundle, embedder, index, crop)
         predictor._engine_options = {"engine": engine, "device": device}
         if not lazy:
             predictor.embedder  # noqa: B018  (build and check now)
