@@ -77,6 +77,8 @@ class MicroBatcher:
         self.dropped = 0
         #: images queued or being computed (the work ahead of a new request)
         self.pending_images = 0
+        #: batches being computed now (by as many workers)
+        self.computing = 0
         #: moving average of seconds per image of the batches computed (None: none yet)
         self.seconds_per_image: float | None = None
         self._started = False
@@ -183,35 +185,51 @@ class MicroBatcher:
                 return
             if not self._take(first):
                 continue
-            jobs, count, stop = [first], len(first.images), False
-            deadline = time.monotonic() + self.window_s
-            while count < self.max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    with self._lock:
-                        incoming = self._incoming
-                    remaining = deadline - time.monotonic()
-                    if incoming <= 0 or remaining <= 0:
-                        break
-                    try:
-                        job = self._queue.get(timeout=min(remaining, 0.001))
-                    except queue.Empty:
-                        continue
-                if job is None:
-                    stop = True
-                    break
-                if self._take(job):
-                    jobs.append(job)
-                    count += len(job.images)
-            self._execute(jobs)
+            jobs, stop = self._gather(first)
             with self._lock:
-                self.pending_images -= count
+                self.computing += 1
+            try:
+                self._execute(jobs)
+            finally:
+                with self._lock:
+                    self.computing -= 1
+                    self.pending_images -= sum(len(job.images) for job in jobs)
             if first_batch:
                 first_batch = False
                 after_first()
             if stop:
                 return
+
+    def _should_wait(self, deadline: float) -> bool:
+        """Wait for requests still decoding? Only while another worker is computing (the
+        cores have work, so a bigger batch costs no idle time: the heads and the gallery
+        search cost less per picture in a bigger batch) and before ``deadline``. With no
+        other batch running the worker starts at once: waiting would leave the cores idle."""
+        with self._lock:
+            wanted = self._incoming > 0 and self.computing > 0
+        return wanted and time.monotonic() < deadline
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and the jobs that join its batch (up to ``max_batch`` images); True
+        as the second item when the stop signal was met."""
+        jobs, count = [first], len(first.images)
+        deadline = time.monotonic() + self.window_s
+        while count < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                if not self._should_wait(deadline):
+                    break
+                try:
+                    job = self._queue.get(timeout=0.001)
+                except queue.Empty:
+                    continue
+            if job is None:
+                return jobs, True
+            if self._take(job):
+                jobs.append(job)
+                count += len(job.images)
+        return jobs, False
 
     def _execute(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]
