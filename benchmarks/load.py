@@ -10,7 +10,8 @@ table and writes ``benchmarks/results/load.json``.
     python benchmarks/load.py                       # default bundle, 4 clients, 60 s
     python benchmarks/load.py --model runs/model --duration 30 --max-batch 1
     python benchmarks/load.py --url http://127.0.0.1:8000   # an already running server
-    python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s,
+    python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s
+                                                            # (measured before and after each run),
                                                             # then 128 clients with a 3 s deadline
 
 Goals (issue 4): p50 <= 80 ms, p99 <= 250 ms, >= 25 req/s, 0 errors, RSS <= 600 MB on 2 cores.
@@ -375,42 +376,108 @@ def _finite(obj):
 SATURATION_GOALS = {"throughput_vs_embed": 0.8, "p99_s": 1.5, "deadline_timeout_rate": 0.05, "deadline_p99_s": 3.0}
 
 
-def embed_images_per_second(model: str | None, jpegs: list[bytes], seconds: float) -> float:
+class EmbedBaseline:
     """What ``vasari embed`` does (decode files + forward passes of 32) with the served
-    bundle's backbone, in this process, in images per second: the ceiling for the service."""
-    from vasari.inference.predictor import Predictor
+    bundle's backbone, in this process: the ceiling for the service. Measured again around
+    every saturation run, so that a machine shared with other work is compared with itself
+    (the ratio uses the mean of the measurements before and after the run)."""
 
-    embedder = Predictor.load(Path(model) if model else None).embedder
-    with tempfile.TemporaryDirectory(prefix="vasari-load-embed-") as tmp:
-        paths = []
+    def __init__(self, model: str | None, jpegs: list[bytes]):
+        from vasari.inference.predictor import Predictor
+
+        self.embedder = Predictor.load(Path(model) if model else None).embedder
+        self._tmp = tempfile.TemporaryDirectory(prefix="vasari-load-embed-")
+        self.paths = []
         for i, data in enumerate(jpegs * 3):
-            path = Path(tmp) / f"{i}.jpg"
+            path = Path(self._tmp.name) / f"{i}.jpg"
             path.write_bytes(data)
-            paths.append(path)
-        embedder.embed_paths(paths[:8], progress=False)  # warm-up
-        done, t0 = 0, time.perf_counter()
+            self.paths.append(path)
+        self.embedder.embed_paths(self.paths[:8], progress=False)  # warm-up
+
+    def measure(self, seconds: float) -> dict:
+        """Images per second and CPU milliseconds per image (this process, all threads)."""
+        done, t0, cpu0 = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - t0 < seconds:
-            embedder.embed_paths(paths, progress=False)
-            done += len(paths)
-        return done / (time.perf_counter() - t0)
+            self.embedder.embed_paths(self.paths, progress=False)
+            done += len(self.paths)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        return {"img_per_s": done / wall, "cpu_ms_per_img": cpu * 1000 / done, "loadavg_1m": os.getloadavg()[0]}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def saturation_row(clients: int, r: dict, before: dict, after: dict) -> dict:
+    """One saturation run against the embed rate measured just before and just after it.
+
+    ``cpu_share``: embed's CPU per image over the server's CPU per answered request. It
+    changes little with other work on the machine (wall-clock rates do), and on a machine
+    of its own the service cannot beat it: the share of embed it could reach if its cores
+    never idled."""
+    embed_ips = (before["img_per_s"] + after["img_per_s"]) / 2
+    embed_cpu = (before["cpu_ms_per_img"] + after["cpu_ms_per_img"]) / 2
+    server_cpu = r["server_cpu_ms_per_request"]
+    return {
+        "clients": clients, "req_per_s": r["throughput_rps"], "img_per_s": r["throughput_rps"],
+        "embed_img_per_s": embed_ips, "embed_img_per_s_before_after": [before["img_per_s"], after["img_per_s"]],
+        "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
+        "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
+        "server_cpu_ms_per_request": server_cpu, "embed_cpu_ms_per_img": embed_cpu,
+        "cpu_share": embed_cpu / server_cpu if server_cpu else None,
+        "images_per_forward": r.get("images_per_forward_seen"),
+        "server_ms_p50": {k: r.get(f"server_{k}_ms_p50") for k in ("decode", "queue", "infer")},
+        "loadavg_1m_during": r["loadavg_1m_during"],
+    }
+
+
+def print_saturation(result: dict) -> None:
+    """The saturation rows as a table (share of embed, latency, CPU per picture, load)."""
+    headers = ("clients", "img/s", "embed img/s", "vs embed", "p50 s", "p99 s", "shed", "per forward",
+               "CPU ms/req (embed/img)", "CPU share", "load")
+    rows = []
+    for r in result["saturation"].values():
+        cpu = f"{r['server_cpu_ms_per_request'] or float('nan'):.1f} ({r['embed_cpu_ms_per_img']:.1f})"
+        rows.append((str(r["clients"]), f"{r['img_per_s']:.1f}", f"{r['embed_img_per_s']:.1f}", f"{r['vs_embed']:.0%}",
+                     f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["shed_503"]), f"{r['images_per_forward'] or float('nan'):.2f}",
+                     cpu, f"{r['cpu_share'] or float('nan'):.0%}", f"{r['loadavg_1m_during'] or float('nan'):.1f}"))
+    d = result["deadline"]
+    title = (f"vasari serve at saturation vs vasari embed (same machine, embed measured before and after each run); "
+             f"{d['clients']} clients with {d['deadline_s']:g} s deadlines: {d['client_timeouts']} of {d['requests']} "
+             f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_s']:.2f} s")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in headers:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    except ImportError:  # pragma: no cover
+        print(title)
+        for row in (headers, *rows):
+            print(" | ".join(row))
 
 
 def run_saturation(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
-    """Throughput at ``--saturation-clients`` as a share of the embed rate measured in the
-    same run, p50/p99 of the accepted requests and the shed count; then
+    """Throughput at ``--saturation-clients`` as a share of the embed rate measured around
+    each run, p50/p99 of the accepted requests and the shed count; then
     ``--deadline-clients`` clients that give up after ``--deadline-s``."""
-    embed_ips = embed_images_per_second(args.model, jpegs, args.embed_seconds)
-    print(f"vasari embed (same machine, same run): {embed_ips:.1f} img/s")
-    rows = {}
-    for clients in args.saturation_clients:
-        r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
-        rows[str(clients)] = {
-            "clients": clients, "req_per_s": r["throughput_rps"], "img_per_s": r["throughput_rps"],
-            "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
-            "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
-        }
-        print(f"{clients:4d} clients: {r['throughput_rps']:.1f} img/s = {rows[str(clients)]['vs_embed']:.0%} of embed, "
-              f"p50 {r['p50_ms'] / 1000:.2f} s, p99 {r['p99_ms'] / 1000:.2f} s, shed {r['shed_503']}")
+    baseline = EmbedBaseline(args.model, jpegs)
+    try:
+        before = baseline.measure(args.embed_seconds)
+        print(f"vasari embed (same machine, same run): {before['img_per_s']:.1f} img/s")
+        rows = {}
+        for clients in args.saturation_clients:
+            r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
+            after = baseline.measure(args.embed_seconds)
+            rows[str(clients)] = row = saturation_row(clients, r, before, after)
+            print(f"{clients:4d} clients: {r['throughput_rps']:.1f} img/s = {row['vs_embed']:.0%} of embed "
+                  f"({row['embed_img_per_s']:.1f} img/s), p99 {r['p99_ms'] / 1000:.2f} s, CPU share {row['cpu_share'] or 0:.0%}")
+            before = after
+    finally:
+        baseline.close()
     d = run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid, deadline_s=args.deadline_s)
     deadline = {
         "clients": args.deadline_clients, "deadline_s": args.deadline_s, "requests": d["requests"], "ok": d["ok"],
@@ -418,12 +485,13 @@ def run_saturation(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
         "shed_503": d["shed_503"], "p50_s": d["p50_ms"] / 1000, "p99_s": d["p99_ms"] / 1000,
         "img_per_s": d["throughput_rps"], "error_kinds": d["error_kinds"],
     }
-    print(f"{args.deadline_clients} clients, {args.deadline_s:g} s deadline: {d['client_timeouts']} of {d['requests']} "
-          f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_ms'] / 1000:.2f} s")
     g = SATURATION_GOALS
     met = all(r["vs_embed"] >= g["throughput_vs_embed"] and r["p99_s"] <= g["p99_s"] for r in rows.values())
     met = met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
-    return {"embed_img_per_s": embed_ips, "saturation": rows, "deadline": deadline, "goals": g, "goals_met": met}
+    result = {"embed_img_per_s": statistics.fmean(r["embed_img_per_s"] for r in rows.values()),
+              "saturation": rows, "deadline": deadline, "goals": g, "goals_met": met}
+    print_saturation(result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -445,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated client counts of the saturation runs (default 8,32)")
     parser.add_argument("--deadline-clients", type=int, default=128, help="clients of the deadline scenario")
     parser.add_argument("--deadline-s", type=float, default=3.0, help="a client gives up after this many seconds")
-    parser.add_argument("--embed-seconds", type=float, default=20.0, help="seconds measuring the embed baseline")
+    parser.add_argument("--embed-seconds", type=float, default=10.0,
+                        help="seconds of each embed measurement (before the first saturation run and after each)")
     parser.add_argument("--out", type=Path, default=None, help="JSON written (default benchmarks/results/load.json)")
     args = parser.parse_args(argv)
     if args.out is None:

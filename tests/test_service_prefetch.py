@@ -153,3 +153,26 @@ def test_batch_request_with_a_picture_that_cannot_be_prepared(predictor):
         assert "predictions" in out[0] and "predictions" in out[2]
         assert gated.calls == [2]
         assert c.get("/healthz").status_code == 200
+
+
+def test_museum_photo_is_cropped_in_the_decode_stage(predictor):
+    """With a cropping predictor the painting is found while the upload is prepared; the
+    answer has the crop (its box in the decoded picture's pixels) and equals the predictor's."""
+    from fastapi.testclient import TestClient
+
+    from vasari.core.images import load_image
+    from vasari.inference.predictor import Predictor
+
+    cropping = Predictor.load(predictor.bundle.path, crop=True)
+    wall = Image.new("RGB", (800, 600), (214, 200, 176))
+    rng = np.random.default_rng(3)
+    wall.paste(Image.fromarray((rng.random((300, 300, 3)) * 60 + np.array([60, 90, 40])).astype(np.uint8)), (250, 150))
+    photo = encode(wall, "JPEG", quality=92)
+    with TestClient(create_app(cropping, ServiceConfig(warmup=False))) as c:
+        answer = c.post("/api/v1/predict", files={"file": ("photo.jpg", photo)}).json()
+        min_side = c.app.state.vasari.min_side
+    decoded = load_image(photo, min_side=min_side)
+    assert answer["crop"]["found"] and answer["crop"]["image_size"] == list(decoded.size), answer["crop"]
+    alone = cropping.predict_images([decoded], top_k=3)[0]
+    assert answer["crop"]["box"] == alone["crop"]["box"]
+    assert_same_predictions(answer, alone, atol=1e-4)
