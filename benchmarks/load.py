@@ -255,18 +255,20 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
     ]
     rss_samples: list[float] = []
     load_samples: list[float] = []
-    cpu: dict[str, float | None] = {"start": None, "stop": None}
+    cpu: dict[str, float | None] = {"start": None, "stop": None, "clients_start": None, "clients_stop": None}
     done = threading.Event()
 
     def sampler() -> None:
         while not done.wait(0.05 if cpu["start"] is None else 0.5):
             if time.perf_counter() < start_at:
                 continue
-            if cpu["start"] is None and pid is not None:
-                cpu["start"] = cpu_seconds(pid)
+            if cpu["clients_start"] is None:
+                cpu["clients_start"] = time.process_time()
+                cpu["start"] = cpu_seconds(pid) if pid is not None else None
             if time.perf_counter() >= stop_at:
-                if cpu["stop"] is None and pid is not None:
-                    cpu["stop"] = cpu_seconds(pid)
+                if cpu["clients_stop"] is None:
+                    cpu["clients_stop"] = time.process_time()
+                    cpu["stop"] = cpu_seconds(pid) if pid is not None else None
                 continue
             if pid is not None:
                 value = rss_mb(pid)
@@ -282,8 +284,9 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         t.join()
     done.set()
     sampler_thread.join()
-    if cpu["stop"] is None and pid is not None:
-        cpu["stop"] = cpu_seconds(pid)
+    if cpu["clients_stop"] is None and cpu["clients_start"] is not None:
+        cpu["clients_stop"] = time.process_time()
+        cpu["stop"] = cpu_seconds(pid) if pid is not None else None
     latencies = [x for s in stats for x in s.latencies]
     errors: dict[str, int] = {}
     for s in stats:
@@ -322,6 +325,12 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         "server_cpu_ms_per_request": (
             (cpu["stop"] - cpu["start"]) * 1000 / len(latencies)
             if cpu["start"] is not None and cpu["stop"] is not None and latencies else None
+        ),
+        # CPU of this process (the clients) per answered request: on the same machine the
+        # load generator takes its share of the cores the server could have used
+        "client_cpu_ms_per_request": (
+            (cpu["clients_stop"] - cpu["clients_start"]) * 1000 / len(latencies)
+            if cpu["clients_start"] is not None and cpu["clients_stop"] is not None and latencies else None
         ),
         **breakdown,
     }
@@ -422,7 +431,8 @@ def saturation_row(clients: int, r: dict, before: dict, after: dict) -> dict:
         "embed_img_per_s": embed_ips, "embed_img_per_s_before_after": [before["img_per_s"], after["img_per_s"]],
         "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
         "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
-        "server_cpu_ms_per_request": server_cpu, "embed_cpu_ms_per_img": embed_cpu,
+        "server_cpu_ms_per_request": server_cpu, "client_cpu_ms_per_request": r["client_cpu_ms_per_request"],
+        "embed_cpu_ms_per_img": embed_cpu,
         "cpu_share": embed_cpu / server_cpu if server_cpu else None,
         "images_per_forward": r.get("images_per_forward_seen"),
         "server_ms_p50": {k: r.get(f"server_{k}_ms_p50") for k in ("decode", "queue", "infer")},
@@ -430,16 +440,20 @@ def saturation_row(clients: int, r: dict, before: dict, after: dict) -> dict:
     }
 
 
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
 def print_saturation(result: dict) -> None:
     """The saturation rows as a table (share of embed, latency, CPU per picture, load)."""
     headers = ("clients", "img/s", "embed img/s", "vs embed", "p50 s", "p99 s", "shed", "per forward",
-               "CPU ms/req (embed/img)", "CPU share", "load")
+               "server CPU ms/req", "clients CPU ms/req", "embed CPU ms/img", "CPU share", "load")
     rows = []
     for r in result["saturation"].values():
-        cpu = f"{r['server_cpu_ms_per_request'] or float('nan'):.1f} ({r['embed_cpu_ms_per_img']:.1f})"
         rows.append((str(r["clients"]), f"{r['img_per_s']:.1f}", f"{r['embed_img_per_s']:.1f}", f"{r['vs_embed']:.0%}",
-                     f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["shed_503"]), f"{r['images_per_forward'] or float('nan'):.2f}",
-                     cpu, f"{r['cpu_share'] or float('nan'):.0%}", f"{r['loadavg_1m_during'] or float('nan'):.1f}"))
+                     f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["shed_503"]), _fmt(r["images_per_forward"], ".2f"),
+                     _fmt(r["server_cpu_ms_per_request"], ".1f"), _fmt(r["client_cpu_ms_per_request"], ".1f"),
+                     f"{r['embed_cpu_ms_per_img']:.1f}", _fmt(r["cpu_share"], ".0%"), _fmt(r["loadavg_1m_during"], ".1f")))
     d = result["deadline"]
     title = (f"vasari serve at saturation vs vasari embed (same machine, embed measured before and after each run); "
              f"{d['clients']} clients with {d['deadline_s']:g} s deadlines: {d['client_timeouts']} of {d['requests']} "
@@ -453,7 +467,7 @@ def print_saturation(result: dict) -> None:
             table.add_column(col)
         for row in rows:
             table.add_row(*row)
-        Console().print(table)
+        Console(width=170).print(table)
     except ImportError:  # pragma: no cover
         print(title)
         for row in (headers, *rows):
