@@ -1,9 +1,11 @@
 """``MicroBatcher``: the thread(s) that own the predictor and share forward passes.
 
-Inference never runs on the event loop: images are decoded in the thread pool and handed
-to a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
-runs them as one embedder batch (and waits at most ``window_s`` for requests that are still
-being decoded), so concurrent clients share one forward pass.
+Inference never runs on the event loop: images are decoded (and prepared for the network,
+``ServiceState.prepare``) in the thread pool and handed to a ``MicroBatcher`` thread that
+feeds the predictor. When several requests are waiting it runs them as one embedder batch,
+so concurrent clients share one forward pass; while another batch is computing it also waits
+at most ``window_s`` for requests still being decoded (a bigger batch then costs no idle
+core), and with nothing else computing it starts at once.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class MicroBatcher:
 
     ``submit`` returns a ``concurrent.futures.Future`` with one prediction dict per image.
     The worker takes every job already queued (up to ``max_batch`` images); if requests are
-    known to be on their way (inside ``expecting()`` and not submitted yet) it waits up to
-    ``window_s`` for them. A lone request therefore never waits. ``workers`` > 1 runs that
+    known to be on their way (inside ``expecting()`` and not submitted yet) and another
+    worker's batch is computing, it waits up to ``window_s`` for them. A lone request
+    therefore never waits. ``workers`` > 1 runs that
     many batches at once (for predictors whose engine uses fewer threads than there are
     cores; the predictor must then be thread-safe, as onnxruntime sessions are).
     """
