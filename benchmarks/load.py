@@ -13,6 +13,8 @@ table and writes ``benchmarks/results/load.json``.
     python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s
                                                             # (measured before and after each run),
                                                             # then 128 clients with a 3 s deadline
+    python benchmarks/load.py --saturation --baseline 21c33c9   # the same on this tree and on 21c33c9,
+                                                                # alternating
 
 Goals (issue 4): p50 <= 80 ms, p99 <= 250 ms, >= 25 req/s, 0 errors, RSS <= 600 MB on 2 cores.
 """
@@ -146,10 +148,11 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def start_server(model: str | None, port: int, window_ms: float, max_batch: int, workers: int, log: Path,
-                 shed_wait_s: float = 1.0) -> subprocess.Popen:
-    """``vasari serve`` in a subprocess: the CLI users run, with its timeouts and shedding."""
+                 shed_wait_s: float = 1.0, tree: Path = REPO) -> subprocess.Popen:
+    """``vasari serve`` in a subprocess: the CLI users run, with its timeouts and shedding;
+    ``tree``: the folder its ``vasari`` package is imported from (``--baseline``: an export)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [
         sys.executable, "-c", "from vasari.cli import app; app()", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--batch-window-ms", str(window_ms), "--max-batch", str(max_batch),
@@ -158,7 +161,7 @@ def start_server(model: str | None, port: int, window_ms: float, max_batch: int,
     ] + (["--model", str(Path(model).resolve())] if model else [])
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
-    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
+    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(tree))
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 300.0) -> None:
@@ -444,8 +447,9 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_saturation(result: dict) -> None:
-    """The saturation rows as a table (share of embed, latency, CPU per picture, load)."""
+def print_saturation(result: dict, label: str) -> None:
+    """The saturation rows of the server ``label`` as a table (share of embed, latency, CPU
+    per picture, load)."""
     headers = ("clients", "img/s", "embed img/s", "vs embed", "p50 s", "p99 s", "shed", "per forward",
                "server CPU ms/req", "clients CPU ms/req", "embed CPU ms/img", "CPU share", "load")
     rows = []
@@ -455,7 +459,7 @@ def print_saturation(result: dict) -> None:
                      _fmt(r["server_cpu_ms_per_request"], ".1f"), _fmt(r["client_cpu_ms_per_request"], ".1f"),
                      f"{r['embed_cpu_ms_per_img']:.1f}", _fmt(r["cpu_share"], ".0%"), _fmt(r["loadavg_1m_during"], ".1f")))
     d = result["deadline"]
-    title = (f"vasari serve at saturation vs vasari embed (same machine, embed measured before and after each run); "
+    title = (f"vasari serve ({label}) at saturation vs vasari embed (same machine, embed measured before and after each run); "
              f"{d['clients']} clients with {d['deadline_s']:g} s deadlines: {d['client_timeouts']} of {d['requests']} "
              f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_s']:.2f} s")
     try:
@@ -474,38 +478,79 @@ def print_saturation(result: dict) -> None:
             print(" | ".join(row))
 
 
-def run_saturation(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
-    """Throughput at ``--saturation-clients`` as a share of the embed rate measured around
-    each run, p50/p99 of the accepted requests and the shed count; then
-    ``--deadline-clients`` clients that give up after ``--deadline-s``."""
-    baseline = EmbedBaseline(args.model, jpegs)
-    try:
-        before = baseline.measure(args.embed_seconds)
-        print(f"vasari embed (same machine, same run): {before['img_per_s']:.1f} img/s")
-        rows = {}
-        for clients in args.saturation_clients:
-            r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
-            after = baseline.measure(args.embed_seconds)
-            rows[str(clients)] = row = saturation_row(clients, r, before, after)
-            print(f"{clients:4d} clients: {r['throughput_rps']:.1f} img/s = {row['vs_embed']:.0%} of embed "
-                  f"({row['embed_img_per_s']:.1f} img/s), p99 {r['p99_ms'] / 1000:.2f} s, CPU share {row['cpu_share'] or 0:.0%}")
-            before = after
-    finally:
-        baseline.close()
-    d = run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid, deadline_s=args.deadline_s)
-    deadline = {
+def deadline_row(args, d: dict) -> dict:
+    """The ``--deadline-clients`` run: timeouts, sheds and latency of the accepted requests."""
+    return {
         "clients": args.deadline_clients, "deadline_s": args.deadline_s, "requests": d["requests"], "ok": d["ok"],
         "client_timeouts": d["client_timeouts"], "client_timeout_rate": d["client_timeout_rate"],
         "shed_503": d["shed_503"], "p50_s": d["p50_ms"] / 1000, "p99_s": d["p99_ms"] / 1000,
         "img_per_s": d["throughput_rps"], "error_kinds": d["error_kinds"],
     }
+
+
+def goals_met(rows: dict, deadline: dict) -> bool:
     g = SATURATION_GOALS
     met = all(r["vs_embed"] >= g["throughput_vs_embed"] and r["p99_s"] <= g["p99_s"] for r in rows.values())
-    met = met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
-    result = {"embed_img_per_s": statistics.fmean(r["embed_img_per_s"] for r in rows.values()),
-              "saturation": rows, "deadline": deadline, "goals": g, "goals_met": met}
-    print_saturation(result)
+    return met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
+
+
+def run_saturation(args, servers: dict[str, tuple[str, int | None]], jpegs: list[bytes]) -> dict:
+    """Throughput at ``--saturation-clients`` as a share of the embed rate measured around
+    each run, p50/p99 of the accepted requests and the shed count; then
+    ``--deadline-clients`` clients that give up after ``--deadline-s``. ``servers``: label
+    -> (url, pid), run one after the other at each client count (which one first
+    alternates), so that both meet the same moment of a shared machine."""
+    baseline = EmbedBaseline(args.model, jpegs)
+    rows: dict[str, dict] = {label: {} for label in servers}
+    try:
+        before = baseline.measure(args.embed_seconds)
+        print(f"vasari embed (same machine, same run): {before['img_per_s']:.1f} img/s")
+        for i, clients in enumerate(args.saturation_clients):
+            order = list(servers.items())  # alternating which server runs first at each client count
+            for label, (url, pid) in (order[::-1] if i % 2 else order):
+                r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
+                after = baseline.measure(args.embed_seconds)
+                rows[label][str(clients)] = row = saturation_row(clients, r, before, after)
+                print(f"{label}, {clients:4d} clients: {r['throughput_rps']:.1f} img/s = {row['vs_embed']:.0%} of embed "
+                      f"({row['embed_img_per_s']:.1f} img/s), p99 {r['p99_ms'] / 1000:.2f} s, CPU share {row['cpu_share'] or 0:.0%}")
+                before = after
+    finally:
+        baseline.close()
+    results = {}
+    for label, (url, pid) in servers.items():
+        deadline = deadline_row(args, run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid,
+                                               deadline_s=args.deadline_s))
+        results[label] = {"embed_img_per_s": statistics.fmean(r["embed_img_per_s"] for r in rows[label].values()),
+                          "saturation": rows[label], "deadline": deadline, "goals": SATURATION_GOALS,
+                          "goals_met": goals_met(rows[label], deadline)}
+    main_label, *others = servers
+    result = results[main_label]
+    for label in others:
+        result["baseline"] = {"code": label, **results[label]}
+    for label in servers:
+        print_saturation(results[label], label)
     return result
+
+
+def saturation_servers(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
+    """``run_saturation`` against the server at ``url`` and, with ``--baseline REV``, a
+    second server running the package exported from that git revision (the same default
+    bundle, flags and machine): the before/after of a change, side by side in one run."""
+    if not args.baseline:
+        return run_saturation(args, {"this tree": (url, pid)}, jpegs)
+    with tempfile.TemporaryDirectory(prefix="vasari-load-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "vasari"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        port = free_port()
+        log = Path(tempfile.gettempdir()) / f"vasari-load-server-{port}.log"
+        proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log, args.shed_wait_s, Path(tmp))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+            servers = {"this tree": (url, pid), f"baseline {args.baseline}": (f"http://127.0.0.1:{port}", proc.pid)}
+            return run_saturation(args, servers, jpegs)
+        finally:
+            proc.terminate()
+            proc.wait(15)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(writes benchmarks/results/load_saturation.json unless --out)")
     parser.add_argument("--saturation-clients", type=lambda v: [int(x) for x in v.split(",")], default=[8, 32],
                         help="comma-separated client counts of the saturation runs (default 8,32)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="with --saturation: also serve the package at this git revision and run every scenario "
+                             "on both, alternating (e.g. --baseline 21c33c9)")
     parser.add_argument("--deadline-clients", type=int, default=128, help="clients of the deadline scenario")
     parser.add_argument("--deadline-s", type=float, default=3.0, help="a client gives up after this many seconds")
     parser.add_argument("--embed-seconds", type=float, default=10.0,
@@ -552,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         model_info = httpx.get(f"{url}/api/v1/model").json()
         before = httpx.get(f"{url}/readyz").json()
         if args.saturation:
-            return write_saturation(args, run_saturation(args, url, pid, jpegs), model_info, load_before)
+            return write_saturation(args, saturation_servers(args, url, pid, jpegs), model_info, load_before)
         results = run_load(url, jpegs, args.clients, args.duration, args.warmup, pid)
         after = httpx.get(f"{url}/readyz").json()
         healthy = httpx.get(f"{url}/healthz").status_code == 200
@@ -602,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_saturation(args, result: dict, model_info: dict, load_before: float) -> int:
-    result["config"] = {"duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size,
+    result["config"] = {"duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size, "baseline": args.baseline,
                         "max_batch": args.max_batch, "window_ms": args.window_ms, "shed_wait_s": args.shed_wait_s,
                         "model": args.model or "default bundle", "backbone": (model_info.get("backbone") or {}).get("name")}
     result["machine"] = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
