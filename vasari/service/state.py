@@ -208,7 +208,8 @@ class ServiceState:
                 from PIL import Image
 
                 probe = Image.new("RGB", (320, 320), (128, 110, 90))
-                await asyncio.wrap_future(self.batcher.submit([self.prepare(probe)], 1))
+                upload = await run_in_threadpool(self.prepare, probe)  # as uploads are: off the event loop
+                await asyncio.wrap_future(self.batcher.submit([upload], 1))
                 self.batcher.seconds_per_image = None  # the first batch pays for lazy set-up: not typical
             self.ready = True
             log.info("model ready")
