@@ -10,8 +10,11 @@ table and writes ``benchmarks/results/load.json``.
     python benchmarks/load.py                       # default bundle, 4 clients, 60 s
     python benchmarks/load.py --model runs/model --duration 30 --max-batch 1
     python benchmarks/load.py --url http://127.0.0.1:8000   # an already running server
-    python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s,
+    python benchmarks/load.py --saturation --duration 30     # 8 and 32 clients vs embed img/s
+                                                            # (measured before and after each run),
                                                             # then 128 clients with a 3 s deadline
+    python benchmarks/load.py --saturation --baseline 21c33c9   # the same on this tree and on 21c33c9,
+                                                                # alternating
 
 Goals (issue 4): p50 <= 80 ms, p99 <= 250 ms, >= 25 req/s, 0 errors, RSS <= 600 MB on 2 cores.
 """
@@ -145,10 +148,11 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def start_server(model: str | None, port: int, window_ms: float, max_batch: int, workers: int, log: Path,
-                 shed_wait_s: float = 1.0) -> subprocess.Popen:
-    """``vasari serve`` in a subprocess: the CLI users run, with its timeouts and shedding."""
+                 shed_wait_s: float = 1.0, tree: Path = REPO) -> subprocess.Popen:
+    """``vasari serve`` in a subprocess: the CLI users run, with its timeouts and shedding;
+    ``tree``: the folder its ``vasari`` package is imported from (``--baseline``: an export)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(tree) + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [
         sys.executable, "-c", "from vasari.cli import app; app()", "serve", "--host", "127.0.0.1",
         "--port", str(port), "--batch-window-ms", str(window_ms), "--max-batch", str(max_batch),
@@ -157,7 +161,7 @@ def start_server(model: str | None, port: int, window_ms: float, max_batch: int,
     ] + (["--model", str(Path(model).resolve())] if model else [])
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = log.open("wb")
-    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(REPO))
+    return subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=str(tree))
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, timeout: float = 300.0) -> None:
@@ -254,18 +258,20 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
     ]
     rss_samples: list[float] = []
     load_samples: list[float] = []
-    cpu: dict[str, float | None] = {"start": None, "stop": None}
+    cpu: dict[str, float | None] = {"start": None, "stop": None, "clients_start": None, "clients_stop": None}
     done = threading.Event()
 
     def sampler() -> None:
         while not done.wait(0.05 if cpu["start"] is None else 0.5):
             if time.perf_counter() < start_at:
                 continue
-            if cpu["start"] is None and pid is not None:
-                cpu["start"] = cpu_seconds(pid)
+            if cpu["clients_start"] is None:
+                cpu["clients_start"] = time.process_time()
+                cpu["start"] = cpu_seconds(pid) if pid is not None else None
             if time.perf_counter() >= stop_at:
-                if cpu["stop"] is None and pid is not None:
-                    cpu["stop"] = cpu_seconds(pid)
+                if cpu["clients_stop"] is None:
+                    cpu["clients_stop"] = time.process_time()
+                    cpu["stop"] = cpu_seconds(pid) if pid is not None else None
                 continue
             if pid is not None:
                 value = rss_mb(pid)
@@ -281,8 +287,9 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         t.join()
     done.set()
     sampler_thread.join()
-    if cpu["stop"] is None and pid is not None:
-        cpu["stop"] = cpu_seconds(pid)
+    if cpu["clients_stop"] is None and cpu["clients_start"] is not None:
+        cpu["clients_stop"] = time.process_time()
+        cpu["stop"] = cpu_seconds(pid) if pid is not None else None
     latencies = [x for s in stats for x in s.latencies]
     errors: dict[str, int] = {}
     for s in stats:
@@ -321,6 +328,12 @@ def run_load(url: str, jpegs: list[bytes], clients: int, duration: float, warmup
         "server_cpu_ms_per_request": (
             (cpu["stop"] - cpu["start"]) * 1000 / len(latencies)
             if cpu["start"] is not None and cpu["stop"] is not None and latencies else None
+        ),
+        # CPU of this process (the clients) per answered request: on the same machine the
+        # load generator takes its share of the cores the server could have used
+        "client_cpu_ms_per_request": (
+            (cpu["clients_stop"] - cpu["clients_start"]) * 1000 / len(latencies)
+            if cpu["clients_start"] is not None and cpu["clients_stop"] is not None and latencies else None
         ),
         **breakdown,
     }
@@ -375,55 +388,169 @@ def _finite(obj):
 SATURATION_GOALS = {"throughput_vs_embed": 0.8, "p99_s": 1.5, "deadline_timeout_rate": 0.05, "deadline_p99_s": 3.0}
 
 
-def embed_images_per_second(model: str | None, jpegs: list[bytes], seconds: float) -> float:
+class EmbedBaseline:
     """What ``vasari embed`` does (decode files + forward passes of 32) with the served
-    bundle's backbone, in this process, in images per second: the ceiling for the service."""
-    from vasari.inference.predictor import Predictor
+    bundle's backbone, in this process: the ceiling for the service. Measured again around
+    every saturation run, so that a machine shared with other work is compared with itself
+    (the ratio uses the mean of the measurements before and after the run)."""
 
-    embedder = Predictor.load(Path(model) if model else None).embedder
-    with tempfile.TemporaryDirectory(prefix="vasari-load-embed-") as tmp:
-        paths = []
+    def __init__(self, model: str | None, jpegs: list[bytes]):
+        from vasari.inference.predictor import Predictor
+
+        self.embedder = Predictor.load(Path(model) if model else None).embedder
+        self._tmp = tempfile.TemporaryDirectory(prefix="vasari-load-embed-")
+        self.paths = []
         for i, data in enumerate(jpegs * 3):
-            path = Path(tmp) / f"{i}.jpg"
+            path = Path(self._tmp.name) / f"{i}.jpg"
             path.write_bytes(data)
-            paths.append(path)
-        embedder.embed_paths(paths[:8], progress=False)  # warm-up
-        done, t0 = 0, time.perf_counter()
+            self.paths.append(path)
+        self.embedder.embed_paths(self.paths[:8], progress=False)  # warm-up
+
+    def measure(self, seconds: float) -> dict:
+        """Images per second and CPU milliseconds per image (this process, all threads)."""
+        done, t0, cpu0 = 0, time.perf_counter(), time.process_time()
         while time.perf_counter() - t0 < seconds:
-            embedder.embed_paths(paths, progress=False)
-            done += len(paths)
-        return done / (time.perf_counter() - t0)
+            self.embedder.embed_paths(self.paths, progress=False)
+            done += len(self.paths)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        return {"img_per_s": done / wall, "cpu_ms_per_img": cpu * 1000 / done, "loadavg_1m": os.getloadavg()[0]}
+
+    def close(self) -> None:
+        self._tmp.cleanup()
 
 
-def run_saturation(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
-    """Throughput at ``--saturation-clients`` as a share of the embed rate measured in the
-    same run, p50/p99 of the accepted requests and the shed count; then
-    ``--deadline-clients`` clients that give up after ``--deadline-s``."""
-    embed_ips = embed_images_per_second(args.model, jpegs, args.embed_seconds)
-    print(f"vasari embed (same machine, same run): {embed_ips:.1f} img/s")
-    rows = {}
-    for clients in args.saturation_clients:
-        r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
-        rows[str(clients)] = {
-            "clients": clients, "req_per_s": r["throughput_rps"], "img_per_s": r["throughput_rps"],
-            "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
-            "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
-        }
-        print(f"{clients:4d} clients: {r['throughput_rps']:.1f} img/s = {rows[str(clients)]['vs_embed']:.0%} of embed, "
-              f"p50 {r['p50_ms'] / 1000:.2f} s, p99 {r['p99_ms'] / 1000:.2f} s, shed {r['shed_503']}")
-    d = run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid, deadline_s=args.deadline_s)
-    deadline = {
+def saturation_row(clients: int, r: dict, before: dict, after: dict) -> dict:
+    """One saturation run against the embed rate measured just before and just after it.
+
+    ``cpu_share``: embed's CPU per image over the server's CPU per answered request. It
+    changes little with other work on the machine (wall-clock rates do), and on a machine
+    of its own the service cannot beat it: the share of embed it could reach if its cores
+    never idled."""
+    embed_ips = (before["img_per_s"] + after["img_per_s"]) / 2
+    embed_cpu = (before["cpu_ms_per_img"] + after["cpu_ms_per_img"]) / 2
+    server_cpu = r["server_cpu_ms_per_request"]
+    return {
+        "clients": clients, "req_per_s": r["throughput_rps"], "img_per_s": r["throughput_rps"],
+        "embed_img_per_s": embed_ips, "embed_img_per_s_before_after": [before["img_per_s"], after["img_per_s"]],
+        "vs_embed": r["throughput_rps"] / embed_ips, "p50_s": r["p50_ms"] / 1000, "p99_s": r["p99_ms"] / 1000,
+        "shed_503": r["shed_503"], "errors": r["errors"], "error_kinds": r["error_kinds"],
+        "server_cpu_ms_per_request": server_cpu, "client_cpu_ms_per_request": r["client_cpu_ms_per_request"],
+        "embed_cpu_ms_per_img": embed_cpu,
+        "cpu_share": embed_cpu / server_cpu if server_cpu else None,
+        "images_per_forward": r.get("images_per_forward_seen"),
+        "server_ms_p50": {k: r.get(f"server_{k}_ms_p50") for k in ("decode", "queue", "infer")},
+        "loadavg_1m_during": r["loadavg_1m_during"],
+    }
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_saturation(result: dict, label: str) -> None:
+    """The saturation rows of the server ``label`` as a table (share of embed, latency, CPU
+    per picture, load)."""
+    headers = ("clients", "img/s", "embed img/s", "vs embed", "p50 s", "p99 s", "shed", "per forward",
+               "server CPU ms/req", "clients CPU ms/req", "embed CPU ms/img", "CPU share", "load")
+    rows = []
+    for r in result["saturation"].values():
+        rows.append((str(r["clients"]), f"{r['img_per_s']:.1f}", f"{r['embed_img_per_s']:.1f}", f"{r['vs_embed']:.0%}",
+                     f"{r['p50_s']:.2f}", f"{r['p99_s']:.2f}", str(r["shed_503"]), _fmt(r["images_per_forward"], ".2f"),
+                     _fmt(r["server_cpu_ms_per_request"], ".1f"), _fmt(r["client_cpu_ms_per_request"], ".1f"),
+                     f"{r['embed_cpu_ms_per_img']:.1f}", _fmt(r["cpu_share"], ".0%"), _fmt(r["loadavg_1m_during"], ".1f")))
+    d = result["deadline"]
+    title = (f"vasari serve ({label}) at saturation vs vasari embed (same machine, embed measured before and after each run); "
+             f"{d['clients']} clients with {d['deadline_s']:g} s deadlines: {d['client_timeouts']} of {d['requests']} "
+             f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_s']:.2f} s")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in headers:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        Console(width=170).print(table)
+    except ImportError:  # pragma: no cover
+        print(title)
+        for row in (headers, *rows):
+            print(" | ".join(row))
+
+
+def deadline_row(args, d: dict) -> dict:
+    """The ``--deadline-clients`` run: timeouts, sheds and latency of the accepted requests."""
+    return {
         "clients": args.deadline_clients, "deadline_s": args.deadline_s, "requests": d["requests"], "ok": d["ok"],
         "client_timeouts": d["client_timeouts"], "client_timeout_rate": d["client_timeout_rate"],
         "shed_503": d["shed_503"], "p50_s": d["p50_ms"] / 1000, "p99_s": d["p99_ms"] / 1000,
         "img_per_s": d["throughput_rps"], "error_kinds": d["error_kinds"],
     }
-    print(f"{args.deadline_clients} clients, {args.deadline_s:g} s deadline: {d['client_timeouts']} of {d['requests']} "
-          f"timed out ({d['client_timeout_rate']:.1%}), {d['shed_503']} shed, p99 accepted {d['p99_ms'] / 1000:.2f} s")
+
+
+def goals_met(rows: dict, deadline: dict) -> bool:
     g = SATURATION_GOALS
     met = all(r["vs_embed"] >= g["throughput_vs_embed"] and r["p99_s"] <= g["p99_s"] for r in rows.values())
-    met = met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
-    return {"embed_img_per_s": embed_ips, "saturation": rows, "deadline": deadline, "goals": g, "goals_met": met}
+    return met and deadline["client_timeout_rate"] <= g["deadline_timeout_rate"] and deadline["p99_s"] <= g["deadline_p99_s"]
+
+
+def run_saturation(args, servers: dict[str, tuple[str, int | None]], jpegs: list[bytes]) -> dict:
+    """Throughput at ``--saturation-clients`` as a share of the embed rate measured around
+    each run, p50/p99 of the accepted requests and the shed count; then
+    ``--deadline-clients`` clients that give up after ``--deadline-s``. ``servers``: label
+    -> (url, pid), run one after the other at each client count (which one first
+    alternates), so that both meet the same moment of a shared machine."""
+    baseline = EmbedBaseline(args.model, jpegs)
+    rows: dict[str, dict] = {label: {} for label in servers}
+    try:
+        before = baseline.measure(args.embed_seconds)
+        print(f"vasari embed (same machine, same run): {before['img_per_s']:.1f} img/s")
+        for i, clients in enumerate(args.saturation_clients):
+            order = list(servers.items())  # alternating which server runs first at each client count
+            for label, (url, pid) in (order[::-1] if i % 2 else order):
+                r = run_load(url, jpegs, clients, args.duration, args.warmup, pid)
+                after = baseline.measure(args.embed_seconds)
+                rows[label][str(clients)] = row = saturation_row(clients, r, before, after)
+                print(f"{label}, {clients:4d} clients: {r['throughput_rps']:.1f} img/s = {row['vs_embed']:.0%} of embed "
+                      f"({row['embed_img_per_s']:.1f} img/s), p99 {r['p99_ms'] / 1000:.2f} s, CPU share {row['cpu_share'] or 0:.0%}")
+                before = after
+    finally:
+        baseline.close()
+    results = {}
+    for label, (url, pid) in servers.items():
+        deadline = deadline_row(args, run_load(url, jpegs, args.deadline_clients, args.duration, args.warmup, pid,
+                                               deadline_s=args.deadline_s))
+        results[label] = {"embed_img_per_s": statistics.fmean(r["embed_img_per_s"] for r in rows[label].values()),
+                          "saturation": rows[label], "deadline": deadline, "goals": SATURATION_GOALS,
+                          "goals_met": goals_met(rows[label], deadline)}
+    main_label, *others = servers
+    result = results[main_label]
+    for label in others:
+        result["baseline"] = {"code": label, **results[label]}
+    for label in servers:
+        print_saturation(results[label], label)
+    return result
+
+
+def saturation_servers(args, url: str, pid: int | None, jpegs: list[bytes]) -> dict:
+    """``run_saturation`` against the server at ``url`` and, with ``--baseline REV``, a
+    second server running the package exported from that git revision (the same default
+    bundle, flags and machine): the before/after of a change, side by side in one run."""
+    if not args.baseline:
+        return run_saturation(args, {"this tree": (url, pid)}, jpegs)
+    with tempfile.TemporaryDirectory(prefix="vasari-load-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.baseline, "vasari"], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        port = free_port()
+        log = Path(tempfile.gettempdir()) / f"vasari-load-server-{port}.log"
+        proc = start_server(args.model, port, args.window_ms, args.max_batch, args.workers, log, args.shed_wait_s, Path(tmp))
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+            servers = {"this tree": (url, pid), f"baseline {args.baseline}": (f"http://127.0.0.1:{port}", proc.pid)}
+            return run_saturation(args, servers, jpegs)
+        finally:
+            proc.terminate()
+            proc.wait(15)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,9 +570,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(writes benchmarks/results/load_saturation.json unless --out)")
     parser.add_argument("--saturation-clients", type=lambda v: [int(x) for x in v.split(",")], default=[8, 32],
                         help="comma-separated client counts of the saturation runs (default 8,32)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="with --saturation: also serve the package at this git revision and run every scenario "
+                             "on both, alternating (e.g. --baseline 21c33c9)")
     parser.add_argument("--deadline-clients", type=int, default=128, help="clients of the deadline scenario")
     parser.add_argument("--deadline-s", type=float, default=3.0, help="a client gives up after this many seconds")
-    parser.add_argument("--embed-seconds", type=float, default=20.0, help="seconds measuring the embed baseline")
+    parser.add_argument("--embed-seconds", type=float, default=10.0,
+                        help="seconds of each embed measurement (before the first saturation run and after each)")
     parser.add_argument("--out", type=Path, default=None, help="JSON written (default benchmarks/results/load.json)")
     args = parser.parse_args(argv)
     if args.out is None:
@@ -469,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         model_info = httpx.get(f"{url}/api/v1/model").json()
         before = httpx.get(f"{url}/readyz").json()
         if args.saturation:
-            return write_saturation(args, run_saturation(args, url, pid, jpegs), model_info, load_before)
+            return write_saturation(args, saturation_servers(args, url, pid, jpegs), model_info, load_before)
         results = run_load(url, jpegs, args.clients, args.duration, args.warmup, pid)
         after = httpx.get(f"{url}/readyz").json()
         healthy = httpx.get(f"{url}/healthz").status_code == 200
@@ -519,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_saturation(args, result: dict, model_info: dict, load_before: float) -> int:
-    result["config"] = {"duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size,
+    result["config"] = {"duration_s": args.duration, "warmup_s": args.warmup, "image_px": args.size, "baseline": args.baseline,
                         "max_batch": args.max_batch, "window_ms": args.window_ms, "shed_wait_s": args.shed_wait_s,
                         "model": args.model or "default bundle", "backbone": (model_info.get("backbone") or {}).get("name")}
     result["machine"] = {"cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

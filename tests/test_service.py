@@ -286,6 +286,27 @@ class Gated:
         return self.predictor.info()
 
 
+class GatedPrepared(Gated):
+    """``Gated`` with the predictor's split into ``prepare_image`` (run by the service in its
+    decode threads, whose names are noted; a ``POISON_SIZE`` picture raises there) and
+    ``predict_prepared`` (held by the gate, like ``Gated.predict_images``)."""
+
+    def __init__(self, predictor):
+        super().__init__(predictor)
+        self.prepared_in: list[str] = []
+
+    def prepare_image(self, image):
+        self.prepared_in.append(threading.current_thread().name)
+        if image.size == POISON_SIZE:
+            raise ValueError("poisoned picture")
+        return self.predictor.prepare_image(image)
+
+    def predict_prepared(self, items, top_k=3):
+        self.calls.append(len(items))
+        assert self.gate.wait(60), "the test never opened the gate"
+        return self.predictor.predict_prepared(items, top_k=top_k)
+
+
 def wait_until(condition, what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -298,15 +319,18 @@ def wait_until(condition, what: str, seconds: float = 60) -> None:
 ONE_WORKER = ServiceConfig(warmup=False, inference_workers=1)
 
 
-def held_batch(predictor, requests: list[dict], config: ServiceConfig = ONE_WORKER):
+def held_batch(predictor, requests: list[dict], config: ServiceConfig = ONE_WORKER, gated_class: type = Gated,
+               queued: int | None = None):
     """Post a first picture, hold the predictor on it until every one of ``requests``
-    (kwargs of ``client.post("/api/v1/predict", ...)``) is queued, then let all run.
+    (kwargs of ``client.post("/api/v1/predict", ...)``) is queued (``queued`` of them when
+    some are refused before the queue), then let all run.
     Returns (responses in order, images per predictor call, the app)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
 
-    gated = Gated(predictor)
+    queued = len(requests) if queued is None else queued
+    gated = gated_class(predictor)
     app = create_app(gated, config)
     batcher = app.state.batcher
     first = {"files": {"file": ("first.jpg", encode(sample((320, 240), seed=40)))}}
@@ -315,7 +339,9 @@ def held_batch(predictor, requests: list[dict], config: ServiceConfig = ONE_WORK
         held = pool.submit(c.post, "/api/v1/predict", **first)
         wait_until(lambda: gated.calls == [1], "the first picture reached the predictor")
         futures = [pool.submit(c.post, "/api/v1/predict", **kw) for kw in requests]
-        wait_until(lambda: batcher.pending_images == 1 + len(requests), "every request is queued")
+        wait_until(lambda: batcher.pending_images == 1 + queued, "every request is queued")
+        if queued < len(requests):  # the refused ones are answered without the predictor
+            wait_until(lambda: sum(f.done() for f in futures) == len(requests) - queued, "the refusals are answered")
         gated.gate.set()
         assert held.result(timeout=120).status_code == 200
         return [f.result(timeout=120) for f in futures], gated.calls, app
@@ -371,14 +397,16 @@ def test_mixed_top_k_in_one_batch(predictor, info):
             assert items == longest[task][: len(items)]
 
 
-def test_overload_is_shed_early_with_retry_after(predictor, jpeg):
+@pytest.mark.parametrize("gated_class", [Gated, GatedPrepared])
+def test_overload_is_shed_early_with_retry_after(predictor, jpeg, gated_class):
     """With pictures waiting longer than shed_wait_s (by the measured seconds per image),
-    a new request is answered 503 + Retry-After at once; below it, it is served."""
+    a new request is answered 503 + Retry-After at once; below it, it is served (whether
+    or not the predictor has its pictures prepared in the decode threads)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from fastapi.testclient import TestClient
 
-    gated = Gated(predictor)
+    gated = gated_class(predictor)
     app = create_app(gated, ServiceConfig(warmup=False, shed_wait_s=1.5, inference_workers=1))
     batcher = app.state.batcher
     with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
@@ -864,13 +892,15 @@ def test_client_leaving_mid_upload_is_one_log_line_not_a_500(predictor, jpeg):
     assert not any(r.exc_info for r in logs.records)
 
 
-def test_work_of_a_client_that_left_is_dropped(predictor, jpeg):
+@pytest.mark.parametrize("gated_class", [Gated, GatedPrepared])
+def test_work_of_a_client_that_left_is_dropped(predictor, jpeg, gated_class):
     """A client that sent its picture and left while it waited in the queue: the picture is
-    never computed (the predictor only sees the request that stayed)."""
+    never computed (the predictor only sees the request that stayed) and its place in the
+    queue is freed, prepared in the decode threads or not."""
     import httpx
     from concurrent.futures import ThreadPoolExecutor
 
-    gated = Gated(predictor)
+    gated = gated_class(predictor)
     app = create_app(gated, ONE_WORKER)
     with Recorded() as logs, LiveServer(app) as live, ThreadPoolExecutor(1) as pool:
         gated.gate.clear()

@@ -18,6 +18,7 @@ object gets ``crop``. A picture that cannot be read gives ``{"image", "error": {
 from __future__ import annotations
 
 import importlib.resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
@@ -53,9 +54,20 @@ class FeatureExtractor(Protocol):
 
     spec: "BackboneSpec"
 
-    def embed_images(self, images: Sequence["Image.Image"]) -> np.ndarray: ...
+    def prepare_views(self, img: "Image.Image") -> np.ndarray: ...
+
+    def forward_views(self, batch: np.ndarray) -> np.ndarray: ...
 
     def embed_paths(self, paths: Sequence[str], progress: bool = False) -> "EmbedResult": ...
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """A picture ready for the backbone: its ``(k, size, size, 3)`` uint8 views and, for
+    museum photos, where the painting was found in it."""
+
+    views: np.ndarray
+    crop: CropInfo | None = None
 
 
 def default_model_dir() -> Path:
@@ -204,11 +216,30 @@ class Predictor:
         """Prediction objects for open PIL images (embedded with the bundle's views)."""
         top_k = self._check_top_k(top_k)
         names = list(names) if names is not None else [getattr(im, "filename", "") or f"image_{i}" for i, im in enumerate(images)]
-        crops = [self._crop(im) for im in images]
-        feats = self.embedder.embed_images([c[0] for c in crops]) if images else np.zeros((0, self.bundle.spec.dim))
+        return self.predict_prepared([self.prepare_image(im) for im in images], top_k, names)
+
+    def prepare_image(self, image: "Image.Image") -> PreparedImage:
+        """The per-picture work before the network (crop to the painting, then the backbone's
+        views). Split from ``predict_prepared`` so a server can run it in other threads while
+        the network is busy with earlier pictures."""
+        from vasari.features.transforms import upright_rgb
+
+        img, crop = self._crop(image)
+        return PreparedImage(self.embedder.prepare_views(upright_rgb(img)), crop)
+
+    def predict_prepared(self, items: Sequence[PreparedImage], top_k: int = 3,
+                         names: Sequence[str] | None = None) -> list[dict]:
+        """Prediction objects for pictures made ready by ``prepare_image``: one forward pass
+        per 32 of them, then the heads and the gallery on the whole batch."""
+        top_k = self._check_top_k(top_k)
+        names = list(names) if names is not None else [f"image_{i}" for i in range(len(items))]
+        feats = np.zeros((len(items), self.bundle.spec.dim), dtype=np.float32)
+        for start in range(0, len(items), 32):
+            chunk = items[start:start + 32]
+            feats[start:start + len(chunk)] = self.embedder.forward_views(np.stack([it.views for it in chunk]))
         out = self.predictions_from_features(feats, top_k, names)
-        for pred, (_, crop) in zip(out, crops):
-            pred.crop = crop
+        for pred, item in zip(out, items):
+            pred.crop = item.crop
         return [p.model_dump(mode="json") for p in out]
 
     def predict_paths(self, paths: Sequence[str | Path], top_k: int = 3) -> list[dict]:

@@ -61,7 +61,8 @@ def create_app(predictor: Any, config: ServiceConfig | None = None) -> FastAPI:
     """The FastAPI app serving ``predictor``.
 
     ``predictor`` is a loaded ``vasari.inference.predictor.Predictor`` (anything with
-    ``predict_images(images, top_k)`` and ``info()``), or a zero-argument callable (or a
+    ``predict_images(images, top_k)`` and ``info()``; with ``prepare_image`` and
+    ``predict_prepared`` too, pictures are prepared in the decode threads), or a zero-argument callable (or a
     class, whose ``load()`` is called) that loads one: it is then loaded at start-up in a
     worker thread while ``/healthz`` already answers and ``/readyz`` says 503 until the
     model is warm.

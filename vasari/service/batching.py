@@ -1,9 +1,11 @@
 """``MicroBatcher``: the thread(s) that own the predictor and share forward passes.
 
-Inference never runs on the event loop: images are decoded in the thread pool and handed
-to a ``MicroBatcher`` thread that feeds the predictor. When several requests are waiting it
-runs them as one embedder batch (and waits at most ``window_s`` for requests that are still
-being decoded), so concurrent clients share one forward pass.
+Inference never runs on the event loop: images are decoded (and prepared for the network,
+``ServiceState.prepare``) in the thread pool and handed to a ``MicroBatcher`` thread that
+feeds the predictor. When several requests are waiting it runs them as one embedder batch,
+so concurrent clients share one forward pass; while another batch is computing it also waits
+at most ``window_s`` for requests still being decoded (a bigger batch then costs no idle
+core), and with nothing else computing it starts at once.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class MicroBatcher:
 
     ``submit`` returns a ``concurrent.futures.Future`` with one prediction dict per image.
     The worker takes every job already queued (up to ``max_batch`` images); if requests are
-    known to be on their way (inside ``expecting()`` and not submitted yet) it waits up to
-    ``window_s`` for them. A lone request therefore never waits. ``workers`` > 1 runs that
+    known to be on their way (inside ``expecting()`` and not submitted yet) and another
+    worker's batch is computing, it waits up to ``window_s`` for them. A lone request
+    therefore never waits. ``workers`` > 1 runs that
     many batches at once (for predictors whose engine uses fewer threads than there are
     cores; the predictor must then be thread-safe, as onnxruntime sessions are).
     """
@@ -77,6 +80,8 @@ class MicroBatcher:
         self.dropped = 0
         #: images queued or being computed (the work ahead of a new request)
         self.pending_images = 0
+        #: batches being computed now (by as many workers)
+        self.computing = 0
         #: moving average of seconds per image of the batches computed (None: none yet)
         self.seconds_per_image: float | None = None
         self._started = False
@@ -183,35 +188,51 @@ class MicroBatcher:
                 return
             if not self._take(first):
                 continue
-            jobs, count, stop = [first], len(first.images), False
-            deadline = time.monotonic() + self.window_s
-            while count < self.max_batch:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    with self._lock:
-                        incoming = self._incoming
-                    remaining = deadline - time.monotonic()
-                    if incoming <= 0 or remaining <= 0:
-                        break
-                    try:
-                        job = self._queue.get(timeout=min(remaining, 0.001))
-                    except queue.Empty:
-                        continue
-                if job is None:
-                    stop = True
-                    break
-                if self._take(job):
-                    jobs.append(job)
-                    count += len(job.images)
-            self._execute(jobs)
+            jobs, stop = self._gather(first)
             with self._lock:
-                self.pending_images -= count
+                self.computing += 1
+            try:
+                self._execute(jobs)
+            finally:
+                with self._lock:
+                    self.computing -= 1
+                    self.pending_images -= sum(len(job.images) for job in jobs)
             if first_batch:
                 first_batch = False
                 after_first()
             if stop:
                 return
+
+    def _should_wait(self, deadline: float) -> bool:
+        """Wait for requests still decoding? Only while another worker is computing (the
+        cores have work, so a bigger batch costs no idle time: the heads and the gallery
+        search cost less per picture in a bigger batch) and before ``deadline``. With no
+        other batch running the worker starts at once: waiting would leave the cores idle."""
+        with self._lock:
+            wanted = self._incoming > 0 and self.computing > 0
+        return wanted and time.monotonic() < deadline
+
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+        """``first`` and the jobs that join its batch (up to ``max_batch`` images); True
+        as the second item when the stop signal was met."""
+        jobs, count = [first], len(first.images)
+        deadline = time.monotonic() + self.window_s
+        while count < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                if not self._should_wait(deadline):
+                    break
+                try:
+                    job = self._queue.get(timeout=0.001)
+                except queue.Empty:
+                    continue
+            if job is None:
+                return jobs, True
+            if self._take(job):
+                jobs.append(job)
+                count += len(job.images)
+        return jobs, False
 
     def _execute(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]

@@ -40,7 +40,8 @@ class ServiceConfig:
     max_top_k: int = 100
     #: Most images the micro-batcher puts into one predictor call.
     max_batch_size: int = 8
-    #: How long the batcher waits for requests still being decoded before it runs a batch.
+    #: How long the batcher waits for requests still being decoded before it runs a batch
+    #: (only while another batch is computing: with the cores idle it starts at once).
     batch_window_ms: float = 5.0
     #: Batches run at once (threads calling the predictor). Several: one batch's heads and gallery
     #: enrichment (Python, one core) overlap other batches' network runs; with 1 the two ONNX

@@ -51,6 +51,11 @@ class BodyTooLarge(ServiceError):
         )
 
 
+def prediction_failed(exc: Exception) -> ServiceError:
+    """500 prediction_failed: the model (or the preparing of its input) failed on a picture."""
+    return ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}")
+
+
 #: How each ImageError code is answered.
 IMAGE_ERROR_STATUS = {
     "empty": 400,

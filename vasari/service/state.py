@@ -21,7 +21,7 @@ from vasari.core.images import ImageLimits
 from vasari.core.paths import shared_data_dir
 from vasari.service.batching import MicroBatcher
 from vasari.service.config import ServiceConfig
-from vasari.service.errors import ServiceError
+from vasari.service.errors import ServiceError, prediction_failed
 from vasari.service.thumbnails import ThumbnailRegistry
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,16 @@ def read_model_card(predictor: Any, info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Upload:
+    """A decoded upload as the batcher takes it: ``item`` is what the predictor's batch call
+    gets (a ``PreparedImage`` when the predictor has ``prepare_image``, else the decoded PIL
+    image) and ``size`` the decoded picture's (width, height)."""
+
+    item: Any
+    size: tuple[int, int]
+
+
 @dataclass
 class ServiceState:
     """What the routes share: the config, the batcher, and the model once it is loaded."""
@@ -142,9 +152,32 @@ class ServiceState:
         bundle_dir = getattr(getattr(self.predictor, "bundle", None), "path", None)
         return [shared_data_dir(), bundle_dir, *self.config.thumbnail_roots]
 
-    def run_predictor(self, images: list, top_k: int) -> list[dict]:
+    @property
+    def prepares(self) -> bool:
+        """Whether the predictor splits off the per-picture work (``prepare_image`` and
+        ``predict_prepared``): then uploads are prepared in the decode threads."""
+        predictor = self.predictor
+        return hasattr(predictor, "prepare_image") and hasattr(predictor, "predict_prepared")
+
+    def prepare(self, image: Any) -> Upload:
+        """A decoded picture made ready for the batcher (in a decode thread). A failure is the
+        model's (500 prediction_failed), answered for this picture alone."""
+        if not self.prepares:
+            return Upload(image, image.size)
+        try:
+            return Upload(self.predictor.prepare_image(image), image.size)
+        except Exception as exc:  # noqa: BLE001 - reported as the model failing on this picture
+            log.exception("preparing a picture failed")
+            raise prediction_failed(exc) from exc
+
+    def run_predictor(self, uploads: list[Upload], top_k: int) -> list[dict]:
+        """The predictor's answers for a batch of uploads (in an inference worker)."""
         # asking for more labels than a task has gives all of them (the predictor refuses)
-        return self.predictor.predict_images(images, top_k=max(1, min(top_k, self.most_classes)))
+        top_k = max(1, min(top_k, self.most_classes))
+        items = [upload.item for upload in uploads]
+        if self.prepares:
+            return self.predictor.predict_prepared(items, top_k=top_k)
+        return self.predictor.predict_images(items, top_k=top_k)
 
     def load(self) -> None:
         """Load the model from ``source`` and derive what serving needs from its info."""
@@ -175,7 +208,8 @@ class ServiceState:
                 from PIL import Image
 
                 probe = Image.new("RGB", (320, 320), (128, 110, 90))
-                await asyncio.wrap_future(self.batcher.submit([probe], 1))
+                upload = await run_in_threadpool(self.prepare, probe)  # as uploads are: off the event loop
+                await asyncio.wrap_future(self.batcher.submit([upload], 1))
                 self.batcher.seconds_per_image = None  # the first batch pays for lazy set-up: not typical
             self.ready = True
             log.info("model ready")

@@ -2,7 +2,8 @@
 
 The format is sniffed from the bytes, never from the file name: an upload starting with
 a known signature that still cannot be opened is a damaged image (422), not "not an image"
-(415). Decoding runs in the thread pool, at the smallest JPEG draft scale the model needs.
+(415). Decoding runs in the thread pool, at the smallest JPEG draft scale the model needs,
+and so does the preparing of the network's input (``ServiceState.prepare``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from vasari.core.images import ImageError, load_image
 from vasari.service.errors import IMAGE_ERROR_STATUS, BodyTooLarge, ServiceError
 
 if TYPE_CHECKING:
-    from vasari.service.state import ServiceState
+    from vasari.service.state import ServiceState, Upload
 
 #: Leading bytes of the formats Vasari reads: an upload starting with one of these that
 #: still cannot be opened is a damaged image (422), not "not an image" (415).
@@ -76,16 +77,23 @@ def missing_file(form: Any, what: str) -> ServiceError:
     return ServiceError(400, "missing_file", f"{what}{got}")
 
 
-async def decode_upload(state: "ServiceState", data: bytes, name: str):
-    """The uploaded bytes as an RGB image, decoded as the model's training files were; a
-    ``ServiceError`` with the status of what is wrong with them otherwise."""
+def decode_and_prepare(state: "ServiceState", data: bytes) -> "Upload":
+    """Decode the bytes (as the model's training files were decoded) and make the picture
+    ready for the network, in one thread-pool call: both run while the inference workers
+    are busy with earlier pictures, so a batch is ready when a worker frees."""
+    return state.prepare(load_image(data, min_side=state.min_side, limits=state.image_limits))
+
+
+async def decode_upload(state: "ServiceState", data: bytes, name: str) -> "Upload":
+    """The uploaded bytes decoded and prepared for the batcher (``Upload``: ``size`` is the
+    decoded picture's); a ``ServiceError`` with the status of what is wrong with them otherwise."""
     config = state.config
     if not data:
         raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
     if len(data) > config.max_upload_bytes:
         raise BodyTooLarge(config.max_upload_bytes, len(data))
     try:
-        image = await run_in_threadpool(load_image, data, min_side=state.min_side, limits=state.image_limits)
+        image = await run_in_threadpool(decode_and_prepare, state, data)
     except ImageError as exc:
         message = str(exc).replace("<bytes>", name)
         code = exc.code

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 from vasari.inference.schema import BatchPredictions, Prediction
 from vasari.service.config import API_PREFIX, ServiceConfig
 from vasari.service.deps import State
-from vasari.service.errors import ServiceError, documented
+from vasari.service.errors import ServiceError, documented, prediction_failed
 from vasari.service.middleware import result_unless_gone
 from vasari.service.state import ServiceState, json_safe
 from vasari.service.uploads import (
@@ -111,7 +111,7 @@ async def run_prediction(
     except (ServiceError, ClientDisconnect):
         raise
     except Exception as exc:  # noqa: BLE001
-        raise ServiceError(500, "prediction_failed", f"the model failed on this image: {type(exc).__name__}: {exc}") from exc
+        raise prediction_failed(exc) from exc
     if timing is not None:
         job = future.job  # type: ignore[attr-defined]
         timing["queue"] = (job.started - job.submitted) * 1000
