@@ -184,6 +184,10 @@ def train_bundle(
                       progress=progress)
     fit.bundle.metrics = compact_metrics(fit.bundle.metrics)
     path = save_bundle(fit.bundle, out, extra_files=extra_files)
+    from vasari.enrol.reference import write_reference  # issue #16 hook: what `vasari enrol` refits on
+
+    seen = [i for i, s in enumerate(fit.split_of) if s in ("train", "val")]
+    write_reference(path, fit.bundle.heads, fit.features[seen], [fit.artworks[i].label("artist") for i in seen])
     report = Path(report_dir) if report_dir is not None else path / "report"
     write_report(fit.evaluations, report, title=report_title or f"Vasari evaluation: {Path(out).name}",
                  context=dict(report_context) if report_context is not None else {"bundle": str(path)})
