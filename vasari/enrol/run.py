@@ -42,6 +42,9 @@ class EnrolConfig:
     min_images: int = 5
     max_images: int = 20
     max_name_length: int = 100
+    #: The heads' novelty threshold may rise at most this factor so that the enrolled images
+    #: are not called foreign (every answer "unknown"); the card records old and new.
+    max_novelty_raise: float = 3.0
     fit: FitConfig = field(default_factory=FitConfig)
 
 
@@ -157,14 +160,15 @@ def enrol_features(bundle: Bundle, name: str, features: np.ndarray, sources: Seq
     new_head = replace(head, classes=[*head.classes, name], coef=np.vstack([head.coef, weights[None]]).astype(np.float32),
                        intercept=np.r_[head.intercept, fit.intercept].astype(np.float32),
                        info=dict(head.info, enrolled=[*head.info.get("enrolled", []), name]))
-    new_heads = replace(heads, classifiers={**heads.classifiers, "artist": new_head})
+    new_heads, novelty = _admit_novelty(replace(heads, classifiers={**heads.classifiers, "artist": new_head}),
+                                        features, config.max_novelty_raise)
     all_lse = logsumexp_rows(new_head.logits(Z).astype(np.float64))
     new_ref = ref.with_class(fit.row, fit.intercept, coords, all_lse)
     checks = _checks(new_heads, features, name)
     fit_s = time.perf_counter() - started
     record = {"artist": name, "class_index": len(head.classes), "at": _now(), "years": list(span) if span else None,
               "school": school or None, "images": [{"path": s.name, "sha256": s.sha256} for s in sources],
-              "fit": fit.info, **checks}
+              "fit": fit.info, "novelty": novelty, **checks}
     version = int(bundle.card.get("bundle_version") or 1) + 1
     card = dict(bundle.card, bundle_version=version, enrolled=[*bundle.card.get("enrolled", []), record],
                 parent={"path": str(bundle.path), "created": bundle.created,
@@ -192,6 +196,22 @@ def _checks(heads: Any, features: np.ndarray, name: str) -> dict[str, Any]:
     return {"images_named": int(named.sum()), "images_top1": int(top.sum()),
             "images_novel": 0 if novel is None else int((novel > heads.novelty.threshold).sum()),
             "threshold": head.threshold, "temperature": head.temperature}
+
+
+def _admit_novelty(heads: Any, features: np.ndarray, max_raise: float) -> tuple[Any, dict[str, Any] | None]:
+    """Heads whose novelty detector accepts the enrolled images. Why: a detector fitted on
+    the training features may call a painter it never saw "foreign", and then every task
+    answers "unknown" for exactly the paintings just taught. The threshold rises to just above
+    the highest enrolled score, at most ``max_raise`` times the old one; the rest stay novel."""
+    scores = heads.novelty_score(features)
+    if scores is None:
+        return heads, None
+    old = float(heads.novelty.threshold)
+    new = old
+    if float(scores.max()) > old:
+        new = float(min(float(scores.max()) * 1.01, old * max_raise))
+    info = {"threshold_before": old, "threshold": new, "enrolled_scores_max": float(scores.max())}
+    return replace(heads, novelty=replace(heads.novelty, threshold=new)), info
 
 
 def _gallery(bundle: Bundle, features: np.ndarray, sources: Sequence[ImageSource], name: str,
