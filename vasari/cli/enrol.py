@@ -24,7 +24,7 @@ def enrol(
     bundle's reference rows, other artists unchanged), the gallery gains the works, and a new
     versioned bundle is written whose model card records the images (paths + sha256).
 
-    Example: vasari enrol --artist "Frans Hals" hals/*.jpg --model vasari/models/default --out runs/with-hals --years 1610-1666 --school Dutch
+    Example: vasari enrol --artist "Ludolf Backhuysen" ../shared/data/wga/images/level1_distress.jpg ../shared/data/wga/images/level1_fishing.jpg ../shared/data/wga/images/level1_shipping_1.jpg ../shared/data/wga/images/level1_viewvlaa.jpg ../shared/data/wga/images/level1_vessels1.jpg --model runs/model --out runs/model-backhuysen --years 1650-1708 --school Dutch
     """
     from vasari.enrol import enrol_artist
     from vasari.inference.predictor import default_model_dir
