@@ -92,3 +92,10 @@ def test_enrolment_is_served_at_once(served, tmp_path):
         assert sum(h["verdict"]["artist"] == NEW_ARTIST for h in held) >= 0.75 * len(held)
         assert NEW_ARTIST in client.get("/api/v1/model").json()["labels"]["artist"]
         assert NEW_ARTIST in client.get("/api/v1/model/card").text
+
+
+def test_token_and_bundle_dir_come_from_the_environment():
+    config = ServiceConfig.from_env({"VASARI_ADMIN_TOKEN": "tok-7f3a", "VASARI_BUNDLE_DIR": "/srv/bundles"})
+    assert config.admin_token == "tok-7f3a" and config.bundle_dir == "/srv/bundles"
+    assert "tok-7f3a" not in repr(config)  # logs of the config never show the token
+    assert ServiceConfig.from_env({}).admin_token is None

@@ -107,11 +107,14 @@ class ServiceConfig:
             settings["max_batch_size"] = int(environ["VASARI_MAX_BATCH"])
         if "VASARI_INFERENCE_WORKERS" in environ:
             settings["inference_workers"] = int(environ["VASARI_INFERENCE_WORKERS"])
-        if environ.get("VASARI_ADMIN_TOKEN"):
-            settings["admin_token"] = environ["VASARI_ADMIN_TOKEN"]
-        if environ.get("VASARI_BUNDLE_DIR"):
-            settings["bundle_dir"] = environ["VASARI_BUNDLE_DIR"]
-        return cls(**settings)
+        return cls(**settings, **enrolment_from_env(environ))
+
+
+def enrolment_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """``admin_token`` from ``VASARI_ADMIN_TOKEN`` and ``bundle_dir`` from ``VASARI_BUNDLE_DIR``,
+    where set (also read by ``vasari serve``: a token never belongs on a command line)."""
+    names = {"admin_token": "VASARI_ADMIN_TOKEN", "bundle_dir": "VASARI_BUNDLE_DIR"}
+    return {field_name: environ[var] for field_name, var in names.items() if environ.get(var)}
 
 
 def model_from_env(environ: Mapping[str, str] = os.environ) -> tuple[Path | None, bool]:
