@@ -13,7 +13,9 @@ its works drawn at random, and the final bundle is measured:
   artists' paintings given any artist verdict) before and after the five enrolments;
 * top-1 of the known artists on the grouped test split, before and after;
 * seconds per enrolment (refit + write of a new bundle, features cached), and the seconds
-  to embed 10 new images without the cache.
+  to embed 10 new images without the cache;
+* the same numbers for heads retrained from scratch with the 50 enrolment images added to
+  the training split (what enrolment avoids: minutes instead of seconds; ``--no-retrain``).
 
 Nothing is chosen on a test split or on the held-out artists' test works: C, temperature and
 threshold come from val; the enrolment's own choices use only its 10 images and the reference.
@@ -66,14 +68,17 @@ def choose_artists(rows: list[dict], seed: int, enrol: int, unknown: int) -> tup
     return chosen, rng.choice(rest, size=unknown, replace=False).tolist()
 
 
-def train_base(rows: list[dict], X: np.ndarray, held: set[str], spec, out: Path, rank: int):
-    """Artist heads and their reference on every row whose artist is not held out."""
+def train_base(rows: list[dict], X: np.ndarray, held: set[str], spec, out: Path, rank: int,
+               taught: frozenset[int] = frozenset()):
+    """Artist heads and their reference on every row whose artist is not held out; the rows
+    in ``taught`` (enrolment images) join the training split: the full-retrain comparison."""
     from vasari.bundle import Bundle, save_bundle
     from vasari.enrol import ReferenceConfig, write_reference
     from vasari.heads.train import HeadConfig, train_heads
 
     def part(split: str) -> np.ndarray:
-        return np.array([i for i, r in enumerate(rows) if r["split"] == split and r["artist"] not in held])
+        return np.array([i for i, r in enumerate(rows) if (r["split"] == split and r["artist"] not in held)
+                         or (split == "train" and i in taught)])
 
     tr, va = part("train"), part("val")
     label = lambda idx: {"artist": [rows[i]["artist"] or None for i in idx]}  # noqa: E731
@@ -98,7 +103,9 @@ def answers(bundle_dir: Path, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, li
     return proba.argmax(axis=1), proba.max(axis=1) >= head.threshold, list(head.classes)
 
 
-def measure(rows, X, bundle_dir, enrolled, unknown, taught) -> dict:
+def measure(rows, X, bundle_dir, enrolled, unknown, taught, base_classes: list[str]) -> dict:
+    """Enrolled artists on their other works; false attribution on the still-unknown artists;
+    the base model's artists on the test split (the same rows before and after)."""
     from vasari.heads import trust as tr
 
     top, answered, classes = answers(bundle_dir, X)
@@ -110,7 +117,7 @@ def measure(rows, X, bundle_dir, enrolled, unknown, taught) -> dict:
         out["enrolled"][name] = {"n": int(len(rows_other)), "top1": round(float(hit.mean()), 4),
                                  "named": round(float((hit & answered[rows_other]).mean()), 4)}
     unk = np.isin(label, unknown)
-    known = np.array([r["split"] == "test" and r["artist"] in classes for r in rows])
+    known = np.array([r["split"] == "test" and r["artist"] in base_classes for r in rows])
     correct = np.array([classes[k] == lab for k, lab in zip(top, label)])
     score = np.where(answered, 1.0, 0.0)
     fa = tr.false_attribution(score[unk | known], known[unk | known], correct[unk | known], 0.5)
@@ -124,6 +131,7 @@ def measure(rows, X, bundle_dir, enrolled, unknown, taught) -> dict:
 def enrol_all(rows, X, base: Path, enrolled: list[str], seed: int, spec) -> tuple[Path, dict, list[dict]]:
     from vasari.bundle import load_bundle
     from vasari.enrol import ImageSource, enrol_features
+    from vasari.enrol.run import sha256_file
 
     rng = np.random.default_rng(seed + 1)
     current, taught, runs = base, {}, []
@@ -133,7 +141,7 @@ def enrol_all(rows, X, base: Path, enrolled: list[str], seed: int, spec) -> tupl
         out = WORK / "bench" / f"plus{n}"
         t0 = time.perf_counter()
         result = enrol_features(load_bundle(current), name, X[idx],
-                                [ImageSource(rows[i]["image"], rows[i]["artwork_id"]) for i in idx], out)
+                                [ImageSource(rows[i]["image"], sha256_file(rows[i]["image"])) for i in idx], out)
         seconds = time.perf_counter() - t0
         runs.append({"artist": name, "seconds": round(seconds, 2), "cv_answered": result.info["fit"]["cv_answered"],
                      "C": result.info["fit"]["C"], "intercept_lowered_by": result.info["fit"]["intercept_lowered_by"],
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rank", type=int, default=128, help="reference basis size (enrol.npz)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-retrain", action="store_true",
+                        help="skip the comparison with heads retrained on the same 10 images per artist")
     args = parser.parse_args(argv)
     data_dir = shared_data_dir()
     if data_dir is None:
@@ -173,14 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     enrolled, unknown = choose_artists(rows, args.seed, 5, 10)
     shutil.rmtree(WORK / "bench", ignore_errors=True)
     base, train_s = train_base(rows, X, set(enrolled) | set(unknown), embedder.spec, WORK / "bench" / "base", args.rank)
-    before = measure(rows, X, base, enrolled, unknown, {})
+    base_classes = answers(base, X[:1])[2]
+    before = measure(rows, X, base, enrolled, unknown, {}, base_classes)
     final, taught, runs = enrol_all(rows, X, base, enrolled, args.seed, embedder.spec)
-    after = measure(rows, X, final, enrolled, unknown, taught)
+    after = measure(rows, X, final, enrolled, unknown, taught, base_classes)
+    retrained = None
+    if not args.no_retrain:
+        images = frozenset(i for idx in taught.values() for i in idx)
+        full, retrain_s = train_base(rows, X, set(enrolled) | set(unknown), embedder.spec, WORK / "bench" / "retrained",
+                                     args.rank, images)
+        retrained = dict(measure(rows, X, full, enrolled, unknown, taught, base_classes), seconds=round(retrain_s, 1))
     result = {
         "seed": args.seed, "rank": args.rank, "enrolled_artists": enrolled, "unknown_artists": unknown,
         "base_train_seconds": round(train_s, 1),
         "reference_kib": round((base / "enrol.npz").stat().st_size / 1024),
-        "enrolments": runs, "before": before, "after": after,
+        "enrolments": runs, "before": before, "after": after, "retrained": retrained,
         "false_attribution_change_points": round(100 * (after["false_attribution"] - before["false_attribution"]), 2),
         "embed_10_images_seconds": embed_seconds(rows, enrolled[0]),
         "load": os.getloadavg(), "cpus": os.cpu_count(), "seconds": round(time.perf_counter() - t0, 1),
@@ -193,18 +210,23 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(result: dict) -> None:
     print(f"\nenrolment, leave-artists-out (seed {result['seed']}, reference rank {result['rank']}, "
           f"{result['reference_kib']} KiB), load {result['load'][0]:.1f} on {result['cpus']} CPUs")
-    print(f"{'artist':32s} {'works':>5s} {'top-1':>6s} {'named':>6s} {'cv':>5s} {'s':>6s}")
+    full = result.get("retrained") or {"enrolled": {}}
+    print(f"{'artist':32s} {'works':>5s} {'top-1':>6s} {'named':>6s} {'cv':>5s} {'s':>6s}  retrained: top-1 named")
     for run in result["enrolments"]:
-        m = result["after"]["enrolled"][run["artist"]]
+        m, f = result["after"]["enrolled"][run["artist"]], full["enrolled"].get(run["artist"], {})
         print(f"{run['artist'][:32]:32s} {m['n']:5d} {m['top1']:6.3f} {m['named']:6.3f} {run['cv_answered']:5.2f} "
-              f"{run['seconds']:6.2f}")
+              f"{run['seconds']:6.2f}  {_num(f.get('top1')):>16s} {_num(f.get('named')):>5s}")
     b, a = result["before"], result["after"]
     print(f"false attribution (still-unknown artists): {b['false_attribution']:.4f} -> {a['false_attribution']:.4f} "
-          f"({result['false_attribution_change_points']:+.2f} points)")
-    print(f"known artists, test top-1: {b['known_test_top1']:.4f} -> {a['known_test_top1']:.4f}; answered "
-          f"{b['known_test_answered']} -> {a['known_test_answered']}")
+          f"({result['false_attribution_change_points']:+.2f} points); retrained {_num(full.get('false_attribution'))}")
+    print(f"base artists, test top-1: {b['known_test_top1']:.4f} -> {a['known_test_top1']:.4f} (retrained "
+          f"{_num(full.get('known_test_top1'))}); answered {b['known_test_answered']} -> {a['known_test_answered']}")
     print(f"seconds per enrolment (refit + write): mean {np.mean([r['seconds'] for r in result['enrolments']]):.2f}; "
           f"embedding 10 images: {result['embed_10_images_seconds']:.2f} s")
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -146,3 +146,24 @@ def test_cli_enrol_and_its_errors(enrolled, tmp_path):
     assert "bundle version 2" in res.output and (tmp_path / "cli" / "bundle.json").is_file()
     res = runner.invoke(app, [*args[:7], str(tmp_path / "cli2"), "--no-cache", *w.images("enrol")[:3]])
     assert res.exit_code == 2 and "at least 5" in res.output and not (tmp_path / "cli2").exists()
+
+
+def test_train_bundle_writes_the_reference_enrolment_needs(tmp_path):
+    """`vasari train` (``train_bundle``) bundles can enrol: they carry enrol.npz."""
+    from vasari.catalog import Artwork
+    from vasari.enrol.reference import EnrolReference
+    from vasari.features import EmbeddingCache
+    from vasari.heads.config import HeadConfig
+    from vasari.pipeline import train_bundle
+
+    w = enrol_world()
+    rows = w.rows("train") + w.rows("val")
+    artworks = [Artwork(f"g:{i}", "generated", image=w.paths[i], artist=w.artists[i]) for i in rows]
+    run = train_bundle(artworks, [w.split[i] for i in rows], tmp_path / "trained", embedder=w.embedder,
+                       cache=EmbeddingCache(w.root / "cache", w.embedder.spec), evaluate_splits=("val",),
+                       config=HeadConfig(tasks=("artist",), year=False, min_kept=3), progress=False)
+    heads = load_bundle(run.bundle_dir).heads
+    ref = EnrolReference.load(run.bundle_dir / REFERENCE_FILE, heads.in_dim)
+    assert len(ref.coords) == len(rows) and ref.rank <= 128
+    result = enrol_artist(run.bundle_dir, NEW_ARTIST, w.images("enrol"), tmp_path / "enrolled", embedder=w.embedder)
+    assert top1(Predictor.load(result.path), w.images("held")).count(NEW_ARTIST) >= 6

@@ -15,7 +15,6 @@ Layout (float arrays only, read with ``allow_pickle=False``):
     basis    (d, r) float16  principal axes of the head's transformed features
     coords   (n, r) float16  reference rows in that basis
     lse      (n,)   float32  log-sum-exp of the artist head's raw logits per row
-    labelled (n,)   float32  1 for a row with an artist label, 0 for an unlabelled painting
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ class EnrolReference:
     basis: np.ndarray
     coords: np.ndarray
     lse: np.ndarray
-    labelled: np.ndarray
 
     @property
     def rank(self) -> int:
@@ -62,7 +60,7 @@ class EnrolReference:
     def to_bytes(self) -> bytes:
         bio = io.BytesIO()
         np.savez_compressed(bio, basis=self.basis.astype(np.float16), coords=self.coords.astype(np.float16),
-                            lse=self.lse.astype(np.float32), labelled=self.labelled.astype(np.float32))
+                            lse=self.lse.astype(np.float32))
         return bio.getvalue()
 
     def save(self, path: str | Path) -> Path:
@@ -79,13 +77,12 @@ class EnrolReference:
                               "vasari, which writes the reference rows enrolment needs)")
         try:
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k: np.asarray(z[k], np.float32) for k in ("basis", "coords", "lse", "labelled")}
+                arrays = {k: np.asarray(z[k], np.float32) for k in ("basis", "coords", "lse")}
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise BundleError(f"{path}: corrupt enrolment reference ({exc})") from exc
         ref = cls(**arrays)
         n = len(ref.coords)
-        if ref.basis.shape[0] != head_dim or ref.coords.shape[1:] != (ref.rank,) or ref.lse.shape != (n,) \
-                or ref.labelled.shape != (n,):
+        if ref.basis.shape[0] != head_dim or ref.coords.shape[1:] != (ref.rank,) or ref.lse.shape != (n,):
             raise BundleError(f"{path}: reference of shape basis {ref.basis.shape}, rows {ref.coords.shape} does not "
                               f"fit an artist head on {head_dim} features (made for another backbone?)")
         if not all(np.isfinite(a).all() for a in arrays.values()):
@@ -98,8 +95,7 @@ class EnrolReference:
         ``lse`` over every class) are appended."""
         new_logit = self.coords @ row + intercept
         return EnrolReference(self.basis, np.concatenate([self.coords, coords]),
-                              np.concatenate([np.logaddexp(self.lse, new_logit), lse]),
-                              np.concatenate([self.labelled, np.ones(len(coords), np.float32)]))
+                              np.concatenate([np.logaddexp(self.lse, new_logit), lse]))
 
 
 def logsumexp_rows(logits: np.ndarray) -> np.ndarray:
@@ -137,8 +133,7 @@ def build_reference(heads, features: np.ndarray, artists: Sequence[str | None],
     basis = np.ascontiguousarray(axes[:, : min(config.rank, axes.shape[1])].astype(np.float16))
     coords = Z @ basis.astype(np.float32)
     lse = logsumexp_rows(heads.classifiers["artist"].logits(Z).astype(np.float64))
-    labelled = np.array([artists[i] is not None for i in rows], np.float32)
-    return EnrolReference(basis, coords.astype(np.float16), lse, labelled)
+    return EnrolReference(basis, coords.astype(np.float16), lse)
 
 
 def write_reference(bundle_dir: str | Path, heads, features: np.ndarray, artists: Sequence[str | None],
