@@ -139,6 +139,9 @@ def build_reference(heads, features: np.ndarray, artists: Sequence[str | None],
 def write_reference(bundle_dir: str | Path, heads, features: np.ndarray, artists: Sequence[str | None],
                     config: ReferenceConfig = ReferenceConfig()) -> Path | None:
     """Add ``enrol.npz`` to a saved bundle (atomically); None when its heads have no artist head."""
+    from threadpoolctl import threadpool_limits
+
     if "artist" not in heads.classifiers:
         return None
-    return build_reference(heads, features, artists, config).save(Path(bundle_dir) / REFERENCE_FILE)
+    with threadpool_limits(limits=1):  # as train_heads: one BLAS thread is faster on a busy 2-core machine
+        return build_reference(heads, features, artists, config).save(Path(bundle_dir) / REFERENCE_FILE)

@@ -35,7 +35,8 @@ class FitConfig:
     folds: int = 5
     #: At most this share of reference paintings (other hands) may be answered as the new artist.
     max_reference_share: float = 0.01
-    max_iter: int = 200
+    #: Newton steps per fit (convergence takes ~10).
+    max_iter: int = 50
     seed: int = 0
 
 
@@ -71,26 +72,39 @@ def _problem(pos: np.ndarray, pos_lse: np.ndarray, ref: EnrolReference, classes:
     return _Problem(U, offset, y, w / w.mean())
 
 
-def _fit(p: _Problem, penalty: float, scale: np.ndarray, max_iter: int) -> tuple[np.ndarray, float]:
-    """Minimise mean_i w_i logloss(y_i, sigmoid(U_i v + b + offset_i)) + penalty |v|^2 / 2."""
-    from scipy.optimize import minimize
+def _objective(p: _Problem, A: np.ndarray, x: np.ndarray, reg: np.ndarray) -> float:
+    z = A @ x + p.offset
+    return float((p.w * (np.logaddexp(0.0, z) - p.y * z)).sum() / len(p.y) + 0.5 * (reg * x * x).sum())
+
+
+def _fit(p: _Problem, penalty: float, max_iter: int) -> tuple[np.ndarray, float]:
+    """Minimise mean_i w_i logloss(y_i, sigmoid(U_i v + b + offset_i)) + penalty |v|^2 / 2 by
+    Newton's method with a backtracking line search. Why Newton: ~130 unknowns, so the exact
+    Hessian is a small matrix and ~10 steps converge, where L-BFGS took ~50 iterations per fit
+    (the 16 fits of one enrolment went from ~9 s to well under one on a loaded machine)."""
     from scipy.special import expit
 
-    Us = p.U / scale  # preconditioned variables u = v * scale
     n = len(p.y)
-
-    def loss_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        u, b = x[:-1], x[-1]
-        z = Us @ u + b + p.offset
-        loss = np.logaddexp(0.0, z) - p.y * z
-        g = (expit(z) - p.y) * p.w / n
-        reg = penalty / scale**2
-        value = float((p.w * loss).sum() / n + 0.5 * (reg * u**2).sum())
-        return value, np.r_[Us.T @ g + reg * u, g.sum()]
-
-    res = minimize(loss_grad, np.zeros(p.U.shape[1] + 1), jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter})
-    return res.x[:-1] / scale, float(res.x[-1])
+    A = np.hstack([p.U, np.ones((n, 1))])
+    reg = np.r_[np.full(p.U.shape[1], penalty), 0.0]
+    x = np.zeros(A.shape[1])
+    value = _objective(p, A, x, reg)
+    for _ in range(max_iter):
+        q = expit(A @ x + p.offset)
+        grad = A.T @ ((q - p.y) * p.w) / n + reg * x
+        hess = (A.T * (p.w * q * (1.0 - q) / n)) @ A + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        decrease = float(grad @ step)
+        if decrease < 1e-12:
+            break
+        t = 1.0
+        while t > 1e-6:
+            candidate = _objective(p, A, x - t * step, reg)
+            if candidate <= value - 1e-4 * t * decrease:
+                break
+            t /= 2.0
+        x, value = x - t * step, candidate
+    return x[:-1], float(x[-1])
 
 
 def _heldout_loss(p: _Problem, row: np.ndarray, b: float) -> float:
@@ -123,8 +137,17 @@ def fit_class(pos: np.ndarray, pos_lse: np.ndarray, ref: EnrolReference, head: A
     """The new class for images with basis coordinates ``pos`` and old-logit log-sum-exp
     ``pos_lse``, against the reference rows of ``head`` (a ``LinearHead``, whose C,
     temperature and threshold apply; ``train_rows``: the size of its training set)."""
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread, as for training the heads: these products are small, and on a busy
+    # 2-core machine multi-threaded OpenBLAS spent ~60 ms spinning per 130 x 130 solve
+    with threadpool_limits(limits=1):
+        return _fit_class(pos, pos_lse, ref, head, train_rows, config)
+
+
+def _fit_class(pos: np.ndarray, pos_lse: np.ndarray, ref: EnrolReference, head: Any,
+               train_rows: int, config: FitConfig) -> ClassFit:
     p = _problem(pos, pos_lse, ref, len(head.classes))
-    scale = np.sqrt(p.U.var(axis=0) / 4.0 + 1e-3)
     base_c = float(head.info.get("C") or 0.05)
     k = int(min(config.folds, len(pos)))
     fold = _folds(p, k, config.seed)
@@ -134,14 +157,14 @@ def fit_class(pos: np.ndarray, pos_lse: np.ndarray, ref: EnrolReference, head: A
         penalty = 1.0 / (base_c * factor * max(train_rows, 1))
         held_loss, hits = 0.0, []
         for f in range(k):
-            row, b = _fit(p.take(np.flatnonzero(fold != f)), penalty, scale, config.max_iter)
+            row, b = _fit(p.take(np.flatnonzero(fold != f)), penalty, config.max_iter)
             held = p.take(np.flatnonzero(fold == f))
             held_loss += _heldout_loss(held, row, b) / k
             z = held.U[held.y == 1] @ row + b + held.offset[held.y == 1]
             hits.extend(answered_as_new(z, head.temperature, head.threshold).tolist())
         losses[repr(factor)], recall[repr(factor)] = round(held_loss, 5), round(float(np.mean(hits)), 4)
     factor = min(config.c_factors, key=lambda f: losses[repr(f)])
-    row, b = _fit(p, 1.0 / (base_c * factor * max(train_rows, 1)), scale, config.max_iter)
+    row, b = _fit(p, 1.0 / (base_c * factor * max(train_rows, 1)), config.max_iter)
     b, lowered = _cap_intercept(ref, row, b, head, config.max_reference_share)
     info = {"C": base_c * factor, "cv_loss_by_factor": losses, "cv_answered_by_factor": recall,
             "cv_answered": recall[repr(factor)], "intercept_lowered_by": round(lowered, 4),
