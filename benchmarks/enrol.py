@@ -37,7 +37,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _provenance import write_result  # noqa: E402
+from _provenance import write_result
 
 WORK = ROOT / "runs" / "enrol"
 RESULTS = ROOT / "benchmarks" / "results" / "enrol.json"
@@ -81,7 +81,7 @@ def train_base(rows: list[dict], X: np.ndarray, held: set[str], spec, out: Path,
                          or (split == "train" and i in taught)])
 
     tr, va = part("train"), part("val")
-    label = lambda idx: {"artist": [rows[i]["artist"] or None for i in idx]}  # noqa: E731
+    label = lambda idx: {"artist": [rows[i]["artist"] or None for i in idx]}
     t0 = time.perf_counter()
     heads = train_heads(X[tr], label(tr), None, X[va], label(va), None,
                         HeadConfig(tasks=("artist",), year=False, target_precision=0.9))
@@ -114,7 +114,7 @@ def measure(rows, X, bundle_dir, enrolled, unknown, taught, base_classes: list[s
     for name in enrolled:
         rows_other = np.array([i for i in np.flatnonzero(label == name) if i not in taught.get(name, set())])
         hit = np.array([classes[k] == name for k in top[rows_other]])
-        out["enrolled"][name] = {"n": int(len(rows_other)), "top1": round(float(hit.mean()), 4),
+        out["enrolled"][name] = {"n": len(rows_other), "top1": round(float(hit.mean()), 4),
                                  "named": round(float((hit & answered[rows_other]).mean()), 4)}
     unk = np.isin(label, unknown)
     known = np.array([r["split"] == "test" and r["artist"] in base_classes for r in rows])

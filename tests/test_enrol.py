@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from enrol_data import NEW_ARTIST, enrol_world
 from typer.testing import CliRunner
 
-from enrol_data import NEW_ARTIST, enrol_world
 from vasari.bundle import BundleError, load_bundle
 from vasari.cli import app
 from vasari.enrol import REFERENCE_FILE, EnrolError, enrol_artist
@@ -53,7 +53,7 @@ def test_other_artists_keep_their_answers(enrolled):
     test = w.images("test")
     truth = [w.artists[i] for i in w.rows("test")]
     before, after = top1(Predictor.load(w.bundle), test), top1(Predictor.load(result.path), test)
-    accuracy = lambda labels: np.mean([a == t for a, t in zip(labels, truth)])  # noqa: E731
+    accuracy = lambda labels: np.mean([a == t for a, t in zip(labels, truth)])
     assert accuracy(before) >= 0.9
     assert accuracy(after) >= accuracy(before) - 1 / len(test)
     assert NEW_ARTIST not in after

@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from enrol_data import NEW_ARTIST, enrol_world
 from test_browser import CHROMIUM, CHROMIUM_ARGS
 

@@ -5,12 +5,14 @@ at once."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from enrol_data import NEW_ARTIST, enrol_world
 from fastapi.testclient import TestClient
 
-from enrol_data import NEW_ARTIST, enrol_world
 from vasari.inference.predictor import Predictor
 from vasari.service import ServiceConfig, create_app
 
@@ -87,7 +89,10 @@ def test_enrolment_is_served_at_once(served, tmp_path):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["artist"] == NEW_ARTIST and body["version"] == 2 and body["class_index"] == 4
-        assert (tmp_path / "bundles" / body["bundle"] / "bundle.json").is_file()
+        card = json.loads((tmp_path / "bundles" / body["bundle"] / "bundle.json").read_text())["card"]
+        images = card["enrolled"][-1]["images"]
+        assert [i["path"] for i in images] == [f"upload:{Path(p).name}" for p in w.images("enrol")]
+        assert [i["sha256"] for i in images] == [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in w.images("enrol")]
         held = [predict(client, p) for p in w.images("held")]
         assert sum(h["verdict"]["artist"] == NEW_ARTIST for h in held) >= 0.75 * len(held)
         assert NEW_ARTIST in client.get("/api/v1/model").json()["labels"]["artist"]

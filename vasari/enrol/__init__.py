@@ -9,9 +9,34 @@ when and from which images (paths + sha256). ``build_reference`` makes the refer
 bundle needs (``write_reference`` adds them to a saved bundle).
 """
 
-from vasari.enrol.reference import REFERENCE_FILE, EnrolReference, ReferenceConfig, build_reference, write_reference
+from vasari.enrol.reference import (
+           REFERENCE_FILE,
+           EnrolReference,
+           ReferenceConfig,
+           build_reference,
+           write_reference,
+)
 from vasari.enrol.refit import FitConfig
-from vasari.enrol.run import EnrolConfig, EnrolError, EnrolResult, ImageSource, enrol_artist, enrol_features
+from vasari.enrol.run import (
+           EnrolConfig,
+           EnrolError,
+           EnrolResult,
+           ImageSource,
+           enrol_artist,
+           enrol_features,
+)
 
-__all__ = ["REFERENCE_FILE", "EnrolReference", "ReferenceConfig", "build_reference", "write_reference", "FitConfig", "EnrolConfig",
-           "EnrolError", "EnrolResult", "ImageSource", "enrol_artist", "enrol_features"]
+__all__ = [
+           "REFERENCE_FILE",
+           "EnrolConfig",
+           "EnrolError",
+           "EnrolReference",
+           "EnrolResult",
+           "FitConfig",
+           "ImageSource",
+           "ReferenceConfig",
+           "build_reference",
+           "enrol_artist",
+           "enrol_features",
+           "write_reference",
+]

@@ -20,9 +20,9 @@ Layout (float arrays only, read with ``allow_pickle=False``):
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class EnrolReference:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path, head_dim: int) -> "EnrolReference":
+    def load(cls, path: str | Path, head_dim: int) -> EnrolReference:
         """The reference of a bundle; ``BundleError`` naming the file when it is missing,
         corrupt, or made for features of another size than the head's (``head_dim``)."""
         path = Path(path)
@@ -89,7 +89,7 @@ class EnrolReference:
             raise BundleError(f"{path}: reference contains NaN or infinity")
         return ref
 
-    def with_class(self, row: np.ndarray, intercept: float, coords: np.ndarray, lse: np.ndarray) -> "EnrolReference":
+    def with_class(self, row: np.ndarray, intercept: float, coords: np.ndarray, lse: np.ndarray) -> EnrolReference:
         """The reference after a class with weights ``basis @ row`` joined the head: every row's
         ``lse`` takes in the new logit, and the new class's own rows (``coords``, their
         ``lse`` over every class) are appended."""

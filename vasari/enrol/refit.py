@@ -58,7 +58,7 @@ class _Problem:
     y: np.ndarray
     w: np.ndarray
 
-    def take(self, idx: np.ndarray) -> "_Problem":
+    def take(self, idx: np.ndarray) -> _Problem:
         return _Problem(self.U[idx], self.offset[idx], self.y[idx], self.w[idx])
 
 
@@ -168,7 +168,7 @@ def _fit_class(pos: np.ndarray, pos_lse: np.ndarray, ref: EnrolReference, head: 
     b, lowered = _cap_intercept(ref, row, b, head, config.max_reference_share)
     info = {"C": base_c * factor, "cv_loss_by_factor": losses, "cv_answered_by_factor": recall,
             "cv_answered": recall[repr(factor)], "intercept_lowered_by": round(lowered, 4),
-            "reference_rows": int(len(ref.coords)), "images": int(len(pos))}
+            "reference_rows": len(ref.coords), "images": len(pos)}
     return ClassFit(row.astype(np.float32), b, info)
 
 

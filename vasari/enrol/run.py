@@ -14,9 +14,10 @@ import hashlib
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -24,7 +25,6 @@ from vasari.bundle import Bundle, BundleError, check_spec, load_bundle, save_bun
 from vasari.enrol.reference import REFERENCE_FILE, EnrolReference, logsumexp_rows
 from vasari.enrol.refit import FitConfig, fit_class
 from vasari.errors import InputError
-from vasari.heads.linear import LinearHead
 
 
 class EnrolError(InputError):
@@ -182,7 +182,7 @@ def enrol_features(bundle: Bundle, name: str, features: np.ndarray, sources: Seq
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def _checks(heads: Any, features: np.ndarray, name: str) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def _gallery(bundle: Bundle, features: np.ndarray, sources: Sequence[ImageSource
     slug = re.sub(r"[^a-z0-9]+", "-", name.casefold()).strip("-") or "artist"
     rows = [{"artwork_id": f"enrolled:{slug}:{s.sha256[:12]}", "title": Path(s.name).stem, "artist": name,
              "school": school or None, "source": "enrolled", "group": f"enrolled:{slug}:{s.sha256[:12]}",
-             "image": s.name, "year": None} for s in sources]
+             "image": s.name if Path(s.name).is_file() else None, "year": None} for s in sources]  # uploads: no file
     return GalleryIndex(np.concatenate([index.vectors, vectors.astype(index.vectors.dtype)]), index.metadata + rows,
                         index.projection, index.spec, index.config, index.calibration,
                         explained=np.concatenate([index.explained, explained]), negatives=index.negatives,

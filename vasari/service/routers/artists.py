@@ -94,7 +94,7 @@ def bundle_dir(state: ServiceState) -> Path:
 
 
 async def read_images(state: ServiceState, request: Request) -> tuple[dict[str, str], list, list]:
-    """The form's text fields, decoded images and their sources (upload name + sha256)."""
+    """The form's text fields, decoded images and their sources ("upload:<file name>" + sha256)."""
     from vasari.enrol import ImageSource
 
     form = await read_form(request, MAX_FILES + 1)
@@ -106,7 +106,7 @@ async def read_images(state: ServiceState, request: Request) -> tuple[dict[str, 
     for upload in files:
         data, name = await upload.read(), upload_name(upload.filename)
         images.append(await decode_upload(state, data, name))
-        sources.append(ImageSource(name, hashlib.sha256(data).hexdigest()))
+        sources.append(ImageSource(f"upload:{name}", hashlib.sha256(data).hexdigest()))  # a name, never a server path
     return fields, images, sources
 
 
