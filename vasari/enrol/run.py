@@ -164,19 +164,19 @@ def enrol_features(bundle: Bundle, name: str, features: np.ndarray, sources: Seq
                                         features, config.max_novelty_raise)
     all_lse = logsumexp_rows(new_head.logits(Z).astype(np.float64))
     new_ref = ref.with_class(fit.row, fit.intercept, coords, all_lse)
-    checks = _checks(new_heads, features, name)
+    checks = _checks(new_heads, features)
     fit_s = time.perf_counter() - started
     record = {"artist": name, "class_index": len(head.classes), "at": _now(), "years": list(span) if span else None,
               "school": school or None, "images": [{"path": s.name, "sha256": s.sha256} for s in sources],
               "fit": fit.info, "novelty": novelty, **checks}
     version = int(bundle.card.get("bundle_version") or 1) + 1
     card = dict(bundle.card, bundle_version=version, enrolled=[*bundle.card.get("enrolled", []), record],
-                parent={"path": str(bundle.path), "created": bundle.created,
+                parent={"folder": bundle.path.name, "created": bundle.created,  # a name: served cards show it
                         "version": int(bundle.card.get("bundle_version") or 1)})
     if span and card.get("artist_spans") is not None:
         card["artist_spans"] = dict(card["artist_spans"], **{name: list(span)})
     new_bundle = Bundle(new_heads, bundle.spec, card, bundle.metrics)
-    path = _write(bundle, new_bundle, new_ref, _gallery(bundle, features, sources, name, school, span), out, name, span)
+    path = _write(bundle, new_bundle, new_ref, _gallery(bundle, features, sources, name, school), out, name, span)
     seconds = {"fit": round(fit_s, 3), "write": round(time.perf_counter() - started - fit_s, 3)}
     return EnrolResult(path, version, name, len(head.classes), dict(record, seconds=seconds))
 
@@ -185,7 +185,7 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def _checks(heads: Any, features: np.ndarray, name: str) -> dict[str, Any]:
+def _checks(heads: Any, features: np.ndarray) -> dict[str, Any]:
     """How the enrolled images themselves fare under the new head (training fit, not a test)
     and how many the novelty detector calls foreign (then every task answers "unknown")."""
     proba = heads.predict_proba(features)["artist"]
@@ -215,7 +215,7 @@ def _admit_novelty(heads: Any, features: np.ndarray, max_raise: float) -> tuple[
 
 
 def _gallery(bundle: Bundle, features: np.ndarray, sources: Sequence[ImageSource], name: str,
-             school: str | None, span: tuple[int, int] | None):
+             school: str | None):
     """The bundle's gallery index with the enrolled works appended (None without an index)."""
     if not bundle.has_index:
         return None
