@@ -277,6 +277,25 @@ def _protocol_lines(protocols: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _enrolled_lines(card: dict[str, Any]) -> list[str]:
+    """The "Enrolled artists" section (``vasari enrol``): who was added, when, from which images."""
+    records = card.get("enrolled") or []
+    if not records:
+        return []
+    lines = ["## Enrolled artists", "",
+             f"Bundle version {card.get('bundle_version')}, enrolled from version "
+             f"{(card.get('parent') or {}).get('version')}. The evaluation below is the parent's: enrolled "
+             "classes were fitted after it, with the other artists' weights unchanged.", ""]
+    for rec in records:
+        fit = rec.get("fit") or {}
+        lines.append(f"- **{rec.get('artist')}** (class {rec.get('class_index')}), {rec.get('at')}, "
+                     f"{len(rec.get('images') or [])} images, years {rec.get('years') or 'n/a'}, "
+                     f"school {rec.get('school') or 'n/a'}; held-out images named in cross-validation: "
+                     f"{_pct(fit.get('cv_answered'))}. Images (sha256):")
+        lines += [f"  - `{img.get('path')}` {img.get('sha256')}" for img in rec.get("images") or []]
+    return lines + [""]
+
+
 def model_card(bundle: Bundle) -> str:
     """MODEL_CARD.md from the card dict (data, splits, intended use) and the metrics."""
     card, heads, spec = bundle.card, bundle.heads, bundle.spec
@@ -310,6 +329,7 @@ def model_card(bundle: Bundle) -> str:
         lines.append("")
     if card.get("splits"):
         lines += ["## Splits", "", str(card["splits"]), ""]
+    lines += _enrolled_lines(card)
     if bundle.metrics:
         lines += ["## Evaluation", ""]
         lines += ["| split | task | n | top-1 | top-3 | weighted F1 | ECE | coverage@threshold | accuracy@threshold |",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vasari.bundle import Bundle, save_bundle
+from vasari.enrol.reference import write_reference
 from vasari.features.embedder import Embedder, EmbeddingCache
 from vasari.heads.config import HeadConfig, TrainError
 from vasari.heads.metrics import Evaluation, evaluate_heads
@@ -198,6 +199,9 @@ def train_bundle(
     if protocols:
         fit.bundle.card["protocols"] = protocol_figures(fit, protocols)
     path = save_bundle(fit.bundle, out, extra_files=extra_files)
+    seen = [i for i, s in enumerate(fit.split_of) if s in ("train", "val")]
+    # issue #16: the reference rows `vasari enrol` refits a new artist against
+    write_reference(path, fit.bundle.heads, fit.features[seen], [fit.artworks[i].label("artist") for i in seen])
     report = Path(report_dir) if report_dir is not None else path / "report"
     write_report(fit.evaluations, report, title=report_title or f"Vasari evaluation: {Path(out).name}",
                  context=dict(report_context) if report_context is not None else {"bundle": str(path)})

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from vasari.service.config import ServiceConfig
+from vasari.service.config import ServiceConfig, enrolment_from_env
 
 #: The flags' defaults are ServiceConfig's (stated once, there).
 DEFAULT = ServiceConfig.default
@@ -64,6 +64,7 @@ def serve(
         header_timeout_s=header_timeout_s,
         max_connections=max_connections,
         graceful_shutdown_s=graceful_shutdown_s,
+        **enrolment_from_env(),  # POST /api/v1/artists: VASARI_ADMIN_TOKEN, VASARI_BUNDLE_DIR
     )
     app = create_app(predictor, config)
     console.print(f"Vasari on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")

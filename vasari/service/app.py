@@ -7,6 +7,8 @@
   prediction object of ``vasari predict --json``; ``?top_k=``.
 - ``POST /api/v1/predict/batch``: several images (multipart field ``files``) -> an array.
 - ``GET /api/v1/model``: tasks, labels, backbone and model card.
+- ``POST /api/v1/artists``: enrol a new artist from 5-20 images behind the operator's
+  ``VASARI_ADMIN_TOKEN`` (``routers/artists.py``); the new bundle is then served.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded and warm).
 - ``GET /docs`` (Swagger UI from locally served assets) and ``GET /openapi.json``.
 - ``GET /`` and ``GET /about``: the visitor page and the page explaining tasks, classes and
@@ -38,7 +40,7 @@ import vasari
 from vasari.service.config import API_PREFIX, ServiceConfig, model_from_env
 from vasari.service.errors import install_error_handlers
 from vasari.service.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from vasari.service.routers import model, ops, pages, predict
+from vasari.service.routers import artists, model, ops, pages, predict
 from vasari.service.state import ServiceState
 
 DESCRIPTION = (
@@ -50,7 +52,7 @@ DESCRIPTION = (
 
 def body_limit(config: ServiceConfig, path: str) -> int | None:
     """Largest body accepted on ``path``: a batch, one image, or 1 MB anywhere else."""
-    if path.rstrip("/") == f"{API_PREFIX}/predict/batch":
+    if path.rstrip("/") in (f"{API_PREFIX}/predict/batch", f"{API_PREFIX}/artists"):
         return config.max_batch_upload_bytes
     if path.startswith(API_PREFIX):
         return config.max_upload_bytes
@@ -85,6 +87,7 @@ def create_app(predictor: Any, config: ServiceConfig | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(predict.build_router(config))
     app.include_router(model.router)
+    app.include_router(artists.build_router())
     app.include_router(ops.router)
     app.include_router(pages.router)
     pages.mount_assets(app)

@@ -81,6 +81,11 @@ class ServiceConfig:
     #: Folders thumbnails may be served from, besides the shared data folder and the
     #: bundle's own folder (a tampered gallery metadata row cannot point anywhere else).
     thumbnail_roots: tuple[str, ...] = ()
+    #: Bearer token of ``POST /api/v1/artists`` (enrolment). None: enrolment is off and the
+    #: endpoint answers 403 to everyone; with a token, a missing or wrong one gets 401.
+    admin_token: str | None = field(default=None, repr=False)
+    #: Writable folder where enrolment writes new bundles (None: ``<user cache>/bundles``).
+    bundle_dir: str | None = None
 
     @classmethod
     def default(cls, name: str) -> Any:
@@ -91,7 +96,9 @@ class ServiceConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ServiceConfig":
         """The config set by ``VASARI_MAX_UPLOAD_MB``, ``VASARI_BATCH_WINDOW_MS``,
-        ``VASARI_MAX_BATCH`` and ``VASARI_INFERENCE_WORKERS``; unset ones keep the defaults."""
+        ``VASARI_MAX_BATCH``, ``VASARI_INFERENCE_WORKERS``, ``VASARI_ADMIN_TOKEN`` (enrolment's
+        bearer token) and ``VASARI_BUNDLE_DIR`` (where enrolled bundles go); unset ones keep
+        the defaults."""
         settings: dict[str, Any] = {}
         if "VASARI_MAX_UPLOAD_MB" in environ:
             settings["max_upload_bytes"] = int(float(environ["VASARI_MAX_UPLOAD_MB"]) * 1024 * 1024)
@@ -101,7 +108,14 @@ class ServiceConfig:
             settings["max_batch_size"] = int(environ["VASARI_MAX_BATCH"])
         if "VASARI_INFERENCE_WORKERS" in environ:
             settings["inference_workers"] = int(environ["VASARI_INFERENCE_WORKERS"])
-        return cls(**settings)
+        return cls(**settings, **enrolment_from_env(environ))
+
+
+def enrolment_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """``admin_token`` from ``VASARI_ADMIN_TOKEN`` and ``bundle_dir`` from ``VASARI_BUNDLE_DIR``,
+    where set (also read by ``vasari serve``: a token never belongs on a command line)."""
+    names = {"admin_token": "VASARI_ADMIN_TOKEN", "bundle_dir": "VASARI_BUNDLE_DIR"}
+    return {field_name: environ[var] for field_name, var in names.items() if environ.get(var)}
 
 
 def model_from_env(environ: Mapping[str, str] = os.environ) -> tuple[Path | None, bool]:

@@ -186,12 +186,17 @@ class ServiceState:
             predictor = source.load() if hasattr(source, "load") else source()
         else:
             predictor = source() if self.lazy else source
-        self.predictor = predictor
+        self.adopt(predictor)
+
+    def adopt(self, predictor: Any) -> None:
+        """Serve ``predictor`` from now on (start-up, or a new bundle after an enrolment):
+        batches already running finish on the predictor they started with."""
         info = json_safe(predictor.info()) if hasattr(predictor, "info") else {}
         info = info if isinstance(info, dict) else {"info": info}
         if isinstance(info.get("model"), str):  # the server's own path is nobody's business
             info["model"] = Path(info["model"]).name
-        self.info = info
+        self.card_markdown = None
+        self.predictor, self.info = predictor, info
         labels = info.get("labels")
         if isinstance(labels, dict) and labels:
             self.most_classes = max((len(v) for v in labels.values() if isinstance(v, list)), default=1) or 1
