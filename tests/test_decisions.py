@@ -243,3 +243,135 @@ def test_artist_spans_from_life_years_and_dated_works():
     spans = tr.artist_spans({"A": (1577, 1640), "B": (1600, None), "C": (1650, 1650)},
                             {"B": [1620, 1630, 1640], "D": [1700, 1710], "E": [1700, 1710, 1705]}, margin=5)
     assert spans == {"A": (1592, 1640), "B": (1615, 1645), "E": (1695, 1715)}
+
+
+# ---------------------------------------------------------------------------- the whole answer
+
+
+def _linear(task: str, classes: list[str], weights, threshold: float) -> LinearHead:
+    w = np.asarray(weights, np.float32)
+    return LinearHead(task, classes, w, np.zeros(len(classes), np.float32), temperature=1.0, threshold=threshold)
+
+
+def test_the_predictor_applies_the_one_answer_rule_to_its_own_heads():
+    # year 1600 + 100 x0 in [-20, +30]: x0 = 2.5 gives 1850 (1830-1880). Equal style scores:
+    # Baroque and Rococo ended before 1830, so Romanticism (first of the survivors) is the
+    # answer, not Baroque; Rubens (1592-1640, from the model card) cannot have painted it.
+    heads = _heads()
+    heads.classifiers["style"] = _linear("style", STYLES, np.zeros((4, 2)), threshold=0.2)
+    heads.classifiers["artist"] = _linear("artist", ["Rubens", "Monet"], [[1, 0], [-1, 0]], threshold=0.5)
+    card = {"artist_spans": {"Rubens": [1592, 1640]}}
+    pred, = Predictor(Bundle(heads, spec=None, card=card)).predictions_from_features(np.array([[2.5, 0.0]]), top_k=3)
+    assert pred.year.estimate == 1850
+    assert pred.verdict["style"] == "Romanticism"
+    assert [(s.label, s.score) for s in pred.predictions["style"]] == [
+        ("Romanticism", 0.25), ("Impressionism", 0.25), ("Baroque", 0.0)]
+    assert pred.predictions["artist"][0].label == "Rubens" and pred.verdict["artist"] == "unknown"
+
+
+def test_a_heads_only_bundle_checks_top_k_against_one_answer():
+    # a bundle with a year head and no classifier: every top_k but 1 is refused
+    heads = _heads()
+    heads.classifiers.clear()
+    predictor = Predictor(Bundle(heads, spec=None))
+    pred, = predictor.predictions_from_features(np.array([[0.5, 0.0]]), top_k=1)
+    assert pred.predictions == {} and pred.year.estimate == 1650
+    with pytest.raises(InputError, match="between 1 and 1"):
+        predictor.predictions_from_features(np.array([[0.5, 0.0]]), top_k=2)
+
+
+def test_a_heads_novelty_score_at_the_threshold_is_not_novel():
+    # x0 = 4: (16 / 1 + 0) / 4 = 4.0, the threshold itself (exact in binary)
+    at, above = _predictor().predictions_from_features(np.array([[4.0, 0.0], [4.0, 0.5]]))
+    assert at.novelty.score == 4.0 and at.novelty.novel is False and at.verdict["type"] == "a"
+    assert above.novelty.novel is True
+
+
+def test_equal_scores_keep_the_vocabulary_order_in_a_large_vocabulary():
+    # 30 artists in three tiers of equal scores: within a tier, the vocabulary order (a
+    # quicksort would shuffle ties in vocabularies this long)
+    names = [f"artist {i:02d}" for i in range(30)]
+    tiers = np.array([[i % 3, 0] for i in range(30)], np.float32)
+    heads = _heads()
+    heads.classifiers["artist"] = _linear("artist", names, tiers, threshold=0.0)
+    pred, = Predictor(Bundle(heads, spec=None)).predictions_from_features(np.array([[1.0, 0.0]]), top_k=30)
+    want = [names[i] for tier in (2, 1, 0) for i in range(30) if i % 3 == tier]
+    assert [s.label for s in pred.predictions["artist"]] == want
+    # the same for the style scores the one-answer rule rewrites (styles without a span)
+    styles = [f"style {i:02d}" for i in range(30)]
+    p = np.array([[1.0 + i % 3 for i in range(30)]]) / 60.0
+    row = _prediction(style_k=30, year=None)
+    from types import SimpleNamespace
+
+    make_consistent([row], {"style": p}, SimpleNamespace(classifiers={"style": SimpleNamespace(classes=styles, threshold=0.5)}), {})
+    assert [s.label for s in row.predictions["style"]] == [styles[i] for tier in (2, 1, 0) for i in range(30) if i % 3 == tier]
+
+
+def test_a_novel_picture_does_not_stop_the_rule_for_the_next_ones():
+    novel = _prediction(novelty=Novelty(novel=True, score=9.0, threshold=4.0, reason="x", detector="heads"))
+    late = _prediction(year=(1700, 1690, 1720))
+    make_consistent([novel, late], {"style": np.array([[0.7, 0.1, 0.1, 0.1]] * 2)}, _style_heads(), {})
+    assert novel.year is None and late.year.estimate == 1650
+
+
+def test_without_a_period_the_whole_year_interval_picks_the_styles():
+    # 1740-1765 meets Baroque (to 1760) through its low end only
+    answer = tr.joint_decode(np.array([0.8, 0.1, 0.05, 0.05]), STYLES, 0.5, None, (1750, 1740, 1765))
+    assert answer.style == "Baroque" and answer.year == 1750
+
+
+def test_styles_meeting_is_a_mask():
+    assert tr.styles_meeting(STYLES, None).dtype == bool
+    assert np.asarray(STYLES)[tr.styles_meeting(STYLES, None)].tolist() == STYLES
+
+
+# ---------------------------------------------------------------------------- gallery novelty
+# Hand-built indexes on unit vectors, so that similarities are exact: e1 . e1 = 1, e1 . e2 = 0.
+
+
+def _index(vectors, threshold=None, margin=None, negatives=None, labels=None, components=None):
+    from vasari.gallery import GalleryIndex, Projection
+
+    vectors = np.asarray(vectors, np.float32)
+    dim = vectors.shape[1]
+    calibration = {k: v for k, v in (("novelty_threshold", threshold), ("negative_margin", margin)) if v is not None}
+    projection = Projection(np.zeros(dim, np.float32), np.ones(dim, np.float32),
+                            None if components is None else np.asarray(components, np.float32))
+    projected = vectors if components is None else vectors @ projection.components.T
+    return GalleryIndex(projected, [{"artwork_id": f"g:{i}"} for i in range(len(vectors))], projection,
+                        calibration=calibration, negatives=None if negatives is None else np.asarray(negatives, np.float32),
+                        negative_labels=labels)
+
+
+def test_gallery_distance_counts_the_part_outside_the_pca_space():
+    # PCA space = the first two axes; the query (1, 0, 1) has 1/sqrt(2) of its norm in it and
+    # points exactly at the gallery work there: distance 1 - 1 * 0.7071 (the raw-space cosine)
+    index = _index([[1, 0, 0]], threshold=0.123456, components=[[1, 0, 0], [0, 1, 0]])
+    row = index.novelty(np.array([1.0, 0.0, 1.0]))
+    assert row == {"novel": True, "score": round(1 - 1 / np.sqrt(2), 4), "threshold": 0.1235,
+                   "reason": "far from every known painting", "detector": "gallery"}
+
+
+def test_gallery_distance_at_the_threshold_is_not_novel_and_no_threshold_never_is():
+    e1 = np.array([[1.0, 0.0]])
+    assert index_novel(_index([[1, 0]], threshold=0.0), e1) == [False]  # distance exactly 0
+    assert index_novel(_index([[1, 0]], threshold=0.0), np.array([[1.0, 0.1]])) == [True]
+    uncalibrated = _index([[1, 0]]).novelty(np.array([-1.0, 0.0]))
+    assert uncalibrated["novel"] is False and uncalibrated["threshold"] is None and uncalibrated["score"] == 2.0
+
+
+def index_novel(index, queries) -> list[bool]:
+    return index.is_novel(queries).tolist()
+
+
+def test_nearer_to_a_known_non_painting_by_more_than_the_margin_is_novel():
+    # gallery e2, non-paintings e1 (row 0, "architecture") and e3 (row 1, no label):
+    # the query e1 is 1.0 from the non-painting and 0.0 from the paintings
+    gallery, negatives = [[0, 1, 0]], [[1, 0, 0], [0, 0, 1]]
+    row = _index(gallery, threshold=2.0, margin=0.5, negatives=negatives, labels=["architecture"]).novelty(np.array([1.0, 0, 0]))
+    assert row["novel"] is True and row["reason"] == "closer to a known non-painting (architecture) than to any painting"
+    unnamed = _index(gallery, threshold=2.0, margin=0.5, negatives=negatives, labels=["architecture"]).novelty(np.array([0, 0, 1.0]))
+    assert unnamed["reason"] == "closer to a known non-painting than to any painting"
+    # exactly the margin (1.0 = 0.0 + 1.0) is not enough
+    at = _index(gallery, threshold=2.0, margin=1.0, negatives=negatives, labels=["architecture"]).novelty(np.array([1.0, 0, 0]))
+    assert at["novel"] is False and at["reason"] is None
