@@ -375,3 +375,25 @@ def test_nearer_to_a_known_non_painting_by_more_than_the_margin_is_novel():
     # exactly the margin (1.0 = 0.0 + 1.0) is not enough
     at = _index(gallery, threshold=2.0, margin=1.0, negatives=negatives, labels=["architecture"]).novelty(np.array([1.0, 0, 0]))
     assert at["novel"] is False and at["reason"] is None
+
+
+def test_references_removed_after_calibration_leave_the_distance_rule():
+    # an index calibrated with non-painting references whose references are gone (margin but
+    # no negatives): judged by distance alone, never by references it does not have
+    index = _index([[0, 1, 0]], threshold=0.5, margin=0.5)
+    assert index_novel(index, np.array([[0, 1.0, 0], [1.0, 0, 0]])) == [False, True]
+    assert index.novelty(np.array([1.0, 0, 0]))["reason"] == "far from every known painting"
+
+
+def test_the_gallery_answers_for_novelty_unless_only_the_heads_call_it_novel():
+    # heads' score x0^2 / 4 (threshold 4); the gallery: e1 and e1 turned by 10 degrees, novel
+    # beyond 0.1. Typical and both-novel pictures get the gallery's answer; the heads' own
+    # answer only replaces it when they alone call the picture novel.
+    angle = np.deg2rad(10)
+    index = _index([[1, 0], [np.cos(angle), np.sin(angle)]], threshold=0.1)
+    predictor = Predictor(Bundle(_heads(), spec=None), index=index)
+    typical, both, heads_only = predictor.predictions_from_features(np.array([[1.0, 0.0], [-5.0, 0.0], [5.0, 0.0]]))
+    assert (typical.novelty.detector, typical.novelty.novel, typical.novelty.threshold) == ("gallery", False, 0.1)
+    assert (both.novelty.detector, both.novelty.reason) == ("gallery", "far from every known painting")
+    assert (heads_only.novelty.detector, heads_only.novelty.score) == ("heads", 6.25)
+    assert [p.verdict["type"] for p in (typical, both, heads_only)] == ["a", "unknown", "unknown"]
