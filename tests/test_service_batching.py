@@ -12,6 +12,7 @@ with what is decided by the batcher's rules, never by thread timing.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -62,18 +63,35 @@ def model() -> Model:
     return Model()
 
 
-def started(model: Model, **options) -> MicroBatcher:
+def started(model, **options) -> MicroBatcher:
     batcher = MicroBatcher(model, **options)
     batcher.start()
     return batcher
 
 
+@contextlib.contextmanager
+def running(model, **options):
+    """A started batcher, stopped at the end of the block."""
+    batcher = started(model, **options)
+    try:
+        yield batcher
+    finally:
+        batcher.stop(WAIT)
+
+
+def hold_first(batcher: MicroBatcher, model: Model, image: int = 100) -> concurrent.futures.Future:
+    """Close the gate and submit one picture; returns once the model holds it."""
+    model.gate.clear()
+    calls = len(model.calls)
+    first = batcher.submit([image], 1)
+    wait_until(lambda: len(model.calls) == calls + 1, "the first picture reached the model")
+    return first
+
+
 def held(batcher: MicroBatcher, model: Model, *jobs: list[int], top_k: int = 1) -> list[concurrent.futures.Future]:
     """Hold a first one-image batch in the model, queue ``jobs`` behind it, then let all run.
     Returns the futures of ``jobs``; the first batch's answer is checked here."""
-    model.gate.clear()
-    first = batcher.submit([100], 1)
-    wait_until(lambda: model.sizes() == [1], "the first picture reached the model")
+    first = hold_first(batcher, model)
     futures = [batcher.submit(images, top_k) for images in jobs]
     assert batcher.pending_images == 1 + sum(len(j) for j in jobs)
     model.gate.set()
@@ -87,80 +105,61 @@ def answers(future: concurrent.futures.Future) -> list:
 
 def test_a_lone_request_is_answered_at_once_and_counted(model):
     # a window of 1000 s: a lone request must not wait for it (nobody is on the way)
-    batcher = started(model, window_s=1000)
-    try:
+    with running(model, window_s=1000) as batcher:
         result = batcher.submit([1, 2], 2).result(WAIT)
         assert result == [{"image": 1, "predictions": {"t": ["1-0", "1-1"]}},
                           {"image": 2, "predictions": {"t": ["2-0", "2-1"]}}]
         wait_until(lambda: batcher.pending_images == 0, "the batch is off the books")
         assert (batcher.batches, batcher.images, batcher.dropped) == (1, 2, 0)
         assert batcher.seconds_per_image is not None and batcher.seconds_per_image >= 0
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_waiting_requests_share_one_batch_each_answered_in_order(model):
-    batcher = started(model)
-    try:
+    with running(model) as batcher:
         futures = held(batcher, model, [1], [2, 3], [4])
         assert [answers(f) for f in futures] == [[1], [2, 3], [4]]
         assert model.sizes() == [1, 4]
         assert [f.job.batch_size for f in futures] == [4, 4, 4]
         assert all(f.job.submitted <= f.job.started <= f.job.finished for f in futures)
         assert (batcher.batches, batcher.images, batcher.pending_images) == (2, 5, 0)
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_a_batch_stops_growing_at_max_batch(model):
     # jobs are never split: the batch takes whole jobs until it holds max_batch images or more
-    batcher = started(model, max_batch=3)
-    try:
+    with running(model, max_batch=3) as batcher:
         futures = held(batcher, model, [1, 2], [3, 4], [5, 6])
         assert [answers(f) for f in futures] == [[1, 2], [3, 4], [5, 6]]
         assert model.sizes() == [1, 4, 2]
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_settings_below_their_minimum_are_raised_to_it(model):
-    batcher = started(model, max_batch=0, window_s=-1.0, workers=0)
-    try:
+    with running(model, max_batch=0, window_s=-1.0, workers=0) as batcher:
         assert (batcher.max_batch, batcher.window_s, batcher.workers) == (1, 0.0, 1)
         futures = held(batcher, model, [1], [2])
         assert [answers(f) for f in futures] == [[1], [2]]
         assert model.sizes() == [1, 1, 1]
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_a_request_on_its_way_is_waited_for_within_the_window(model):
-    batcher = started(model, window_s=1000)
-    try:
+    with running(model, window_s=1000) as batcher:
         with batcher.expecting():  # the second request is still decoding
             first = batcher.submit([1], 1)
             wait_until(lambda: model.sizes() == [] and batcher.pending_images == 1, "the first job is queued")
         second = batcher.submit([2], 1)
         assert answers(first) == [1] and answers(second) == [2]
         assert model.sizes() == [2]  # one batch: the first waited for the second
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_without_a_window_nobody_waits_for_a_request_on_its_way(model):
-    batcher = started(model, window_s=0.0)
-    try:
+    with running(model, window_s=0.0) as batcher:
         with batcher.expecting():
             assert answers(batcher.submit([1], 1)) == [1]
         assert answers(batcher.submit([2], 1)) == [2]
         assert model.sizes() == [1, 1]
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_one_failing_image_does_not_fail_its_batch(model):
-    batcher = started(model)
-    try:
+    with running(model) as batcher:
         good, bad, other = held(batcher, model, [1, 2], [POISON], [3])
         assert answers(good) == [1, 2] and answers(other) == [3]
         with pytest.raises(ValueError, match="poisoned picture"):
@@ -168,55 +167,38 @@ def test_one_failing_image_does_not_fail_its_batch(model):
         assert model.sizes() == [1, 4, 2, 1, 1]  # the batch failed, then each job alone
         assert batcher.pending_images == 0 and batcher.batches == 3  # failed calls are not measured
         assert answers(batcher.submit([4], 1)) == [4]  # the worker lives on
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_a_model_answering_too_few_results_is_an_error_for_its_request():
     model = Model(short_by=1)
-    batcher = started(model)
-    try:
+    with running(model) as batcher:
         with pytest.raises(RuntimeError, match="predictor returned 1 results for 2 images"):
             batcher.submit([1, 2], 1).result(WAIT)
         assert batcher.batches == 0
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_each_request_gets_its_own_top_k_from_a_shared_batch(model):
-    batcher = started(model)
-    try:
-        model.gate.clear()
-        first = batcher.submit([100], 1)
-        wait_until(lambda: model.sizes() == [1], "the first picture reached the model")
+    with running(model) as batcher:
+        first = hold_first(batcher, model)
         one, three = batcher.submit([1], 1), batcher.submit([2], 3)
         model.gate.set()
         first.result(WAIT)
         assert one.result(WAIT)[0]["predictions"] == {"t": ["1-0"]}
         assert three.result(WAIT)[0]["predictions"] == {"t": ["2-0", "2-1", "2-2"]}
         assert model.sizes() == [1, 2]  # one batch, computed for the largest top_k
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_results_without_predictions_pass_through_unchanged():
     def errors(images, top_k):
         return [{"image": i, "error": {"code": "corrupt"}} for i in images]
 
-    batcher = MicroBatcher(errors)
-    batcher.start()
-    try:
+    with running(errors) as batcher:
         assert batcher.submit([1], 1).result(WAIT) == [{"image": 1, "error": {"code": "corrupt"}}]
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_a_request_whose_client_left_is_dropped_unseen(model):
-    batcher = started(model)
-    try:
-        model.gate.clear()
-        first = batcher.submit([100], 1)
-        wait_until(lambda: model.sizes() == [1], "the first picture reached the model")
+    with running(model) as batcher:
+        first = hold_first(batcher, model)
         leaving, staying = batcher.submit([1, 2], 1), batcher.submit([3], 1)
         assert leaving.cancel()
         model.gate.set()
@@ -224,9 +206,7 @@ def test_a_request_whose_client_left_is_dropped_unseen(model):
         assert answers(staying) == [3]
         assert model.sizes() == [1, 1] and batcher.dropped == 1 and batcher.pending_images == 0
         # a cancelled job at the head of the queue is dropped too
-        model.gate.clear()
-        blocker = batcher.submit([100], 1)
-        wait_until(lambda: model.sizes() == [1, 1, 1], "the blocker reached the model")
+        blocker = hold_first(batcher, model)
         gone = batcher.submit([4], 1)
         gone.cancel()
         model.gate.set()
@@ -234,8 +214,6 @@ def test_a_request_whose_client_left_is_dropped_unseen(model):
         wait_until(lambda: batcher.dropped == 2, "the second departure is dropped")
         assert batcher.pending_images == 0 and answers(batcher.submit([5], 1)) == [5]
         assert [c for c in model.calls if 4 in c] == []
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_not_ready_before_start_and_after_stop(model):
@@ -267,26 +245,18 @@ def test_stop_ends_every_worker_thread(model):
 
 
 def test_two_workers_compute_two_batches_at_once(model):
-    batcher = started(model, workers=2)
-    try:
-        model.gate.clear()
-        first = batcher.submit([1], 1)
-        wait_until(lambda: model.sizes() == [1], "the first picture reached the model")
+    with running(model, workers=2) as batcher:
+        first = hold_first(batcher, model, image=1)
         second = batcher.submit([2], 1)
         wait_until(lambda: model.sizes() == [1, 1], "the second worker took the next request")
         model.gate.set()
         assert answers(first) == [1] and answers(second) == [2]
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_expected_wait_is_the_work_ahead_at_the_measured_pace(model):
-    batcher = started(model, workers=2)
-    try:
+    with running(model, workers=2) as batcher:
         assert batcher.expected_wait() == 0.0  # nothing measured yet: an idle server never sheds
-        model.gate.clear()
-        futures = [batcher.submit([1], 1)]
-        wait_until(lambda: model.sizes() == [1], "one worker is busy")
+        futures = [hold_first(batcher, model, image=1)]
         futures.append(batcher.submit([2], 1))
         wait_until(lambda: model.sizes() == [1, 1], "both workers are busy")
         queued = batcher.submit([3, 4], 1)
@@ -298,8 +268,6 @@ def test_expected_wait_is_the_work_ahead_at_the_measured_pace(model):
         assert [answers(f) for f in (*futures, queued)] == [[1], [2], [3, 4]]
         wait_until(lambda: batcher.pending_images == 0, "everything is computed")
         assert batcher.expected_wait() == 0.0
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_pace_is_a_moving_average_of_seconds_per_image(model, monkeypatch):
@@ -315,8 +283,7 @@ def test_pace_is_a_moving_average_of_seconds_per_image(model, monkeypatch):
         def perf_counter() -> float:
             return float(next(ticks))
 
-    batcher = started(model)
-    try:
+    with running(model) as batcher:
         monkeypatch.setattr(batching, "time", Clock)
         assert answers(batcher.submit([1], 1)) == [1]
         wait_until(lambda: batcher.batches == 1, "the first batch is measured")
@@ -325,8 +292,6 @@ def test_pace_is_a_moving_average_of_seconds_per_image(model, monkeypatch):
         wait_until(lambda: batcher.batches == 2, "the second batch is measured")
         assert batcher.seconds_per_image == pytest.approx(0.8 * 1.0 + 0.2 * 0.25)
         assert batcher.images == 5
-    finally:
-        batcher.stop(WAIT)
 
 
 def test_thread_setup_runs_before_and_after_the_first_batch_and_is_undone_at_stop(model):
