@@ -99,6 +99,11 @@ def held(batcher: MicroBatcher, model: Model, *jobs: list[int], top_k: int = 1) 
     return futures
 
 
+def taken(future: concurrent.futures.Future) -> bool:
+    """Whether a worker has started the job (it may be waiting for more, or done)."""
+    return future.running() or future.done()
+
+
 def answers(future: concurrent.futures.Future) -> list:
     return [r["image"] for r in future.result(WAIT)]
 
@@ -144,16 +149,31 @@ def test_a_request_on_its_way_is_waited_for_within_the_window(model):
     with running(model, window_s=1000) as batcher:
         with batcher.expecting():  # the second request is still decoding
             first = batcher.submit([1], 1)
-            wait_until(lambda: model.sizes() == [] and batcher.pending_images == 1, "the first job is queued")
+            wait_until(lambda: taken(first), "the worker took the first job")
+            time.sleep(0.05)  # and decodes for longer than the worker's polling interval
         second = batcher.submit([2], 1)
         assert answers(first) == [1] and answers(second) == [2]
         assert model.sizes() == [2]  # one batch: the first waited for the second
 
 
+def test_a_request_that_never_arrives_is_not_waited_for(model):
+    # its decoding failed: the announcement ends without a submit, and the worker stops
+    # waiting at once, long before the window ends
+    with running(model, window_s=1000) as batcher:
+        with batcher.expecting():
+            first = batcher.submit([1], 1)
+            wait_until(lambda: taken(first), "the worker took the first job")
+        assert answers(first) == [1]
+        assert answers(batcher.submit([2], 1)) == [2]
+        assert model.sizes() == [1, 1]
+
+
 def test_without_a_window_nobody_waits_for_a_request_on_its_way(model):
     with running(model, window_s=0.0) as batcher:
         with batcher.expecting():
-            assert answers(batcher.submit([1], 1)) == [1]
+            first = batcher.submit([1], 1)
+            wait_until(lambda: taken(first), "the worker took the first job")
+            assert answers(first) == [1]
         assert answers(batcher.submit([2], 1)) == [2]
         assert model.sizes() == [1, 1]
 
@@ -167,6 +187,16 @@ def test_one_failing_image_does_not_fail_its_batch(model):
         assert model.sizes() == [1, 4, 2, 1, 1]  # the batch failed, then each job alone
         assert batcher.pending_images == 0 and batcher.batches == 3  # failed calls are not measured
         assert answers(batcher.submit([4], 1)) == [4]  # the worker lives on
+
+
+def test_a_failing_pair_is_retried_one_by_one_and_logged_once(model, caplog):
+    with running(model) as batcher:
+        bad, good = held(batcher, model, [POISON], [1])
+        assert answers(good) == [1]
+        with pytest.raises(ValueError, match="poisoned picture"):
+            bad.result(WAIT)
+        assert model.sizes() == [1, 2, 1, 1]
+    assert [r.getMessage() for r in caplog.records if r.name == "vasari.service.batching"] == ["prediction failed"]
 
 
 def test_a_model_answering_too_few_results_is_an_error_for_its_request():
@@ -226,8 +256,9 @@ def test_not_ready_before_start_and_after_stop(model):
     batcher.start()  # a second start adds no threads
     assert answers(batcher.submit([1], 1)) == [1]
     batcher.stop(WAIT)
-    with pytest.raises(ServiceError, match="not running"):
+    with pytest.raises(ServiceError) as caught:
         batcher.submit([2], 1).result(WAIT)
+    assert str(caught.value) == "the model is not running"
     assert model.sizes() == [1]
 
 
@@ -242,6 +273,31 @@ def test_stop_ends_every_worker_thread(model):
     batcher.start()  # and it can run again
     assert answers(batcher.submit([1], 1)) == [1]
     batcher.stop(WAIT)
+
+
+def test_a_request_queued_before_stop_is_answered_and_the_worker_ends(model):
+    before = set(threading.enumerate())
+    batcher = started(model)
+    worker, = [t for t in threading.enumerate() if t not in before]
+    first = hold_first(batcher, model)
+    queued = batcher.submit([1], 1)
+    batcher.stop(0)  # the stop signal queues behind the waiting request
+    model.gate.set()
+    assert first.result(WAIT) and answers(queued) == [1]
+    worker.join(WAIT)
+    assert not worker.is_alive()
+
+
+def test_stop_gives_up_on_a_worker_stuck_in_the_model(model):
+    batcher = started(model)
+    first = hold_first(batcher, model)
+    stopper = threading.Thread(target=batcher.stop, args=(0.01,))
+    stopper.start()
+    stopper.join(WAIT / 2)  # the model holds the worker for WAIT: stop must not wait for it
+    stuck = stopper.is_alive()
+    model.gate.set()
+    first.result(WAIT)
+    assert not stuck
 
 
 def test_two_workers_compute_two_batches_at_once(model):
@@ -270,28 +326,32 @@ def test_expected_wait_is_the_work_ahead_at_the_measured_pace(model):
         assert batcher.expected_wait() == 0.0
 
 
+class StepClock:
+    """A stand-in for the ``time`` module whose ``perf_counter`` moves 1 s per reading (so a
+    batch, read at its start and its end, takes exactly 1 s); ``monotonic`` is the real one."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    def __init__(self):
+        self._now = 0.0
+
+    def perf_counter(self) -> float:
+        self._now += 1.0
+        return self._now
+
+
 def test_pace_is_a_moving_average_of_seconds_per_image(model, monkeypatch):
-    # a clock that moves 1 s between a batch's start and its end: 1 s per batch
     import vasari.service.batching as batching
 
-    ticks = iter(range(10**6))
-
-    class Clock:
-        monotonic = staticmethod(time.monotonic)
-
-        @staticmethod
-        def perf_counter() -> float:
-            return float(next(ticks))
-
     with running(model) as batcher:
-        monkeypatch.setattr(batching, "time", Clock)
-        assert answers(batcher.submit([1], 1)) == [1]
+        monkeypatch.setattr(batching, "time", StepClock())
+        assert answers(batcher.submit([1, 2], 1)) == [1, 2]
         wait_until(lambda: batcher.batches == 1, "the first batch is measured")
-        assert batcher.seconds_per_image == pytest.approx(1.0)
+        assert batcher.seconds_per_image == pytest.approx(0.5)
         assert answers(batcher.submit([1, 2, 3, 4], 1)) == [1, 2, 3, 4]
         wait_until(lambda: batcher.batches == 2, "the second batch is measured")
-        assert batcher.seconds_per_image == pytest.approx(0.8 * 1.0 + 0.2 * 0.25)
-        assert batcher.images == 5
+        assert batcher.seconds_per_image == pytest.approx(0.8 * 0.5 + 0.2 * 0.25)
+        assert batcher.images == 6
 
 
 def test_thread_setup_runs_before_and_after_the_first_batch_and_is_undone_at_stop(model):
@@ -316,7 +376,7 @@ def test_a_failing_thread_setup_or_undo_does_not_stop_the_worker(model, caplog):
     batcher = started(model, thread_setup=failing_setup)
     assert answers(batcher.submit([1], 1)) == [1]
     batcher.stop(WAIT)
-    assert "worker thread set-up failed" in caplog.text
+    assert "worker thread set-up failed" in caplog.messages
 
     def failing_undo():
         def undo():
@@ -326,5 +386,5 @@ def test_a_failing_thread_setup_or_undo_does_not_stop_the_worker(model, caplog):
     batcher = started(model, thread_setup=failing_undo)
     assert answers(batcher.submit([2], 1)) == [2]
     batcher.stop(WAIT)
-    assert "worker thread clean-up failed" in caplog.text
+    assert "worker thread clean-up failed" in caplog.messages
     assert model.sizes() == [1, 1]
