@@ -55,8 +55,8 @@ class Target:
     #: pytest -k expression picking the tests of ``tests`` that matter: one for all files, or
     #: one per file stem (a file without an entry runs whole)
     keyword: str | Mapping[str, str] | None = None
-    #: measured seconds per mutant with ``--max-children 1`` on the shared 2-core machine
-    #: (scripts/MUTATION.md), for ``--estimate``; None where not measured
+    #: measured seconds per mutant on the shared 2-core machine under load (scripts/MUTATION.md),
+    #: for ``--estimate``; None where not measured
     seconds_per_mutant: float | None = None
 
     def selection(self) -> list[str]:
@@ -86,36 +86,39 @@ TARGETS: dict[str, Target] = {
         "vasari.heads.metrics",
         ("x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
         ("tests/test_evaluate.py",),
+        seconds_per_mutant=0.7,
     ),
     "train": Target(
         "vasari.heads.calibration",
         ("x_softmax", "x_nll", "x_fit_temperature", "x_choose_threshold", "x_coverage_curve"),
         ("tests/test_train.py", "tests/test_evaluate.py"),
         "threshold or temperature or calibration or abstention or softmax or nll or coverage or evaluate",
+        seconds_per_mutant=0.7,
     ),
     "dataset": Target(
         "vasari.dataset.split",
         ("x__stratify_values", "x_split_grouped", "x_split_random"),
         ("tests/test_dataset.py",),
         "grouped_split or random_split or stratify_values",  # not build_dataset's image hashing
+        seconds_per_mutant=0.7,
     ),
     # the verdict step: top-k, threshold, either detector's novelty (the glue around it is small)
     "predictor": Target(
         "vasari.inference.predictor", ("xǁPredictorǁpredictions_from_features", "xǁPredictorǁ_check_top_k"),
-        ("tests/test_predict.py", "tests/test_decisions.py"), {"test_predict": PREDICTOR_TESTS},
+        ("tests/test_predict.py", "tests/test_decisions.py"), {"test_predict": PREDICTOR_TESTS}, seconds_per_mutant=0.5,
     ),
     # the one-answer rule: a novel picture makes no claims; style, year and artist agree
     "consistency": Target(
         "vasari.inference.consistency", ("x_withhold_claims", "x__top_k", "x__decode_dating", "x_make_consistent"),
-        ("tests/test_trust_consistency.py", "tests/test_decisions.py"),
+        ("tests/test_trust_consistency.py", "tests/test_decisions.py"), seconds_per_mutant=0.5,
     ),
     "decode": Target(
         "vasari.heads.trust", ("x_period_window", "x_styles_meeting", "x_joint_decode", "x_artist_fits", "x_artist_spans"),
-        ("tests/test_trust_consistency.py", "tests/test_trust.py", "tests/test_decisions.py"),
+        ("tests/test_trust_consistency.py", "tests/test_trust.py", "tests/test_decisions.py"), seconds_per_mutant=0.5,
     ),
     "heads-novelty": Target(
         "vasari.heads.novelty", ("xǁNoveltyDetectorǁscore", "xǁNoveltyDetectorǁis_novel"),
-        ("tests/test_predict.py", "tests/test_decisions.py"), {"test_predict": PREDICTOR_TESTS},
+        ("tests/test_predict.py", "tests/test_decisions.py"), {"test_predict": PREDICTOR_TESTS}, seconds_per_mutant=0.5,
     ),
     # not ``nearest_distance``: nothing in vasari calls it (calibration has its own copy)
     "gallery-novelty": Target(
@@ -123,13 +126,14 @@ TARGETS: dict[str, Target] = {
         ("xǁNoveltyMixinǁ_negative_sims", "xǁNoveltyMixinǁ_novelty_rows", "xǁNoveltyMixinǁnovelty",
          "xǁNoveltyMixinǁnovelty_many", "xǁNoveltyMixinǁis_novel"),
         ("tests/test_index.py", "tests/test_predict.py", "tests/test_decisions.py"),
-        {"test_index": GALLERY_NOVELTY_TESTS, "test_predict": PREDICTOR_TESTS},
+        {"test_index": GALLERY_NOVELTY_TESTS, "test_predict": PREDICTOR_TESTS}, seconds_per_mutant=0.5,
     ),
     "enrich": Target("vasari.inference.enrich", ("x_enrich_predictions",), ("tests/test_index.py", "tests/test_predict.py")),
     # MicroBatcher by class glob (its methods change with the decode stage); its own fast
     # tests, whose waits are bounded by $VASARI_TEST_WAIT_S (set short here)
     "service": Target(
         "vasari.service.batching", ("xǁMicroBatcherǁ*", "x__truncate"), ("tests/test_service_batching.py",),
+        seconds_per_mutant=2.4,
     ),
     "download": Target(
         "vasari.download.manifest",
@@ -257,8 +261,8 @@ def estimate(work: Path, names: list[str]) -> int:
         rate = target.seconds_per_mutant
         minutes = "?" if rate is None else f"{count * rate / 60:.0f}"
         print(f"{name:<16} {count:>7} {rate or '?':>8} {minutes:>7}")
-    print("(seconds per mutant measured with --max-children 1 on the shared 2-core machine; "
-          "add about 2 minutes per run for mutant generation and the stats run)")
+    print("(seconds per mutant as measured on the shared 2-core machine under load, scripts/MUTATION.md; "
+          "add about 2 minutes per run for mutant generation, the stats run and the report)")
     return 0
 
 
