@@ -306,28 +306,27 @@ def _percent(value: float | None) -> str:
 
 
 def report(work: Path, config: MutationConfig, minutes: float, chosen: list[str] | None) -> dict:
-    """Print every survivor's diff and a table per target; returns the summary."""
+    """Print every survivor's diff and a table per target; returns the summary. ``minutes``
+    is the ``mutmut run`` (generation, stats run, mutants), not the report."""
     equivalent = equivalent_mutants()
-    per_target = {}
-    for name in config.targets:
-        found = statuses(work, TARGETS[name].patterns())
-        if chosen is not None:
-            found = {n: s for n, s in found.items() if n in chosen}
-        per_target[name] = score(found, equivalent)
-    for result in per_target.values():
-        for mutant in result["survivors"]:
-            print(f"\n--- survived: {mutant}")
-            mutmut(work, "show", mutant)
+    patterns = {name: TARGETS[name].patterns() for name in config.targets}
+    found = statuses(work, [p for ps in patterns.values() for p in ps])
+    if chosen is not None:
+        found = {n: s for n, s in found.items() if n in chosen}
+    per_target = {name: score({n: s for n, s in found.items() if any(fnmatch.fnmatchcase(n, p) for p in ps)}, equivalent)
+                  for name, ps in patterns.items()}
+    total = score(found, equivalent)
+    for mutant in total["survivors"]:
+        print(f"\n--- survived: {mutant}")
+        mutmut(work, "show", mutant)
     print(f"\n{'target':<16} {'mutants':>7} {'ran':>5} {'killed':>6} {'equiv.':>6} {'survived':>8} "
           f"{'score':>6} {'non-equivalent':>14}")
     for name, r in per_target.items():
         print(f"{name:<16} {r['mutants']:>7} {r['ran']:>5} {r['killed']:>6} {len(r['equivalent']):>6} "
               f"{len(r['survivors']):>8} {_percent(r['score']):>6} {_percent(r['score_without_equivalent']):>14}")
-    total = score({n: s for name in per_target for n, s in statuses(work, TARGETS[name].patterns()).items()
-                   if chosen is None or n in chosen}, equivalent)
     print(f"all: {total['killed']} of {total['ran']} killed, {len(total['equivalent'])} equivalent "
           f"(scripts/MUTATION.md), {len(total['survivors'])} survivors: "
-          f"{_percent(total['score_without_equivalent'])} of the non-equivalent mutants; {minutes:.1f} min")
+          f"{_percent(total['score_without_equivalent'])} of the non-equivalent mutants; mutmut run {minutes:.1f} min")
     return {"targets": list(config.targets), "minutes": round(minutes, 1), "every": config.every,
             **total, "per_target": per_target}
 
