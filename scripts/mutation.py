@@ -6,14 +6,14 @@ bugs mechanically, one at a time, in the functions that decide what a user is to
 lists the ones no test notices ("survivors"): each is a missing test or, after reading it,
 an equivalent change (explained in ``scripts/MUTATION.md``).
 
-Usage (from the repository root; not part of ``.ci/run``: it takes tens of minutes)::
+Usage (from the repository root; not part of ``.ci/run``: minutes per target, see ``--estimate``)::
 
     python scripts/mutation.py                          # evaluate, thresholds, splits
     python scripts/mutation.py --targets predict service download
     python scripts/mutation.py --targets evaluate --max-children 1 --work /tmp/vm
     python scripts/mutation.py --targets predict --estimate   # mutants and minutes, runs nothing
     python scripts/mutation.py --targets service --quick 4    # every 4th mutant: a quarter of the time
-    python scripts/mutation.py --mutants 'vasari.heads.train.x_choose_threshold__mutmut_57'   # rerun one
+    python scripts/mutation.py --targets train --mutants 'vasari.heads.calibration.x_choose_threshold__mutmut_57'
 
 A target (``--targets``) is one module's decision functions with the fast tests that guard
 them; ``predict`` names a group of targets (``GROUPS``).
