@@ -145,15 +145,28 @@ def test_settings_below_their_minimum_are_raised_to_it(model):
         assert model.sizes() == [1, 1, 1]
 
 
-def test_a_request_on_its_way_is_waited_for_within_the_window(model):
-    with running(model, window_s=1000) as batcher:
-        with batcher.expecting():  # the second request is still decoding
+def test_a_request_on_its_way_is_waited_for_while_another_batch_computes(model):
+    model.gate.clear()  # the first batch holds the cores until the end
+    with running(model, window_s=1000, workers=2) as batcher:
+        busy = batcher.submit([0], 1)
+        wait_until(lambda: model.sizes() == [1] and batcher.computing == 1, "the first batch is computing")
+        with batcher.expecting():  # the third request is still decoding
             first = batcher.submit([1], 1)
-            wait_until(lambda: taken(first), "the worker took the first job")
+            wait_until(lambda: taken(first), "the second worker took the second job")
             time.sleep(0.05)  # and decodes for longer than the worker's polling interval
         second = batcher.submit([2], 1)
-        assert answers(first) == [1] and answers(second) == [2]
-        assert model.sizes() == [2]  # one batch: the first waited for the second
+        wait_until(lambda: model.sizes() == [1, 2], "the second worker ran the two jobs as one batch")
+        model.gate.set()
+        assert answers(busy) == [0] and answers(first) == [1] and answers(second) == [2]
+
+
+def test_a_request_on_its_way_is_not_waited_for_when_nothing_else_computes(model):
+    with running(model, window_s=1000) as batcher:
+        with batcher.expecting():  # a request decoding: with idle cores the worker starts at once
+            first = batcher.submit([1], 1)
+            assert answers(first) == [1]
+        assert answers(batcher.submit([2], 1)) == [2]
+        assert model.sizes() == [1, 1]
 
 
 @pytest.mark.parametrize("window_s, answered_while_announced", [(1000.0, False), (0.0, True)])
