@@ -158,6 +158,7 @@ def test_a_request_on_its_way_is_waited_for_while_another_batch_computes(model):
         wait_until(lambda: model.sizes() == [1, 2], "the second worker ran the two jobs as one batch")
         model.gate.set()
         assert answers(busy) == [0] and answers(first) == [1] and answers(second) == [2]
+        wait_until(lambda: batcher.computing == 0, "both batches are counted out")  # two at once, each counted once
 
 
 def test_a_request_on_its_way_is_not_waited_for_when_nothing_else_computes(model):
@@ -167,6 +168,7 @@ def test_a_request_on_its_way_is_not_waited_for_when_nothing_else_computes(model
             assert answers(first) == [1]
         assert answers(batcher.submit([2], 1)) == [2]
         assert model.sizes() == [1, 1]
+        wait_until(lambda: batcher.computing == 0, "no batch is counted as computing")
 
 
 @pytest.mark.parametrize("window_s, answered_while_announced", [(1000.0, False), (0.0, True)])
@@ -183,6 +185,7 @@ def test_no_wait_for_an_announced_request_that_never_comes_or_without_a_window(m
         assert answers(first) == [1]
         assert answers(batcher.submit([2], 1)) == [2]
         assert model.sizes() == [1, 1]
+        wait_until(lambda: batcher.computing == 0, "no batch is counted as computing")
 
 
 def test_one_failing_image_does_not_fail_its_batch(model):
