@@ -59,7 +59,7 @@ class Explainer:
         classes = list(self.predictor.heads.classifiers[task].classes)
         if label not in classes:
             shown = ", ".join(classes[:12]) + (", ..." if len(classes) > 12 else "")
-            raise InputError(f"{label!r} is not a {task} label of this model (labels: {shown})")
+            raise InputError(f"{label!r} is not one of this model's {task} labels ({shown})")
         return classes.index(label)
 
     def explain(self, image: "Image.Image", tasks: Sequence[str] | None = None,

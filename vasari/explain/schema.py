@@ -39,5 +39,6 @@ class Explanation(BaseModel):
 class ExplanationWithOverlay(Explanation):
     """An explanation and its picture: ``POST /api/v1/explain`` as JSON."""
 
+    image: str = Field(description="The uploaded file's name (its last path part).")
     overlay_png: str = Field(description="Base64 PNG: the heat map blended over the picture, titled with "
                                          "the task and the label (`?format=png` returns it alone).")

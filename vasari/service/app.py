@@ -6,6 +6,8 @@
   the body with an ``image/*`` or ``application/octet-stream`` content type) -> the
   prediction object of ``vasari predict --json``; ``?top_k=``.
 - ``POST /api/v1/predict/batch``: several images (multipart field ``files``) -> an array.
+- ``POST /api/v1/explain``: one image and a task -> the regions that drove its answer (JSON
+  grid + PNG overlay, or ``?format=png``).
 - ``GET /api/v1/model``: tasks, labels, backbone and model card.
 - ``GET /healthz`` (the process answers), ``GET /readyz`` (the model is loaded and warm).
 - ``GET /docs`` (Swagger UI from locally served assets) and ``GET /openapi.json``.
@@ -38,7 +40,7 @@ import vasari
 from vasari.service.config import API_PREFIX, ServiceConfig, model_from_env
 from vasari.service.errors import install_error_handlers
 from vasari.service.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from vasari.service.routers import model, ops, pages, predict
+from vasari.service.routers import explain, model, ops, pages, predict
 from vasari.service.state import ServiceState
 
 DESCRIPTION = (
@@ -83,6 +85,7 @@ def create_app(predictor: Any, config: ServiceConfig | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=partial(body_limit, config), timeout_s=config.body_timeout_s)
     install_error_handlers(app)
     app.include_router(predict.build_router(config))
+    app.include_router(explain.router)
     app.include_router(model.router)
     app.include_router(ops.router)
     app.include_router(pages.router)

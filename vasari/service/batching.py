@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from vasari.service.errors import ServiceError
 
@@ -31,6 +31,14 @@ class _Job:
     started: float = 0.0  # when its batch began (queue wait = started - submitted)
     finished: float = 0.0
     batch_size: int = 0
+    #: work run alone instead of a prediction (``submit_call``), and the pictures it embeds
+    call: Callable[[], Any] | None = None
+    cost: int = 0
+
+    @property
+    def count(self) -> int:
+        """Pictures this job puts through the model (what ``pending_images`` counts)."""
+        return self.cost if self.call is not None else len(self.images)
 
 
 def _truncate(result: dict, top_k: int) -> dict:
@@ -119,8 +127,24 @@ class MicroBatcher:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
         else:
             with self._lock:
-                self.pending_images += len(job.images)
+                self.pending_images += job.count
             self._queue.put(job)
+        return job.future
+
+    def submit_call(self, fn: Callable[[], Any], cost: int) -> concurrent.futures.Future:
+        """Run ``fn()`` on a worker thread, alone, in queue order; the future has its result.
+
+        For heavy work on the model (an explanation embeds ``cost`` ~ 65 pictures): it takes
+        a worker like a batch of ``cost`` pictures would, so the worker count, the queue and
+        the shedding estimate (``expected_wait``) cover it instead of it running beside them."""
+        job = _Job([], 0, call=fn, cost=max(1, int(cost)))
+        job.future.job = job  # type: ignore[attr-defined]
+        if not self._started:
+            job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
+            return job.future
+        with self._lock:
+            self.pending_images += job.count
+        self._queue.put(job)
         return job.future
 
     def expected_wait(self) -> float:
@@ -148,7 +172,7 @@ class MicroBatcher:
         if job.future.set_running_or_notify_cancel():
             return True
         with self._lock:
-            self.pending_images -= len(job.images)
+            self.pending_images -= job.count
             self.dropped += 1
         return False
 
@@ -183,7 +207,10 @@ class MicroBatcher:
                 return
             if not self._take(first):
                 continue
-            jobs, count, stop = [first], len(first.images), False
+            if first.call is not None:
+                self._execute_call(first)
+                continue
+            jobs, count, stop, solo = [first], len(first.images), False, None
             deadline = time.monotonic() + self.window_s
             while count < self.max_batch:
                 try:
@@ -201,17 +228,38 @@ class MicroBatcher:
                 if job is None:
                     stop = True
                     break
+                if job.call is not None:  # runs alone, right after this batch
+                    solo = job
+                    break
                 if self._take(job):
                     jobs.append(job)
                     count += len(job.images)
             self._execute(jobs)
             with self._lock:
                 self.pending_images -= count
+            if solo is not None and self._take(solo):
+                self._execute_call(solo)
             if first_batch:
                 first_batch = False
                 after_first()
             if stop:
                 return
+
+    def _execute_call(self, job: _Job) -> None:
+        """Run a ``submit_call`` job (already taken) and settle its future."""
+        job.started = time.perf_counter()
+        try:
+            result, error = job.call(), None
+        except Exception as exc:  # noqa: BLE001 - reported to its caller
+            result, error = None, exc
+        job.finished = time.perf_counter()
+        with self._lock:  # off the books before its caller hears (it may ask again at once)
+            self.pending_images -= job.cost
+        if error is not None:
+            job.future.set_exception(error)
+            return
+        self._record(job.cost, job.finished - job.started)
+        job.future.set_result(result)
 
     def _execute(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]
