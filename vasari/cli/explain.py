@@ -19,7 +19,7 @@ Each region of the square the model sees is hidden in turn (a grey square slidin
 
 Example:
 
-  vasari explain ../shared/data/artists7/images/images/Rembrandt/Rembrandt_10.jpg --task artist --out runs/heat.png --json runs/grid.json
+  vasari explain ../shared/data/artists7/images/images/Rembrandt/Rembrandt_10.jpg --task artist --out runs/heat.png --json -
 """
 
 
