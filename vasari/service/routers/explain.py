@@ -9,6 +9,7 @@ the queue and load shedding cover it like any prediction.
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -20,30 +21,21 @@ from vasari.service.config import API_PREFIX
 from vasari.service.deps import State
 from vasari.service.errors import ServiceError
 from vasari.service.middleware import result_unless_gone
-from vasari.service.routers.predict import BINARY, PREDICT_ERRORS, read_single_upload
+from vasari.service.routers.predict import OPENAPI_SINGLE, PREDICT_ERRORS, read_single_upload
 from vasari.service.state import ServiceState
 from vasari.service.uploads import content_type, decode_upload, missing_file, read_form, upload_name
 
-OPENAPI_EXPLAIN = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "the image"},
-                        "task": {"type": "string", "description": "the task to explain (overrides the query)"},
-                        "label": {"type": "string", "description": "the label to explain (overrides the query)"},
-                    },
-                }
-            },
-            "image/*": BINARY,
-            "application/octet-stream": BINARY,
-        },
-    }
-}
+
+def openapi_explain() -> dict:
+    """The request body of predict (multipart ``file`` or raw image bytes) with the form
+    fields ``task`` and ``label``."""
+    body = copy.deepcopy(OPENAPI_SINGLE)
+    fields = body["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    fields["task"] = {"type": "string", "description": "the task to explain (overrides the query)"}
+    fields["label"] = {"type": "string", "description": "the label to explain (overrides the query)"}
+    return body
+
+
 EXPLAIN_ANSWERS = {
     **PREDICT_ERRORS,
     200: {"description": "The explanation (JSON), or with `format=png` the overlay alone",
@@ -113,7 +105,7 @@ router = APIRouter(prefix=API_PREFIX, tags=["explain"])
         "or `label`). Returns the explanation with a base64 PNG overlay, or with `format=png` "
         "the overlay alone. Takes about a second: ~65 occluded copies go through the backbone."
     ),
-    openapi_extra=OPENAPI_EXPLAIN,
+    openapi_extra=openapi_explain(),
     response_model=ExplanationWithOverlay,
     responses=EXPLAIN_ANSWERS,
 )
