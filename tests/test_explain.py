@@ -109,6 +109,17 @@ def test_explanation_fields_and_the_label_asked_for(explainer, red_picture):
     assert "as asked" in other.note
 
 
+def test_an_unknown_answer_explains_the_top_class_and_says_so(red_picture):
+    from vasari.inference.predictor import Predictor
+
+    unsure = Predictor.load(quadrant_bundle(), with_index=False)
+    unsure.heads.classifiers["type"].threshold = 1.01  # no probability reaches it: always "unknown"
+    result = Explainer(unsure).explain(red_picture, ["type"])[0]
+    assert result.verdict == "unknown" and not result.answered and result.label == "portrait"
+    assert "unknown" in result.note and "portrait" in result.note
+    assert sum(map(sum, result.grid)) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_bad_task_or_label_is_a_clear_input_error(explainer, red_picture):
     with pytest.raises(InputError, match="cannot explain task.*'artist'.*answers type"):
         explainer.explain(red_picture, ["artist"])
