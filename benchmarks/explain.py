@@ -10,8 +10,8 @@ quadrant (``vasari.explain.sanity``) explains 12 pictures it never saw; the figu
 mean (and min) share of the explanation's mass in the square's quadrant, goal >= 0.7.
 
 Each occlusion setting of ``--settings`` (GRIDxPATCH: cells per side x occluder side in
-cells) is measured side by side on the same pictures, so the choice of the default (7x2)
-can be read off one run.
+cells) is measured side by side on the same pictures, taking turns picture by picture, so
+the choice of the default (7x2) can be read off one run.
 
     python benchmarks/explain.py [--images 20] [--settings 7x2,8x2,6x2,8x1]
 
@@ -62,27 +62,28 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def speed(predictor, files: list[Path], settings: list[tuple[int, int]]) -> list[dict]:
-    """Seconds per explanation (and per overlay) of each setting, on the same pictures."""
+    """Seconds per explanation (and per overlay) of each setting, on the same pictures; the
+    settings take turns on each (picture, task), so that load from other processes hits them
+    alike and their ratios can be read from one run."""
     from vasari.explain import ExplainConfig, Explainer, overlay_png
 
     pictures = [load_image(f, min_side=predictor.bundle.spec.draft_min_side) for f in files]
     Explainer(predictor).explain(pictures[0], [TASKS[0]])  # first run: engine and index set-up
-    rows = []
-    for grid, patch in settings:
-        explainer = Explainer(predictor, ExplainConfig(grid, patch))
-        seconds, drawing = [], []
-        for picture in pictures:
-            for task in TASKS:
+    explainers = [Explainer(predictor, ExplainConfig(grid, patch)) for grid, patch in settings]
+    seconds: list[list[float]] = [[] for _ in settings]
+    drawing: list[list[float]] = [[] for _ in settings]
+    for picture in pictures:
+        for task in TASKS:
+            for i, explainer in enumerate(explainers):
                 start = time.perf_counter()
                 result = explainer.explain(picture, [task])[0]
-                seconds.append(time.perf_counter() - start)
+                seconds[i].append(time.perf_counter() - start)
                 start = time.perf_counter()
                 overlay_png(picture, result)
-                drawing.append(time.perf_counter() - start)
-        rows.append({"setting": f"{grid}x{patch}", "copies": explainer.config.copies, "explanations": len(seconds),
-                     "median_s": statistics.median(seconds), "p90_s": percentile(seconds, 90),
-                     "overlay_median_s": statistics.median(drawing), "load_average": os.getloadavg()[0]})
-    return rows
+                drawing[i].append(time.perf_counter() - start)
+    return [{"setting": f"{e.config.grid}x{e.config.patch}", "copies": e.config.copies, "explanations": len(s),
+             "median_s": statistics.median(s), "p90_s": percentile(s, 90), "overlay_median_s": statistics.median(d)}
+            for e, s, d in zip(explainers, seconds, drawing)]
 
 
 def sanity(settings: list[tuple[int, int]]) -> list[dict]:
