@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 #: The CLI areas, in the order ``vasari --help`` lists their verbs.
-AREAS: tuple[str, ...] = ("dataset", "download", "features", "retrieval", "bench", "finetune", "learn", "serve", "enrol")
+AREAS: tuple[str, ...] = ("dataset", "download", "features", "retrieval", "bench", "finetune", "learn", "explain", "serve", "enrol")
 
 for _area in AREAS:
     importlib.import_module(f"vasari.cli.{_area}").register(app)

@@ -6,6 +6,8 @@
   the body with an ``image/*`` or ``application/octet-stream`` content type) -> the
   prediction object of ``vasari predict --json``; ``?top_k=``.
 - ``POST /api/v1/predict/batch``: several images (multipart field ``files``) -> an array.
+- ``POST /api/v1/explain``: one image and a task -> the regions that drove its answer (JSON
+  grid + PNG overlay, or ``?format=png``).
 - ``GET /api/v1/model``: tasks, labels, backbone and model card.
 - ``POST /api/v1/artists``: enrol a new artist from 5-20 images behind the operator's
   ``VASARI_ADMIN_TOKEN`` (``routers/artists.py``); the new bundle is then served.
@@ -40,7 +42,7 @@ import vasari
 from vasari.service.config import API_PREFIX, ServiceConfig, model_from_env
 from vasari.service.errors import install_error_handlers
 from vasari.service.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from vasari.service.routers import artists, model, ops, pages, predict
+from vasari.service.routers import artists, explain, model, ops, pages, predict
 from vasari.service.state import ServiceState
 
 DESCRIPTION = (
@@ -86,6 +88,7 @@ def create_app(predictor: Any, config: ServiceConfig | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit_for=partial(body_limit, config), timeout_s=config.body_timeout_s)
     install_error_handlers(app)
     app.include_router(predict.build_router(config))
+    app.include_router(explain.router)
     app.include_router(model.router)
     app.include_router(artists.build_router())
     app.include_router(ops.router)

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from vasari.service.errors import ServiceError
 
@@ -33,6 +33,14 @@ class _Job:
     started: float = 0.0  # when its batch began (queue wait = started - submitted)
     finished: float = 0.0
     batch_size: int = 0
+    #: work run alone instead of a prediction (``submit_call``), and the pictures it embeds
+    call: Callable[[], Any] | None = None
+    cost: int = 0
+
+    @property
+    def count(self) -> int:
+        """Pictures this job puts through the model (what ``pending_images`` counts)."""
+        return self.cost if self.call is not None else len(self.images)
 
 
 def _truncate(result: dict, top_k: int) -> dict:
@@ -124,8 +132,24 @@ class MicroBatcher:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
         else:
             with self._lock:
-                self.pending_images += len(job.images)
+                self.pending_images += job.count
             self._queue.put(job)
+        return job.future
+
+    def submit_call(self, fn: Callable[[], Any], cost: int) -> concurrent.futures.Future:
+        """Run ``fn()`` on a worker thread, alone, in queue order; the future has its result.
+
+        For heavy work on the model (an explanation embeds ``cost`` ~ 65 pictures): it takes
+        a worker like a batch of ``cost`` pictures would, so the worker count, the queue and
+        the shedding estimate (``expected_wait``) cover it instead of it running beside them."""
+        job = _Job([], 0, call=fn, cost=max(1, int(cost)))
+        job.future.job = job  # type: ignore[attr-defined]
+        if not self._started:
+            job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
+            return job.future
+        with self._lock:
+            self.pending_images += job.count
+        self._queue.put(job)
         return job.future
 
     def expected_wait(self) -> float:
@@ -153,7 +177,7 @@ class MicroBatcher:
         if job.future.set_running_or_notify_cancel():
             return True
         with self._lock:
-            self.pending_images -= len(job.images)
+            self.pending_images -= job.count
             self.dropped += 1
         return False
 
@@ -188,7 +212,10 @@ class MicroBatcher:
                 return
             if not self._take(first):
                 continue
-            jobs, stop = self._gather(first)
+            if first.call is not None:
+                self._execute_call(first)
+                continue
+            jobs, stop, solo = self._gather(first)
             with self._lock:
                 self.computing += 1
             try:
@@ -197,6 +224,8 @@ class MicroBatcher:
                 with self._lock:
                     self.computing -= 1
                     self.pending_images -= sum(len(job.images) for job in jobs)
+            if solo is not None and self._take(solo):
+                self._execute_call(solo)
             if first_batch:
                 first_batch = False
                 after_first()
@@ -212,9 +241,10 @@ class MicroBatcher:
             wanted = self._incoming > 0 and self.computing > 0
         return wanted and time.monotonic() < deadline
 
-    def _gather(self, first: _Job) -> tuple[list[_Job], bool]:
+    def _gather(self, first: _Job) -> tuple[list[_Job], bool, _Job | None]:
         """``first`` and the jobs that join its batch (up to ``max_batch`` images); True
-        as the second item when the stop signal was met."""
+        as the second item when the stop signal was met; third, a ``submit_call`` job met
+        while gathering (it runs alone, right after this batch)."""
         jobs, count = [first], len(first.images)
         deadline = time.monotonic() + self.window_s
         while count < self.max_batch:
@@ -228,11 +258,32 @@ class MicroBatcher:
                 except queue.Empty:
                     continue
             if job is None:
-                return jobs, True
+                return jobs, True, None
+            if job.call is not None:
+                return jobs, False, job
             if self._take(job):
                 jobs.append(job)
                 count += len(job.images)
-        return jobs, False
+        return jobs, False, None
+
+    def _execute_call(self, job: _Job) -> None:
+        """Run a ``submit_call`` job (already taken) and settle its future."""
+        job.started = time.perf_counter()
+        with self._lock:  # the cores are busy: other workers may gather bigger batches
+            self.computing += 1
+        try:
+            result, error = job.call(), None
+        except Exception as exc:  # noqa: BLE001 - reported to its caller
+            result, error = None, exc
+        job.finished = time.perf_counter()
+        with self._lock:  # off the books before its caller hears (it may ask again at once)
+            self.computing -= 1
+            self.pending_images -= job.cost
+        if error is not None:
+            job.future.set_exception(error)
+            return
+        self._record(job.cost, job.finished - job.started)
+        job.future.set_result(result)
 
     def _execute(self, jobs: list[_Job]) -> None:
         images = [image for job in jobs for image in job.images]

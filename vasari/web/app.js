@@ -17,6 +17,7 @@ let glossary = { tasks: {}, labels: {} };
 let maxBytes = 20 * 1024 * 1024;
 let previewUrl = null;
 let busy = false;
+let currentFile = null; // the picture on show (explain.js sends it again when "Why?" is clicked)
 
 /* ---------- words ---------- */
 
@@ -128,6 +129,7 @@ function renderTasks(result) {
     list.setAttribute("aria-label", `${info.title}: top ${items.length} guesses`);
     items.forEach((item, i) => list.append(barRow(task, item.label, item.score, { isTop: i === 0 && verdict === item.label })));
     node.querySelector(".explain").href = `/about#task-${task}`;
+    if (typeof addWhyLink === "function") addWhyLink(node, task, currentFile, verdictNode.classList.contains("unsure"));
     container.append(node);
   }
 }
@@ -282,6 +284,7 @@ async function analyse(file) {
   document.body.classList.add("busy");
   $("#result").hidden = true;
   showPreview(file);
+  currentFile = file;
   setStatus("Looking at the painting…", "working");
   const form = new FormData();
   form.append("file", file, file.name || "photo.jpg");
