@@ -81,19 +81,26 @@ def decode_and_prepare(state: "ServiceState", data: bytes) -> "Upload":
     """Decode the bytes (as the model's training files were decoded) and make the picture
     ready for the network, in one thread-pool call: both run while the inference workers
     are busy with earlier pictures, so a batch is ready when a worker frees."""
-    return state.prepare(load_image(data, min_side=state.min_side, limits=state.image_limits))
+    return state.prepare(decode_only(state, data))
 
 
-async def decode_upload(state: "ServiceState", data: bytes, name: str) -> "Upload":
+def decode_only(state: "ServiceState", data: bytes) -> Any:
+    """The decoded picture (PIL), under the service's limits, for routes that need the
+    picture itself rather than the batcher's prepared form (explain, enrol)."""
+    return load_image(data, min_side=state.min_side, limits=state.image_limits)
+
+
+async def decode_upload(state: "ServiceState", data: bytes, name: str, prepare: bool = True) -> Any:
     """The uploaded bytes decoded and prepared for the batcher (``Upload``: ``size`` is the
-    decoded picture's); a ``ServiceError`` with the status of what is wrong with them otherwise."""
+    decoded picture's), or with ``prepare=False`` the decoded PIL picture; a
+    ``ServiceError`` with the status of what is wrong with them otherwise."""
     config = state.config
     if not data:
         raise ServiceError(400, "empty", f"{name}: the upload is empty (0 bytes)")
     if len(data) > config.max_upload_bytes:
         raise BodyTooLarge(config.max_upload_bytes, len(data))
     try:
-        image = await run_in_threadpool(decode_and_prepare, state, data)
+        image = await run_in_threadpool(decode_and_prepare if prepare else decode_only, state, data)
     except ImageError as exc:
         message = str(exc).replace("<bytes>", name)
         code = exc.code

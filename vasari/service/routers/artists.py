@@ -105,7 +105,7 @@ async def read_images(state: ServiceState, request: Request) -> tuple[dict[str, 
     images, sources = [], []
     for upload in files:
         data, name = await upload.read(), upload_name(upload.filename)
-        images.append(await decode_upload(state, data, name))
+        images.append(await decode_upload(state, data, name, prepare=False))
         sources.append(ImageSource(f"upload:{name}", hashlib.sha256(data).hexdigest()))  # a name, never a server path
     return fields, images, sources
 

@@ -75,7 +75,7 @@ async def explain_upload(request: Request, state: ServiceState, task: str, label
     explainer = explainer_of(state)
     with state.batcher.expecting():
         data, name, fields = await read_explain_upload(request)
-        image = await decode_upload(state, data, name)
+        image = await decode_upload(state, data, name, prepare=False)
     task = fields.get("task", task)
     label = fields.get("label", label)
     tasks = explainer.check_tasks([task])
