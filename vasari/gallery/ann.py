@@ -66,9 +66,11 @@ def resolve_kind(config: IndexConfig, n: int) -> str:
 
 
 def default_nlist(n: int) -> int:
-    """About ``4 sqrt(n)`` clusters as a power of two (1,024 at 100k, 4,096 at 1M), and at
-    least 39 training vectors per cluster (FAISS's own floor for a stable k-means)."""
-    target = max(1, 2 ** round(math.log2(max(1.0, 4 * math.sqrt(n)))))
+    """About ``2 sqrt(n)`` clusters as a power of two (512 at 100k, 2,048 at 1M), and at
+    least 39 training vectors per cluster (FAISS's own floor for a stable k-means): fewer,
+    larger clusters than the usual 4 sqrt(n) train in half the time on 2 cores, and a query
+    still scans only ~1.5% of 1M vectors at nprobe 32."""
+    target = max(1, 2 ** round(math.log2(max(1.0, 2 * math.sqrt(n)))))
     return int(max(1, min(target, n // 39)))
 
 

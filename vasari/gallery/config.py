@@ -61,7 +61,7 @@ class IndexConfig:
     head_weight: float = 0.5          # affinity: weight of the artist head in the log-linear pool
     kind: str = "auto"                # auto | exact | ivf-flat | ivf-pq (see above)
     ivf_pq_min_size: int = 4_000_000  # auto: IVF-PQ from this many vectors on
-    nlist: int | None = None          # IVF clusters (None: about 4 sqrt(N), a power of two)
+    nlist: int | None = None          # IVF clusters (None: about 2 sqrt(N), a power of two)
     nprobe: int = 32                  # clusters searched per query (recall vs latency)
     pq_m: int = 32                    # IVF-PQ: bytes per vector (sub-quantizers; divides the dim)
     rerank_factor: int = 10           # IVF-PQ: candidates scored exactly per result wanted

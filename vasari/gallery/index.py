@@ -53,7 +53,8 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
     ):
         if len(vectors) != len(metadata):
             raise GalleryIndexError(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
-        self.vectors = np.ascontiguousarray(vectors)
+        # a memory map (IVF indexes) stays one: read-only pages shared by every process
+        self.vectors = vectors if isinstance(vectors, np.memmap) else np.ascontiguousarray(vectors)
         self.metadata = metadata
         self.projection = projection
         self.spec = spec
