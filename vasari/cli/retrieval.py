@@ -30,7 +30,7 @@ Examples:
 
   vasari index build kaggle:../shared/data/artists7 "folder:../shared/data/louvre/train?task=type" --out runs/index
 
-  vasari index build --from-embeddings runs/embeddings --out runs/index-1m --kind ivf-flat --nprobe 32
+  vasari embed ../shared/data/louvre/train --format parquet --out runs/embeddings && vasari index build --from-embeddings runs/embeddings --out runs/index-ivf --kind ivf-flat --nprobe 32
 """
 
 SIMILAR_HELP = """The paintings of the gallery index most similar to an image, with cosine scores.
