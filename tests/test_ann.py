@@ -333,3 +333,23 @@ def test_cli_builds_from_embeddings_and_similar_and_predictor_use_it(tmp_path, m
     other = runner.invoke(app, ["index", "build", "--from-embeddings", str(shards), "--out", str(tmp_path / "x"),
                                 "--feature", "pooled"])
     assert other.exit_code != 0 and "embed them again" in other.output
+
+
+def test_large_shard_sets_fit_pca_from_the_gram_matrix(tmp_path, monkeypatch):
+    """Past PCA_SAMPLE rows the projection comes from the Gram matrix of the sample, batch by
+    batch: the same axes as the SVD of those rows (up to sign), so the same cosines."""
+    from vasari.gallery import shards as shard_module
+    from vasari.gallery.projection import Projection
+
+    monkeypatch.setattr(shard_module, "BATCH_ROWS", 128)
+    x = _clustered(1500)
+    folder = _write_shards(tmp_path / "shards", x, [None] * len(x))
+    opened = shard_module.open_shards(folder)
+    config = IndexConfig(pca_dim=12)
+    streamed = shard_module.fit_projection(opened, config, sample=600)
+    rows = np.concatenate(list(shard_module._sampled_batches(opened, 600, 0)))
+    assert len(rows) == 600
+    direct = Projection.fit(rows, pca_dim=12)
+    assert np.allclose(np.abs(streamed.components), np.abs(direct.components), atol=1e-3)
+    a, b = streamed(x[:50]), direct(x[:50])
+    assert np.allclose(a @ a.T, b @ b.T, atol=1e-4)

@@ -30,7 +30,7 @@ Examples:
 
   vasari index build kaggle:../shared/data/artists7 "folder:../shared/data/louvre/train?task=type" --out runs/index
 
-  vasari embed ../shared/data/louvre/train --format parquet --out runs/embeddings && vasari index build --from-embeddings runs/embeddings --out runs/index-ivf --kind ivf-flat --nprobe 32
+  vasari embed ../shared/data/louvre/train --format parquet --out runs/embeddings && vasari index build --from-embeddings runs/embeddings --out runs/index-ivf --kind ivf-flat --nprobe 128
 """
 
 SIMILAR_HELP = """The paintings of the gallery index most similar to an image, with cosine scores.
@@ -139,7 +139,7 @@ def index_build(
     negatives: Optional[list[str]] = typer.Option(None, "--negatives", help='Catalog spec of known non-paintings, or "shared" (repeatable).'),
     from_embeddings: Optional[Path] = typer.Option(None, "--from-embeddings", help="Folder of Parquet embedding shards (part-NNNNN.parquet + manifest.json) instead of SPECs."),
     kind: str = typer.Option("auto", help="Search kind: auto, exact, ivf-flat or ivf-pq."),
-    nprobe: int = typer.Option(32, min=1, help="IVF: clusters searched per query."),
+    nprobe: int = typer.Option(128, min=1, help="IVF: clusters searched per query (more: better recall, slower)."),
     nlist: Optional[int] = typer.Option(None, min=1, help="IVF: clusters (default about 2 sqrt(N))."),
     pq_m: int = typer.Option(32, "--pq-m", min=1, help="IVF-PQ: bytes per vector."),
     rerank_factor: int = typer.Option(10, min=1, help="IVF-PQ: candidates re-scored exactly per result."),

@@ -39,12 +39,13 @@ class IndexConfig:
     only in the ``nprobe`` of ``nlist`` clusters nearest the query, then score the
     candidates exactly on the stored vectors (``ivf-pq`` keeps ``k * rerank_factor``
     candidates from its 8-bit product-quantised codes, ``pq_m`` bytes a vector).
-    "auto" is exact below ``faiss_min_size`` (100k: exact numpy search costs ~3 ms a query
-    there, and small galleries keep exact answers), IVF-Flat up to ``ivf_pq_min_size`` and
-    IVF-PQ above. Why that cut-off: at 1M unit vectors of 128 dims IVF-Flat and IVF-PQ with
-    re-ranking reached the same recall@10 at similar latency on 2 cores, but IVF-Flat's
-    lists hold 512 B a vector (float32) against IVF-PQ's 40 B, so past ~4M vectors (2 GB
-    of lists, beside the 256 MB/M float16 vectors every kind keeps) the compact codes win.
+    "auto" is exact below ``faiss_min_size`` (100k: small galleries keep exact answers, and
+    exact search there is a few ms), IVF-Flat up to ``ivf_pq_min_size`` and IVF-PQ from it.
+    Why 1M (benchmarks/scale_index.py, 2 cores at load 13-17, 1,000 held-out queries,
+    nprobe 128 of 2,048 lists): at 1M, IVF-PQ with re-ranking matched IVF-Flat's recall@10
+    (.945 vs .941 on the hard Gaussian set) at a lower p50 (4.7 vs 8.0 ms), with 39 MB of
+    codes against 497 MB of float32 lists; below 1M IVF-Flat builds 1.2-4x faster (no
+    codebooks to train) and its lists still fit comfortably in memory.
     """
 
     dtype: str = "float16"            # storage of the projected vectors: float16 | float32
@@ -60,12 +61,12 @@ class IndexConfig:
     faiss_min_size: int = 100_000     # use FAISS (when installed) from this many vectors on
     head_weight: float = 0.5          # affinity: weight of the artist head in the log-linear pool
     kind: str = "auto"                # auto | exact | ivf-flat | ivf-pq (see above)
-    ivf_pq_min_size: int = 4_000_000  # auto: IVF-PQ from this many vectors on
+    ivf_pq_min_size: int = 1_000_000  # auto: IVF-PQ from this many vectors on
     nlist: int | None = None          # IVF clusters (None: about 2 sqrt(N), a power of two)
-    nprobe: int = 32                  # clusters searched per query (recall vs latency)
+    nprobe: int = 128                 # clusters searched per query (recall vs latency; see above)
     pq_m: int = 32                    # IVF-PQ: bytes per vector (sub-quantizers; divides the dim)
     rerank_factor: int = 10           # IVF-PQ: candidates scored exactly per result wanted
-    train_size: int = 100_000         # IVF: vectors sampled to train the clusters (and PCA, from shards)
+    train_size: int = 100_000         # IVF: vectors sampled to train the clusters and codebooks
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
