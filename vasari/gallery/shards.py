@@ -83,7 +83,10 @@ def _read_manifest(folder: Path) -> tuple[dict[str, Any], int]:
 
 def open_shards(folder: str | Path) -> ShardSet:
     """The shards of ``folder``, checked: a manifest, at least one shard, the columns."""
-    import pyarrow.parquet as pq
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise ShardError("reading Parquet embedding shards needs pyarrow: pip install -e '.[faiss]'") from exc
 
     folder = Path(folder)
     if not folder.is_dir():
