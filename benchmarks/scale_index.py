@@ -331,16 +331,16 @@ def run_size(size: int, synth: Synth, held: np.ndarray, folder: Path, args: argp
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     load_start = list(os.getloadavg())
-    console = Console()
+    console = Console(width=170)  # the table is wide; a log file is no terminal
     real = real_vectors()
     order = np.random.default_rng(0).permutation(len(real))
     held, kept = real[order[:args.held_out]], real[order[args.held_out:]]
     config = IndexConfig(pq_m=args.pq_m, rerank_factor=args.rerank_factor)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as scratch:
-        for mode in args.synthetic.split(","):
+        for mode in args.synthetic.split(",") if args.sizes else []:
             synth = make_synth(mode, kept)
-            for size in (int(v) for v in args.sizes.split(",")):
+            for size in (int(v) for v in args.sizes.split(",") if v):  # --sizes "": shards only
                 rows += run_size(size, synth, held, Path(scratch), args, config, console)
         if args.shards_rows:
             rows.append(shards_build(Path(scratch), args.shards_rows, make_synth("gaussian", kept)))
