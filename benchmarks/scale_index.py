@@ -196,7 +196,7 @@ def measure(kind: str, size: int, folder: Path, vectors_path: Path, queries: np.
         _, found = ann.search(queries, K, vectors)
         hits = [len(set(a) & set(b)) / K for a, b in zip(found, truth)]
         row = {"kind": kind, "size": size, "nprobe": nprobe, **built,
-               "rerank_factor": config.rerank_factor if kind == "ivf-pq" else None,
+               "rerank_factor": config.rerank_factor,
                "pq_m": config.pq_m if kind == "ivf-pq" else None,
                "recall_at_10": float(np.mean(hits)),
                "recall_at_10_real": float(np.mean(hits[:n_real])),

@@ -142,7 +142,7 @@ def index_build(
     nprobe: int = typer.Option(128, min=1, help="IVF: clusters searched per query (more: better recall, slower)."),
     nlist: Optional[int] = typer.Option(None, min=1, help="IVF: clusters (default about 2 sqrt(N))."),
     pq_m: int = typer.Option(32, "--pq-m", min=1, help="IVF-PQ: bytes per vector."),
-    rerank_factor: int = typer.Option(10, min=1, help="IVF-PQ: candidates re-scored exactly per result."),
+    rerank_factor: int = typer.Option(10, min=1, help="IVF: candidates re-scored exactly per result."),
 ) -> None:
     from dataclasses import replace
 

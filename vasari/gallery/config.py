@@ -37,15 +37,18 @@ class IndexConfig:
     query with every vector (numpy, or FAISS ``IndexFlatIP`` from ``faiss_min_size`` on:
     the same answers); ``ivf-flat`` and ``ivf-pq`` are FAISS inverted-file indexes that look
     only in the ``nprobe`` of ``nlist`` clusters nearest the query, then score the
-    candidates exactly on the stored vectors (``ivf-pq`` keeps ``k * rerank_factor``
-    candidates from its 8-bit product-quantised codes, ``pq_m`` bytes a vector).
+    ``k * rerank_factor`` candidates exactly on the stored vectors (``ivf-pq`` ranks them
+    by 8-bit product-quantised codes, ``pq_m`` bytes a vector).
     "auto" is exact below ``faiss_min_size`` (100k: small galleries keep exact answers, and
     exact search there is a few ms), IVF-Flat up to ``ivf_pq_min_size`` and IVF-PQ from it.
-    Why 1M (benchmarks/scale_index.py, 2 cores at load 13-17, 1,000 held-out queries,
-    nprobe 128 of 2,048 lists): at 1M, IVF-PQ with re-ranking matched IVF-Flat's recall@10
-    (.945 vs .941 on the hard Gaussian set) at a lower p50 (4.7 vs 8.0 ms), with 39 MB of
-    codes against 497 MB of float32 lists; below 1M IVF-Flat builds 1.2-4x faster (no
-    codebooks to train) and its lists still fit comfortably in memory.
+    Why 1M (benchmarks/scale_index.py, 1M vectors, 2 cores at load 9-16, 1,000 held-out
+    queries, 2,048 lists): at nprobe 128 IVF-PQ with re-ranking reached recall@10 .992
+    (augmented copies of real vectors) and .944 (a Gaussian with their spectrum, the hard
+    case; .970 at nprobe 256) at a p50 of 2.8-4.5 ms with 39 MB of codes, IVF-Flat no
+    better at 7.5-8.1 ms with 497 MB of float32 lists; below 1M IVF-Flat builds faster (no
+    codebooks to train: 23 vs 87 s at 100k) and its lists still fit comfortably in memory.
+    Default ``nprobe`` 128: the recall target (.95) on realistic vectors at half the 10 ms
+    budget; raise it for collections without clusters.
     """
 
     dtype: str = "float16"            # storage of the projected vectors: float16 | float32
@@ -65,7 +68,7 @@ class IndexConfig:
     nlist: int | None = None          # IVF clusters (None: about 2 sqrt(N), a power of two)
     nprobe: int = 128                 # clusters searched per query (recall vs latency; see above)
     pq_m: int = 32                    # IVF-PQ: bytes per vector (sub-quantizers; divides the dim)
-    rerank_factor: int = 10           # IVF-PQ: candidates scored exactly per result wanted
+    rerank_factor: int = 10           # IVF: candidates scored exactly per result wanted
     train_size: int = 100_000         # IVF: vectors sampled to train the clusters and codebooks
 
     def __post_init__(self) -> None:
