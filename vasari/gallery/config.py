@@ -41,14 +41,14 @@ class IndexConfig:
     by 8-bit product-quantised codes, ``pq_m`` bytes a vector).
     "auto" is exact below ``faiss_min_size`` (100k: small galleries keep exact answers, and
     exact search there is a few ms), IVF-Flat up to ``ivf_pq_min_size`` and IVF-PQ from it.
-    Why 1M (benchmarks/scale_index.py, 1M vectors, 2 cores at load 9-16, 1,000 held-out
-    queries, 2,048 lists): at nprobe 128 IVF-PQ with re-ranking reached recall@10 .992
-    (augmented copies of real vectors) and .944 (a Gaussian with their spectrum, the hard
-    case; .970 at nprobe 256) at a p50 of 2.8-4.5 ms with 39 MB of codes, IVF-Flat no
-    better at 7.5-8.1 ms with 497 MB of float32 lists; below 1M IVF-Flat builds faster (no
-    codebooks to train: 23 vs 87 s at 100k) and its lists still fit comfortably in memory.
-    Default ``nprobe`` 128: the recall target (.95) on realistic vectors at half the 10 ms
-    budget; raise it for collections without clusters.
+    Why 1M (benchmarks/scale_index.py, 1M vectors, 2 busy cores, 1,000 held-out queries,
+    2,048 lists, nprobe 128): IVF-PQ with re-ranking reached recall@10 .992 on augmented
+    copies of real vectors and .944 on a Gaussian with their spectrum (the hard case; .970 at
+    nprobe 256) at a p50 of 2.8-4.5 ms with 39 MB of codes; IVF-Flat .993 / .963 at 7.5-7.9
+    ms with 497 MB of float32 lists. Both meet the target (.95, 10 ms) on realistic vectors;
+    from 1M the 12x smaller, 2x faster codes win, below it IVF-Flat's lists still fit
+    comfortably in memory, it builds faster (no codebooks: 23 vs 87 s at 100k) and finds a
+    little more. Default ``nprobe`` 128; raise it for collections without clusters.
     """
 
     dtype: str = "float16"            # storage of the projected vectors: float16 | float32
