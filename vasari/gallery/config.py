@@ -47,7 +47,7 @@ class IndexConfig:
     nprobe 256) at a p50 of 2.8-4.5 ms with 39 MB of codes; IVF-Flat .993 / .963 at 7.5-7.9
     ms with 497 MB of float32 lists. Both meet the target (.95, 10 ms) on realistic vectors;
     from 1M the 12x smaller, 2x faster codes win, below it IVF-Flat's lists still fit
-    comfortably in memory, it builds faster (no codebooks: 23 vs 87 s at 100k) and finds a
+    comfortably in memory, it builds faster (no codebooks: 9 vs 32 s at 100k) and finds a
     little more. Default ``nprobe`` 128; raise it for collections without clusters.
     """
 
