@@ -24,9 +24,13 @@ SPEC is any catalog reader's spec ("kind:path?opt=val"; a bare path is sniffed),
 
 The index folder holds vectors (PCA-reduced, float16 by default), metadata.csv, index.json (backbone spec, calibration: affinity temperature and novelty threshold) and, with --thumbnails, small JPEG thumbnails in thumbs/. Vectors come from the embedding cache when present.
 
-Example:
+--from-embeddings DIR builds it instead from the Parquet shards of `vasari embed ... --format parquet --out DIR` (millions of vectors, streamed; no labels, so similar works show their image path). --kind chooses the search: exact, ivf-flat or ivf-pq (FAISS, approximate, for millions; --nprobe trades recall for speed); auto picks by size (docs/scale-index.md).
+
+Examples:
 
   vasari index build kaggle:../shared/data/artists7 "folder:../shared/data/louvre/train?task=type" --out runs/index
+
+  vasari embed ../shared/data/louvre/train --format parquet --out runs/embeddings && vasari index build --from-embeddings runs/embeddings --out runs/index-ivf --kind ivf-flat --nprobe 128
 """
 
 SIMILAR_HELP = """The paintings of the gallery index most similar to an image, with cosine scores.
@@ -122,7 +126,7 @@ def _near_duplicate_groups(artworks: list[Any]) -> dict[str, str]:
 
 
 def index_build(
-    specs: list[str] = typer.Argument(..., metavar="SPEC...", help='Catalog specs, dataset folders, or "shared".'),
+    specs: Optional[list[str]] = typer.Argument(None, metavar="SPEC...", help='Catalog specs, dataset folders, or "shared".'),
     out: Path = typer.Option(..., "--out", "-o", help="Index folder to write (replaced atomically)."),
     thumbnails: bool = typer.Option(True, "--thumbnails/--no-thumbnails", help="Write small JPEG thumbnails beside the index."),
     pca: int = typer.Option(128, min=0, help="PCA dimensions (0: keep the backbone's)."),
@@ -133,12 +137,28 @@ def index_build(
     cache: Optional[Path] = typer.Option(None, help="Embedding cache folder (default: the user cache)."),
     quantile: float = typer.Option(0.99, min=0.5, max=1.0, help="Novelty threshold: this quantile of held-out paintings' distance."),
     negatives: Optional[list[str]] = typer.Option(None, "--negatives", help='Catalog spec of known non-paintings, or "shared" (repeatable).'),
+    from_embeddings: Optional[Path] = typer.Option(None, "--from-embeddings", help="Folder of Parquet embedding shards (part-NNNNN.parquet + manifest.json) instead of SPECs."),
+    kind: str = typer.Option("auto", help="Search kind: auto, exact, ivf-flat or ivf-pq."),
+    nprobe: int = typer.Option(128, min=1, help="IVF: clusters searched per query (more: better recall, slower)."),
+    nlist: Optional[int] = typer.Option(None, min=1, help="IVF: clusters (default about 2 sqrt(N))."),
+    pq_m: int = typer.Option(32, "--pq-m", min=1, help="IVF-PQ: bytes per vector."),
+    rerank_factor: int = typer.Option(10, min=1, help="IVF: candidates re-scored exactly per result."),
 ) -> None:
     from dataclasses import replace
+
+    from vasari.gallery.config import IndexConfig
 
     console = Console(stderr=True, highlight=False)
     if dtype not in ("float16", "float32"):
         fail("--dtype must be float16 or float32")
+    config = IndexConfig(dtype=dtype, pca_dim=pca or None, thumbnails=thumbnails, novelty_quantile=quantile,
+                         kind=kind, nprobe=nprobe, nlist=nlist, pq_m=pq_m, rerank_factor=rerank_factor)
+    if from_embeddings is not None:
+        from vasari.cli.index_shards import build_index_from_embeddings
+
+        return build_index_from_embeddings(from_embeddings, specs, out, config, backbone, feature, console)
+    if not specs:
+        fail("give catalog SPECs or --from-embeddings DIR")
     t0 = time.perf_counter()
     artworks, groups = _read_inputs(specs, console)
     if not artworks:
@@ -152,7 +172,7 @@ def index_build(
         artworks = [replace(a, group=groups.get(a.artwork_id, a.group)) for a in artworks]
 
     from vasari.features import Embedder, EmbeddingCache
-    from vasari.gallery.index import GalleryIndex, IndexConfig
+    from vasari.gallery.index import GalleryIndex
 
     embedder = Embedder(backbone, feature)
     store = EmbeddingCache(cache, embedder.spec) if cache else EmbeddingCache.default(embedder.spec)
@@ -168,7 +188,6 @@ def index_build(
         console.print(f"{len(neg_arts)} non-painting references")
         neg_x = embedder.embed_paths([a.image for a in neg_arts], cache=store, progress=True).features
         neg_labels = [(a.extra or {}).get("form") or a.type or "not a painting" for a in neg_arts]
-    config = IndexConfig(dtype=dtype, pca_dim=pca or None, thumbnails=thumbnails, novelty_quantile=quantile)
     from vasari.dataset.clean import clean_gallery  # issue #14 hook: no placeholder cards, scoped artists
 
     features, artworks, cards = clean_gallery(result.features, artworks)

@@ -5,6 +5,8 @@ from vasari.gallery.config import (
     INDEX_FILE,
     META_FIELDS,
     GalleryIndexError,
+    INDEX_KINDS,
+    IndexConfigError,
     IndexSpecError,
     IndexConfig,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "META_FIELDS",
     "GalleryIndexError",
     "IndexSpecError",
+    "IndexConfigError",
+    "INDEX_KINDS",
     "IndexConfig",
     "Hit",
     "l2_normalize",

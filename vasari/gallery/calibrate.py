@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+#: Cells of the (queries, gallery) similarity matrix leave-group-out calibration may hold (800 MB).
+MATRIX_CELLS = 200_000_000
+
 
 class CalibrateMixin:
     """Fits ``GalleryIndex.calibration`` (temperature, novelty threshold, non-painting margin)."""
@@ -19,17 +22,34 @@ class CalibrateMixin:
         _, inv = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
         return inv
 
-    def leave_group_out(self, max_queries: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """(query rows, similarities to the gallery with each query's own group masked -inf)."""
+    def _query_rows(self, max_queries: int, seed: int) -> np.ndarray:
+        """Gallery rows used as calibration queries: all, or ``max_queries`` drawn at random."""
         rng = np.random.default_rng(seed)
         rows = np.arange(len(self))
         if len(rows) > max_queries:
             rows = np.sort(rng.choice(rows, max_queries, replace=False))
+        return rows
+
+    def leave_group_out(self, max_queries: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(query rows, similarities to the gallery with each query's own group masked -inf).
+
+        The ``(queries, N)`` matrix is kept near 800 MB: fewer queries past 50k works."""
+        rows = self._query_rows(min(max_queries, max(100, MATRIX_CELLS // max(1, len(self)))), seed)
         groups = self._groups()
         q = np.asarray(self.vectors[rows], dtype=np.float32)
         sims = self.similarities(q, projected=True)
         sims[groups[rows][:, None] == groups[None, :]] = -np.inf
         return rows, sims
+
+    def nearest_other_group(self, max_queries: int = 4000, seed: int = 0, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(query rows, best similarity to a work outside each query's group) through the
+        index's own search (IVF ones: no ``(queries, N)`` matrix; the threshold then also
+        reflects the neighbours an approximate search misses, as served queries do)."""
+        rows = self._query_rows(max_queries, seed)
+        groups = self._groups()
+        scores, hits = self.search_rows(np.asarray(self.vectors[rows], np.float32), k, projected=True)
+        own = (hits < 0) | (groups[np.where(hits >= 0, hits, 0)] == groups[rows][:, None])
+        return rows, np.where(own, -1.0, scores).max(axis=1)
 
     def calibrate(self, held_out: np.ndarray | None = None, held_out_artists: Sequence[str | None] | None = None,
                   quantile: float | None = None) -> dict[str, Any]:
@@ -45,12 +65,16 @@ class CalibrateMixin:
             sims = self.similarities(q, projected=True)
             artists = list(held_out_artists) if held_out_artists is not None else [None] * len(q)
             how = "held-out"
+        elif self.ann is not None and not self.artists:  # an IVF index without artists: novelty only
+            rows, best = self.nearest_other_group()
+            sims, frac, artists, how = None, self.explained[rows], [], "leave-group-out (index search)"
         else:
             rows, sims = self.leave_group_out()
             frac = self.explained[rows]
             artists = [self.metadata[r].get("artist") for r in rows]
             how = "leave-group-out"
-        best = np.max(np.where(np.isfinite(sims), sims, -1.0), axis=1)
+        if sims is not None:
+            best = np.max(np.where(np.isfinite(sims), sims, -1.0), axis=1)
         nearest = 1.0 - best * frac
         cal: dict[str, Any] = {
             "method": how,

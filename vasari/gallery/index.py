@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vasari.gallery.affinity import AffinityMixin
+from vasari.gallery.ann import AnnIndex, resolve_kind
 from vasari.gallery.calibrate import CalibrateMixin
 from vasari.gallery.config import GalleryIndexError, IndexConfig, IndexSpecError
 from vasari.gallery.novelty import NoveltyMixin
@@ -48,10 +49,12 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         explained: np.ndarray | None = None,
         negatives: np.ndarray | None = None,
         negative_labels: Sequence[str] | None = None,
+        ann: AnnIndex | None = None,
     ):
         if len(vectors) != len(metadata):
             raise GalleryIndexError(f"{len(vectors)} vectors but {len(metadata)} metadata rows")
-        self.vectors = np.ascontiguousarray(vectors)
+        # a memory map (IVF indexes) stays one: read-only pages shared by every process
+        self.vectors = vectors if isinstance(vectors, np.memmap) else np.ascontiguousarray(vectors)
         self.metadata = metadata
         self.projection = projection
         self.spec = spec
@@ -67,6 +70,8 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         self.negatives = None if negatives is None or len(negatives) == 0 else np.asarray(negatives)
         self.negative_labels = list(negative_labels or ([""] * (0 if self.negatives is None else len(self.negatives))))
         self._faiss_index = None
+        #: the approximate (IVF) search structure; None: exact search
+        self.ann = ann
         #: hit dicts per (row, fields), kept across queries: a row's labels and thumbnail do not change
         self.hit_memo: dict = {}
         self._artists: list[str] | None = None
@@ -111,6 +116,9 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
             labels = [str(lab or "") for lab, k in zip(given, keep) if k]
         index = cls(vectors.astype(config.dtype), rows, projection, spec, config, explained=explained,
                     negatives=neg, negative_labels=labels)
+        kind = resolve_kind(config, len(rows))
+        if kind != "exact":
+            index.ann = AnnIndex.build(kind, index.vectors, config)
         if calibrate and len(rows) >= 10:
             index.calibrate()
         return index
@@ -119,12 +127,18 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         return len(self.metadata)
 
     @property
+    def kind(self) -> str:
+        """How queries are answered: "exact", "ivf-flat" or "ivf-pq" (``vasari.gallery.ann``)."""
+        return "exact" if self.ann is None else self.ann.kind
+
+    @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
     def info(self) -> dict[str, Any]:
         return {
-            "count": len(self), "dim": self.dim, "dtype": str(self.vectors.dtype),
+            "count": len(self), "dim": self.dim, "dtype": str(self.vectors.dtype), "kind": self.kind,
+            "ann": None if self.ann is None else self.ann.describe(),
             "spec": self.spec.key() if self.spec is not None else None,
             "artists": len(self.artists), "calibration": self.calibration,
             "sources": _counts(r.get("source") for r in self.metadata),

@@ -4,7 +4,9 @@ An index is a folder::
 
     index.json       format, backbone spec, projection, calibration (temperature, novelty
                      threshold), counts; written last, so a folder without it is not an index
-    vectors.npy      (N, d) float16/float32, projected and L2-normalised
+    vectors.npy      (N, d) float16/float32, projected and L2-normalised (memory-mapped
+                     read-only when the index is an IVF one)
+    ann.faiss        IVF kinds only: the FAISS index (memory-mapped read-only when served)
     explained.npy    (N,) share of each work's raw vector inside the PCA subspace
     projection.npz   mean, scale and optional PCA components (plain arrays, no pickle)
     negatives.npy    optional projected vectors of known non-paintings (negatives.json: labels)
@@ -26,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from vasari.core.fileio import atomic_directory, atomic_write_bytes
+from vasari.core.fileio import atomic_directory, atomic_open, atomic_write_bytes
+from vasari.gallery.ann import ANN_FILE, AnnIndex
 from vasari.gallery.config import (
     INDEX_FILE,
     INDEX_FORMAT,
@@ -163,6 +166,25 @@ def _read_metadata(meta_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    """``np.save`` streamed into an atomic file: a memory-mapped store of millions of rows is
+    never held twice in memory."""
+    with atomic_open(path, "wb", fsync=True) as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def _load_ann(path: Path, kind: str, config: IndexConfig, count: int) -> AnnIndex | None:
+    """The IVF index of an index folder (memory-mapped), None for an exact one."""
+    if kind == "exact":
+        return None
+    if kind not in ("ivf-flat", "ivf-pq"):
+        raise GalleryIndexError(f"{path / INDEX_FILE}: unknown index kind {kind!r}")
+    ann = AnnIndex.load(path / ANN_FILE, kind, config)
+    if len(ann) != count:
+        raise GalleryIndexError(f"{path / ANN_FILE}: {len(ann)} vectors, the index has {count}")
+    return ann
+
+
 def _counts(values: Iterable[Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for v in values:
@@ -195,16 +217,12 @@ class StoreMixin:
         """
         out = Path(out_dir)
         with atomic_directory(out) as tmp:
-            bio = io.BytesIO()
-            np.save(bio, self.vectors, allow_pickle=False)
-            atomic_write_bytes(tmp / "vectors.npy", bio.getvalue(), fsync=True)
-            bio = io.BytesIO()
-            np.save(bio, self.explained.astype(np.float16), allow_pickle=False)
-            atomic_write_bytes(tmp / "explained.npy", bio.getvalue(), fsync=True)
+            _save_npy(tmp / "vectors.npy", self.vectors)
+            _save_npy(tmp / "explained.npy", self.explained.astype(np.float16))
+            if self.ann is not None:
+                self.ann.save(tmp / ANN_FILE)
             if self.negatives is not None:
-                bio = io.BytesIO()
-                np.save(bio, np.asarray(self.negatives), allow_pickle=False)
-                atomic_write_bytes(tmp / "negatives.npy", bio.getvalue(), fsync=True)
+                _save_npy(tmp / "negatives.npy", np.asarray(self.negatives))
                 atomic_write_bytes(tmp / "negatives.json", json.dumps(self.negative_labels).encode(), fsync=True)
             atomic_write_bytes(tmp / "projection.npz", self.projection.to_bytes(), fsync=True)
             sio = io.StringIO()
@@ -227,6 +245,8 @@ class StoreMixin:
                 "count": len(self),
                 "dim": self.dim,
                 "dtype": str(self.vectors.dtype),
+                "kind": self.kind,
+                "ann": None if self.ann is None else self.ann.describe(),
                 "spec": self.spec.to_dict() if self.spec is not None else None,
                 "spec_key": self.spec.key() if self.spec is not None else None,
                 "config": self.config.to_dict(),
@@ -274,8 +294,12 @@ class StoreMixin:
         (or one whose index.json records no spec, which could not be checked)."""
         path = Path(path)
         info, stored = _read_info(path, spec)
+        kind = info.get("kind") or "exact"  # indexes written before IVF kinds existed are exact
         try:
-            vectors = _float_array(path / "vectors.npy", np.load(path / "vectors.npy", allow_pickle=False))
+            # an IVF index is for millions of vectors: they stay on disk, read-only, paged in on use
+            mmap_mode = None if kind == "exact" else "r"
+            vectors = _float_array(path / "vectors.npy",
+                                   np.load(path / "vectors.npy", mmap_mode=mmap_mode, allow_pickle=False))
             projection = Projection.from_file(path / "projection.npz")
             explained = (_float_array(path / "explained.npy", np.load(path / "explained.npy", allow_pickle=False))
                          if (path / "explained.npy").is_file() else None)
@@ -298,8 +322,9 @@ class StoreMixin:
             raise GalleryIndexError(f"{path}: explained.npy has {len(explained)} rows for {len(vectors)} vectors")
         if negatives is not None and (negatives.ndim != 2 or negatives.shape[1] != vectors.shape[1] or len(neg_labels) != len(negatives)):
             raise GalleryIndexError(f"{path}: negatives.npy / negatives.json do not match the index")
+        ann = _load_ann(path, kind, config, len(vectors))
         return cls(vectors, rows, projection, stored, config, info.get("calibration"), path, explained,
-                   negatives, neg_labels)
+                   negatives, neg_labels, ann)
 
     def thumbnail(self, row: int) -> str | None:
         """A local picture for a gallery row: its thumbnail, else its image when present."""

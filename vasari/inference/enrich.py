@@ -46,18 +46,26 @@ def enrich_predictions(
     if not live:
         return predictions
     q, frac = index.transform(x[live])
-    sims = index.similarities(q, projected=True)
     memo = index.hit_memo  # a gallery row's hit is built once per index, not once per request
-    top = _top_rows(sims, min(k_similar, len(index)))
     affinity = None
-    if index.artists:
-        heads = [_head_artist_probs(predictions[i]) for i in live]
-        affinity = index._affinity_many(sims, heads, k_affinity, evidence, memo)
-    novelty = index._novelty_rows(sims.max(axis=1), frac, q)
+    if index.ann is not None and not index.artists:
+        # an IVF index of millions without artists: its search, never a (n, N) similarity matrix
+        top_scores, top = index.search_rows(q, max(1, min(k_similar, len(index))), projected=True)
+        best = top_scores[:, 0]
+        top_scores, top = top_scores[:, :k_similar], top[:, :k_similar]
+    else:
+        sims = index.similarities(q, projected=True)
+        top = _top_rows(sims, min(k_similar, len(index)))
+        top_scores, best = np.take_along_axis(sims, top, axis=1), sims.max(axis=1)
+        if index.artists:
+            heads = [_head_artist_probs(predictions[i]) for i in live]
+            affinity = index._affinity_many(sims, heads, k_affinity, evidence, memo)
+    novelty = index._novelty_rows(best, frac, q)
     for j, i in enumerate(live):
         pred = predictions[i]
         assert isinstance(pred, Prediction)
-        pred.similar = [SimilarWork.model_validate(index._hit_dict(r, sims[j, r], memo)) for r in top[j]]
+        pred.similar = [SimilarWork.model_validate(index._hit_dict(r, s, memo))
+                        for r, s in zip(top[j], top_scores[j]) if r >= 0]
         if affinity is not None:
             pred.affinity = [ArtistAffinity.model_validate(a) for a in affinity[j]]
         pred.novelty = Novelty.model_validate(novelty[j])
