@@ -24,7 +24,7 @@ SPEC is any catalog reader's spec ("kind:path?opt=val"; a bare path is sniffed),
 
 The index folder holds vectors (PCA-reduced, float16 by default), metadata.csv, index.json (backbone spec, calibration: affinity temperature and novelty threshold) and, with --thumbnails, small JPEG thumbnails in thumbs/. Vectors come from the embedding cache when present.
 
---from-embeddings DIR builds it instead from the Parquet shards of `vasari embed ... --format parquet --out DIR` (millions of vectors, streamed; no labels, so similar works show their image path). --kind chooses the search: exact, ivf-flat or ivf-pq (FAISS, approximate, for millions; --nprobe trades recall for speed); auto picks by size (docs/scale-index.md).
+--from-embeddings DIR builds it instead from the Parquet shards of `vasari embed ... --format parquet --out DIR` (millions of vectors, streamed; no labels, so similar works show their image path). --kind chooses the search: exact, ivf-flat or ivf-pq (FAISS, approximate, for millions; --nprobe trades recall for speed); auto picks by size (docs/scale.md, "Index").
 
 Examples:
 

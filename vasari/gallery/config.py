@@ -33,7 +33,7 @@ INDEX_KINDS = ("auto", "exact", "ivf-flat", "ivf-pq")
 class IndexConfig:
     """How an index is built and calibrated.
 
-    Search kinds (``kind``; docs/scale-index.md has the measurements): ``exact`` compares a
+    Search kinds (``kind``; docs/scale.md, "Index" has the measurements): ``exact`` compares a
     query with every vector (numpy, or FAISS ``IndexFlatIP`` from ``faiss_min_size`` on:
     the same answers); ``ivf-flat`` and ``ivf-pq`` are FAISS inverted-file indexes that look
     only in the ``nprobe`` of ``nlist`` clusters nearest the query, then score the
