@@ -143,9 +143,10 @@ def test_the_shipped_default_bundle_loads_strictly_and_knows_a_rembrandt(shared_
     if not painting.is_file():
         pytest.skip(f"{painting} is absent from this copy of the shared data")
     obj = Predictor.load(path).predict_paths([painting], top_k=1)[0]
-    verdict = obj["verdict"]
-    assert (verdict["artist"], verdict["school"], verdict["style"], verdict["type"]) == (
-        "Rembrandt", "Dutch", "Baroque", "portrait")
+    expected = {"artist": "Rembrandt", "school": "Dutch", "style": "Baroque", "type": "portrait"}
+    assert {task: obj["predictions"][task][0]["label"] for task in expected} == expected
+    # thresholds chosen out of source: a verdict may stay "unknown", but never names another label
+    assert all(obj["verdict"][task] in (label, "unknown") for task, label in expected.items()), obj["verdict"]
     assert obj["predictions"]["artist"][0]["score"] >= 0.8 and obj["novelty"]["novel"] is False
     assert obj["affinity"][0]["artist"] == "Rembrandt" and obj["similar"][0]["artist"] == "Rembrandt"
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from answers_close import assert_answers_close
+
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'vasari-art[ray]')")
 pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install 'vasari-art[ray]')")
 
@@ -120,7 +122,8 @@ def test_cli_ray_engine_predicts_like_the_local_engine(shared_data, tmp_path):
     from vasari.features.shards import iter_prediction_objects
 
     ray_rows, local_rows = list(iter_prediction_objects(tmp_path / "ray")), list(iter_prediction_objects(tmp_path / "local"))
-    assert len(ray_rows) == 24 and ray_rows == local_rows
+    assert len(ray_rows) == 24
+    assert_answers_close(ray_rows, local_rows)  # another process and batch split: float paths differ
     manifest = json.loads((tmp_path / "ray" / "manifest.json").read_text())
     assert manifest["identity"]["kind"] == "predictions" and all(e["nodes"] for e in manifest["shards"])
 

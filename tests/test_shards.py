@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from answers_close import assert_answers_close
 from learn_data import TYPES, painting
 from vasari.cli import app
 from vasari.features.shards import ShardError, ShardSet, embedding_identity, embedding_table, iter_shard_batches
@@ -162,7 +163,7 @@ def test_prediction_shards_are_the_local_predictors_objects(pictures, tmp_path):
     got = list(iter_prediction_objects(tmp_path / "pred"))
     expected = predictor.predict_paths(paths, top_k=2)
     assert [g.pop("artwork_id") for g in got] == ids
-    assert got == expected
+    assert_answers_close(got, expected)  # shards of 5 against one batch of 12: float paths differ
     assert "error" in got[paths.index(str(pictures / "p05_broken.jpg"))]
     schema = pq.read_schema(tmp_path / "pred" / "part-00000.parquet")
     assert schema.names[:4] == ["image", "artwork_id", "predictions", "verdict"]
