@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 import subprocess
 import sys
 from pathlib import Path
@@ -128,43 +127,50 @@ def test_cli_ray_engine_predicts_like_the_local_engine(shared_data, tmp_path):
     assert manifest["identity"]["kind"] == "predictions" and all(e["nodes"] for e in manifest["shards"])
 
 
-def test_ray_serve_replicas_answer(monkeypatch):
-    """The app as a Ray Serve deployment with two replicas answers /readyz and a prediction."""
+#: The Ray Serve check, run in its own interpreter: Serve reconfigures the driver's logging and
+#: streams, and a crash of its controller must fail this test, not take pytest down with it.
+SERVE_CHECK = """
+import io, json, socket, sys, time
+import httpx, numpy as np, ray
+from PIL import Image
+from ray import serve
+from vasari.service.ray_serve import ServeOptions, vasari_deployment
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+try:
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(vasari_deployment(ServeOptions(num_replicas=2, num_cpus=0.5)), name="vasari", route_prefix="/")
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(buf, "JPEG")
+
+    def predict():
+        for _ in range(120):  # a replica still loading its model answers 503 for a while
+            r = httpx.post(f"http://127.0.0.1:{port}/api/v1/predict", files={"file": ("p.jpg", buf.getvalue())}, timeout=120)
+            if r.status_code != 503:
+                return r
+            time.sleep(1)
+        return r
+
+    answers = [predict() for _ in range(4)]
+    out = {"status": [r.status_code for r in answers], "bodies": [r.json() if r.status_code == 200 else r.text[:200] for r in answers]}
+finally:
+    serve.shutdown()
+    ray.shutdown()
+sys.stdout.write("RESULT " + json.dumps(out) + "\\n")
+"""
+
+
+def test_ray_serve_replicas_answer():
+    """The app as a Ray Serve deployment with two replicas answers the same prediction."""
     pytest.importorskip("ray.serve", reason="Ray Serve is not installed (pip install 'vasari-art[ray-serve]')")
-    import io
-    import socket
-
-    import httpx
-    import ray
-    from PIL import Image
-    from ray import serve
-
-    from vasari.service.ray_serve import ServeOptions, vasari_deployment
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        serve.run(vasari_deployment(ServeOptions(num_replicas=2, num_cpus=0.5)), name="vasari", route_prefix="/")
-        url = f"http://127.0.0.1:{port}"
-        buf = io.BytesIO()
-        Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(buf, "JPEG")
-
-        def predict() -> httpx.Response:
-            for _ in range(120):  # a replica still loading its model answers 503 for a while
-                r = httpx.post(f"{url}/api/v1/predict", files={"file": ("p.jpg", buf.getvalue())}, timeout=120)
-                if r.status_code != 503:
-                    return r
-                time.sleep(1)
-            return r
-
-        answers = [predict() for _ in range(4)]
-        assert all(r.status_code == 200 for r in answers), [r.text[:200] for r in answers]
-        assert all(r.json() == answers[0].json() for r in answers) and answers[0].json()["predictions"]
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", SERVE_CHECK], env=env, capture_output=True, text=True,
+                          timeout=DEADLINE_S - 20)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["status"] == [200] * 4, out["bodies"]
+    assert all(body == out["bodies"][0] for body in out["bodies"]) and out["bodies"][0]["predictions"]
