@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vasari.errors import InputError
+from vasari.features.shards import MANIFEST, ShardError
 from vasari.gallery.config import IndexConfig, IndexSpecError
 from vasari.gallery.projection import Projection
 
@@ -35,16 +35,11 @@ if TYPE_CHECKING:
     from vasari.features import BackboneSpec
     from vasari.gallery.index import GalleryIndex
 
-MANIFEST = "manifest.json"
 SHARD_GLOB = "part-*.parquet"
 #: Raw vectors the PCA projection is fitted on (20k x 2,912 float64 is 470 MB; 128 axes
 #: from 20k paintings are as stable as from all of them).
 PCA_SAMPLE = 20_000
 BATCH_ROWS = 8_192
-
-
-class ShardError(InputError):
-    """A missing, empty or malformed shard folder (the message names the file)."""
 
 
 @dataclass(frozen=True)
