@@ -878,6 +878,25 @@ def test_malformed_request_gets_a_json_400(predictor):
     assert json.loads(body)["error"]["code"] == "bad_request"
 
 
+def test_endless_headers_get_a_json_400_and_a_body_in_the_same_read_does_not(predictor, jpeg):
+    """Headers streamed past ``max_header_bytes`` without an end: 400 JSON, connection
+    closed. A request whose small headers and 3 body-sized reads arrive at once is served."""
+    config = ServiceConfig(warmup=False, max_header_bytes=8 * 1024)
+    with LiveServer(create_app(predictor, config)) as live:
+        with raw_connection(live) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (64 * 1024))
+            data, closed = read_until_closed(sock, 10)
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400") and closed, data[:300]
+        assert "8192 bytes" in json.loads(body)["error"]["message"]
+        picture = jpeg * 3 if len(jpeg) > config.max_header_bytes else jpeg + bytes(3 * config.max_header_bytes)
+        with raw_connection(live, timeout=60) as sock:  # the JPEG decoder ignores bytes after its end marker
+            sock.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                         b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(picture) + picture)
+            data, closed = read_until_closed(sock, 60)
+        assert data.startswith(b"HTTP/1.1 200"), data[:300]
+
+
 def test_client_leaving_mid_upload_is_one_log_line_not_a_500(predictor, jpeg):
     """3 bytes of a declared 1000, then the client closes: one INFO line, no error logged."""
     import httpx

@@ -65,6 +65,7 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         self.explained = (np.ones(len(metadata), np.float32) if explained is None
                           else np.asarray(explained, np.float32))
         self._vectors32: np.ndarray | None = None
+        self._columns32: np.ndarray | None = None
         #: projected unit vectors of known non-paintings (architecture, sculpture...) and what
         #: each is; a query nearer to one of them than to any painting is not a painting
         self.negatives = None if negatives is None or len(negatives) == 0 else np.asarray(negatives)
@@ -76,6 +77,7 @@ class GalleryIndex(StoreMixin, SearchMixin, AffinityMixin, NoveltyMixin, Calibra
         self.hit_memo: dict = {}
         self._artists: list[str] | None = None
         self._artist_rows: list[np.ndarray] | None = None
+        self._artist_buckets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     # -- construction ------------------------------------------------------------------
     @classmethod

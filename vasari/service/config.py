@@ -71,6 +71,9 @@ class ServiceConfig:
     #: Longest time from connection (or end of the previous response) to complete request
     #: headers (seconds): slowloris connections are closed after it.
     header_timeout_s: float = 10.0
+    #: Largest request line + headers (bytes): more is answered 400 and the connection closed
+    #: (a client streaming endless headers cannot grow the server's memory).
+    max_header_bytes: int = 64 * 1024
     #: Idle keep-alive connections are closed after this many seconds.
     keep_alive_s: float = 5.0
     #: Most open connections: beyond it the oldest connection without a request in
