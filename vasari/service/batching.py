@@ -216,14 +216,8 @@ class MicroBatcher:
                 self._execute_call(first)
                 continue
             jobs, stop, solo = self._gather(first)
-            with self._lock:
-                self.computing += 1
-            try:
+            with self._computing(sum(len(job.images) for job in jobs)):
                 self._execute(jobs)
-            finally:
-                with self._lock:
-                    self.computing -= 1
-                    self.pending_images -= sum(len(job.images) for job in jobs)
             if solo is not None and self._take(solo):
                 self._execute_call(solo)
             if first_batch:
@@ -231,6 +225,20 @@ class MicroBatcher:
                 after_first()
             if stop:
                 return
+
+    @contextlib.contextmanager
+    def _computing(self, images: int):
+        """A worker computing ``images`` queued pictures (or a call costing that many): while
+        it runs the cores are busy, so other workers may wait to gather bigger batches; after
+        it the pictures are off the books (``expected_wait``), whatever happened."""
+        with self._lock:
+            self.computing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.computing -= 1
+                self.pending_images -= images
 
     def _should_wait(self, deadline: float) -> bool:
         """Wait for requests still decoding? Only while another worker is computing (the
@@ -269,16 +277,12 @@ class MicroBatcher:
     def _execute_call(self, job: _Job) -> None:
         """Run a ``submit_call`` job (already taken) and settle its future."""
         job.started = time.perf_counter()
-        with self._lock:  # the cores are busy: other workers may gather bigger batches
-            self.computing += 1
-        try:
-            result, error = job.call(), None
-        except Exception as exc:  # noqa: BLE001 - reported to its caller
-            result, error = None, exc
-        job.finished = time.perf_counter()
-        with self._lock:  # off the books before its caller hears (it may ask again at once)
-            self.computing -= 1
-            self.pending_images -= job.cost
+        with self._computing(job.cost):  # off the books before its caller hears (it may ask again at once)
+            try:
+                result, error = job.call(), None
+            except Exception as exc:  # noqa: BLE001 - reported to its caller
+                result, error = None, exc
+            job.finished = time.perf_counter()
         if error is not None:
             job.future.set_exception(error)
             return
