@@ -84,7 +84,7 @@ GALLERY_NOVELTY_TESTS = "novelty and not artists7 or enrich_predictions or batch
 TARGETS: dict[str, Target] = {
     "evaluate": Target(
         "vasari.heads.metrics",
-        ("x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
+        ("x__confidence_bins", "x_calibration_error", "x_expected_calibration_error", "x_reliability", "x_headline", "x__task_metrics", "x_evaluate_heads"),
         ("tests/test_evaluate.py",),
         seconds_per_mutant=0.7,
     ),

@@ -225,6 +225,21 @@ def test_ece_by_hand_on_four_rows():
         0.5 * abs(1 - (0.9 + 0.65) / 2) * 2)
 
 
+def test_the_trust_metrics_ece_is_the_evaluation_one_with_15_bins():
+    """``calibration_error`` takes confidences and hits (pooled across folds by the trust
+    metrics) and bins them as ``expected_calibration_error``: 15 bins unless told."""
+    from vasari.heads.metrics import calibration_error
+    from vasari.heads.trust import answer_metrics
+
+    conf, correct = np.array([0.5, 0.52]), np.array([True, False])
+    # 15 bins: both in (7/15, 8/15], ECE |0.5 - 0.51|; 16 bins would split them at 0.5
+    assert calibration_error(conf, correct) == pytest.approx(0.01)
+    assert calibration_error(conf, correct, bins=16) == pytest.approx(0.5 * 0.5 + 0.5 * 0.52)
+    proba = np.array([[0.5, 0.3, 0.2], [0.52, 0.4, 0.08]])
+    assert expected_calibration_error(proba, np.array([0, 1])) == calibration_error(conf, correct)
+    assert answer_metrics(conf, correct, np.array([True, True]))["ece"] == pytest.approx(0.01)
+
+
 def _reference_bins(conf, bins):
     """Bin of each confidence by the definition: (low, high], the first bin also holding 0."""
     return np.array([max(0, int(np.ceil(c * bins)) - 1) for c in conf])

@@ -82,6 +82,60 @@ def test_openapi_documents_the_route_and_its_statuses(client):
     assert "multipart/form-data" in op["requestBody"]["content"]
 
 
+def test_cards_of_one_upload_share_one_network_run_and_the_cache_is_bounded(monkeypatch, blue_bottom_right):
+    """The page's "Why?" under each card sends the same picture: only the first runs the
+    network (counted on the REAL predictor's embedder); another picture runs it again, and
+    past ``explain_cache_size`` pictures the least recently explained one is forgotten."""
+    predictor = quadrant_predictor()
+    runs = []
+    forward = predictor.embedder.forward
+    monkeypatch.setattr(predictor.embedder, "forward", lambda batch: runs.append(len(batch)) or forward(batch))
+    rng = np.random.default_rng(12)
+    red, green = (png_bytes(quadrant_picture(rng, label, "top-left")) for label in ("portrait", "landscape"))
+    with TestClient(create_app(predictor, ServiceConfig(shed_wait_s=None, explain_cache_size=2, warmup=False))) as c:
+        def explain(data: bytes, **form) -> dict:
+            r = c.post("/api/v1/explain", files={"file": ("p.png", data, "image/png")}, data=form)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        first = explain(blue_bottom_right, task="type")
+        again = explain(blue_bottom_right, task="type")
+        asked = explain(blue_bottom_right, task="type", label="portrait")
+        assert runs == [65]  # one run: the picture and its 64 occluded copies
+        assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in first.items() if k != "seconds"}
+        assert asked["label"] == "portrait" and not asked["answered"] and asked["grid"] != first["grid"]
+
+        explain(red, task="type")
+        assert len(runs) == 2  # another upload: its own run
+        explain(green, task="type")  # 3 pictures, room for 2: the blue one (least recent) goes
+        assert len(runs) == 3 and len(c.app.state.vasari.explain_cache) == 2
+        explain(green, task="type")
+        assert len(runs) == 3
+        assert explain(blue_bottom_right, task="type")["grid"] == first["grid"]
+        assert len(runs) == 4
+
+
+def test_the_score_cache_forgets_the_least_recent_and_another_predictors_scores():
+    from vasari.errors import InputError
+    from vasari.explain.cache import ScoreCache, Scores
+
+    class Model:  # anything a weak reference can point to
+        pass
+
+    old, new = Model(), Model()
+    cache = ScoreCache(2)
+    for key in "abc":
+        cache.put(key, old, Scores({"type": np.zeros((1, 3))}, None))
+        cache.get("a", old)  # "a" stays the most recent
+    assert len(cache) == 2 and cache.get("b", old) is None and cache.get("a", old) is not None
+    assert cache.get("c", new) is None and len(cache) == 1  # scored by the model served before
+    off = ScoreCache(0)
+    off.put("a", old, Scores({}, None))
+    assert len(off) == 0
+    with pytest.raises(InputError, match="cache size"):
+        ScoreCache(-1)
+
+
 def test_a_predictor_without_heads_cannot_be_explained():
     class Minimal:
         def predict_images(self, images, top_k):

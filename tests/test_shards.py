@@ -83,6 +83,62 @@ def test_parquet_shards_hold_the_npz_vectors(pictures, tmp_path):
     assert np.abs(vectors - ref["features"][ref["ok"]]).max() <= 1e-5
 
 
+def test_the_gallery_builds_its_index_from_embed_shards_and_names_bad_ones(pictures, tmp_path):
+    """One reader: what `vasari embed --format parquet` writes (manifest with ``format`` and
+    ``identity``, a listed shard list) is what `vasari index build --from-embeddings` reads;
+    a vector of another length or null vectors get their specific errors."""
+    from vasari.features import backbone_spec
+    from vasari.gallery import GalleryIndex
+    from vasari.gallery.shards import build_from_shards
+
+    shards = tmp_path / "shards"
+    assert _cli("embed", pictures, "--out", shards, "--format", "parquet", "--shard-size", 4, "--no-cache").exit_code == 0
+    result = _cli("index", "build", "--from-embeddings", shards, "--out", tmp_path / "idx", "--kind", "exact")
+    assert result.exit_code == 0, result.output
+    spec = backbone_spec("efficientnet_lite2", "stats")
+    index = GalleryIndex.load(tmp_path / "idx", spec=spec)
+    images, _, vectors = _read(shards)
+    assert len(index) == 11 and [r["image"] for r in index.metadata] == images
+    assert [h[0].artwork_id for h in index.search(vectors[[2, 9]], k=1)] == [images[2], images[9]]
+
+    part = shards / "part-00002.parquet"
+    good = pq.read_table(part)
+    short = good.set_column(2, "vector", pa.array([[0.5, 1.0, 2.0]] * good.num_rows, pa.list_(pa.float32())))
+    pq.write_table(short, part)
+    with pytest.raises(ShardError, match=r"part-00002.parquet: row 0 has a vector of 3 values, the manifest says 2912"):
+        build_from_shards(shards, tmp_path / "bad", spec)
+    one_null = good.set_column(2, "vector", pa.array([None] + good.column("vector").to_pylist()[1:], pa.list_(pa.float32())))
+    pq.write_table(one_null, part)
+    got = _read(shards)[2]
+    assert np.isnan(got[7]).all() and np.isfinite(np.delete(got, 7, axis=0)).all()  # a null vector: a NaN row
+    assert len(build_from_shards(shards, tmp_path / "dropped", spec)) == 10  # which the index drops
+    for path in shards.glob("part-*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.set_column(2, "vector", pa.nulls(table.num_rows, pa.list_(pa.float32()))), path)
+    with pytest.raises(ShardError, match="every vector in the shards is null or not finite"):
+        build_from_shards(shards, tmp_path / "nulls", spec)
+
+
+def test_manifests_without_format_are_read_and_another_format_is_refused(tmp_path):
+    from vasari.features.shards import open_shards, read_manifest
+
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    pq.write_table(pa.table({"image": ["a.jpg"], "vector": pa.array([[1.0, 2.0]], pa.list_(pa.float32()))}),
+                   folder / "part-00000.parquet")
+    (folder / "manifest.json").write_text(json.dumps({"backbone": "tinynet", "feature": "stats", "dim": 2}))
+    opened = open_shards(folder)  # hand-written: no format, no shard list (every part-*.parquet)
+    assert (opened.dim, opened.rows, opened.identity["backbone"]) == (2, 1, "tinynet")
+    batch = next(iter_shard_batches(opened, batch_size=4))
+    assert batch.images == ["a.jpg"] and batch.artwork_ids == [None] and batch.vectors.tolist() == [[1.0, 2.0]]
+    (folder / "manifest.json").write_text(json.dumps({"format": 2, "identity": {"dim": 2}}))
+    with pytest.raises(ShardError, match="manifest.json: shard manifest of format 2; this version reads format 1"):
+        read_manifest(folder)
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "identity": {"kind": "predictions"}, "shards": []}))
+    with pytest.raises(ShardError, match="holds prediction shards"):
+        open_shards(folder)
+
+
 def test_a_rerun_recomputes_only_missing_or_damaged_shards(pictures, tmp_path, embedder):
     from vasari.features.collection import CollectionConfig, embed_to_shards
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vasari.errors import InputError
+from vasari.explain.cache import ScoreCache, Scores
 from vasari.explain.occlusion import ExplainConfig, cell_scores, fill_colour, mass, occluded_copies
 from vasari.explain.schema import Explanation
 
@@ -36,11 +37,15 @@ def _note(task: str, label: str, verdict: str, answered: bool) -> str:
 
 
 class Explainer:
-    """Occlusion maps of a predictor's answers (see ``vasari.explain.occlusion``)."""
+    """Occlusion maps of a predictor's answers (see ``vasari.explain.occlusion``).
 
-    def __init__(self, predictor: "Predictor", config: ExplainConfig | None = None):
+    With a ``cache``, ``explain(..., key=...)`` reuses the scores of a picture explained
+    before under that key (the service's "Why?" clicks on several cards of one upload)."""
+
+    def __init__(self, predictor: "Predictor", config: ExplainConfig | None = None, cache: ScoreCache | None = None):
         self.predictor = predictor
         self.config = config or ExplainConfig()
+        self.cache = cache
 
     def check_tasks(self, tasks: Sequence[str] | None) -> list[str]:
         """The tasks to explain (None: all of the bundle's); unknown ones raise ``InputError``."""
@@ -63,20 +68,32 @@ class Explainer:
         return classes.index(label)
 
     def explain(self, image: "Image.Image", tasks: Sequence[str] | None = None,
-                labels: Mapping[str, str] | None = None) -> list[Explanation]:
+                labels: Mapping[str, str] | None = None, key: str | None = None) -> list[Explanation]:
         """One explanation per task for a decoded RGB picture. ``labels``: task -> the label to
-        explain instead of the answer (e.g. a class the visitor expected)."""
+        explain instead of the answer (e.g. a class the visitor expected). ``key``: names the
+        picture in ``cache`` (e.g. its bytes' sha256); None scores it afresh."""
         start = time.perf_counter()
         tasks = self.check_tasks(tasks)
         labels = dict(labels or {})
         columns = {task: self.check_label(task, labels[task]) for task in tasks if task in labels}
-        proba, prediction = self._score(image)
+        scores = self._cached_score(image, key)
         seconds = time.perf_counter() - start
         box = [round(float(v), 2) for v in self.predictor.embedder.preprocess.crop_box(*image.size)]
         context = {"crop_box": box, "image_size": list(image.size), "seconds": round(seconds, 3)}
-        return [self._one(task, proba[task], columns.get(task), prediction, context) for task in tasks]
+        return [self._one(task, scores.proba[task], columns.get(task), scores.prediction, context) for task in tasks]
 
-    def _score(self, image: "Image.Image") -> tuple[dict[str, np.ndarray], "Prediction"]:
+    def _cached_score(self, image: "Image.Image", key: str | None) -> Scores:
+        """``_score``, or the scores the cache holds for ``key`` under this predictor and grid."""
+        if self.cache is None or key is None:
+            return self._score(image)
+        cache_key = (key, self.config.grid, self.config.patch)
+        scores = self.cache.get(cache_key, self.predictor)
+        if scores is None:
+            scores = self._score(image)
+            self.cache.put(cache_key, self.predictor, scores)
+        return scores
+
+    def _score(self, image: "Image.Image") -> Scores:
         """Every task's probabilities on the centre crop (row 0) and its occluded copies, and
         the predictor's answer for the picture."""
         embedder = self.predictor.embedder
@@ -85,7 +102,7 @@ class Explainer:
         features = embedder.forward(np.concatenate([crop[None], copies]))
         answer_features = features[:1] if embedder.spec.views == "center" else embedder.embed_images([image])
         prediction = self.predictor.predictions_from_features(answer_features, top_k=1)[0]
-        return self.predictor.heads.predict_proba(features), prediction
+        return Scores(self.predictor.heads.predict_proba(features), prediction)
 
     def _one(self, task: str, proba: np.ndarray, column: int | None, prediction: "Prediction",
              context: dict[str, Any]) -> Explanation:

@@ -22,6 +22,10 @@ same inputs skips every shard whose file is present with that row count and reco
 the others. The manifest also names what made the vectors (backbone spec key, or bundle):
 a folder written by another backbone is refused instead of being mixed in.
 
+One reader serves every consumer: ``open_shards`` checks a folder (manifest, files, columns)
+into a ``ShardFolder``, ``iter_shard_batches`` streams its vectors batch by batch (``vasari
+index build --from-embeddings`` builds on both), ``iter_prediction_objects`` its predictions.
+
 pyarrow is imported only by the functions that read or write shards (``import vasari`` and the
 CLI's ``--help`` stay fast); it comes with the ``parquet`` and ``ray`` extras.
 """
@@ -35,7 +39,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -54,6 +58,7 @@ EMBEDDING_COLUMNS = ("image", "artwork_id", "vector")
 #: the prediction contract's fields after ``image``, one JSON string column each
 PREDICTION_FIELDS = ("predictions", "verdict", "year", "novelty", "similar", "affinity", "crop", "error")
 _SHARD_RE = re.compile(r"^part-(\d{5,})\.parquet$")
+SHARD_GLOB = "part-*.parquet"
 
 
 class ShardError(InputError):
@@ -67,8 +72,8 @@ def require_pyarrow() -> Any:
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError as exc:
-        raise ModelError("Parquet output needs pyarrow: pip install 'vasari-art[parquet]' "
-                         "(or '[ray]'), or write an .npz") from exc
+        raise ModelError("Parquet shards need pyarrow: pip install 'vasari-art[parquet]' "
+                         "(or '[faiss]', '[ray]'), or write an .npz") from exc
     return pyarrow
 
 
@@ -134,7 +139,8 @@ class ShardRows:
 
 
 class ShardSet:
-    """A shard folder being written for ``inputs`` (paths) and ``ids`` by ``identity``.
+    """A shard folder being written for ``inputs`` (paths) and ``ids`` by ``identity``
+    (``ShardFolder`` is one opened for reading).
 
     ``pending()`` lists the shards still to compute; ``add(batch)`` takes rows in any order
     (input index, value, error, node) and writes each shard as soon as all its inputs are
@@ -267,17 +273,33 @@ def _describe(identity: dict[str, Any]) -> str:
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:
-    """A shard folder's ``manifest.json`` (ShardError when it is absent or unreadable)."""
+    """A shard folder's ``manifest.json`` (ShardError when it is absent, unreadable or of
+    another format).
+
+    A manifest without ``format`` is accepted: hand-written ones (a collection embedded
+    elsewhere, the scale benchmark's) name the backbone at the top level (``backbone``,
+    ``feature``, ``dim`` or ``spec``) and list no shards; only a ``format`` this reader does
+    not know is refused, since its fields may mean something else."""
     path = Path(out_dir) / MANIFEST
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ShardError(f"{path}: no shard manifest (not written by `vasari embed --format parquet`?)") from exc
+        raise ShardError(f"{path}: missing; shards need the manifest `vasari embed --format parquet` writes "
+                         "(it names the backbone that made the vectors)") from exc
     except (OSError, ValueError) as exc:
         raise ShardError(f"{path}: unreadable shard manifest ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != SHARD_FORMAT:
-        raise ShardError(f"{path}: not a shard manifest of format {SHARD_FORMAT}")
+    if not isinstance(data, dict):
+        raise ShardError(f"{path}: not a shard manifest (a JSON object)")
+    if data.get("format", SHARD_FORMAT) != SHARD_FORMAT:
+        raise ShardError(f"{path}: shard manifest of format {data['format']!r}; this version reads format {SHARD_FORMAT}")
     return data
+
+
+def manifest_identity(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What made the shards: the writer's ``identity``, or the top level of a hand-written
+    manifest (``backbone``/``name``, ``feature``, ``dim``, ``spec``)."""
+    identity = manifest.get("identity")
+    return identity if isinstance(identity, dict) else manifest
 
 
 # --------------------------------------------------------------------------- tables
@@ -307,39 +329,122 @@ def prediction_table(images: list[str], ids: list[str | None], objects: list[dic
 # --------------------------------------------------------------------------- reading
 
 
-def _shard_files(out_dir: Path) -> list[Path]:
-    manifest = read_manifest(out_dir)
-    files = [out_dir / e["file"] for e in manifest["shards"]]
+@dataclass(frozen=True)
+class ShardFolder:
+    """A shard folder opened for reading (``ShardSet`` is one being written): its files in
+    input order, its manifest, the vector length of embedding shards (0 for predictions)
+    and its row count (from the Parquet footers)."""
+
+    folder: Path
+    files: tuple[Path, ...]
+    manifest: dict[str, Any]
+    dim: int
+    rows: int
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        return manifest_identity(self.manifest)
+
+
+class ShardBatch(NamedTuple):
+    """One record batch of an embedding shard: the image path and artwork id of each row
+    and their vectors ``(n, dim)`` float32 (a NaN row where the vector is null)."""
+
+    images: list[str | None]
+    artwork_ids: list[str | None]
+    vectors: np.ndarray
+
+
+def _vector_dim(path: Path, manifest: dict[str, Any]) -> int:
+    identity = manifest_identity(manifest)
+    try:
+        return int(identity.get("dim") or identity["spec"]["dim"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShardError(f"{path}: no vector dim in the manifest ({exc!r})") from exc
+
+
+def _listed_files(folder: Path, manifest: dict[str, Any]) -> tuple[Path, ...]:
+    """The shards the manifest lists (all present), or every ``part-*.parquet`` of a
+    hand-written manifest that lists none."""
+    if "shards" not in manifest:
+        return tuple(sorted(folder.glob(SHARD_GLOB)))
+    files = tuple(folder / e["file"] for e in manifest["shards"])
     missing = [f.name for f in files if not f.is_file()]
     if missing:
-        raise ShardError(f"{out_dir}: shards listed in the manifest are missing: {', '.join(missing[:5])}")
+        raise ShardError(f"{folder}: shards listed in the manifest are missing: {', '.join(missing[:5])}")
     return files
 
 
-def iter_shard_batches(out_dir: str | Path, batch_size: int = 8192) -> Iterator[tuple[list[str], list[str | None], np.ndarray]]:
-    """``(images, artwork ids, vectors (n, dim) float32)`` from an embedding shard folder,
-    ``batch_size`` rows at a time, in input order: never more than one batch in memory."""
+def open_shards(folder: str | Path, columns: Sequence[str] = ("image", "vector")) -> ShardFolder:
+    """The shards of ``folder``, checked: a folder with shards, a manifest of a known format
+    (and the vector dim when ``vector`` is asked for), readable files with ``columns``."""
     require_pyarrow()
     import pyarrow.parquet as pq
 
-    out_dir = Path(out_dir)
-    for path in _shard_files(out_dir):
-        reader = pq.ParquetFile(path)
-        for batch in reader.iter_batches(batch_size=batch_size, columns=list(EMBEDDING_COLUMNS)):
-            vectors = batch.column("vector")
-            n = len(vectors)
-            flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-            yield (batch.column("image").to_pylist(), batch.column("artwork_id").to_pylist(),
-                   flat.reshape(n, -1) if n else np.zeros((0, 0), np.float32))
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ShardError(f"{folder}: no such folder of shards")
+    if not any(folder.glob(SHARD_GLOB)):
+        raise ShardError(f"{folder}: no {SHARD_GLOB} shards (write them with `vasari embed ... --format parquet`)")
+    manifest = read_manifest(folder)
+    if "vector" in columns and manifest_identity(manifest).get("kind") == "predictions":
+        raise ShardError(f"{folder}: holds prediction shards (`vasari predict --out`), not embeddings")
+    dim = _vector_dim(folder / MANIFEST, manifest) if "vector" in columns else 0
+    files = _listed_files(folder, manifest)
+    rows = 0
+    for path in files:
+        try:
+            meta = pq.ParquetFile(path)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a torn file
+            raise ShardError(f"{path}: not a readable Parquet file ({exc})") from exc
+        names = set(meta.schema_arrow.names)
+        if not set(columns) <= names:
+            raise ShardError(f"{path}: columns {sorted(names)}; a shard needs {', '.join(columns)}")
+        rows += meta.metadata.num_rows
+    return ShardFolder(folder, files, manifest, dim, rows)
+
+
+def _vectors(column: Any, dim: int, where: str) -> np.ndarray:
+    """A list<float32> column as ``(n, dim)`` float32; null vectors become NaN rows (the
+    caller decides whether to drop them), a vector of another length is a ShardError."""
+    import pyarrow.compute as pc
+
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero((lengths != dim) & (lengths != 0))
+    if len(bad):
+        raise ShardError(f"{where}: row {int(bad[0])} has a vector of {int(lengths[bad[0]])} values, the manifest says {dim}")
+    out = np.full((len(lengths), dim), np.nan, np.float32)
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    out[lengths == dim] = np.asarray(values, np.float32).reshape(-1, dim)
+    return out
+
+
+def iter_shard_batches(shards: ShardFolder | str | Path, batch_size: int = 8192,
+                       with_labels: bool = True) -> Iterator[ShardBatch]:
+    """``ShardBatch(images, artwork ids, vectors)`` of an embedding shard folder (a path, or
+    one ``open_shards`` checked), ``batch_size`` rows at a time, in input order: never more
+    than one batch in memory. ``with_labels=False`` reads only the vectors (empty lists)."""
+    import pyarrow.parquet as pq
+
+    if not isinstance(shards, ShardFolder):
+        shards = open_shards(shards)
+    for path in shards.files:
+        pf = pq.ParquetFile(path)
+        has_id = "artwork_id" in pf.schema_arrow.names
+        columns = ["vector", "image"] + (["artwork_id"] if has_id else []) if with_labels else ["vector"]
+        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+            vectors = _vectors(batch.column("vector"), shards.dim, str(path))
+            images = batch.column("image").to_pylist() if with_labels else []
+            ids = batch.column("artwork_id").to_pylist() if with_labels and has_id else [None] * len(images)
+            yield ShardBatch(images, ids, vectors)
 
 
 def iter_prediction_objects(out_dir: str | Path, batch_size: int = 4096) -> Iterator[dict[str, Any]]:
     """The prediction contract objects of a prediction shard folder, in input order (with
     ``artwork_id`` when the source knew it)."""
-    require_pyarrow()
     import pyarrow.parquet as pq
 
-    for path in _shard_files(Path(out_dir)):
+    for path in open_shards(out_dir, columns=("image",)).files:
         for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
             for row in batch.to_pylist():
                 obj: dict[str, Any] = {"image": row["image"]}

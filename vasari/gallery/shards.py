@@ -2,8 +2,10 @@
 
 ``vasari embed SOURCE... --format parquet --out DIR`` (either engine, local or Ray) writes
 shards with the columns ``image`` (the path as read), ``artwork_id`` (nullable) and
-``vector`` (list<float32>), and a manifest naming the backbone (``backbone``/``name``,
-``feature``, ``dim``, optionally the whole ``spec``). A collection of millions does not fit
+``vector`` (list<float32>), and a manifest naming the backbone (its ``identity``; a
+hand-written manifest may name it at the top level: ``backbone``/``name``, ``feature``,
+``dim``, optionally the whole ``spec``). ``vasari.features.shards`` reads and checks them
+(``open_shards``, ``iter_shard_batches``); this module builds the index. A collection of millions does not fit
 in memory as raw vectors (1M x 2,912 float32 is 11.6 GB), so the index is built in two
 streaming passes over record batches (``pyarrow.parquet.ParquetFile.iter_batches``):
 
@@ -18,16 +20,15 @@ similar works show what is known (and there is no artist affinity).
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vasari.features.shards import MANIFEST, ShardError
+from vasari.features.shards import MANIFEST, ShardError, ShardFolder, iter_shard_batches, open_shards
 from vasari.gallery.config import IndexConfig, IndexSpecError
 from vasari.gallery.projection import Projection
 
@@ -35,81 +36,25 @@ if TYPE_CHECKING:
     from vasari.features import BackboneSpec
     from vasari.gallery.index import GalleryIndex
 
-SHARD_GLOB = "part-*.parquet"
 #: Raw vectors the PCA projection is fitted on (20k x 2,912 float64 is 470 MB; 128 axes
 #: from 20k paintings are as stable as from all of them).
 PCA_SAMPLE = 20_000
 BATCH_ROWS = 8_192
 
 
-@dataclass(frozen=True)
-class ShardSet:
-    """The shard files of a folder, its manifest and its row count (read from the footers)."""
-
-    folder: Path
-    files: tuple[Path, ...]
-    manifest: dict[str, Any]
-    dim: int
-    rows: int
+def open_embedding_shards(folder: str | Path) -> ShardFolder:
+    """``open_shards`` for an index: the folder must hold at least one row."""
+    shards = open_shards(folder)
+    if shards.rows == 0:
+        raise ShardError(f"{shards.folder}: the shards hold no rows")
+    return shards
 
 
-@dataclass
-class ShardBatch:
-    """One record batch: raw vectors ``(n, dim)`` (NaN rows where the vector is null) and
-    the image path and artwork id of each row."""
-
-    vectors: np.ndarray
-    images: list[str | None]
-    artwork_ids: list[str | None]
-
-
-def _read_manifest(folder: Path) -> tuple[dict[str, Any], int]:
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise ShardError(f"{path}: missing; embedding shards need the manifest `vasari embed --format parquet` "
-                         "writes (it names the backbone that made the vectors)")
-    try:
-        manifest = json.loads(path.read_text())
-        dim = int(manifest.get("dim") or manifest["spec"]["dim"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ShardError(f"{path}: unreadable manifest, or no vector dim in it ({exc})") from exc
-    return manifest, dim
-
-
-def open_shards(folder: str | Path) -> ShardSet:
-    """The shards of ``folder``, checked: a manifest, at least one shard, the columns."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError as exc:
-        raise ShardError("reading Parquet embedding shards needs pyarrow: pip install -e '.[faiss]'") from exc
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ShardError(f"{folder}: no such folder of embedding shards")
-    files = tuple(sorted(folder.glob(SHARD_GLOB)))
-    if not files:
-        raise ShardError(f"{folder}: no {SHARD_GLOB} shards (write them with `vasari embed ... --format parquet`)")
-    manifest, dim = _read_manifest(folder)
-    rows = 0
-    for path in files:
-        try:
-            meta = pq.ParquetFile(path)
-        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for a torn file
-            raise ShardError(f"{path}: not a readable Parquet file ({exc})") from exc
-        names = set(meta.schema_arrow.names)
-        if not {"image", "vector"} <= names:
-            raise ShardError(f"{path}: columns {sorted(names)}; a shard needs image, vector (and artwork_id)")
-        rows += meta.metadata.num_rows
-    if rows == 0:
-        raise ShardError(f"{folder}: the shards hold no rows")
-    return ShardSet(folder, files, manifest, dim, rows)
-
-
-def check_spec(shards: ShardSet, spec: BackboneSpec) -> None:
+def check_spec(shards: ShardFolder, spec: BackboneSpec) -> None:
     """Refuse shards embedded by another backbone (or feature, or dim) than ``spec``."""
     from vasari.features import BackboneSpec
 
-    m = shards.manifest
+    m = shards.identity
     if isinstance(m.get("spec"), dict):
         try:
             theirs = BackboneSpec.from_dict(m["spec"]).key()
@@ -124,50 +69,21 @@ def check_spec(shards: ShardSet, spec: BackboneSpec) -> None:
                              f"{spec.key()}; embed them again with that backbone, or build with the shards' one")
 
 
-def _vectors(column: Any, dim: int, where: str) -> np.ndarray:
-    """A list<float32> column as ``(n, dim)`` float32; null vectors become NaN rows."""
-    import pyarrow.compute as pc
-
-    lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero((lengths != dim) & (lengths != 0))
-    if len(bad):
-        raise ShardError(f"{where}: row {int(bad[0])} has a vector of {int(lengths[bad[0]])} values, the manifest says {dim}")
-    out = np.full((len(lengths), dim), np.nan, np.float32)
-    values = column.flatten().to_numpy(zero_copy_only=False)
-    out[lengths == dim] = np.asarray(values, np.float32).reshape(-1, dim)
-    return out
-
-
-def iter_batches(shards: ShardSet, batch_rows: int = BATCH_ROWS, with_labels: bool = True) -> Iterator[ShardBatch]:
-    """Record batches of every shard in order; never more than ``batch_rows`` rows in memory."""
-    import pyarrow.parquet as pq
-
-    for path in shards.files:
-        pf = pq.ParquetFile(path)
-        has_id = "artwork_id" in pf.schema_arrow.names
-        columns = ["vector", "image"] + (["artwork_id"] if has_id else []) if with_labels else ["vector"]
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
-            vectors = _vectors(batch.column("vector"), shards.dim, str(path))
-            images = batch.column("image").to_pylist() if with_labels else []
-            ids = batch.column("artwork_id").to_pylist() if with_labels and has_id else [None] * len(images)
-            yield ShardBatch(vectors, images, ids)
-
-
-def _sampled_batches(shards: ShardSet, sample: int, seed: int) -> Iterator[np.ndarray]:
+def _sampled_batches(shards: ShardFolder, sample: int, seed: int) -> Iterator[np.ndarray]:
     """The finite raw vectors of ``sample`` rows drawn evenly from every shard (all rows when
     there are fewer), batch by batch in shard order."""
     pick = np.arange(shards.rows)
     if shards.rows > sample:
         pick = np.sort(np.random.default_rng(seed).choice(shards.rows, sample, replace=False))
     start = 0
-    for batch in iter_batches(shards, with_labels=False):
+    for batch in iter_shard_batches(shards, BATCH_ROWS, with_labels=False):
         end = start + len(batch.vectors)
         chosen = batch.vectors[pick[(pick >= start) & (pick < end)] - start]
         start = end
         yield chosen[np.isfinite(chosen).all(axis=1)]
 
 
-def fit_projection(shards: ShardSet, config: IndexConfig, sample: int | None = None, seed: int = 0) -> Projection:
+def fit_projection(shards: ShardFolder, config: IndexConfig, sample: int | None = None, seed: int = 0) -> Projection:
     """The index projection fitted on ``sample`` (``PCA_SAMPLE``) raw vectors of the shards.
 
     With as many rows as the sample or fewer (or centring / scaling asked for) it is
@@ -204,7 +120,7 @@ def gram_projection(gram: np.ndarray, count: int, pca_dim: int) -> Projection:
     return Projection(np.zeros(dim, np.float32), np.ones(dim, np.float32), components.astype(np.float32))
 
 
-def _project_into(shards: ShardSet, projection: Projection, store: np.ndarray, config: IndexConfig,
+def _project_into(shards: ShardFolder, projection: Projection, store: np.ndarray, config: IndexConfig,
                   progress: bool) -> tuple[int, np.ndarray, list[dict[str, Any]]]:
     """Project every finite shard row into ``store`` (a memory map) in order; returns how many
     rows were kept, their explained fractions and their metadata rows."""
@@ -216,7 +132,7 @@ def _project_into(shards: ShardSet, projection: Projection, store: np.ndarray, c
     kept = 0
     with make_progress(transient=True, disable=not progress) as bar:
         task = bar.add_task("projecting shards", total=shards.rows)
-        for batch in iter_batches(shards):
+        for batch in iter_shard_batches(shards, BATCH_ROWS):
             ok = np.isfinite(batch.vectors).all(axis=1)
             vectors, frac = projection.transform(batch.vectors[ok])
             store[kept:kept + len(vectors)] = vectors.astype(config.dtype)
@@ -237,7 +153,7 @@ def build_from_shards(folder: str | Path, out: str | Path, spec: BackboneSpec, c
     from vasari.gallery.ann import AnnIndex, resolve_kind
     from vasari.gallery.index import GalleryIndex
 
-    shards = open_shards(folder)
+    shards = open_embedding_shards(folder)
     check_spec(shards, spec)
     config = replace(config, thumbnails=False)  # millions of images: paths are shown instead
     projection = fit_projection(shards, config)

@@ -21,28 +21,38 @@ from vasari.heads.calibration import coverage_curve
 from vasari.heads.train import Heads
 
 
-def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE: mean |accuracy - confidence| over equal-width confidence bins, weighted by size.
-    ``y`` holds class indices; -1 (a label the model does not know) counts as wrong."""
-    if len(y) == 0:
-        return float("nan")
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
+def _confidence_bins(confidence: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bin edges and each row's bin among ``bins`` equal-width confidence bins (a
+    confidence on an edge goes to the lower bin; 0 to the first)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    return edges, np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+
+
+def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """ECE from top-1 confidences and hits: mean |accuracy - confidence| over equal-width
+    confidence bins, weighted by size. Taking confidences rather than probabilities lets
+    the trust metrics pool rows across folds whose heads differ; NaN without rows."""
+    if len(confidence) == 0:
+        return float("nan")
+    _, idx = _confidence_bins(confidence, bins)
     ece = 0.0
     for b in range(bins):
         m = idx == b
         if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
+            ece += m.mean() * abs(correct[m].mean() - confidence[m].mean())
     return float(ece)
+
+
+def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
+    """``calibration_error`` of the top-1 answers of ``proba``. ``y`` holds class indices;
+    -1 (a label the model does not know) counts as wrong."""
+    return calibration_error(proba.max(axis=1), proba.argmax(axis=1) == y, bins)
 
 
 def reliability(proba: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     conf = proba.max(axis=1)
     correct = proba.argmax(axis=1) == y
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    edges, idx = _confidence_bins(conf, bins)
     out = []
     for b in range(bins):
         m = idx == b

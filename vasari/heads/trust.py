@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from vasari.core.labels import timeframe_of
+from vasari.heads.metrics import calibration_error
 
 #: Historical spans of the style vocabulary (docs/labels.md); a style verdict for a painting
 #: whose year estimate falls outside its span contradicts the estimate.
@@ -33,17 +34,6 @@ def encode(labels: Sequence[str | None], classes: Sequence[str]) -> np.ndarray:
     """Class indices; -1 for a label the head does not know, -2 for a missing label."""
     index = {c: i for i, c in enumerate(classes)}
     return np.array([-2 if lab is None else index.get(lab, -1) for lab in labels], dtype=np.int64)
-
-
-def calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
-    """ECE from top-1 confidences and hits (``vasari.heads.evaluate.expected_calibration_error``
-    on the probabilities gives the same number); pooled across folds whose heads differ."""
-    if len(confidence) == 0:
-        return float("nan")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    idx = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    return float(sum((idx == b).mean() * abs(correct[idx == b].mean() - confidence[idx == b].mean())
-                     for b in range(bins) if (idx == b).any()))
 
 
 def answer_metrics(confidence: np.ndarray, correct: np.ndarray, answered: np.ndarray) -> dict[str, float | int | None]:

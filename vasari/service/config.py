@@ -89,6 +89,10 @@ class ServiceConfig:
     admin_token: str | None = field(default=None, repr=False)
     #: Writable folder where enrolment writes new bundles (None: ``<user cache>/bundles``).
     bundle_dir: str | None = None
+    #: Pictures whose explanation scores are kept (``vasari.explain.cache``): the "Why?" of
+    #: a second card for the same upload then skips the ~1 s of network work. A few KB each
+    #: (every task's probabilities on ~65 copies); 0 turns the cache off.
+    explain_cache_size: int = 32
 
     @classmethod
     def default(cls, name: str) -> Any:

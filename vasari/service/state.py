@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vasari.core.images import ImageLimits
 from vasari.core.paths import shared_data_dir
+from vasari.explain.cache import ScoreCache
 from vasari.service.batching import MicroBatcher
 from vasari.service.config import ServiceConfig
 from vasari.service.errors import ServiceError, prediction_failed
@@ -127,6 +128,8 @@ class ServiceState:
     batcher: MicroBatcher = field(init=False)
     image_limits: ImageLimits = field(init=False)
     thumbnails: ThumbnailRegistry = field(init=False)
+    #: explanation scores per upload (``vasari.explain.cache``), shared by the explain route
+    explain_cache: ScoreCache = field(init=False)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -140,6 +143,7 @@ class ServiceState:
         )
         self.image_limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
         self.thumbnails = ThumbnailRegistry(self.thumbnail_roots)
+        self.explain_cache = ScoreCache(config.explain_cache_size)
 
     @property
     def lazy(self) -> bool:

@@ -1,6 +1,7 @@
 /* "Why?" under each task card: the regions of the picture that drove the card's answer.
    Nothing is requested until the visitor clicks: then the picture on show goes to
-   POST /api/v1/explain?task=...&format=png (about a second of work on the server) and the
+   POST /api/v1/explain?task=...&format=png (about a second of work on the server; it keeps
+   the picture's scores, so the "Why?" of the other cards answers at once) and the
    overlay PNG appears under the card; a second click hides or shows it again.
    Uses `el` of app.js (loaded before this file). */
 "use strict";

@@ -3,13 +3,16 @@
 The upload goes through the same limits and decoding guards as a prediction
 (``vasari.service.uploads``); the explanation itself (~65 pictures through the backbone) runs
 on the batcher's worker threads as one job (``MicroBatcher.submit_call``), so the worker count,
-the queue and load shedding cover it like any prediction.
+the queue and load shedding cover it like any prediction. The scores of an upload are kept by
+its sha256 (``ServiceState.explain_cache``): the page's "Why?" under a second card sends the
+same picture again, and its explanation then costs no network run.
 """
 
 from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -65,7 +68,7 @@ def explainer_of(state: ServiceState) -> Explainer:
     predictor = state.predictor
     if not hasattr(predictor, "heads") or not hasattr(predictor, "embedder"):
         raise ServiceError(503, "not_supported", "this server's model cannot be explained (no heads or backbone)")
-    return Explainer(predictor, ExplainConfig())
+    return Explainer(predictor, ExplainConfig(), cache=state.explain_cache)
 
 
 async def explain_upload(request: Request, state: ServiceState, task: str, label: str | None) -> dict:
@@ -83,7 +86,8 @@ async def explain_upload(request: Request, state: ServiceState, task: str, label
         explainer.check_label(task, label)
 
     def run() -> dict:
-        result = explainer.explain(image, tasks, {task: label} if label else None)[0]
+        key = hashlib.sha256(data).hexdigest()  # the next card's "Why?" sends the same bytes
+        result = explainer.explain(image, tasks, {task: label} if label else None, key=key)[0]
         png = base64.b64encode(overlay_png(image, result)).decode("ascii")
         return {"image": name, **result.model_dump(mode="json"), "overlay_png": png}
 
