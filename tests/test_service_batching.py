@@ -400,3 +400,86 @@ def test_a_failing_thread_setup_or_undo_does_not_stop_the_worker(model, caplog):
     batcher.stop(WAIT)
     assert "worker thread clean-up failed" in caplog.messages
     assert model.sizes() == [1, 1]
+
+
+# --------------------------------------------------------------------------- submit_call
+
+
+class Call:
+    """A ``submit_call`` function: records the batcher's books while it runs, waits for
+    ``gate``, then returns ``value`` (or raises it when it is an exception)."""
+
+    def __init__(self, batcher: MicroBatcher, value, gate: threading.Event | None = None):
+        self.batcher, self.value, self.gate = batcher, value, gate
+        self.seen: list[tuple[int, int, str]] = []  # (computing, pending_images, thread name)
+
+    def __call__(self):
+        self.seen.append((self.batcher.computing, self.batcher.pending_images, threading.current_thread().name))
+        if self.gate is not None:
+            assert self.gate.wait(WAIT), "the test never opened the call's gate"
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+def test_a_call_runs_alone_on_a_worker_booked_at_its_cost_and_off_the_books_before_its_caller_hears(model):
+    with running(model, workers=1) as batcher:
+        gate = threading.Event()
+        call = Call(batcher, {"answer": 42}, gate)
+        future = batcher.submit_call(call, cost=65)
+        wait_until(lambda: call.seen, "the call started")
+        assert call.seen[0][:2] == (1, 65) and call.seen[0][2] == "vasari-batcher-0"
+        books: list[int] = []
+        future.add_done_callback(lambda f: books.append(batcher.pending_images))
+        gate.set()
+        assert future.result(WAIT) == {"answer": 42}
+        assert books == [0] and batcher.computing == 0
+        assert (batcher.batches, batcher.images) == (1, 65)  # measured like a batch of 65 pictures
+        assert model.calls == []  # the model's batch path never saw it
+        # the worker goes on serving pictures after a call (it did not stop)
+        assert answers(batcher.submit([7], 1)) == [7]
+
+
+def test_a_call_that_fails_gives_its_error_and_leaves_the_pace_alone(model):
+    with running(model, workers=1) as batcher:
+        future = batcher.submit_call(Call(batcher, RuntimeError("explainer broke")), cost=3)
+        with pytest.raises(RuntimeError, match="explainer broke"):
+            future.result(WAIT)
+        assert (batcher.pending_images, batcher.computing, batcher.batches, batcher.seconds_per_image) == (0, 0, 0, None)
+        assert answers(batcher.submit([1], 1)) == [1]
+
+
+def test_a_call_met_while_gathering_runs_after_that_batch_in_queue_order(model):
+    with running(model, workers=1, window_s=1000, max_batch=8) as batcher:
+        first = hold_first(batcher, model)
+        before = batcher.submit([1, 2], 1)
+        call = Call(batcher, "done")
+        called = batcher.submit_call(call, cost=5)
+        after = batcher.submit([3], 1)
+        assert batcher.pending_images == 1 + 2 + 5 + 1
+        model.gate.set()
+        assert first.result(WAIT) and answers(before) == [1, 2]
+        assert called.result(WAIT) == "done" and answers(after) == [3]
+        # [100] held, then [1, 2] gathered up to the call, which ran alone; then [3]
+        assert model.calls == [[100], [1, 2], [3]]
+        assert call.seen[0][:2] == (1, 5 + 1)  # its own cost and the picture queued behind it
+        wait_until(lambda: batcher.pending_images == 0, "everything is off the books")
+
+
+def test_a_call_before_start_is_not_ready_and_a_cancelled_call_never_runs(model):
+    batcher = MicroBatcher(model)
+    never = Call(batcher, "x")
+    with pytest.raises(ServiceError) as caught:
+        batcher.submit_call(never, cost=2).result(WAIT)
+    assert (caught.value.status, caught.value.code) == (503, "not_ready") and batcher.pending_images == 0
+    with running(model, workers=1) as batcher:
+        first = hold_first(batcher, model)
+        gone = batcher.submit_call(never, cost=4)
+        assert batcher.pending_images == 1 + 4 and batcher.expected_wait() == 0.0
+        assert gone.cancel()
+        model.gate.set()
+        first.result(WAIT)
+        wait_until(lambda: batcher.dropped == 1, "the cancelled call is dropped")
+        assert never.seen == [] and batcher.pending_images == 0
+        assert batcher.submit_call(Call(batcher, 1), cost=0).result(WAIT) == 1
+        assert batcher.images == 1 + 1  # a cost below one counts as one picture
