@@ -472,6 +472,7 @@ def test_a_call_before_start_is_not_ready_and_a_cancelled_call_never_runs(model)
     with pytest.raises(ServiceError) as caught:
         batcher.submit_call(never, cost=2).result(WAIT)
     assert (caught.value.status, caught.value.code) == (503, "not_ready") and batcher.pending_images == 0
+    assert str(caught.value) == "the model is not running"
     with running(model, workers=1) as batcher:
         first = hold_first(batcher, model)
         gone = batcher.submit_call(never, cost=4)
@@ -483,3 +484,13 @@ def test_a_call_before_start_is_not_ready_and_a_cancelled_call_never_runs(model)
         assert never.seen == [] and batcher.pending_images == 0
         assert batcher.submit_call(Call(batcher, 1), cost=0).result(WAIT) == 1
         assert batcher.images == 1 + 1  # a cost below one counts as one picture
+
+
+def test_a_call_is_paced_like_a_batch_of_its_cost(model, monkeypatch):
+    import vasari.service.batching as batching
+
+    with running(model, workers=1) as batcher:
+        monkeypatch.setattr(batching, "time", StepClock())  # each call takes exactly 1 s
+        assert batcher.submit_call(Call(batcher, "a"), cost=4).result(WAIT) == "a"
+        wait_until(lambda: batcher.batches == 1, "the call is measured")
+        assert batcher.seconds_per_image == pytest.approx(1 / 4)

@@ -143,7 +143,6 @@ class MicroBatcher:
         a worker like a batch of ``cost`` pictures would, so the worker count, the queue and
         the shedding estimate (``expected_wait``) cover it instead of it running beside them."""
         job = _Job([], 0, call=fn, cost=max(1, int(cost)))
-        job.future.job = job  # type: ignore[attr-defined]
         if not self._started:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
             return job.future
