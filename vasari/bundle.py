@@ -275,7 +275,9 @@ def _protocol_lines(protocols: dict[str, Any]) -> list[str]:
                          f"{_pct(t.get('supported_answered_precision'))} | {_pct(t.get('unsupported_answered'))} |")
         lines.append("")
         if res.get("never_answer"):  # issue #14: the single-source rule of vasari.heads.abstention
-            lines += ["Never answered, by held-out source (fewer than 30 labelled out-of-source predictions to choose "
+            from vasari.heads.abstention import MIN_OUT_OF_SOURCE
+
+            lines += [f"Never answered, by held-out source (fewer than {MIN_OUT_OF_SOURCE} labelled out-of-source predictions to choose "
                       "a threshold from without it: the task's labels come from that source alone, so it abstains "
                       "instead of falling back to its val threshold): "
                       + "; ".join(f"{src}: {', '.join(tasks)}" for src, tasks in res["never_answer"].items()) + ".", ""]
