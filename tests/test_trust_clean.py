@@ -81,3 +81,42 @@ def test_dataset_build_with_artist_scope_counts_what_it_removed(tmp_path):
     assert sum(a.artist is None for a in ds.artworks) == 2
     off = build_dataset([cat], DatasetConfig(min_per_class=0, stratify_on=None), progress=False, cache_dir=tmp_path)
     assert off.info["out_of_scope_artist_labels"] == {} and len(off.artworks) == 10
+
+
+def test_a_card_under_an_out_of_scope_artist_and_a_painter_is_dropped_after_the_scope_rule(tmp_path):
+    """artists7's copyright card is filed under L. S. Lowry (out of scope) and Rembrandt. The
+    scope rule removes Lowry's label at dataset build, so the dataset keeps the catalog's name:
+    after a save/load round trip both copies of the card still leave training and the gallery."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from vasari.dataset import DatasetConfig, build_dataset, load_dataset, save_dataset
+    from vasari.dataset.clean import catalog_artist
+
+    card = np.full((120, 160, 3), 200, np.uint8)
+    card[50:70, 20:140] = 40  # "image unavailable" as a dark bar on grey
+    arts = []
+    for i in range(24):
+        path = tmp_path / f"{i}.png"
+        grid = np.random.default_rng(i).integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
+        Image.fromarray(card if i < 2 else grid).resize((160, 120), Image.BICUBIC).save(path)
+        artist = ["L. S. Lowry", "Rembrandt"][i] if i < 2 else ["Rembrandt", "Monet"][i % 2]
+        arts.append(Artwork(artwork_id=f"a7:{i}", source="a7", image=str(path), artist=artist,
+                            school=["English", "Dutch"][i] if i < 2 else "Dutch"))
+    cat = SimpleNamespace(artworks=arts, report=SimpleNamespace(source="a7"))
+    config = DatasetConfig(min_per_class=0, stratify_on=None, artist_scope=True)
+    save_dataset(build_dataset([cat], config, progress=False, cache_dir=tmp_path), tmp_path / "ds")
+    ds = load_dataset(tmp_path / "ds")
+    by_id = {a.artwork_id: a for a in ds.artworks}
+    assert by_id["a7:0"].artist is None and catalog_artist(by_id["a7:0"]) == "L. S. Lowry"
+    assert ds.info["catalog_artist_of_relabelled"] == {"a7:0": "L. S. Lowry"}
+
+    # features: the pictures themselves (any embedding maps one picture to one vector)
+    X = np.stack([np.asarray(Image.open(a.image).convert("RGB").resize((16, 12)), np.float32).ravel()
+                  for a in ds.artworks])
+    assert placeholder_rows(X, [a.artist for a in ds.artworks]) == []  # the scoped labels alone miss it
+    splits, ids = drop_placeholders(X, ds.artworks, np.array([ds.splits[a.artwork_id] for a in ds.artworks]))
+    assert sorted(ids) == ["a7:0", "a7:1"] and sum(s == "placeholder" for s in splits) == 2
+    feats, kept, dropped = clean_gallery(X, ds.artworks)
+    assert sorted(dropped) == ["a7:0", "a7:1"] and len(kept) == len(feats) == 22

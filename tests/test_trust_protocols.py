@@ -180,3 +180,47 @@ def test_protocols_score_the_bundles_own_abstention_rule(world):
     assert leave_source_out(world, oos_rule, {})["tasks"]["artist"]["c"]["unsupported_answered"] < 0.1
     assert leave_artists_out(world, val_rule, {})["false_attribution"] > 0.9
     assert leave_artists_out(world, oos_rule, {})["false_attribution"] < 0.7
+
+
+def _single_source_style_world():
+    """The world above plus a style learnable from the artist cluster (artists 0-2 Baroque,
+    3-5 Rococo) labelled on every row of source "a" but only on 40 rows of "b": like WikiArt's
+    styles, a fold without "a" can fit a style head (on b's few rows) but has no labelled
+    out-of-source predictions to choose its threshold from."""
+    world = _world()
+    style = ["Baroque" if int(a[-1]) < 3 else "Rococo" for a in world.labels["artist"]]
+    style = [s if (src == "a" or (src == "b" and i % 240 < 40)) else None
+             for i, (s, src) in enumerate(zip(style, world.sources))]
+    return Rows(world.X, {**world.labels, "style": style}, world.years, world.sources, world.splits)
+
+
+def test_a_task_labelled_by_one_source_gives_no_verdict_out_of_source():
+    """Under the val rule the fold without source "a" answers style on a's rows at b's val
+    threshold; under the shipped rule it never answers there (threshold above 1, top-3 kept),
+    says so, and the bundle's own choice (with "a") still answers in distribution."""
+    from dataclasses import replace
+
+    from vasari.heads.abstention import NEVER_ANSWER, out_of_source_abstention
+
+    world = _single_source_style_world()
+    config = HeadConfig(tasks=("type", "style"), c_grid=(0.25,), year=False, novelty=False, seed=0)
+    val_rule = leave_source_out(world, replace(config, abstention="val"), {})
+    assert val_rule["tasks"]["style"]["a"]["answered"] > 0.3 and val_rule["never_answer"] == {}
+    shipped = leave_source_out(world, replace(config, abstention="out-of-source"), {})
+    assert shipped["tasks"]["style"]["a"]["answered"] == 0.0
+    assert shipped["tasks"]["type"]["a"]["answered"] > 0.3  # type has labels everywhere: still answered
+    # without "b" too, style is labelled by "a" alone: only the fold without "c" sees two sources
+    assert shipped["never_answer"] == {"a": ["style"], "b": ["style"]}
+
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    held = world.take(np.flatnonzero(world.sources == "a"))
+    fold_fit, fold_val = (world.take(np.flatnonzero((world.sources != "a") & (world.splits == s))) for s in ("train", "val"))
+    heads = train_heads(fold_fit.X, fold_fit.labels, None, fold_val.X, fold_val.labels, None, config=config)
+    chosen = out_of_source_abstention(heads, world.take(np.flatnonzero(world.sources != "a")), config)
+    assert chosen["style"]["threshold"] == NEVER_ANSWER and chosen["style"]["n"] == 0
+    assert "one source" in heads.classifiers["style"].info["threshold_out_of_source"]["abstains"]
+    answers = user_answers(heads, held.X, {})
+    assert all(a["verdict"]["style"] == "unknown" and len(a["predictions"]["style"]) == 2 for a in answers)
+
+    full = train_heads(fit.X, fit.labels, None, val.X, val.labels, None, config=config)
+    assert out_of_source_abstention(full, world, config)["style"]["threshold"] < 1.0  # a's rows seen out of source

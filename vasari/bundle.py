@@ -274,6 +274,13 @@ def _protocol_lines(protocols: dict[str, Any]) -> list[str]:
                          f"{_pct(t.get('answered_precision'))} | {_pct(t.get('supported_answered'))} @ "
                          f"{_pct(t.get('supported_answered_precision'))} | {_pct(t.get('unsupported_answered'))} |")
         lines.append("")
+        if res.get("never_answer"):  # issue #14: the single-source rule of vasari.heads.abstention
+            from vasari.heads.abstention import MIN_OUT_OF_SOURCE
+
+            lines += [f"Never answered, by held-out source (fewer than {MIN_OUT_OF_SOURCE} labelled out-of-source predictions to choose "
+                      "a threshold from without it: the task's labels come from that source alone, so it abstains "
+                      "instead of falling back to its val threshold): "
+                      + "; ".join(f"{src}: {', '.join(tasks)}" for src, tasks in res["never_answer"].items()) + ".", ""]
     return lines
 
 
@@ -316,6 +323,9 @@ def model_card(bundle: Bundle) -> str:
                      f"C={h.info.get('C')}, T={h.temperature:.2f}, abstains below {h.threshold:.2f} "
                      f"(val: coverage {_pct(ab.get('coverage'))}, precision {_pct(ab.get('precision'))}"
                      f"{'' if ab.get('target_met', True) else ', target precision not reached'}).")
+        never = (h.info.get("threshold_out_of_source") or {}).get("abstains")
+        if never:  # issue #14: single-source labels get no verdict (vasari.heads.abstention)
+            lines[-1] += f" Never gives a verdict (top-3 still shown): {never}."
     if heads.year is not None:
         y = heads.year
         lines.append(f"- `year`: {y.info.get('train_rows')} train rows, alpha={y.info.get('alpha')}, "

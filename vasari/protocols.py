@@ -102,6 +102,7 @@ def _flags(answers: list[dict], spans: Mapping[str, tuple[int, int]]) -> dict[st
 def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
     """Heads refit without each source and scored on it (all of that source's rows)."""
     folds, supported = [], {}  # supported: per source, the labels its fold's training set supports
+    never: dict[str, list[str]] = {}  # per source, the fold's tasks that never answer (single-source labels)
     for source in sorted(set(rows.sources.tolist())):
         fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
         val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
@@ -112,6 +113,7 @@ def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int
         counts = {t: Counter(v for v in fit.labels.get(t, []) if v) for t in heads.tasks}
         support = {t: {c for c, n in counts[t].items() if n >= SUPPORT} for t in heads.tasks}
         supported[source] = {t: sorted(v) for t, v in support.items()}
+        never[source] = never_answering(heads)
         flags = {t: np.array([y in support.get(t, ()) for y in held.labels.get(t, [None] * len(held.X))]) for t in heads.tasks}
         folds.append((held, user_answers(heads, held.X, spans), flags))
     held_all = _concat_rows([f[0] for f in folds])
@@ -120,7 +122,14 @@ def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int
     row_support = {t: np.concatenate([f[2].get(t, np.zeros(len(f[0].X), bool)) for f in folds]) for t in tasks}
     out = score(answers, held_all, spans, row_support)
     out["supported_labels"] = supported
+    out["never_answer"] = {source: tasks for source, tasks in never.items() if tasks}
     return out
+
+
+def never_answering(heads: Any) -> list[str]:
+    """Tasks whose out-of-source threshold choice found too few labelled predictions, so they
+    never give a verdict (``vasari.heads.abstention.MIN_OUT_OF_SOURCE``)."""
+    return sorted(t for t, h in heads.classifiers.items() if "abstains" in h.info.get("threshold_out_of_source", {}))
 
 
 def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any:
@@ -206,7 +215,8 @@ def protocol_summary(result: Mapping[str, Any]) -> dict[str, Any]:
             "unsupported_answered")
     tasks = {task: {k: per["pooled"][k] for k in keys if k in per["pooled"]}
              for task, per in result["tasks"].items() if "pooled" in per}
-    return {"protocol": result["protocol"], "tasks": tasks, "contradictions": result["contradictions"].get("pooled")}
+    return {"protocol": result["protocol"], "tasks": tasks, "contradictions": result["contradictions"].get("pooled"),
+            "never_answer": result.get("never_answer", {})}
 
 
 def _check_protocol(protocol: str) -> None:

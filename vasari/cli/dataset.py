@@ -124,7 +124,9 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
     scope = info.get("out_of_scope_artist_labels") or {}  # issue #14 hook
     console.print(f"out-of-scope artist labels removed (docs/labels.md): {sum(scope.values())} "
                   f"({', '.join(f'{k} {v}' for k, v in scope.items()) or 'none'}); placeholder cards are "
-                  "dropped where embeddings exist (counted in the bundle card's placeholders_dropped)")
+                  "dropped where embeddings exist, compared under the catalogs' artist names "
+                  f"({len(info.get('catalog_artist_of_relabelled') or {})} records whose artist label was removed keep "
+                  "theirs; counted in the bundle card's placeholders_dropped and by `vasari index build`)")
     unreadable = info.get("unreadable") or []
     if unreadable:
         console.print(f"unreadable images: {len(unreadable)}")

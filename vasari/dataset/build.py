@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from vasari.catalog import Artwork
 from vasari.core.labels import TASKS, timeframe_of
-from vasari.dataset.clean import apply_scope
+from vasari.dataset.clean import apply_scope, forget_artist, relabelled_artists
 from vasari.dataset.config import FORM_KEYS, FORMAT, SPLITS, DatasetConfig, DatasetError
 from vasari.dataset.dedupe import (
     ImageHashes,
@@ -320,7 +320,8 @@ def _drop_rare_classes(
             rare = {label for label in all_labels if train_counts.get(label, 0) < config.min_per_class}
             if rare:
                 removed_labels[task] = Counter({label: all_labels[label] for label in sorted(rare)})
-                kept = [replace(a, **{task: None}) if a.label(task) in rare else a for a in kept]
+                kept = [(forget_artist(a) if task == "artist" else replace(a, **{task: None}))
+                        if a.label(task) in rare else a for a in kept]
     final: list[Artwork] = []
     for art in kept:
         if _has_labels(art):
@@ -380,6 +381,7 @@ def _build_info(
         "dropped": dict(drops.total),
         "removed_labels": {task: dict(c) for task, c in removed_labels.items()},
         "out_of_scope_artist_labels": dict(drops.out_of_scope),
+        "catalog_artist_of_relabelled": relabelled_artists(final),
         "unreadable": hashed.unreadable,
         "duplicates": {
             "phash_distance": config.phash_distance,

@@ -160,4 +160,8 @@ def load_dataset(path: Path) -> Dataset:
             raise DatasetError(f"{meta_file}: not valid JSON ({exc})") from exc
         except (TypeError, DatasetError) as exc:
             raise DatasetError(f"{meta_file}: bad config ({exc})") from exc
+    if info.get("catalog_artist_of_relabelled"):  # placeholder detection compares catalog artists
+        from vasari.dataset.clean import restore_catalog_artists
+
+        artworks = restore_catalog_artists(artworks, info["catalog_artist_of_relabelled"])
     return Dataset(artworks=artworks, splits=splits, config=config, info=info)
