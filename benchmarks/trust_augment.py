@@ -1,0 +1,87 @@
+"""Augmentation of the embedded views against shortcut learning from the source (issue #14).
+
+    python benchmarks/trust_augment.py              # base vs 1 and 2 augmented views, full dimensions
+    python benchmarks/trust_augment.py --dim 256    # the same in ~1 min per variant
+
+Each grouped-train picture is embedded k more times under random photometric, JPEG, downscale
+and crop changes (``vasari.features.augment``; cached in ``runs/trust/augment-cache``); the
+heads train on original + augmented rows (C grid / (k + 1), so each painting weighs what it did)
+and are evaluated on un-augmented rows exactly as ``trust.py`` does: grouped split and
+leave-source-out, per source and pooled, today's and the out-of-source thresholds. The
+variants run side by side in one process, so their ratios hold under any load. k is chosen
+on the grouped val split (``val_top1``), never on a test split or held-out source.
+Writes ``benchmarks/results/trust-augment.json`` (or ``--out``) and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import trust  # noqa: E402
+
+from vasari.core.labels import TASKS  # noqa: E402
+
+RESULTS = trust.ROOT / "benchmarks" / "results" / "trust-augment.json"
+RULES = ("today", "oos")
+
+
+def delta_lines(result: dict) -> list[str]:
+    """Per variant against base, pooled per task: grouped top-1, leave-source-out top-1 on
+    supported labels, and answered share @ precision (supported labels) under each rule; val
+    top-1 (what k is chosen on)."""
+    variants = result["variants"]
+    base = variants.get("base")
+    lines = ["\n| variant | measure | " + " | ".join(TASKS) + " |", "|---" * (len(TASKS) + 2) + "|"]
+    for name, rep in variants.items():
+        val = rep["grouped"].get("val_top1", {})
+        lines.append(f"| {name} | grouped val top-1 | " + " | ".join(trust._fmt(val.get(t)) for t in TASKS) + " |")
+        for protocol, label in (("grouped", "grouped test top-1"), ("leave_source_out", "LSO top-1 (supported)")):
+            cells = []
+            for task in TASKS:
+                now = _pooled(rep, protocol, "today", task)
+                ref = _pooled(base, protocol, "today", task) if base and name != "base" else None
+                cell = "-" if now is None else f"{now['top1']:.3f}"
+                if now is not None and ref is not None:
+                    cell += f" ({100 * (now['top1'] - ref['top1']):+.1f})"
+                cells.append(cell)
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+        for rule in RULES:
+            cells = []
+            for task in TASKS:
+                m = _pooled(rep, "leave_source_out", rule, task)
+                cells.append("-" if m is None else f"{m['answered']:.2f} @ {trust._fmt(m['answered_precision'])}")
+            lines.append(f"| {name} | LSO answered @ precision, `{rule}` | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pooled(rep: dict | None, protocol: str, rule: str, task: str) -> dict | None:
+    """The pooled metrics of one task (leave-source-out: on supported labels), or None."""
+    m = (rep or {}).get(protocol, {}).get(rule, {}).get("tasks", {}).get(task, {}).get("pooled")
+    if m is None:
+        return None
+    return m.get("supported", m)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", default="base,augment1,augment2")
+    parser.add_argument("--dim", type=int, default=0)
+    parser.add_argument("--strength", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    result = trust.main(["--variants", args.variants, "--dim", str(args.dim), "--no-artists",
+                         "--augment-strength", str(args.strength), "--out", str(args.out)])
+    result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    trust._save(result, args.out)
+    print("\n".join(delta_lines(result)))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Augmented views (vasari.features.augment): deterministic per picture and view, bounded
+changes, cached and resumable embeddings. Pictures are generated; the backbone is the real
+default one (exported once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from vasari.errors import InputError
+from vasari.features import Embedder, EmbeddingCache
+from vasari.features.augment import AugmentConfig, AugmentError, augment_image, embed_augmented, view_rng
+
+
+def _picture(seed: int, size=(320, 240)) -> Image.Image:
+    """A smooth random colour picture, different per seed."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    for c in range(3):
+        fx, fy, ph = rng.uniform(0.5, 6, 2).tolist() + [rng.uniform(0, 6.28)]
+        img[..., c] = 127 + 120 * np.sin(xx / w * fx * 3.14 + ph) * np.cos(yy / h * fy * 3.14)
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory) -> Embedder:
+    return Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=tmp_path_factory.mktemp("onnx"))
+
+
+def _distinct(i: int, size) -> Image.Image:
+    """Four pictures unlike each other: stripes, checks, rings, diagonals (each its colours)."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    pattern = [np.sin(yy / 6.0), np.sign(np.sin(xx / 15.0) * np.sin(yy / 15.0)),
+               np.sin(np.hypot(xx - w / 2, yy - h / 2) / 9.0),
+               np.sin((xx + yy) / 20.0)][i]
+    colours = np.array([[200, 40, 40], [40, 160, 60], [50, 60, 200], [220, 200, 60]], np.float32)
+    img = 127 + 0.45 * pattern[..., None] * (colours[i] - 127) * 2
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def pictures(tmp_path) -> list[Path]:
+    paths = []
+    for i in range(4):
+        path = tmp_path / f"p{i}.jpg"
+        _distinct(i, [(320, 240), (240, 320)][i % 2]).save(path, quality=95)
+        paths.append(path)
+    return paths
+
+
+def test_a_view_is_a_function_of_picture_view_and_config():
+    img, config = _picture(0), AugmentConfig()
+    a = np.asarray(augment_image(img, view_rng("abc", 0, config), config))
+    again = np.asarray(augment_image(img, view_rng("abc", 0, config), config))
+    other_view = np.asarray(augment_image(img, view_rng("abc", 1, config), config))
+    other_seed = AugmentConfig(seed=1)
+    assert np.array_equal(a, again)
+    assert a.shape != other_view.shape or not np.array_equal(a, other_view)
+    assert config.key() != other_seed.key()
+    assert AugmentConfig(views=5).key() == config.key()  # more views reuse the first ones
+
+
+def test_views_keep_most_of_the_picture_and_stay_rgb():
+    img, config = _picture(1, (400, 300)), AugmentConfig()
+    for v in range(20):
+        out = augment_image(img, view_rng("x", v, config), config)
+        assert out.mode == "RGB"
+        w, h = out.size
+        # crop keeps >= 60% of the area and the resolution drops to >= 40%: never a sliver
+        assert min(w, h) >= 0.4 * 0.6 * 300 - 1
+        assert 0.4 < (w / h) / (400 / 300) < 2.5
+
+
+def test_strength_zero_is_only_a_jpeg_recompression():
+    img = _picture(2)
+    config = AugmentConfig(strength=0.0, jpeg_quality=(90, 90))
+    out = augment_image(img, view_rng("x", 0, config), config)
+    assert out.size == img.size
+    diff = np.abs(np.asarray(out, float) - np.asarray(img, float)).mean()
+    assert diff < 3.0
+    strong = AugmentConfig(strength=1.0)
+    changed = [np.abs(np.asarray(augment_image(img, view_rng("x", v, strong), strong).resize(img.size), float)
+                      - np.asarray(img, float)).mean() for v in range(5)]
+    assert np.mean(changed) > 3 * diff
+
+
+@pytest.mark.parametrize("kwargs", [{"views": -1}, {"strength": 2.0}, {"jpeg_quality": (90, 30)},
+                                    {"crop": 1.0}, {"downscale": 1.2}])
+def test_bad_settings_are_input_errors(kwargs):
+    with pytest.raises(AugmentError) as info:
+        AugmentConfig(**kwargs)
+    assert isinstance(info.value, InputError)
+
+
+def test_embedded_views_stay_near_their_own_picture(embedder, pictures):
+    views = embed_augmented(embedder, pictures, AugmentConfig(views=2), progress=False)
+    base = embedder.embed_paths(pictures, progress=False).features
+    assert views.shape == (4, 2, embedder.dim) and np.isfinite(views).all()
+    unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)  # noqa: E731
+    sim = np.einsum("nkd,md->nkm", unit(views), unit(base))  # view of picture n vs original m
+    own = sim[np.arange(4), :, np.arange(4)]
+    assert (sim.argmax(axis=2) == np.arange(4)[:, None]).all()  # nearest original is its own
+    assert (own < 0.9999).all()  # but it did change
+
+
+def test_cached_views_resume_and_extend(embedder, pictures, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not a picture")
+    paths = pictures[:2] + [bad]
+    with EmbeddingCache(tmp_path / "cache", embedder.spec) as cache:
+        one = embed_augmented(embedder, paths, AugmentConfig(views=1), cache=cache, progress=False)
+        assert len(cache) == 2  # the broken file gives NaN and nothing cached
+    assert np.isnan(one[2]).all() and np.isfinite(one[:2]).all()
+    with EmbeddingCache(tmp_path / "cache", embedder.spec) as cache:
+        two = embed_augmented(embedder, paths, AugmentConfig(views=2), cache=cache, progress=False)
+        assert len(cache) == 4  # view 0 reused, view 1 added
+    np.testing.assert_array_equal(two[:2, 0], one[:2, 0])
+    fresh = embed_augmented(embedder, pictures[:2], AugmentConfig(views=2), progress=False)
+    np.testing.assert_allclose(fresh, two[:2], atol=1e-4)
