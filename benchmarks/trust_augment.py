@@ -50,6 +50,14 @@ def delta_lines(result: dict) -> list[str]:
                     cell += f" ({100 * (now['top1'] - ref['top1']):+.1f})"
                 cells.append(cell)
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+        cells = []
+        for task in TASKS:
+            now, ref = _source_mean(rep, task), _source_mean(base, task) if base and name != "base" else None
+            cell = "-" if now is None else f"{now:.3f}"
+            if now is not None and ref is not None:
+                cell += f" ({100 * (now - ref):+.1f})"
+            cells.append(cell)
+        lines.append(f"| {name} | LSO top-1 (supported), mean of sources | " + " | ".join(cells) + " |")
         for rule in RULES:
             cells = []
             for task in TASKS:
@@ -57,6 +65,30 @@ def delta_lines(result: dict) -> list[str]:
                 cells.append("-" if m is None else f"{m['answered']:.2f} @ {trust._fmt(m['answered_precision'])}")
             lines.append(f"| {name} | LSO answered @ precision, `{rule}` | " + " | ".join(cells) + " |")
     return lines
+
+
+def per_source_lines(result: dict) -> list[str]:
+    """Leave-source-out top-1 on supported labels per held-out source and task, per variant
+    (today's rule; the rule does not change top-1): where the views help or hurt."""
+    lines = ["\n| held-out source | variant | " + " | ".join(TASKS) + " |", "|---" * (len(TASKS) + 2) + "|"]
+    for source in trust.SOURCES:
+        for name, rep in result["variants"].items():
+            cells = []
+            for task in TASKS:
+                m = rep["leave_source_out"]["today"]["tasks"].get(task, {}).get(source)
+                s = (m or {}).get("supported") or {}
+                cells.append("-" if not s.get("n") else f"{s['top1']:.3f} (n={s['n']})")
+            lines.append(f"| {source} | {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _source_mean(rep: dict | None, task: str) -> float | None:
+    """Leave-source-out top-1 on supported labels averaged over the held-out sources with >= 30
+    such rows: every collection counts once (pooled, wikiart's 5.5k rows dominate)."""
+    per = (rep or {}).get("leave_source_out", {}).get("today", {}).get("tasks", {}).get(task, {})
+    values = [m["supported"]["top1"] for name, m in per.items()
+              if name != "pooled" and (m.get("supported") or {}).get("n", 0) >= trust.SUPPORT]
+    return float(sum(values) / len(values)) if values else None
 
 
 def _pooled(rep: dict | None, protocol: str, rule: str, task: str) -> dict | None:
@@ -79,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "--augment-strength", str(args.strength), "--out", str(args.out)])
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     trust._save(result, args.out)
-    print("\n".join(delta_lines(result)))
+    print("\n".join(delta_lines(result) + per_source_lines(result)))
     return result
 
 
