@@ -115,7 +115,16 @@ def load_data(data_dir: Path) -> Data:
     return data
 
 
-def attach_augmented(data: Data, views: int, strength: float = 1.0) -> None:
+#: Which changes a view makes: all of them, or only the geometric + JPEG / photometric ones
+#: (the other ranges set to zero), to see which part helps and which one costs.
+AUGMENT_KINDS = {
+    "all": {},
+    "geometric": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "gamma": 0.0, "cast": 0.0, "greyscale": 0.0},
+    "photometric": {"crop": 0.0, "aspect": 0.0, "downscale": 0.0, "jpeg_quality": (95, 95)},
+}
+
+
+def attach_augmented(data: Data, views: int, strength: float = 1.0, kind: str = "all") -> None:
     """Embed ``views`` augmented views of every train-split row (``vasari.features.augment``;
     cached in ``runs/trust/augment-cache`` by picture, view and config, so a crash resumes)
     into ``data.aug``. Only train rows: val, test and held-out rows stay un-augmented."""
@@ -124,7 +133,7 @@ def attach_augmented(data: Data, views: int, strength: float = 1.0) -> None:
 
     train = np.flatnonzero(data.split == "train")
     embedder = Embedder(threads=2)
-    config = AugmentConfig(views=views, strength=strength)
+    config = AugmentConfig(views=views, strength=strength, **AUGMENT_KINDS[kind])
     with EmbeddingCache(WORK / "augment-cache", embedder.spec) as cache:
         vecs = embed_augmented(embedder, [data.images[i] for i in train], config, cache=cache)
     data.aug = np.full((len(data.ids), views, vecs.shape[2]), np.nan, dtype=np.float32)
@@ -176,18 +185,20 @@ def dated_works(data: Data) -> dict[str, list[int]]:
 
 
 def fit(data: Data, X: np.ndarray, train: np.ndarray, val: np.ndarray, tasks=TASKS, year: bool = True,
-        novelty: bool = True, drop_artists: set[str] = frozenset(), augment: int = 0):
+        novelty: bool = True, drop_artists: set[str] = frozenset(), augment: int = 0, originals: int = 1):
     """Heads as today (C, temperature and thresholds on val) on the given rows; with
-    ``augment`` k, each train row also brings its first k augmented views (same labels and
-    year) and the C grid is divided by k + 1, so that every painting weighs what it did
+    ``augment`` k, each train row comes ``originals`` times and brings its first k augmented
+    views (same labels and year; the views then weigh k / (k + originals) of each painting),
+    and the C grid is divided by the copies, so that every painting weighs what it did
     without views (the penalty is |W|^2 / (2 C n) over n rows)."""
     config = HeadConfig(tasks=tuple(tasks), year=year, novelty=novelty, target_precision=TARGET)
     labels, years, X_train = data.take_labels(train, tasks, drop_artists), [data.years[i] for i in train], X[train]
     if augment:
-        X_train = np.concatenate([X_train] + [data.aug[train, v] for v in range(augment)])
-        labels = {t: list(v) * (augment + 1) for t, v in labels.items()}
-        years = years * (augment + 1)
-        config = replace(config, c_grid=tuple(c / (augment + 1) for c in config.c_grid))
+        copies = augment + originals
+        X_train = np.concatenate([X_train] * originals + [data.aug[train, v] for v in range(augment)])
+        labels = {t: list(v) * copies for t, v in labels.items()}
+        years = years * copies
+        config = replace(config, c_grid=tuple(c / copies for c in config.c_grid))
     return train_heads(X_train, labels, years, X[val], data.take_labels(val, tasks, drop_artists),
                        [data.years[i] for i in val], config=config)
 
@@ -398,13 +409,14 @@ class Variant:
     """How the heads are trained: ``cap`` source-balanced training (at most this many train
     rows per source), ``project`` source-mean directions removed from the features, ``clean``
     out-of-scope artists and placeholder cards out of training, ``augment`` k augmented views
-    of each train row added (``attach_augmented``)."""
+    of each train row added (``attach_augmented``) beside ``originals`` copies of the row."""
 
     name: str
     cap: int | None = None
     project: bool = False
     clean: bool = False
     augment: int = 0
+    originals: int = 1
 
     def __post_init__(self) -> None:
         if self.augment and self.project:
@@ -412,7 +424,8 @@ class Variant:
 
 
 VARIANTS = (Variant("base"), Variant("source_capped", cap=1200), Variant("source_projected", project=True),
-            Variant("clean", clean=True), Variant("augment1", augment=1), Variant("augment2", augment=2))
+            Variant("clean", clean=True), Variant("augment1", augment=1), Variant("augment2", augment=2),
+            Variant("augment1_light", augment=1, originals=2), Variant("augment2_half", augment=2, originals=2))
 
 
 def prepare(data: Data, variant: Variant, train: np.ndarray, placeholders: set[int], seed: int = 0):
@@ -461,7 +474,8 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
         val = np.flatnonzero(others & (data.split == "val"))
         X, train, drop = prepare(data, variant, train, placeholders)
         t0 = time.perf_counter()
-        heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment)
+        heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
+                    originals=variant.originals)
         rows = np.flatnonzero(~others)
         pred = predict(heads, X[rows], X[train])
         support = {t: {c for c, n in Counter(l for l in labels if l).items() if n >= SUPPORT}
@@ -497,7 +511,8 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     val = np.flatnonzero(data.split == "val")
     test = np.flatnonzero(data.split == "test")
     X, train, drop = prepare(data, variant, train, placeholders)
-    heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment)
+    heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
+                originals=variant.originals)
     pred = predict(heads, X[test], X[train])
     held = set(test.tolist())
     sets = {"oos": oos_thresholds(folds, None, held), "oos_supported": oos_thresholds(folds, None, held, True)}
@@ -660,6 +675,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-artists", action="store_true", help="skip leave-artists-out (e.g. a variants-only run)")
     parser.add_argument("--augment-strength", type=float, default=1.0,
                         help="strength of the augmented views (augment* variants; vasari.features.augment)")
+    parser.add_argument("--augment-kind", choices=sorted(AUGMENT_KINDS), default="all",
+                        help="which changes the augmented views make")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -668,13 +685,14 @@ def main(argv: list[str] | None = None) -> dict:
     selected = [v for v in VARIANTS if v.name in args.variants.split(",")]
     views = max(v.augment for v in selected)
     if views:
-        attach_augmented(data, views, args.augment_strength)
+        attach_augmented(data, views, args.augment_strength, args.augment_kind)
     reduce_dim(data, args.dim)
     result: dict = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
         "rows": {s: int((data.source == s).sum()) for s in SOURCES}, "target_precision": TARGET, "dim": args.dim,
         "placeholders": sorted(data.ids[i] for i in placeholders), "variants": {},
         "augment_strength": args.augment_strength if views else None,
+        "augment_kind": args.augment_kind if views else None,
     }
     for variant in selected:
         print(f"variant {variant.name}", flush=True)

@@ -104,11 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--variants", default="base,augment1,augment2")
     parser.add_argument("--dim", type=int, default=0)
     parser.add_argument("--strength", type=float, default=1.0)
+    parser.add_argument("--kind", choices=sorted(trust.AUGMENT_KINDS), default="all",
+                        help="all changes, or only the geometric + JPEG / photometric ones")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     result = trust.main(["--variants", args.variants, "--dim", str(args.dim), "--no-artists",
-                         "--augment-strength", str(args.strength), "--out", str(args.out)])
+                         "--augment-strength", str(args.strength), "--augment-kind", args.kind,
+                         "--out", str(args.out)])
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     trust._save(result, args.out)
     print("\n".join(delta_lines(result) + per_source_lines(result)))
