@@ -16,6 +16,7 @@ Writes ``benchmarks/results/trust-augment.json`` (or ``--out``) and prints the t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -106,6 +107,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--kind", choices=sorted(trust.AUGMENT_KINDS), default="all",
                         help="all changes, or only the geometric + JPEG / photometric ones")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="take the base variant from this earlier result instead of training it again "
+                             "(top-1 and answered shares are deterministic: same data, seeds and code give the same numbers)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
@@ -113,6 +117,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "--augment-strength", str(args.strength), "--augment-kind", args.kind,
                          "--out", str(args.out)])
     result["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    if args.baseline is not None:
+        earlier = json.loads(args.baseline.read_text())
+        result["variants"] = {"base": earlier["variants"]["base"], **result["variants"]}
+        result["baseline"] = {"file": args.baseline.name, "date": earlier.get("date"), "commit": earlier.get("commit")}
     trust._save(result, args.out)
     print("\n".join(delta_lines(result) + per_source_lines(result)))
     return result
