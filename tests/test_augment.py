@@ -15,23 +15,6 @@ from vasari.features import Embedder, EmbeddingCache
 from vasari.features.augment import AugmentConfig, AugmentError, augment_image, embed_augmented, view_rng
 
 
-def _picture(seed: int, size=(320, 240)) -> Image.Image:
-    """A smooth random colour picture, different per seed."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.zeros((h, w, 3), np.float32)
-    for c in range(3):
-        fx, fy, ph = rng.uniform(0.5, 6, 2).tolist() + [rng.uniform(0, 6.28)]
-        img[..., c] = 127 + 120 * np.sin(xx / w * fx * 3.14 + ph) * np.cos(yy / h * fy * 3.14)
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
-
-
-@pytest.fixture(scope="module")
-def embedder(tmp_path_factory) -> Embedder:
-    return Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=tmp_path_factory.mktemp("onnx"))
-
-
 def _distinct(i: int, size) -> Image.Image:
     """Four pictures unlike each other: stripes, checks, rings, diagonals (each its colours)."""
     w, h = size
@@ -42,6 +25,11 @@ def _distinct(i: int, size) -> Image.Image:
     colours = np.array([[200, 40, 40], [40, 160, 60], [50, 60, 200], [220, 200, 60]], np.float32)
     img = 127 + 0.45 * pattern[..., None] * (colours[i] - 127) * 2
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="module")
+def embedder(tmp_path_factory) -> Embedder:
+    return Embedder("efficientnet_lite2", "stats", engine="onnx", cache_dir=tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture
@@ -55,7 +43,7 @@ def pictures(tmp_path) -> list[Path]:
 
 
 def test_a_view_is_a_function_of_picture_view_and_config():
-    img, config = _picture(0), AugmentConfig()
+    img, config = _distinct(0, (320, 240)), AugmentConfig()
     a = np.asarray(augment_image(img, view_rng("abc", 0, config), config))
     again = np.asarray(augment_image(img, view_rng("abc", 0, config), config))
     other_view = np.asarray(augment_image(img, view_rng("abc", 1, config), config))
@@ -67,7 +55,7 @@ def test_a_view_is_a_function_of_picture_view_and_config():
 
 
 def test_views_keep_most_of_the_picture_and_stay_rgb():
-    img, config = _picture(1, (400, 300)), AugmentConfig()
+    img, config = _distinct(1, (400, 300)), AugmentConfig()
     for v in range(20):
         out = augment_image(img, view_rng("x", v, config), config)
         assert out.mode == "RGB"
@@ -78,7 +66,7 @@ def test_views_keep_most_of_the_picture_and_stay_rgb():
 
 
 def test_strength_zero_is_only_a_jpeg_recompression():
-    img = _picture(2)
+    img = _distinct(2, (320, 240))
     config = AugmentConfig(strength=0.0, jpeg_quality=(90, 90))
     out = augment_image(img, view_rng("x", 0, config), config)
     assert out.size == img.size
