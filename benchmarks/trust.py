@@ -185,20 +185,28 @@ def dated_works(data: Data) -> dict[str, list[int]]:
 
 
 def fit(data: Data, X: np.ndarray, train: np.ndarray, val: np.ndarray, tasks=TASKS, year: bool = True,
-        novelty: bool = True, drop_artists: set[str] = frozenset(), augment: int = 0, originals: int = 1):
+        novelty: bool = True, drop_artists: set[str] = frozenset(), augment: int = 0, originals: int = 1,
+        augment_tasks: tuple[str, ...] | None = None):
     """Heads as today (C, temperature and thresholds on val) on the given rows; with
     ``augment`` k, each train row comes ``originals`` times and brings its first k augmented
     views (same labels and year; the views then weigh k / (k + originals) of each painting),
     and the C grid is divided by the copies, so that every painting weighs what it did
-    without views (the penalty is |W|^2 / (2 C n) over n rows)."""
+    without views (the penalty is |W|^2 / (2 C n) over n rows). ``augment_tasks``: only these
+    tasks see the views (the views carry no other label and no year; C is then chosen from the
+    usual grid, the views doubling a task's rows)."""
     config = HeadConfig(tasks=tuple(tasks), year=year, novelty=novelty, target_precision=TARGET)
     labels, years, X_train = data.take_labels(train, tasks, drop_artists), [data.years[i] for i in train], X[train]
     if augment:
         copies = augment + originals
         X_train = np.concatenate([X_train] * originals + [data.aug[train, v] for v in range(augment)])
-        labels = {t: list(v) * copies for t, v in labels.items()}
-        years = years * copies
-        config = replace(config, c_grid=tuple(c / copies for c in config.c_grid))
+        if augment_tasks is None:
+            labels = {t: list(v) * copies for t, v in labels.items()}
+            years = years * copies
+            config = replace(config, c_grid=tuple(c / copies for c in config.c_grid))
+        else:
+            labels = {t: list(v) * originals + (list(v) if t in augment_tasks else [None] * len(v)) * augment
+                      for t, v in labels.items()}
+            years = years * originals + [None] * (len(train) * augment)
     return train_heads(X_train, labels, years, X[val], data.take_labels(val, tasks, drop_artists),
                        [data.years[i] for i in val], config=config)
 
@@ -417,6 +425,7 @@ class Variant:
     clean: bool = False
     augment: int = 0
     originals: int = 1
+    augment_tasks: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.augment and self.project:
@@ -425,7 +434,8 @@ class Variant:
 
 VARIANTS = (Variant("base"), Variant("source_capped", cap=1200), Variant("source_projected", project=True),
             Variant("clean", clean=True), Variant("augment1", augment=1), Variant("augment2", augment=2),
-            Variant("augment1_light", augment=1, originals=2), Variant("augment2_half", augment=2, originals=2))
+            Variant("augment1_light", augment=1, originals=2), Variant("augment2_half", augment=2, originals=2),
+            Variant("augment1_type", augment=1, augment_tasks=("type",)))
 
 
 def prepare(data: Data, variant: Variant, train: np.ndarray, placeholders: set[int], seed: int = 0):
@@ -475,7 +485,7 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
         X, train, drop = prepare(data, variant, train, placeholders)
         t0 = time.perf_counter()
         heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
-                    originals=variant.originals)
+                    originals=variant.originals, augment_tasks=variant.augment_tasks)
         rows = np.flatnonzero(~others)
         pred = predict(heads, X[rows], X[train])
         support = {t: {c for c, n in Counter(l for l in labels if l).items() if n >= SUPPORT}
@@ -512,7 +522,7 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     test = np.flatnonzero(data.split == "test")
     X, train, drop = prepare(data, variant, train, placeholders)
     heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
-                originals=variant.originals)
+                originals=variant.originals, augment_tasks=variant.augment_tasks)
     pred = predict(heads, X[test], X[train])
     held = set(test.tolist())
     sets = {"oos": oos_thresholds(folds, None, held), "oos_supported": oos_thresholds(folds, None, held, True)}
