@@ -51,6 +51,7 @@ import numpy as np
 from vasari.core.labels import TASKS
 from vasari.core.scope import OUT_OF_SCOPE
 from vasari.dataset.clean import cross_artist_duplicates
+from vasari.features.augment import AugmentConfig
 from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
 
@@ -118,9 +119,10 @@ def load_data(data_dir: Path) -> Data:
 #: Which changes a view makes: all of them, or only the geometric + JPEG / photometric ones
 #: (the other ranges set to zero), to see which part helps and which one costs.
 AUGMENT_KINDS = {
-    "all": {},
-    "geometric": {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "gamma": 0.0, "cast": 0.0, "greyscale": 0.0},
-    "photometric": {"crop": 0.0, "aspect": 0.0, "downscale": 0.0, "jpeg_quality": (95, 95)},
+    "all": lambda views, strength: AugmentConfig(views=views, strength=strength),
+    "geometric": lambda views, strength: AugmentConfig.geometric(views, strength=strength),
+    "photometric": lambda views, strength: AugmentConfig(views=views, strength=strength, crop=0.0, aspect=0.0,
+                                                         downscale=0.0, jpeg_quality=(95, 95)),
 }
 
 
@@ -129,11 +131,11 @@ def attach_augmented(data: Data, views: int, strength: float = 1.0, kind: str = 
     cached in ``runs/trust/augment-cache`` by picture, view and config, so a crash resumes)
     into ``data.aug``. Only train rows: val, test and held-out rows stay un-augmented."""
     from vasari.features import Embedder, EmbeddingCache
-    from vasari.features.augment import AugmentConfig, embed_augmented
+    from vasari.features.augment import embed_augmented
 
     train = np.flatnonzero(data.split == "train")
     embedder = Embedder(threads=2)
-    config = AugmentConfig(views=views, strength=strength, **AUGMENT_KINDS[kind])
+    config = AUGMENT_KINDS[kind](views, strength)
     with EmbeddingCache(WORK / "augment-cache", embedder.spec) as cache:
         vecs = embed_augmented(embedder, [data.images[i] for i in train], config, cache=cache)
     data.aug = np.full((len(data.ids), views, vecs.shape[2]), np.nan, dtype=np.float32)

@@ -1,6 +1,6 @@
 """Augmented views (vasari.features.augment): deterministic per picture and view, bounded
-changes, cached and resumable embeddings. Pictures are generated; the backbone is the real
-default one (exported once per session)."""
+changes, cached and resumable embeddings; ``vasari train --augment-views`` (the views as type
+rows). Pictures are generated; the backbone is the real default one (exported once per module)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vasari.catalog.records import Artwork
 from vasari.errors import InputError
 from vasari.features import Embedder, EmbeddingCache
 from vasari.features.augment import AugmentConfig, AugmentError, augment_image, embed_augmented, view_rng
+from vasari.heads.config import HeadConfig, TrainError
+from vasari.heads.train import with_augmented_views
+from vasari.pipeline import fit_dataset
 
 
 def _distinct(i: int, size) -> Image.Image:
@@ -111,3 +115,46 @@ def test_cached_views_resume_and_extend(embedder, pictures, tmp_path):
     np.testing.assert_array_equal(two[:2, 0], one[:2, 0])
     fresh = embed_augmented(embedder, pictures[:2], AugmentConfig(views=2), progress=False)
     np.testing.assert_allclose(fresh, two[:2], atol=1e-4)
+
+
+def test_views_are_labelled_for_the_chosen_tasks_only():
+    X = np.arange(6, dtype=np.float32).reshape(3, 2)
+    views = np.stack([X + 100, X + 200], axis=1)  # (3 rows, 2 views, 2 dims)
+    labels = {"type": ["portrait", "landscape", None], "school": ["Italian", "Dutch", "French"]}
+    Xa, la, ya = with_augmented_views(X, labels, [1500, None, 1700], views, ("type",))
+    assert Xa.shape == (9, 2)
+    np.testing.assert_array_equal(Xa[3:6], X + 100)
+    np.testing.assert_array_equal(Xa[6:], X + 200)
+    assert la["type"] == ["portrait", "landscape", None] * 3  # each view keeps its picture's type
+    assert la["school"] == ["Italian", "Dutch", "French"] + [None] * 6  # and nothing else
+    assert ya == [1500, None, 1700] + [None] * 6
+    with pytest.raises(TrainError):
+        with_augmented_views(X, labels, None, views[:2], ("type",))
+
+
+def test_train_with_augment_views_adds_type_rows_that_learn(embedder, tmp_path):
+    """Two types (stripes vs rings, any colour) and two schools (warm vs cool colours): with one
+    view per train picture the type head sees twice the rows, the school head only the originals,
+    and both still learn the generated labels."""
+    rng = np.random.default_rng(0)
+    arts, splits = [], []
+    for i in range(60):
+        kind, warm = i % 2, (i // 2) % 2
+        w, h = int(rng.integers(220, 330)), int(rng.integers(220, 330))
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        pattern = np.sin(yy / rng.uniform(4, 8)) if kind == 0 else np.sin(np.hypot(xx - w / 2, yy - h / 2) / rng.uniform(6, 10))
+        colour = rng.uniform([150, 40, 20], [240, 120, 60]) if warm else rng.uniform([20, 60, 150], [70, 140, 240])
+        img = np.clip(127 + pattern[..., None] * (colour - 127), 0, 255).astype(np.uint8)
+        path = tmp_path / f"a{i}.jpg"
+        Image.fromarray(img, "RGB").save(path, quality=92)
+        arts.append(Artwork(f"gen:{i}", "gen", image=str(path), type=["portrait", "landscape"][kind],
+                            school=["Dutch", "Italian"][warm]))
+        splits.append("train" if i < 40 else ("val" if i < 50 else "test"))
+    config = HeadConfig(tasks=("type", "school"), year=False, novelty=False, augment_views=1)
+    fit = fit_dataset(arts, splits, embedder, None, config, evaluate_splits=("test",), progress=False)
+    heads = fit.bundle.heads
+    assert heads.classifiers["type"].info["train_rows"] == 80
+    assert heads.classifiers["school"].info["train_rows"] == 40
+    assert fit.bundle.card["head_config"]["augment_views"] == 1
+    test = fit.evaluations[0].metrics["tasks"]
+    assert test["type"]["top1"] >= 0.8 and test["school"]["top1"] >= 0.8

@@ -39,6 +39,8 @@ __all__ = ["AugmentConfig", "AugmentError", "augment_image", "embed_augmented", 
 
 #: Part of every view's cache key: bump it when ``augment_image`` changes what a config makes.
 AUGMENT_VERSION = 1
+#: The colour changes; ``AugmentConfig.geometric`` sets them to zero.
+PHOTOMETRIC_FIELDS = ("brightness", "contrast", "saturation", "gamma", "cast", "greyscale")
 
 
 class AugmentError(InputError):
@@ -81,6 +83,13 @@ class AugmentConfig:
             raise AugmentError(f"jpeg_quality must be 1 <= lo <= hi <= 100, got {self.jpeg_quality}")
         if not 0.0 <= self.crop * self.strength < 1.0 or not 0.0 <= self.downscale * self.strength < 1.0:
             raise AugmentError("crop and downscale times strength must be in [0, 1)")
+
+    @classmethod
+    def geometric(cls, views: int, **kwargs) -> "AugmentConfig":
+        """Crop, aspect, downscale and JPEG changes only: what ``vasari train --augment-views``
+        uses. The colour changes cost dating in distribution (colour and varnish are period
+        evidence; docs/trust-research.md, section 3b)."""
+        return cls(views=views, **{name: 0.0 for name in PHOTOMETRIC_FIELDS}, **kwargs)
 
     def key(self) -> str:
         """A short hash of every field but ``views``: the cache key of this kind of view (more
