@@ -158,3 +158,25 @@ def test_train_with_augment_views_adds_type_rows_that_learn(embedder, tmp_path):
     assert fit.bundle.card["head_config"]["augment_views"] == 1
     test = fit.evaluations[0].metrics["tasks"]
     assert test["type"]["top1"] >= 0.8 and test["school"]["top1"] >= 0.8
+
+
+def test_cli_train_augment_views(tmp_path):
+    """`vasari train --augment-views 1`: the type head trains on the views too, the card says so,
+    and a negative count is one clear error line."""
+    from typer.testing import CliRunner
+
+    from learn_data import learn_world
+    from test_cli_learn import saved_dataset
+    from vasari.bundle import load_bundle
+    from vasari.cli import app
+
+    runner, w = CliRunner(), learn_world()
+    ds, model = saved_dataset(tmp_path), tmp_path / "model"
+    res = runner.invoke(app, ["train", str(ds), "--out", str(model), "--augment-views", "1", "--cache", str(w.cache_dir)])
+    assert res.exit_code == 0, res.output
+    bundle = load_bundle(model)
+    assert bundle.heads.classifiers["type"].info["train_rows"] == 2 * w.split.count("train")
+    assert bundle.card["head_config"]["augment_views"] == 1
+    assert bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
+    res = runner.invoke(app, ["train", str(ds), "--out", str(tmp_path / "bad"), "--augment-views", "-1"])
+    assert res.exit_code == 2 and "--augment-views" in res.output
