@@ -680,8 +680,9 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
-                        help="comma-separated training variants (base first); e.g. base,clean")
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS if not v.augment),
+                        help="comma-separated training variants (base first); e.g. base,clean (the augment* "
+                             "ones: benchmarks/trust_augment.py)")
     parser.add_argument("--quick", action="store_true", help="one leave-artists-out seed")
     parser.add_argument("--dim", type=int, default=0, help="principal components kept (0 = all 2,912; 256 runs in seconds per fold)")
     parser.add_argument("--no-artists", action="store_true", help="skip leave-artists-out (e.g. a variants-only run)")
