@@ -1,7 +1,12 @@
 """Augmentation of the embedded views against shortcut learning from the source (issue #14).
 
-    python benchmarks/trust_augment.py              # base vs 1 and 2 augmented views, full dimensions
-    python benchmarks/trust_augment.py --dim 256    # the same in ~1 min per variant
+    python benchmarks/trust_augment.py              # base vs 1 augmented view (all changes): results/trust-augment.json
+    python benchmarks/trust_augment.py --kind geometric --variants base,augment1,augment1_type \
+        --out benchmarks/results/trust-augment-geometric-type.json   # what `vasari train --augment-views` does
+    python benchmarks/trust_augment.py --dim 256 --variants base,augment1,augment2   # ~1 min per variant
+
+(The files in results/ were written with --baseline results/trust-augment.json instead of base
+again; on a quiet machine each full-dimension variant takes ~8-15 min.)
 
 Each grouped-train picture is embedded k more times under random photometric, JPEG, downscale
 and crop changes (``vasari.features.augment``; cached in ``runs/trust/augment-cache``); the
@@ -102,7 +107,7 @@ def _pooled(rep: dict | None, protocol: str, rule: str, task: str) -> dict | Non
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", default="base,augment1,augment2")
+    parser.add_argument("--variants", default="base,augment1")
     parser.add_argument("--dim", type=int, default=0)
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--kind", choices=sorted(trust.AUGMENT_KINDS), default="all",
