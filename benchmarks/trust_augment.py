@@ -1,8 +1,8 @@
 """Augmentation of the embedded views against shortcut learning from the source (issue #14).
 
     python benchmarks/trust_augment.py              # base vs 1 augmented view (all changes): results/trust-augment.json
-    python benchmarks/trust_augment.py --kind geometric --variants base,augment1,augment1_type \
-        --out benchmarks/results/trust-augment-geometric-type.json   # what `vasari train --augment-views` does
+    # what `vasari train --augment-views` does, written to results/trust-augment-geometric-type.json:
+    python benchmarks/trust_augment.py --kind geometric --variants base,augment1,augment1_type --out X.json
     python benchmarks/trust_augment.py --dim 256 --variants base,augment1,augment2   # ~1 min per variant
 
 (The files in results/ were written with --baseline results/trust-augment.json instead of base
