@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,7 @@ import numpy as np
 from vasari.core.labels import TASKS
 from vasari.core.scope import OUT_OF_SCOPE
 from vasari.dataset.clean import cross_artist_duplicates
+from vasari.features.augment import AugmentConfig
 from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
 
@@ -74,6 +75,10 @@ class Data:
     years: list[int | None]
     group: list[str]
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    #: ``(N, k, dim)`` embeddings of k augmented views of each train-split row (NaN elsewhere;
+    #: ``attach_augmented``), or None.
+    aug: np.ndarray | None = None
 
     def take_labels(self, rows: np.ndarray, tasks=TASKS, drop_artists: set[str] = frozenset()) -> dict:
         out = {t: [self.labels[t][i] for i in rows] for t in tasks}
@@ -105,21 +110,55 @@ def load_data(data_dir: Path) -> Data:
         ids=[r["artwork_id"] for r in rows], X=result.features[keep].astype(np.float32),
         source=np.array([r["source"] for r in rows]), split=np.array([r["split"] for r in rows]),
         labels={t: [r[t] or None for r in rows] for t in TASKS},
-        years=[int(r["year"]) if r["year"] else None for r in rows], group=[r["group"] for r in rows])
+        years=[int(r["year"]) if r["year"] else None for r in rows], group=[r["group"] for r in rows],
+        images=[r["image"] for r in rows])
     data.spans = tr.artist_spans(life_years(data_dir), dated_works(data))
     return data
 
 
+#: Which changes a view makes: all of them, or only the geometric + JPEG / photometric ones
+#: (the other ranges set to zero), to see which part helps and which one costs.
+AUGMENT_KINDS = {
+    "all": lambda views, strength: AugmentConfig(views=views, strength=strength),
+    "geometric": lambda views, strength: AugmentConfig.geometric(views, strength=strength),
+    "photometric": lambda views, strength: AugmentConfig(views=views, strength=strength, crop=0.0, aspect=0.0,
+                                                         downscale=0.0, jpeg_quality=(95, 95)),
+}
+
+
+def attach_augmented(data: Data, views: int, strength: float = 1.0, kind: str = "all") -> None:
+    """Embed ``views`` augmented views of every train-split row (``vasari.features.augment``;
+    cached in ``runs/trust/augment-cache`` by picture, view and config, so a crash resumes)
+    into ``data.aug``. Only train rows: val, test and held-out rows stay un-augmented."""
+    from vasari.features import Embedder, EmbeddingCache
+    from vasari.features.augment import embed_augmented
+
+    train = np.flatnonzero(data.split == "train")
+    embedder = Embedder(threads=2)
+    config = AUGMENT_KINDS[kind](views, strength)
+    with EmbeddingCache(WORK / "augment-cache", embedder.spec) as cache:
+        vecs = embed_augmented(embedder, [data.images[i] for i in train], config, cache=cache)
+    data.aug = np.full((len(data.ids), views, vecs.shape[2]), np.nan, dtype=np.float32)
+    data.aug[train] = vecs
+
+
 def reduce_dim(data: Data, dim: int) -> None:
-    """Project the embeddings on their top ``dim`` principal components (randomized PCA fitted
-    on the grouped train split's rows, no labels): every fold then trains in seconds instead of
-    minutes on the shared machine. 0 keeps the full features."""
+    """Project the embeddings (and augmented views) on their top ``dim`` principal components
+    (randomized PCA fitted on the grouped train split's rows, no labels): every fold then
+    trains in seconds instead of minutes on the shared machine. 0 keeps the full features."""
     from sklearn.decomposition import PCA
 
     if dim and dim < data.X.shape[1]:
         pca = PCA(n_components=dim, svd_solver="randomized", random_state=0)
         pca.fit(data.X[data.split == "train"])
         data.X = pca.transform(data.X).astype(np.float32)
+        if data.aug is not None:
+            n, k, d = data.aug.shape
+            flat = data.aug.reshape(n * k, d)
+            ok = np.isfinite(flat).all(axis=1)
+            out = np.full((n * k, dim), np.nan, dtype=np.float32)
+            out[ok] = pca.transform(flat[ok])
+            data.aug = out.reshape(n, k, dim)
 
 
 def life_years(data_dir: Path) -> dict[str, tuple[int | None, int | None]]:
@@ -148,12 +187,30 @@ def dated_works(data: Data) -> dict[str, list[int]]:
 
 
 def fit(data: Data, X: np.ndarray, train: np.ndarray, val: np.ndarray, tasks=TASKS, year: bool = True,
-        novelty: bool = True, drop_artists: set[str] = frozenset()):
-    """Heads as today (C, temperature and thresholds on val) on the given rows."""
+        novelty: bool = True, drop_artists: set[str] = frozenset(), augment: int = 0, originals: int = 1,
+        augment_tasks: tuple[str, ...] | None = None):
+    """Heads as today (C, temperature and thresholds on val) on the given rows; with
+    ``augment`` k, each train row comes ``originals`` times and brings its first k augmented
+    views (same labels and year; the views then weigh k / (k + originals) of each painting),
+    and the C grid is divided by the copies, so that every painting weighs what it did
+    without views (the penalty is |W|^2 / (2 C n) over n rows). ``augment_tasks``: only these
+    tasks see the views (the views carry no other label and no year; C is then chosen from the
+    usual grid, the views doubling a task's rows)."""
     config = HeadConfig(tasks=tuple(tasks), year=year, novelty=novelty, target_precision=TARGET)
-    return train_heads(X[train], data.take_labels(train, tasks, drop_artists), [data.years[i] for i in train],
-                       X[val], data.take_labels(val, tasks, drop_artists), [data.years[i] for i in val],
-                       config=config)
+    labels, years, X_train = data.take_labels(train, tasks, drop_artists), [data.years[i] for i in train], X[train]
+    if augment:
+        copies = augment + originals
+        X_train = np.concatenate([X_train] * originals + [data.aug[train, v] for v in range(augment)])
+        if augment_tasks is None:
+            labels = {t: list(v) * copies for t, v in labels.items()}
+            years = years * copies
+            config = replace(config, c_grid=tuple(c / copies for c in config.c_grid))
+        else:
+            labels = {t: list(v) * originals + (list(v) if t in augment_tasks else [None] * len(v)) * augment
+                      for t, v in labels.items()}
+            years = years * originals + [None] * (len(train) * augment)
+    return train_heads(X_train, labels, years, X[val], data.take_labels(val, tasks, drop_artists),
+                       [data.years[i] for i in val], config=config)
 
 
 def predict(heads, X: np.ndarray, X_train: np.ndarray) -> dict:
@@ -361,16 +418,26 @@ def evidence_rules(folds: list[dict], exclude: str | None, pred: dict, data: Dat
 class Variant:
     """How the heads are trained: ``cap`` source-balanced training (at most this many train
     rows per source), ``project`` source-mean directions removed from the features, ``clean``
-    out-of-scope artists and placeholder cards out of training."""
+    out-of-scope artists and placeholder cards out of training, ``augment`` k augmented views
+    of each train row added (``attach_augmented``) beside ``originals`` copies of the row."""
 
     name: str
     cap: int | None = None
     project: bool = False
     clean: bool = False
+    augment: int = 0
+    originals: int = 1
+    augment_tasks: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.augment and self.project:
+            raise ValueError("augmented views are not projected: use augment or project, not both")
 
 
 VARIANTS = (Variant("base"), Variant("source_capped", cap=1200), Variant("source_projected", project=True),
-            Variant("clean", clean=True))
+            Variant("clean", clean=True), Variant("augment1", augment=1), Variant("augment2", augment=2),
+            Variant("augment1_light", augment=1, originals=2), Variant("augment2_half", augment=2, originals=2),
+            Variant("augment1_type", augment=1, augment_tasks=("type",)))
 
 
 def prepare(data: Data, variant: Variant, train: np.ndarray, placeholders: set[int], seed: int = 0):
@@ -419,10 +486,12 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
         val = np.flatnonzero(others & (data.split == "val"))
         X, train, drop = prepare(data, variant, train, placeholders)
         t0 = time.perf_counter()
-        heads = fit(data, X, train, val, drop_artists=drop)
+        heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
+                    originals=variant.originals, augment_tasks=variant.augment_tasks)
         rows = np.flatnonzero(~others)
         pred = predict(heads, X[rows], X[train])
-        support = {t: {c for c, n in counts.items() if n >= SUPPORT} for t, counts in pred["train_counts"].items()}
+        support = {t: {c for c, n in Counter(l for l in labels if l).items() if n >= SUPPORT}
+                   for t, labels in data.take_labels(train, pred["train_counts"], drop).items()}
         base = decide(pred, pred["thresholds"], data.spans, False)
         val_pred = predict(heads, X[val], X[train])
         folds.append({"source": s, "rows": rows, "pred": pred, "support": support,
@@ -454,7 +523,8 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     val = np.flatnonzero(data.split == "val")
     test = np.flatnonzero(data.split == "test")
     X, train, drop = prepare(data, variant, train, placeholders)
-    heads = fit(data, X, train, val, drop_artists=drop)
+    heads = fit(data, X, train, val, drop_artists=drop, augment=variant.augment,
+                originals=variant.originals, augment_tasks=variant.augment_tasks)
     pred = predict(heads, X[test], X[train])
     held = set(test.tolist())
     sets = {"oos": oos_thresholds(folds, None, held), "oos_supported": oos_thresholds(folds, None, held, True)}
@@ -462,6 +532,7 @@ def grouped(data: Data, variant: Variant, placeholders: set[int], folds: list[di
     rules.update(evidence_rules(folds, None, pred, data, held))
     out = {rule: summarize([outcomes(data, test, pred, dec)]) for rule, dec in rules.items()}
     out["thresholds"] = {"val": pred["thresholds"], **sets}
+    out["val_top1"] = {t: h.info["val_accuracy_by_C"].get(repr(h.info["C"])) for t, h in heads.classifiers.items()}
     return out
 
 
@@ -609,23 +680,34 @@ def _commit() -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
-                        help="comma-separated training variants (base first); e.g. base,clean")
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS if not v.augment),
+                        help="comma-separated training variants (base first); e.g. base,clean (the augment* "
+                             "ones: benchmarks/trust_augment.py)")
     parser.add_argument("--quick", action="store_true", help="one leave-artists-out seed")
     parser.add_argument("--dim", type=int, default=0, help="principal components kept (0 = all 2,912; 256 runs in seconds per fold)")
     parser.add_argument("--no-artists", action="store_true", help="skip leave-artists-out (e.g. a variants-only run)")
+    parser.add_argument("--augment-strength", type=float, default=1.0,
+                        help="strength of the augmented views (augment* variants; vasari.features.augment)")
+    parser.add_argument("--augment-kind", choices=sorted(AUGMENT_KINDS), default="all",
+                        help="which changes the augmented views make")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     data = load_data(args.data_dir)
     placeholders = set(cross_artist_duplicates(data.X, data.labels["artist"]))
+    selected = [v for v in VARIANTS if v.name in args.variants.split(",")]
+    views = max(v.augment for v in selected)
+    if views:
+        attach_augmented(data, views, args.augment_strength, args.augment_kind)
     reduce_dim(data, args.dim)
     result: dict = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
         "rows": {s: int((data.source == s).sum()) for s in SOURCES}, "target_precision": TARGET, "dim": args.dim,
         "placeholders": sorted(data.ids[i] for i in placeholders), "variants": {},
+        "augment_strength": args.augment_strength if views else None,
+        "augment_kind": args.augment_kind if views else None,
     }
-    for variant in [v for v in VARIANTS if v.name in args.variants.split(",")]:
+    for variant in selected:
         print(f"variant {variant.name}", flush=True)
         lso, folds = leave_source_out(data, variant, placeholders)
         result["variants"][variant.name] = {"leave_source_out": lso, "grouped": grouped(data, variant, placeholders, folds)}

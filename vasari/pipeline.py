@@ -91,6 +91,10 @@ def fit_dataset(
     if len(Xt) == 0:
         raise TrainError("no artworks in the train split")
     Xv, lv, yv = part("val")
+    if config.augment_views:  # issue #14 hook: augmented views of the train pictures
+        train_rows = np.flatnonzero(split_arr == "train")
+        Xt, lt, yt = _add_views(embedder, cache, [artworks[i].image or "" for i in train_rows], Xt, lt, yt, config,
+                                progress)
     t1 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
                         config=config, progress=progress)
@@ -124,6 +128,21 @@ def fit_dataset(
     metrics = {ev.split: ev.metrics for ev in evaluations}
     bundle = Bundle(heads, embedder.spec, full_card, metrics)
     return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds)
+
+
+def _add_views(embedder: Any, cache: EmbeddingCache | None, paths: list[str], X: np.ndarray, labels: dict,
+               years: list, config: HeadConfig, progress: bool) -> tuple[np.ndarray, dict, list | None]:
+    """``config.augment_views`` geometric + JPEG views of each train picture, embedded (and
+    cached beside the pictures' own vectors) and added as rows labelled for
+    ``config.augment_tasks`` only (``vasari.heads.train.with_augmented_views``)."""
+    from vasari.features.augment import AugmentConfig, embed_augmented
+    from vasari.heads.train import with_augmented_views
+
+    if not isinstance(embedder, Embedder):
+        raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
+    views = embed_augmented(embedder, paths, AugmentConfig.geometric(config.augment_views), cache=cache,
+                            progress=progress)
+    return with_augmented_views(X, labels, years, views, config.augment_tasks)
 
 
 def compact_metrics(metrics: dict) -> dict:

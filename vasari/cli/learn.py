@@ -23,6 +23,7 @@ Example:
 
   vasari train runs/data --out runs/model --backbone efficientnet_lite2 --feature stats
   vasari train runs/artists7 --out runs/artists7-model --tasks artist --views multicrop --refit-on-val
+  vasari train runs/data --out runs/model-aug --augment-views 1
 """
 
 EVALUATE_HELP = """Evaluate a bundle on one split of a dataset: top-1/top-3, per-class accuracy, precision/recall/F1, confusion matrix, calibration (ECE), year MAE, coverage vs accuracy. Writes metrics.json, PNG plots, report.md and report.html into --out and prints a summary.
@@ -105,6 +106,9 @@ def train(
                                    "'out-of-source' (leave-source-out predictions; artist also on held-out artists)."),
     protocols: Optional[str] = typer.Option(None, "--protocols", help="Comma-separated evaluation protocols whose pooled "
                                             "figures go into the model card, e.g. 'leave-source-out,leave-artists-out'."),
+    augment_views: int = typer.Option(0, "--augment-views", help="Also train the type head on K cropped / downscaled / "
+                                      "JPEG-recompressed views of each train picture (cached; 0 = off). Type out of "
+                                      "source +2 points, e.g. --augment-views 1 (docs/trust-research.md 3b)."),
 ) -> None:
     from vasari.dataset import load_dataset
     from vasari.features.embedder import Embedder
@@ -121,7 +125,9 @@ def train(
         fail(f"--abstention must be val or out-of-source, got {abstention!r}")
     from dataclasses import replace
 
-    config = replace(config, abstention=abstention)
+    if augment_views < 0:  # issue #14 hook
+        fail(f"--augment-views must be >= 0, got {augment_views}")
+    config = replace(config, abstention=abstention, augment_views=augment_views)
     protocol_names = _protocol_names(protocols)
     embedder = Embedder(backbone, feature, views=views)
     cache_obj = _cache(embedder, cache, no_cache)

@@ -58,6 +58,11 @@ class HeadConfig:
     #: leave-source-out predictions, artist also on held-out artists;
     #: ``vasari.heads.abstention``).
     abstention: str = "val"
+    #: Augmented views (``vasari.features.augment``, geometric + JPEG) of each train picture
+    #: added as training rows for ``augment_tasks`` only (issue #14; 0 = off). Measured: type
+    #: out of source +2 points, no task down > 1 point in distribution (docs/trust-research.md 3b).
+    augment_views: int = 0
+    augment_tasks: tuple[str, ...] = ("type",)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

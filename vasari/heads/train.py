@@ -147,6 +147,27 @@ def _drop_failed_rows(
             [years[i] for i in keep] if years is not None else None)
 
 
+def with_augmented_views(
+    X_train: np.ndarray,
+    labels_train: Mapping[str, Sequence[str | None]],
+    years_train: Sequence[int | None] | None,
+    views: np.ndarray,
+    tasks: Sequence[str],
+) -> tuple[np.ndarray, dict[str, list[str | None]], list[int | None] | None]:
+    """Train rows followed by their augmented views (``views``: ``(N, k, D)``, view ``v`` of
+    every row after view ``v - 1``), the views labelled for ``tasks`` only: no other label and
+    no year, so only those heads learn from them (issue #14: views help the type head out of
+    source and cost the others in distribution; docs/trust-research.md 3b). Views that failed
+    to embed are NaN rows, which ``train_heads`` drops."""
+    n, k = views.shape[:2]
+    if n != len(X_train) or views.shape[2] != X_train.shape[1]:
+        raise TrainError(f"views have shape {views.shape}, train features {X_train.shape}")
+    X = np.concatenate([X_train] + [views[:, v] for v in range(k)])
+    labels = {t: list(labs) + (list(labs) if t in tasks else [None] * n) * k for t, labs in labels_train.items()}
+    years = list(years_train) + [None] * (n * k) if years_train is not None else None
+    return X, labels, years
+
+
 def train_heads(
     X_train: np.ndarray,
     labels_train: Mapping[str, Sequence[str | None]],
