@@ -180,3 +180,9 @@ def test_cli_train_augment_views(tmp_path):
     assert bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
     res = runner.invoke(app, ["train", str(ds), "--out", str(tmp_path / "bad"), "--augment-views", "-1"])
     assert res.exit_code == 2 and "--augment-views" in res.output
+    # the held-out-source refits train without views: refused before anything is embedded or written
+    for extra in (["--abstention", "out-of-source"], ["--protocols", "leave-source-out"]):
+        res = runner.invoke(app, ["train", str(ds), "--out", str(tmp_path / "mixed"), "--augment-views", "1",
+                                  "--cache", str(w.cache_dir), *extra])
+        assert res.exit_code != 0 and "cannot be combined with " + " ".join(extra) in res.output, res.output
+        assert not (tmp_path / "mixed").exists()

@@ -43,6 +43,21 @@ class DatasetFit:
     seconds: dict[str, float]
 
 
+def refuse_views_with_refits(config: HeadConfig, protocols: Sequence[str] = ()) -> None:
+    """Augmented views (``config.augment_views``) do not reach the heads refitted per held-out
+    source, which choose out-of-source thresholds and compute the protocols' figures: those
+    would describe other heads than the bundle's. Refused before any embedding (say so early,
+    lose nothing) until the refits take the views too (docs/trust-research.md 3b)."""
+    if not config.augment_views:
+        return
+    refits = (["--abstention out-of-source"] if config.abstention == "out-of-source" else []) + \
+        [f"--protocols {p}" for p in protocols]
+    if refits:
+        raise TrainError(f"--augment-views cannot be combined with {', '.join(refits)} yet: the heads refitted per "
+                         "held-out source train without views, so their thresholds and figures would not be this "
+                         "bundle's (docs/trust-research.md 3b)")
+
+
 def fit_dataset(
     artworks: Sequence[Artwork],
     split_of: Sequence[str],
@@ -63,6 +78,7 @@ def fit_dataset(
     views included) is the bundle's, so prediction embeds the same way. ``cache`` is an
     ``EmbeddingCache`` (or None). ``features`` skips embedding (rows aligned with artworks).
     """
+    refuse_views_with_refits(config)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if embedder is None:
@@ -212,6 +228,7 @@ def train_bundle(
     card, so a model card says how it holds on collections it never saw. ``report_title`` defaults to
     "Vasari evaluation: <bundle folder name>"; ``report_context`` defaults to the bundle path.
     """
+    refuse_views_with_refits(config, protocols)
     fit = fit_dataset(artworks, split_of, embedder, cache, config, evaluate_splits=evaluate_splits, card=card,
                       progress=progress)
     fit.bundle.metrics = compact_metrics(fit.bundle.metrics)
