@@ -180,9 +180,42 @@ def test_cli_train_augment_views(tmp_path):
     assert bundle.metrics["test"]["tasks"]["type"]["top1"] >= 0.9
     res = runner.invoke(app, ["train", str(ds), "--out", str(tmp_path / "bad"), "--augment-views", "-1"])
     assert res.exit_code == 2 and "--augment-views" in res.output
-    # the held-out-source refits train without views: refused before anything is embedded or written
-    for extra in (["--abstention", "out-of-source"], ["--protocols", "leave-source-out"]):
-        res = runner.invoke(app, ["train", str(ds), "--out", str(tmp_path / "mixed"), "--augment-views", "1",
-                                  "--cache", str(w.cache_dir), *extra])
-        assert res.exit_code != 0 and "cannot be combined with " + " ".join(extra) in res.output, res.output
-        assert not (tmp_path / "mixed").exists()
+
+
+
+def test_out_of_source_refits_and_protocol_folds_train_on_the_views_too(tmp_path):
+    """The shipped recipe with views: `vasari train --augment-views 1 --abstention out-of-source
+    --protocols leave-source-out` trains, chooses out-of-source thresholds and writes the protocol
+    into the card; a fold refit (the same code as both) trains its type head on its rows' views and
+    the other heads on the originals; a protocol run without the views is refused."""
+    from typer.testing import CliRunner
+
+    from learn_data import learn_world
+    from test_cli_learn import saved_dataset
+    from vasari.bundle import load_bundle
+    from vasari.cli import app
+    from vasari.heads.abstention import Rows, training_rows
+    from vasari.protocols import _train_like_the_bundle, evaluate_protocol
+
+    runner, w = CliRunner(), learn_world()
+    ds, model = saved_dataset(tmp_path), tmp_path / "model"
+    res = runner.invoke(app, ["train", str(ds), "--out", str(model), "--augment-views", "1", "--cache", str(w.cache_dir),
+                              "--abstention", "out-of-source", "--protocols", "leave-source-out"])
+    assert res.exit_code == 0, res.output
+    bundle = load_bundle(model)
+    assert "threshold_out_of_source" in bundle.heads.classifiers["type"].info
+    assert "leave-source-out" in bundle.card["protocols"]
+
+    rng = np.random.default_rng(0)
+    n, d = 24, 8
+    labels = {"type": ["a", "b"] * (n // 2), "school": ["x", "y", "y", "x"] * (n // 4)}
+    views = rng.normal(size=(n, 1, d)).astype(np.float32)
+    rows = Rows(rng.normal(size=(n, d)).astype(np.float32), labels, [None] * n,
+                np.array(["s1", "s2"] * (n // 2)), np.array(["train"] * n, dtype=object), views)
+    config = HeadConfig(tasks=("type", "school"), year=False, novelty=False, augment_views=1)
+    X, fit_labels, _ = training_rows(rows.take(np.arange(12)), config)
+    assert len(X) == 24 and fit_labels["type"][12:] == labels["type"][:12] and fit_labels["school"][12:] == [None] * 12
+    heads = _train_like_the_bundle(rows.take(np.arange(12)), rows.take(np.arange(12, 24)), rows, config)
+    assert heads.classifiers["type"].info["train_rows"] == 24 and heads.classifiers["school"].info["train_rows"] == 12
+    with pytest.raises(TrainError, match="augmented view"):
+        evaluate_protocol("leave-source-out", bundle, [], [], np.zeros((0, bundle.spec.dim), np.float32), {})

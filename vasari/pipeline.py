@@ -41,21 +41,8 @@ class DatasetFit:
     split_of: list[str]
     embed_errors: dict[int, str]
     seconds: dict[str, float]
-
-
-def refuse_views_with_refits(config: HeadConfig, protocols: Sequence[str] = ()) -> None:
-    """Augmented views (``config.augment_views``) do not reach the heads refitted per held-out
-    source, which choose out-of-source thresholds and compute the protocols' figures: those
-    would describe other heads than the bundle's. Refused before any embedding (say so early,
-    lose nothing) until the refits take the views too (docs/trust-research.md 3b)."""
-    if not config.augment_views:
-        return
-    refits = (["--abstention out-of-source"] if config.abstention == "out-of-source" else []) + \
-        [f"--protocols {p}" for p in protocols]
-    if refits:
-        raise TrainError(f"--augment-views cannot be combined with {', '.join(refits)} yet: the heads refitted per "
-                         "held-out source train without views, so their thresholds and figures would not be this "
-                         "bundle's (docs/trust-research.md 3b)")
+    #: ``(N, k, D)`` augmented views aligned with ``features`` (train rows; NaN elsewhere), or None
+    views: np.ndarray | None = None
 
 
 def fit_dataset(
@@ -78,7 +65,6 @@ def fit_dataset(
     views included) is the bundle's, so prediction embeds the same way. ``cache`` is an
     ``EmbeddingCache`` (or None). ``features`` skips embedding (rows aligned with artworks).
     """
-    refuse_views_with_refits(config)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if embedder is None:
@@ -107,10 +93,12 @@ def fit_dataset(
     if len(Xt) == 0:
         raise TrainError("no artworks in the train split")
     Xv, lv, yv = part("val")
+    views = None
     if config.augment_views:  # issue #14 hook: augmented views of the train pictures
-        train_rows = np.flatnonzero(split_arr == "train")
-        Xt, lt, yt = _add_views(embedder, cache, [artworks[i].image or "" for i in train_rows], Xt, lt, yt, config,
-                                progress)
+        from vasari.heads.train import with_augmented_views
+
+        views = _train_views(embedder, cache, artworks, split_arr, config, progress)
+        Xt, lt, yt = with_augmented_views(Xt, lt, yt, views[split_arr == "train"], config.augment_tasks)
     t1 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
                         config=config, progress=progress)
@@ -118,7 +106,8 @@ def fit_dataset(
         from vasari.heads.abstention import Rows, out_of_source_abstention
 
         out_of_source_abstention(heads, Rows(features, {t: [a.label(t) for a in artworks] for t in config.tasks},
-                                             [a.year for a in artworks], np.array([a.source for a in artworks]), split_arr), config)
+                                             [a.year for a in artworks], np.array([a.source for a in artworks]), split_arr,
+                                             views), config)
     seconds["train"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
     evaluations = []
@@ -143,22 +132,25 @@ def fit_dataset(
     full_card.update(dict(card or {}))
     metrics = {ev.split: ev.metrics for ev in evaluations}
     bundle = Bundle(heads, embedder.spec, full_card, metrics)
-    return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds)
+    return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds, views)
 
 
-def _add_views(embedder: Any, cache: EmbeddingCache | None, paths: list[str], X: np.ndarray, labels: dict,
-               years: list, config: HeadConfig, progress: bool) -> tuple[np.ndarray, dict, list | None]:
-    """``config.augment_views`` geometric + JPEG views of each train picture, embedded (and
-    cached beside the pictures' own vectors) and added as rows labelled for
-    ``config.augment_tasks`` only (``vasari.heads.train.with_augmented_views``)."""
+def _train_views(embedder: Any, cache: EmbeddingCache | None, artworks: Sequence[Artwork], split_arr: np.ndarray,
+                 config: HeadConfig, progress: bool) -> np.ndarray:
+    """``(N, k, D)``: ``config.augment_views`` geometric + JPEG views of each train picture,
+    embedded (and cached beside the pictures' own vectors); NaN for the other rows. Kept
+    aligned with the features so the out-of-source refits and the protocols' folds train on
+    the views of their own train rows, as the bundle's heads did."""
     from vasari.features.augment import AugmentConfig, embed_augmented
-    from vasari.heads.train import with_augmented_views
 
     if not isinstance(embedder, Embedder):
         raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
-    views = embed_augmented(embedder, paths, AugmentConfig.geometric(config.augment_views), cache=cache,
-                            progress=progress)
-    return with_augmented_views(X, labels, years, views, config.augment_tasks)
+    train_rows = np.flatnonzero(split_arr == "train")
+    views = embed_augmented(embedder, [artworks[i].image or "" for i in train_rows],
+                            AugmentConfig.geometric(config.augment_views), cache=cache, progress=progress)
+    out = np.full((len(artworks), *views.shape[1:]), np.nan, np.float32)
+    out[train_rows] = views
+    return out
 
 
 def compact_metrics(metrics: dict) -> dict:
@@ -182,7 +174,8 @@ def protocol_figures(fit: DatasetFit, protocols: Sequence[str]) -> dict[str, dic
     from vasari.protocols import evaluate_protocol, protocol_summary
 
     spans = {a: tuple(s) for a, s in (fit.bundle.card.get("artist_spans") or {}).items()}
-    return {name: protocol_summary(evaluate_protocol(name, fit.bundle, fit.artworks, fit.split_of, fit.features, spans))
+    return {name: protocol_summary(evaluate_protocol(name, fit.bundle, fit.artworks, fit.split_of, fit.features, spans,
+                                                     views=fit.views))
             for name in protocols}
 
 
@@ -228,7 +221,6 @@ def train_bundle(
     card, so a model card says how it holds on collections it never saw. ``report_title`` defaults to
     "Vasari evaluation: <bundle folder name>"; ``report_context`` defaults to the bundle path.
     """
-    refuse_views_with_refits(config, protocols)
     fit = fit_dataset(artworks, split_of, embedder, cache, config, evaluate_splits=evaluate_splits, card=card,
                       progress=progress)
     fit.bundle.metrics = compact_metrics(fit.bundle.metrics)

@@ -136,12 +136,13 @@ def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any
     """Heads for one fold, trained the way the bundle was: with ``abstention="out-of-source"``
     the fold's thresholds are re-chosen out of source on the rows the fold may see (``seen``),
     so a protocol scores the shipped rule, never thresholds chosen on the held-out rows."""
-    from vasari.heads.abstention import out_of_source_abstention
+    from vasari.heads.abstention import out_of_source_abstention, training_rows
     from vasari.heads.train import train_heads
 
-    labels = {t: fit.labels[t] for t in config.tasks if t in fit.labels}
+    X, fit_labels, years = training_rows(fit, config)
+    labels = {t: fit_labels[t] for t in config.tasks if t in fit_labels}
     val_labels = {t: val.labels[t] for t in config.tasks if t in val.labels}
-    heads = train_heads(fit.X, labels, fit.years if config.year else None, val.X, val_labels,
+    heads = train_heads(X, labels, years if config.year else None, val.X, val_labels,
                         val.years if config.year else None, config=config)
     if config.abstention == "out-of-source":
         out_of_source_abstention(heads, seen, config)
@@ -150,9 +151,10 @@ def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any
 
 def _concat_rows(parts: list[Rows]) -> Rows:
     tasks = {t for p in parts for t in p.labels}
+    views = np.concatenate([p.views for p in parts]) if all(p.views is not None for p in parts) else None
     return Rows(np.concatenate([p.X for p in parts]), {t: [v for p in parts for v in p.labels.get(t, [None] * len(p.X))] for t in tasks},
                 [y for p in parts for y in p.years], np.concatenate([p.sources for p in parts]),
-                np.concatenate([p.splits for p in parts]))
+                np.concatenate([p.splits for p in parts]), views)
 
 
 def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]], fraction: float = 0.2,
@@ -181,18 +183,25 @@ def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, in
 
 
 def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
-                      features: np.ndarray, spans: Mapping[str, tuple[int, int]], split: str = "test") -> dict[str, Any]:
+                      features: np.ndarray, spans: Mapping[str, tuple[int, int]], split: str = "test",
+                      views: np.ndarray | None = None) -> dict[str, Any]:
     """``vasari evaluate --protocol``: ``grouped`` scores the bundle's heads on ``split``;
-    the other protocols refit heads with the bundle's head config on the dataset's splits."""
-    from vasari.heads.train import HeadConfig
+    the other protocols refit heads with the bundle's head config on the dataset's splits
+    (``views``: the train pictures' augmented views, needed when that config has
+    ``augment_views``, so the refits train the way the bundle did)."""
+    from vasari.heads.train import HeadConfig, TrainError
 
     _check_protocol(protocol)
     ok = np.isfinite(np.asarray(features, np.float32)).all(axis=1)
     tasks = list(bundle.heads.tasks)
-    rows = Rows(np.asarray(features, np.float32), {t: [a.label(t) for a in artworks] for t in tasks},
-                [a.year for a in artworks], np.array([a.source for a in artworks]), np.asarray(split_of, dtype=object))
-    rows = rows.take(np.flatnonzero(ok))
     config = HeadConfig.from_dict({**bundle.card.get("head_config", {}), "tasks": tasks})
+    if config.augment_views and views is None and protocol != "grouped":
+        raise TrainError(f"this bundle's heads trained on {config.augment_views} augmented view(s) per train picture: "
+                         f"run {protocol} with `vasari train --protocols {protocol}`, which refits with the views")
+    rows = Rows(np.asarray(features, np.float32), {t: [a.label(t) for a in artworks] for t in tasks},
+                [a.year for a in artworks], np.array([a.source for a in artworks]), np.asarray(split_of, dtype=object),
+                views if config.augment_views else None)
+    rows = rows.take(np.flatnonzero(ok))
     if protocol == "grouped":
         test = rows.take(np.flatnonzero(rows.splits == split)) if split != "all" else rows
         result = score(user_answers(bundle.heads, test.X, spans), test, spans)

@@ -108,8 +108,8 @@ def train(
                                             "figures go into the model card, e.g. 'leave-source-out,leave-artists-out'."),
     augment_views: int = typer.Option(0, "--augment-views", help="Also train the type head on K cropped / downscaled / "
                                       "JPEG-recompressed views of each train picture (cached; 0 = off). Type out of "
-                                      "source +2 points, e.g. --augment-views 1 (docs/trust-research.md 3b). Not yet with "
-                                      "--abstention out-of-source or --protocols."),
+                                      "source +2 points, e.g. --augment-views 1 (docs/trust-research.md 3b); the out-of-source "
+                                      "refits and protocol folds train on their rows' views too."),
 ) -> None:
     from vasari.dataset import load_dataset
     from vasari.features.embedder import Embedder

@@ -37,10 +37,25 @@ class Rows:
     years: Sequence[int | None]
     sources: np.ndarray
     splits: np.ndarray
+    #: ``(N, k, D)`` augmented views of each row's picture (``HeadConfig.augment_views``; NaN
+    #: where a row has none, e.g. outside train), so refits train the way the bundle did
+    views: np.ndarray | None = None
 
     def take(self, idx: np.ndarray) -> "Rows":
         return Rows(self.X[idx], {t: [v[i] for i in idx] for t, v in self.labels.items()},
-                    [self.years[i] for i in idx], self.sources[idx], self.splits[idx])
+                    [self.years[i] for i in idx], self.sources[idx], self.splits[idx],
+                    None if self.views is None else self.views[idx])
+
+
+def training_rows(fit: Rows, config: Any) -> tuple[np.ndarray, Mapping[str, Sequence[str | None]], Sequence[int | None]]:
+    """A refit's training rows as the bundle's own heads saw them: with ``config.augment_views``
+    the rows' views are added, labelled for ``config.augment_tasks`` only
+    (``vasari.heads.train.with_augmented_views``); otherwise the rows themselves."""
+    if not getattr(config, "augment_views", 0) or fit.views is None:
+        return fit.X, fit.labels, fit.years
+    from vasari.heads.train import with_augmented_views
+
+    return with_augmented_views(fit.X, fit.labels, fit.years, fit.views, config.augment_tasks)
 
 
 #: Open-set artists: at most this share of held-out artists' paintings may get an artist verdict.
@@ -63,7 +78,8 @@ def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray
         held = rows.take(np.flatnonzero((rows.sources == source) & np.isin(rows.splits, ("train", "val"))))
         if min(len(fit.X), len(val.X), len(held.X)) == 0:
             continue
-        heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years, config=replace(config, year=False, novelty=False))
+        heads = train_heads(*training_rows(fit, config), val.X, val.labels, val.years,
+                            config=replace(config, year=False, novelty=False))
         proba = heads.predict_proba(held.X)
         for task, p in proba.items():
             y = tr.encode(held.labels[task], heads.classifiers[task].classes)
