@@ -205,6 +205,15 @@ def test_out_of_source_refits_and_protocol_folds_train_on_the_views_too(tmp_path
     bundle = load_bundle(model)
     assert "threshold_out_of_source" in bundle.heads.classifiers["type"].info
     assert "leave-source-out" in bundle.card["protocols"]
+    # `vasari evaluate --protocol` embeds the train pictures' views itself and gives the card's figures
+    res = runner.invoke(app, ["evaluate", str(ds), "--model", str(model), "--out", str(tmp_path / "lso"),
+                              "--cache", str(w.cache_dir), "--protocol", "leave-source-out"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    report = json.loads((tmp_path / "lso" / "protocol.json").read_text())
+    card = bundle.card["protocols"]["leave-source-out"]
+    assert abs(report["tasks"]["type"]["pooled"]["top1"] - card["tasks"]["type"]["top1"]) < 1e-9, (report, card)
 
     rng = np.random.default_rng(0)
     n, d = 24, 8

@@ -97,7 +97,12 @@ def fit_dataset(
     if config.augment_views:  # issue #14 hook: augmented views of the train pictures
         from vasari.heads.train import with_augmented_views
 
-        views = _train_views(embedder, cache, artworks, split_arr, config, progress)
+        if not isinstance(embedder, Embedder):
+            raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
+        from vasari.features.augment import views_of_rows
+
+        views = views_of_rows(embedder, [a.image or "" for a in artworks], split_arr == "train", config.augment_views,
+                              cache, progress)
         Xt, lt, yt = with_augmented_views(Xt, lt, yt, views[split_arr == "train"], config.augment_tasks)
     t1 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
@@ -133,24 +138,6 @@ def fit_dataset(
     metrics = {ev.split: ev.metrics for ev in evaluations}
     bundle = Bundle(heads, embedder.spec, full_card, metrics)
     return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds, views)
-
-
-def _train_views(embedder: Any, cache: EmbeddingCache | None, artworks: Sequence[Artwork], split_arr: np.ndarray,
-                 config: HeadConfig, progress: bool) -> np.ndarray:
-    """``(N, k, D)``: ``config.augment_views`` geometric + JPEG views of each train picture,
-    embedded (and cached beside the pictures' own vectors); NaN for the other rows. Kept
-    aligned with the features so the out-of-source refits and the protocols' folds train on
-    the views of their own train rows, as the bundle's heads did."""
-    from vasari.features.augment import AugmentConfig, embed_augmented
-
-    if not isinstance(embedder, Embedder):
-        raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
-    train_rows = np.flatnonzero(split_arr == "train")
-    views = embed_augmented(embedder, [artworks[i].image or "" for i in train_rows],
-                            AugmentConfig.geometric(config.augment_views), cache=cache, progress=progress)
-    out = np.full((len(artworks), *views.shape[1:]), np.nan, np.float32)
-    out[train_rows] = views
-    return out
 
 
 def compact_metrics(metrics: dict) -> dict:

@@ -197,7 +197,7 @@ def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split
     config = HeadConfig.from_dict({**bundle.card.get("head_config", {}), "tasks": tasks})
     if config.augment_views and views is None and protocol != "grouped":
         raise TrainError(f"this bundle's heads trained on {config.augment_views} augmented view(s) per train picture: "
-                         f"run {protocol} with `vasari train --protocols {protocol}`, which refits with the views")
+                         f"{protocol} needs those views to refit the way it was trained")
     rows = Rows(np.asarray(features, np.float32), {t: [a.label(t) for a in artworks] for t in tasks},
                 [a.year for a in artworks], np.array([a.source for a in artworks]), np.asarray(split_of, dtype=object),
                 views if config.augment_views else None)
@@ -264,13 +264,20 @@ def run_protocol(protocol: str, bundle: Any, embedder: Any, dataset: Any, split:
     ``protocol.json`` and ``protocol.md`` into ``out``; returns the markdown."""
     _check_protocol(protocol)  # before embedding: fail fast
     arts = [a for a in dataset.artworks if a.image]
+    split_of = [dataset.splits.get(a.artwork_id, "") for a in arts]
     result = embedder.embed_paths([a.image for a in arts], cache=cache, progress=True)
-    return write_protocol(protocol, bundle, arts, [dataset.splits.get(a.artwork_id, "") for a in arts],
-                          result.features, model_dir, split, out)
+    k = int(bundle.card.get("head_config", {}).get("augment_views") or 0)
+    views = None
+    if k and protocol != "grouped":  # refit the way the bundle was trained: with its train pictures' views
+        from vasari.features.augment import views_of_rows
+
+        views = views_of_rows(embedder, [a.image for a in arts], np.asarray(split_of) == "train", k, cache, progress=True)
+    return write_protocol(protocol, bundle, arts, split_of, result.features, model_dir, split, out, views=views)
 
 
 def write_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
-                   features: np.ndarray, model_dir: Any, split: str, out: Any, stem: str = "protocol") -> str:
+                   features: np.ndarray, model_dir: Any, split: str, out: Any, stem: str = "protocol",
+                   views: np.ndarray | None = None) -> str:
     """Run ``protocol`` on embedded artworks and write ``<stem>.json`` and ``<stem>.md`` into
     ``out`` (plain ``vasari evaluate`` writes its per-source table as ``by_source``); returns
     the markdown."""
@@ -280,7 +287,8 @@ def write_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of
     from vasari.core.fileio import atomic_write_text
     from vasari.inference.consistency import load_artist_spans
 
-    report = evaluate_protocol(protocol, bundle, artworks, split_of, features, load_artist_spans(model_dir), split)
+    report = evaluate_protocol(protocol, bundle, artworks, split_of, features, load_artist_spans(model_dir), split,
+                               views=views)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = protocol_markdown(report)

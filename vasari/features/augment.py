@@ -217,3 +217,18 @@ def _embed_chunk(embedder: "Embedder", chunk, arrays, keys, out: np.ndarray, cac
             row += 1
     if cache is not None:
         cache.put(put_keys, vecs)
+
+
+def views_of_rows(embedder: "Embedder", paths: Sequence[str], chosen: np.ndarray, views: int,
+                  cache: "EmbeddingCache | None" = None, progress: bool = False) -> np.ndarray:
+    """``(N, views, D)``: the geometric + JPEG views (``AugmentConfig.geometric``) of the
+    pictures of the ``chosen`` rows (a boolean mask over ``paths``), NaN for the other rows.
+    Aligned with the rows' own features, so every refit (the bundle's heads, the out-of-source
+    thresholds, the protocols' folds) takes the views of exactly its own train rows."""
+    rows = np.flatnonzero(chosen)
+    got = embed_augmented(embedder, [paths[i] for i in rows], AugmentConfig.geometric(views), cache=cache,
+                          progress=progress)
+    out = np.full((len(paths), *got.shape[1:]), np.nan, np.float32)
+    out[rows] = got
+    return out
+
