@@ -128,13 +128,7 @@ class MicroBatcher:
         Cancelling the future before its batch starts drops the job (its client left)."""
         job = _Job(list(images), top_k)
         job.future.job = job  # type: ignore[attr-defined]
-        if not self._started:
-            job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
-        else:
-            with self._lock:
-                self.pending_images += job.count
-            self._queue.put(job)
-        return job.future
+        return self._enqueue(job)
 
     def submit_call(self, fn: Callable[[], Any], cost: int) -> concurrent.futures.Future:
         """Run ``fn()`` on a worker thread, alone, in queue order; the future has its result.
@@ -143,6 +137,10 @@ class MicroBatcher:
         a worker like a batch of ``cost`` pictures would, so the worker count, the queue and
         the shedding estimate (``expected_wait``) cover it instead of it running beside them."""
         job = _Job([], 0, call=fn, cost=max(1, int(cost)))
+        return self._enqueue(job)
+
+    def _enqueue(self, job: _Job) -> concurrent.futures.Future:
+        """Book ``job``'s pictures as pending and queue it; 503 on its future when not running."""
         if not self._started:
             job.future.set_exception(ServiceError(503, "not_ready", "the model is not running"))
             return job.future
