@@ -13,8 +13,9 @@ target=vasari/models/default
 # 1. every labelled source merged; grouped split (near-duplicates and details of one work together)
 vasari dataset build --shared --split grouped --artist-scope --out "$work/dataset"
 # 2. heads on the default backbone (EfficientNet-Lite2, style statistics), evaluated on val and test;
+#    one augmented view per train picture for the type head (docs/trust-research.md 3b);
 #    thresholds from out-of-source predictions; leave-source-out and leave-artists-out figures in the card
-vasari train "$work/dataset" --out "$work/vasari-default" --abstention out-of-source --protocols leave-source-out,leave-artists-out --reproduce "bash scripts/build-default-bundle.sh"
+vasari train "$work/dataset" --out "$work/vasari-default" --augment-views 1 --abstention out-of-source --protocols leave-source-out,leave-artists-out --reproduce "bash scripts/build-default-bundle.sh"
 # 3. the gallery index: embeddings + metadata of every work, plus known non-paintings for novelty
 vasari index build "$work/dataset" --negatives shared --no-thumbnails --out "$work/vasari-default/index"
 # 4. swap it into the package atomically (the plots stay in $work, the package keeps it small)

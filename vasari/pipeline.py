@@ -95,18 +95,16 @@ def fit_dataset(
     Xv, lv, yv = part("val")
     views = None
     if config.augment_views:  # issue #14 hook: augmented views of the train pictures
-        from vasari.heads.train import with_augmented_views
-
         if not isinstance(embedder, Embedder):
             raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
         from vasari.features.augment import views_of_rows
 
         views = views_of_rows(embedder, [a.image or "" for a in artworks], split_arr == "train", config.augment_views,
                               cache, progress)
-        Xt, lt, yt = with_augmented_views(Xt, lt, yt, views[split_arr == "train"], config.augment_tasks)
     t1 = time.perf_counter()
     heads = train_heads(Xt, lt, yt, Xv if len(Xv) else None, lv if len(Xv) else None, yv if len(Xv) else None,
-                        config=config, progress=progress)
+                        config=config, progress=progress,
+                        views_train=None if views is None else views[split_arr == "train"])
     if config.abstention == "out-of-source":  # issue #14 hook: thresholds for new collections
         from vasari.heads.abstention import Rows, out_of_source_abstention
 

@@ -136,14 +136,13 @@ def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any
     """Heads for one fold, trained the way the bundle was: with ``abstention="out-of-source"``
     the fold's thresholds are re-chosen out of source on the rows the fold may see (``seen``),
     so a protocol scores the shipped rule, never thresholds chosen on the held-out rows."""
-    from vasari.heads.abstention import out_of_source_abstention, training_rows
+    from vasari.heads.abstention import out_of_source_abstention, training_views
     from vasari.heads.train import train_heads
 
-    X, fit_labels, years = training_rows(fit, config)
-    labels = {t: fit_labels[t] for t in config.tasks if t in fit_labels}
+    labels = {t: fit.labels[t] for t in config.tasks if t in fit.labels}
     val_labels = {t: val.labels[t] for t in config.tasks if t in val.labels}
-    heads = train_heads(X, labels, years if config.year else None, val.X, val_labels,
-                        val.years if config.year else None, config=config)
+    heads = train_heads(fit.X, labels, fit.years if config.year else None, val.X, val_labels,
+                        val.years if config.year else None, config=config, views_train=training_views(fit, config))
     if config.abstention == "out-of-source":
         out_of_source_abstention(heads, seen, config)
     return heads

@@ -47,15 +47,10 @@ class Rows:
                     None if self.views is None else self.views[idx])
 
 
-def training_rows(fit: Rows, config: Any) -> tuple[np.ndarray, Mapping[str, Sequence[str | None]], Sequence[int | None]]:
-    """A refit's training rows as the bundle's own heads saw them: with ``config.augment_views``
-    the rows' views are added, labelled for ``config.augment_tasks`` only
-    (``vasari.heads.train.with_augmented_views``); otherwise the rows themselves."""
-    if not getattr(config, "augment_views", 0) or fit.views is None:
-        return fit.X, fit.labels, fit.years
-    from vasari.heads.train import with_augmented_views
-
-    return with_augmented_views(fit.X, fit.labels, fit.years, fit.views, config.augment_tasks)
+def training_views(fit: Rows, config: Any) -> np.ndarray | None:
+    """The views a refit trains on, as the bundle's own heads did: ``fit.views`` with
+    ``config.augment_views``, else None (``train_heads(views_train=...)``)."""
+    return fit.views if getattr(config, "augment_views", 0) else None
 
 
 #: Open-set artists: at most this share of held-out artists' paintings may get an artist verdict.
@@ -78,8 +73,8 @@ def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray
         held = rows.take(np.flatnonzero((rows.sources == source) & np.isin(rows.splits, ("train", "val"))))
         if min(len(fit.X), len(val.X), len(held.X)) == 0:
             continue
-        heads = train_heads(*training_rows(fit, config), val.X, val.labels, val.years,
-                            config=replace(config, year=False, novelty=False))
+        heads = train_heads(fit.X, fit.labels, fit.years, val.X, val.labels, val.years,
+                            config=replace(config, year=False, novelty=False), views_train=training_views(fit, config))
         proba = heads.predict_proba(held.X)
         for task, p in proba.items():
             y = tr.encode(held.labels[task], heads.classifiers[task].classes)

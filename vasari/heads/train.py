@@ -178,16 +178,17 @@ def train_heads(
     config: HeadConfig = HeadConfig(),
     class_weights: Mapping[str, Mapping[str, float]] | None = None,
     progress: bool = False,
+    views_train: np.ndarray | None = None,
 ) -> Heads:
     """Train every head the labels allow (see ``_train_heads``)."""
     from threadpoolctl import threadpool_limits
 
+    args = (X_train, labels_train, years_train, X_val, labels_val, years_val, config, class_weights, progress,
+            views_train)
     if config.threads is None:
-        return _train_heads(X_train, labels_train, years_train, X_val, labels_val, years_val, config,
-                            class_weights, progress)
+        return _train_heads(*args)
     with threadpool_limits(limits=config.threads):
-        return _train_heads(X_train, labels_train, years_train, X_val, labels_val, years_val, config,
-                            class_weights, progress)
+        return _train_heads(*args)
 
 
 def _train_heads(
@@ -200,6 +201,7 @@ def _train_heads(
     config: HeadConfig,
     class_weights: Mapping[str, Mapping[str, float]] | None,
     progress: bool,
+    views_train: np.ndarray | None,
 ) -> Heads:
     """Train every head the labels allow.
 
@@ -209,7 +211,10 @@ def _train_heads(
     temperature and the abstention threshold) follows the same layout. ``class_weights``
     optionally gives per-task label weights (e.g. ``Dataset.class_weights(task)``);
     otherwise ``config.class_weight`` applies. Rows whose features contain NaN (failed
-    images) are ignored.
+    images) are ignored. ``views_train`` (``(N, k, D)``, optional) are augmented views of the
+    train rows: the classifiers of ``config.augment_tasks`` also learn from them, while the
+    shared transform, the year head and novelty are fitted on the original rows only, so the
+    views cannot move the other heads (issue #14, docs/trust-research.md 3b).
     """
     started = time.perf_counter()
     X_train = np.asarray(X_train, dtype=np.float32)
@@ -221,7 +226,12 @@ def _train_heads(
             raise TrainError(f"labels for {task!r} have {len(labs)} rows, features have {n}")
     if years_train is not None and len(years_train) != n:
         raise TrainError(f"years_train has {len(years_train)} rows, features have {n}")
+    if views_train is not None:
+        X_fit, labels_fit, _ = _drop_failed_rows(*with_augmented_views(
+            X_train, labels_train, None, np.asarray(views_train, dtype=np.float32), config.augment_tasks))
     X_train, labels_train, years_train = _drop_failed_rows(X_train, labels_train, years_train)
+    if views_train is None:
+        X_fit, labels_fit = X_train, labels_train
     if X_val is not None:
         X_val = np.asarray(X_val, dtype=np.float32)
         if X_val.ndim != 2 or X_val.shape[1] != X_train.shape[1]:
@@ -238,17 +248,17 @@ def _train_heads(
     Z = transform(X_train)
     Zv = transform(X_val) if X_val is not None else None
     basis = PrincipalBasis(Z)
-    Zr = basis(Z)
+    Zr = basis(Z if X_fit is X_train else transform(X_fit))
     Zvr = basis(Zv) if Zv is not None else None
 
     classifiers: dict[str, LinearHead] = {}
     skipped: dict[str, str] = {}
     for task in config.tasks:
-        if task not in labels_train:
+        if task not in labels_fit:
             skipped[task] = "no labels given"
             continue
         val_labels = (labels_val or {}).get(task) if Zvr is not None else None
-        result = fit_classifier(task, Zr, labels_train[task], Zvr, val_labels, basis, config,
+        result = fit_classifier(task, Zr, labels_fit[task], Zvr, val_labels, basis, config,
                                  (class_weights or {}).get(task), Zv)
         if isinstance(result, str):
             skipped[task] = result
