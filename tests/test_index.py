@@ -627,3 +627,31 @@ def test_artists7_neighbours_and_novelty(shared_data, tmp_path):
     junk += [Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)) for _ in range(3)]
     assert index.is_novel(embedder.embed_images(junk)).mean() >= 0.8
     assert index.is_novel(x[held]).mean() <= 0.25
+
+
+def test_a_work_by_an_artist_outside_the_vocabulary_shows_its_catalog_artist(tmp_path):
+    """Issue #14: AIC's "Pond in the Woods" is by Diaz de la Peña, an artist the vocabulary
+    dropped (rare class). The dataset keeps the catalog's name (``Artwork.extra``); the index
+    shows it for the similar work, through a save and a load, and never feeds it to affinity;
+    an index written before the column existed still loads (no artist shown, as before)."""
+    from vasari.catalog.records import Artwork
+    from vasari.dataset.clean import CATALOG_ARTIST
+
+    x, meta, _, _ = _clustered(n_per=6)
+    arts = [Artwork(m["artwork_id"], "t", title=m["title"], artist=m["artist"], year=m["year"]) for m in meta]
+    arts[0] = Artwork("aic:95993", "aic", title="Pond in the Woods", year=1862,
+                      extra={CATALOG_ARTIST: "Narcisse Virgile Diaz de la Peña"})
+    index = GalleryIndex.build(x, arts, calibrate=False)
+    hit = index.search(x[:1], k=1)[0][0].to_dict()
+    assert (hit["artwork_id"], hit["artist"], hit["title"]) == ("aic:95993", "Narcisse Virgile Diaz de la Peña", "Pond in the Woods")
+    assert "Narcisse Virgile Diaz de la Peña" not in index.artists
+    index.save(tmp_path / "index")
+    again = GalleryIndex.load(tmp_path / "index")
+    assert again.search(x[:1], k=1)[0][0].to_dict()["artist"] == "Narcisse Virgile Diaz de la Peña"
+    csv_path = tmp_path / "index" / "metadata.csv"
+    lines = csv_path.read_text(encoding="utf-8").splitlines()
+    old = [",".join(line.split(",")[:-1]) for line in lines]  # no catalog_artist column, as before
+    assert lines[0].endswith(",catalog_artist") and old[0].endswith(",url")
+    csv_path.write_text("\n".join(old) + "\n", encoding="utf-8")
+    before = GalleryIndex.load(tmp_path / "index")
+    assert before.search(x[:1], k=1)[0][0].to_dict()["artist"] is None

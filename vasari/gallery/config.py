@@ -9,8 +9,11 @@ from vasari.errors import InputError, ModelError
 
 INDEX_FORMAT = 1
 INDEX_FILE = "index.json"
+#: ``artist`` is the artist *vocabulary* label (it drives affinity); ``catalog_artist`` the name
+#: a catalog gives a work whose label the dataset removed (an artist outside the vocabulary),
+#: shown for similar paintings only (issue #14: "Pond in the Woods" is by Diaz de la Peña).
 META_FIELDS = ("artwork_id", "title", "artist", "year", "school", "type", "timeframe", "style",
-               "source", "group", "image", "url")
+               "source", "group", "image", "url", "catalog_artist")
 
 
 class GalleryIndexError(ModelError):

@@ -50,12 +50,13 @@ def _from_id(artwork_id: str) -> dict[str, Any]:
 
 def display_labels(row: Mapping[str, Any]) -> dict[str, Any]:
     """``title``, ``artist`` and ``year`` to show for a gallery row (None where nobody knows):
-    the row's own values first, then what its id says; titles in title case."""
+    the row's own values first (the vocabulary artist, else the catalog's name for an artist
+    outside the vocabulary), then what its id says; titles in title case."""
     known = _from_id(str(row.get("artwork_id") or ""))
     title = row.get("title") or known.get("title")
     year = row.get("year")
     return {"title": title_case(title) if title else None,
-            "artist": row.get("artist") or known.get("artist"),
+            "artist": row.get("artist") or row.get("catalog_artist") or known.get("artist"),
             "year": int(year) if year not in (None, "") else known.get("year")}
 
 

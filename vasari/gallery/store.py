@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 
 from vasari.core.fileio import atomic_directory, atomic_open, atomic_write_bytes
+from vasari.dataset.clean import CATALOG_ARTIST
 from vasari.gallery.ann import ANN_FILE, AnnIndex
 from vasari.gallery.config import (
     INDEX_FILE,
@@ -50,6 +51,7 @@ def _meta_row(art: Artwork | dict[str, Any]) -> dict[str, Any]:
         row = {k: art.get(k) for k in META_FIELDS}
     else:
         row = {k: getattr(art, k, None) for k in META_FIELDS}
+        row["catalog_artist"] = (getattr(art, "extra", None) or {}).get(CATALOG_ARTIST)
     row["artwork_id"] = str(row["artwork_id"]) if row.get("artwork_id") is not None else None
     if row.get("year") not in (None, ""):
         try:
