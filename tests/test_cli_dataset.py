@@ -210,3 +210,41 @@ def test_show_says_artists_share_splits_by_default_and_none_do_with_by_artist(tm
     assert "artists in more than one split: 4 (expected" in shown and "--by-artist" in shown
     shown = " ".join(invoke("show", tmp_path / "grouped").output.split())
     assert "artists in more than one split: 0 (split by artist" in shown
+
+
+def test_show_counts_placeholder_cards_from_the_embedding_cache(tmp_path):
+    """Issue #14: `vasari dataset show` counts the placeholder cards training will drop (one
+    picture filed under two artists), from the vectors a cache already holds; a picture filed
+    twice under one artist is a duplicate, not a placeholder; no cache: it says why not."""
+    import shutil
+
+    from vasari.catalog.records import Artwork
+    from vasari.dataset import Dataset, save_dataset
+    from vasari.features import EmbeddingCache, backbone_spec
+    from vasari.features.cache import content_key
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(5):
+        path = tmp_path / "img" / f"p{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    shutil.copy(paths[0], tmp_path / "img" / "card_copy.png")  # the card again, filed under another artist
+    shutil.copy(paths[1], tmp_path / "img" / "same_artist.png")  # a duplicate by the same artist
+    paths += [tmp_path / "img" / "card_copy.png", tmp_path / "img" / "same_artist.png"]
+    artists = ["Painter A", "Painter B", "Painter C", "Painter A", "Painter B", "Painter C", "Painter B"]
+    arts = [Artwork(f"gen:{i}", "gen", image=str(p), artist=a, type="portrait") for i, (p, a) in enumerate(zip(paths, artists))]
+    save_dataset(Dataset(arts, {a.artwork_id: "train" for a in arts}), tmp_path / "ds")
+    runner = CliRunner()
+    res = runner.invoke(app, ["dataset", "show", str(tmp_path / "ds"), "--cache", str(tmp_path / "nowhere")])
+    assert res.exit_code == 0, res.output
+    assert "placeholder cards: not counted (no embedding cache" in res.output
+    spec = backbone_spec()
+    keys = sorted({content_key(p) for p in paths})
+    with EmbeddingCache(tmp_path / "cache", spec) as cache:
+        cache.put(keys, rng.normal(size=(len(keys), spec.dim)).astype(np.float32))
+    res = runner.invoke(app, ["dataset", "show", str(tmp_path / "ds"), "--cache", str(tmp_path / "cache")], terminal_width=400)
+    assert res.exit_code == 0, res.output
+    line = next(text for text in res.output.splitlines() if text.startswith("placeholder cards"))
+    assert "2 among the 7 of 7 pictures" in line and "gen:0" in line and "gen:5" in line and "gen:6" not in line, line

@@ -138,6 +138,24 @@ def fit_dataset(
     return DatasetFit(bundle, evaluations, features, list(artworks), list(split_of), errors, seconds, views)
 
 
+def cached_placeholders(artworks: Sequence[Artwork], cache: EmbeddingCache) -> tuple[list[str], int]:
+    """The placeholder cards training and the gallery will drop (``drop_placeholders``: one
+    picture filed under two artists), found among the artworks whose embeddings ``cache``
+    already holds, without embedding anything: (their ids, how many artworks had a vector).
+    Lets ``vasari dataset show`` count them before any model run (issue #14)."""
+    from vasari.dataset.clean import catalog_artist, placeholder_rows
+    from vasari.features.cache import safe_content_key
+
+    keys = [safe_content_key(a.image) if a.image else "!" for a in artworks]
+    found = cache.get_many([k for k in keys if not k.startswith("!")])
+    features = np.full((len(artworks), cache.spec.dim), np.nan, dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in found:
+            features[i] = found[key]
+    rows = placeholder_rows(features, [catalog_artist(a) for a in artworks])
+    return [artworks[i].artwork_id for i in rows], sum(1 for key in keys if key in found)
+
+
 def compact_metrics(metrics: dict) -> dict:
     """Bundle metrics without the bulky parts (big confusion matrices) - the report has them."""
     out = {}

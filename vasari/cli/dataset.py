@@ -123,10 +123,9 @@ def _print_dataset(console: Console, ds, tasks: list[str] | None) -> None:
         )
     scope = info.get("out_of_scope_artist_labels") or {}  # issue #14 hook
     console.print(f"out-of-scope artist labels removed (docs/labels.md): {sum(scope.values())} "
-                  f"({', '.join(f'{k} {v}' for k, v in scope.items()) or 'none'}); placeholder cards are "
-                  "dropped where embeddings exist, compared under the catalogs' artist names "
-                  f"({len(info.get('catalog_artist_of_relabelled') or {})} records whose artist label was removed keep "
-                  "theirs; counted in the bundle card's placeholders_dropped and by `vasari index build`)")
+                  f"({', '.join(f'{k} {v}' for k, v in scope.items()) or 'none'}); "
+                  f"{len(info.get('catalog_artist_of_relabelled') or {})} records whose artist label was removed keep "
+                  "the catalog's name (placeholder cards are compared under it, similar paintings show it)")
     unreadable = info.get("unreadable") or []
     if unreadable:
         console.print(f"unreadable images: {len(unreadable)}")
@@ -274,8 +273,12 @@ def _read_catalogs(specs: list[str], shared: bool, data_dir: Path | None, includ
 def show(
     path: Path = typer.Argument(..., help="A dataset folder written by `vasari dataset build`."),
     tasks: Optional[list[str]] = typer.Option(None, "--task", help="Only these tasks (repeatable)."),
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="Embedding cache to count placeholder cards from (default: the default backbone's "
+        "cache, where `vasari train` writes); nothing is embedded."),
 ) -> None:
-    """Print a dataset's sources, near-duplicate summary and per-task, per-split class counts.
+    """Print a dataset's sources, near-duplicate summary, placeholder cards and per-task,
+    per-split class counts.
 
     Example: vasari dataset show runs/data --task type --task school
     """
@@ -286,7 +289,33 @@ def show(
         ds = load_dataset(path)
     except _input_errors() as exc:
         fail(_message(exc))
-    _print_dataset(Console(highlight=False), ds, tasks)
+    console = Console(highlight=False)
+    _print_dataset(console, ds, tasks)
+    console.print(_placeholder_line(ds.artworks, cache), soft_wrap=True)
+
+
+def _placeholder_line(artworks: list, cache_dir: Path | None) -> str:
+    """How many placeholder cards training will drop, counted from cached embeddings (issue
+    #14), or why they cannot be counted yet."""
+    from vasari.features import EmbeddingCache, backbone_spec
+    from vasari.features.cache import CacheError
+    from vasari.features.spec import default_cache_dir
+    from vasari.pipeline import cached_placeholders
+
+    spec = backbone_spec()
+    folder = cache_dir or default_cache_dir() / "embeddings" / spec.key()
+    if not folder.is_dir():
+        return (f"placeholder cards: not counted (no embedding cache at {folder}; `vasari train` or "
+                "`vasari embed` fills it, then this counts them)")
+    try:
+        with EmbeddingCache(folder, spec) as store:
+            ids, looked = cached_placeholders(artworks, store)
+    except (CacheError, *_input_errors()) as exc:
+        return f"placeholder cards: not counted ({_message(exc)})"
+    shown = ", ".join(ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+    return (f"placeholder cards (one picture filed under two artists; dropped from training and the gallery): "
+            f"{len(ids)} among the {looked} of {len(artworks)} pictures with cached embeddings"
+            + (f" ({shown})" if ids else ""))
 
 
 @dataset_app.command("diff")
