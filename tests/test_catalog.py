@@ -97,6 +97,7 @@ def test_wga_semicolon_latin1(wga_latin1: Path):
     assert durer.image == str((wga_latin1.parent / "img" / "duerer.jpg").resolve())
     assert durer.extra["form"] == "painting"
     assert durer.extra["born_died"].startswith("(b. 1471, Nürnberg")
+    assert (durer.extra["born"], durer.extra["died"]) == ("1471", "1528")  # issue #14: the artist's life years
     assert durer.artwork_id == f"{cat.source}:duerer"
     abbate = by_title["Stag Hunt"]
     assert abbate.artist == "Niccolò dell'Abbate" and abbate.year == 1551 and abbate.url is None

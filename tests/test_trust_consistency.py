@@ -129,3 +129,30 @@ def test_training_records_active_years_in_the_card_and_the_predictor_reads_them(
     card = {"artist_spans": spans_from_artworks(arts)}
     assert card["artist_spans"] == {"A": [1590, 1650]}
     assert load_artist_spans(None, None, card) == {"A": (1590, 1650)}
+
+
+def test_catalog_life_years_set_the_span_and_survive_a_dataset_folder(tmp_path):
+    """Issue #14: artists to their active years as the catalogs give them (Kaggle's years,
+    WGA's BORN-DIED, in ``extra``): born + 15 to death wins over the dated works; the dataset
+    folder keeps them (``dataset.json`` ``artist_life_years``), so a bundle trained from it
+    records the same span; an artist no catalog dates keeps the dated-works rule."""
+    from vasari.catalog import Artwork
+    from vasari.catalog.normalize import born_died
+    from vasari.dataset import Dataset, load_dataset, save_dataset
+    from vasari.dataset.lives import artist_life_years
+    from vasari.inference.consistency import spans_from_artworks
+
+    assert born_died("(b. 1606, Leiden, d. 1669, Amsterdam)") == (1606, 1669)
+    assert born_died("(b. ca. 1525, Breda, d. after 1569, Brussels)") == (1525, 1569)
+    assert born_died("(active 1620-1650 in Haarlem)") == (None, None)
+    arts = [Artwork(artwork_id=f"r{i}", source="s", artist="Rembrandt", year=y, extra={"born": "1606", "died": "1669"})
+            for i, y in enumerate((1630, 1640, 1650))]
+    arts += [Artwork(artwork_id=f"a{i}", source="s", artist="A", year=y) for i, y in enumerate((1600, 1620, 1640))]
+    arts.append(Artwork(artwork_id="bad", source="s", artist="B", year=1700, extra={"born": "1700", "died": "1650"}))
+    assert spans_from_artworks(arts) == {"A": [1590, 1650], "Rembrandt": [1621, 1669]}
+    assert artist_life_years(arts) == {"Rembrandt": [1606, 1669]}
+    info = {"artist_life_years": artist_life_years(arts)}
+    save_dataset(Dataset([Artwork(a.artwork_id, a.source, artist=a.artist, year=a.year, type="portrait") for a in arts],
+                         {a.artwork_id: "train" for a in arts}, info=info), tmp_path / "ds")
+    loaded = load_dataset(tmp_path / "ds")
+    assert spans_from_artworks(loaded.artworks) == {"A": [1590, 1650], "Rembrandt": [1621, 1669]}

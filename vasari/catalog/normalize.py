@@ -35,6 +35,7 @@ __all__ = [
     "has_date",
     "parse_artist",
     "display_artist",
+    "born_died",
     "wga_author_name",
     "slug_to_name",
     "slug_to_title",
@@ -567,6 +568,19 @@ def slug_to_title(slug: str) -> str:
 
 
 _PATRONYMIC = re.compile(r"(?:ovich|evich|yich|ovna|evna|ichna)$")
+
+
+_BORN = re.compile(r"\bb\.\s*(?:ca?\.\s*|about\s+)?(\d{4})")
+_DIED = re.compile(r"\bd\.\s*(?:ca?\.\s*|about\s+|after\s+|before\s+)?(\d{4})")
+
+
+def born_died(text: str | None) -> tuple[int | None, int | None]:
+    """Birth and death years of a Web Gallery of Art ``BORN-DIED`` cell ("(b. 1606, Leiden,
+    d. 1669, Amsterdam)"; "c." / "ca." / "after" years taken as stated); None for a part it
+    does not state ("(active 1620-1650 in Haarlem)" gives neither)."""
+    born = _BORN.search(text or "")
+    died = _DIED.search(text or "")
+    return (int(born.group(1)) if born else None, int(died.group(1)) if died else None)
 
 
 def display_artist(name: str | None) -> str | None:

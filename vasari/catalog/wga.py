@@ -228,6 +228,9 @@ def _row_artwork(
     )
     if parsed.attribution:
         extra["attribution"] = parsed.attribution
+    born, died = nz.born_died(extra.get("born_died"))
+    if born and died:
+        extra.update(born=str(born), died=str(died))
     return Artwork(
         artwork_id=artwork_id,
         source=source,

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from vasari.catalog import Artwork
 from vasari.core.labels import TASKS, timeframe_of
 from vasari.dataset.clean import apply_scope, forget_artist, relabelled_artists
+from vasari.dataset.lives import artist_life_years
 from vasari.dataset.config import FORM_KEYS, FORMAT, SPLITS, DatasetConfig, DatasetError
 from vasari.dataset.dedupe import (
     ImageHashes,
@@ -382,6 +383,7 @@ def _build_info(
         "removed_labels": {task: dict(c) for task, c in removed_labels.items()},
         "out_of_scope_artist_labels": dict(drops.out_of_scope),
         "catalog_artist_of_relabelled": relabelled_artists(final),
+        "artist_life_years": artist_life_years(final),
         "unreadable": hashed.unreadable,
         "duplicates": {
             "phash_distance": config.phash_distance,

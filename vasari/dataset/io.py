@@ -164,4 +164,8 @@ def load_dataset(path: Path) -> Dataset:
         from vasari.dataset.clean import restore_catalog_artists
 
         artworks = restore_catalog_artists(artworks, info["catalog_artist_of_relabelled"])
+    if info.get("artist_life_years"):  # an artist verdict must fit the catalog's life years
+        from vasari.dataset.lives import restore_life_years
+
+        artworks = restore_life_years(artworks, info["artist_life_years"])
     return Dataset(artworks=artworks, splits=splits, config=config, info=info)

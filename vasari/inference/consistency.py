@@ -86,13 +86,19 @@ def make_consistent(predictions: list[Prediction], proba: Mapping[str, np.ndarra
 
 
 def spans_from_artworks(artworks: Sequence[Any]) -> dict[str, list[int]]:
-    """Training hook: each artist's active years from the dated training works (at least 3,
-    widened by 10 years), for the model card's ``artist_spans`` (JSON lists)."""
+    """Training hook: each artist's active years, for the model card's ``artist_spans`` (JSON
+    lists): from the catalog's life years (``vasari.dataset.lives``: born + 15 to death) where
+    it gives them, else from the dated training works (at least 3, widened by 10 years)."""
+    from vasari.dataset.lives import life_years
+
     dated: dict[str, list[int]] = {}
+    lives: dict[str, tuple[int, int]] = {}
     for art in artworks:
         if art.artist and art.year is not None:
             dated.setdefault(art.artist, []).append(int(art.year))
-    return {name: [lo, hi] for name, (lo, hi) in sorted(artist_spans({}, dated).items())}
+        if art.artist and art.artist not in lives and (years := life_years(art)) is not None:
+            lives[art.artist] = years
+    return {name: [lo, hi] for name, (lo, hi) in sorted(artist_spans(lives, dated).items())}
 
 
 def load_artist_spans(bundle_dir: str | Path | None, index: Any = None,
