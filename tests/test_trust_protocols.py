@@ -19,14 +19,14 @@ from vasari.heads.train import HeadConfig, train_heads
 CONFIG = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=True, novelty=False, seed=0)
 
 
-def _world(seed=0):
-    """3 sources x 240 rows, 16-d. type = sign of feature 0 (easy everywhere); 8 artists, each
+def _world(seed=0, per_source=240):
+    """3 sources x ``per_source`` rows, 16-d. type = sign of feature 0 (easy everywhere); 8 artists, each
     a cluster centre; source "c" only paints artists 6-7 (unsupported elsewhere)."""
     rng = np.random.default_rng(seed)
     centres = rng.normal(0, 4, size=(8, 16))
     rows, sources, artists, types, years = [], [], [], [], []
     for s, pool in (("a", range(6)), ("b", range(6)), ("c", (6, 7))):
-        for i in range(240):
+        for i in range(per_source):
             k = list(pool)[i % len(pool)]
             x = centres[k] + rng.normal(0, 1, 16)
             x[0] = abs(x[0]) + 1 if i % 2 else -abs(x[0]) - 1
@@ -119,6 +119,24 @@ def test_out_of_source_abstention_keeps_the_val_threshold_beside_it(world):
     # artist threshold must be at least the one that keeps 5% of held-out artists' paintings
     assert chosen["artist"]["threshold"] >= chosen["artist"]["open_set_threshold"]
     assert chosen["type"]["n"] == 3 * 180  # every train and val row, each predicted out of its source
+
+
+def test_the_artist_threshold_holds_precision_on_artists_the_other_sources_know():
+    """The artist's out-of-source precision is chosen on the artists another source supports
+    (>= 30 training rows): a painting by an artist no other source knows is the open-set
+    threshold's job, not evidence that known artists are named wrongly. Here sources a and b
+    share artists 0-5 (40 train rows each per fold), c's artists 6-7 are nobody else's."""
+    from vasari.heads.abstention import out_of_source_abstention
+
+    world = _world(per_source=480)
+    config = HeadConfig(tasks=("type", "artist"), c_grid=(0.25,), year=False, novelty=False, seed=0)
+    fit, val = (world.take(np.flatnonzero(world.splits == s)) for s in ("train", "val"))
+    heads = train_heads(fit.X, fit.labels, None, val.X, val.labels, None, config=config)
+    chosen = out_of_source_abstention(heads, world, config)
+    assert chosen["artist"]["n"] == 2 * 360  # a's and b's train + val rows, not c's unknown artists
+    assert chosen["type"]["n"] == 3 * 360
+    assert chosen["artist"]["target_met"] and chosen["artist"]["precision"] >= 0.9
+    assert chosen["artist"]["threshold"] >= chosen["artist"]["open_set_threshold"]
 
 
 def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):

@@ -26,10 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from vasari.heads import trust as tr
-from vasari.heads.abstention import Rows
-
-#: A label is "supported" by a training set with at least this many examples of it.
-SUPPORT = 30
+from vasari.heads.abstention import SUPPORT, Rows
 PROTOCOLS = ("grouped", "leave-source-out", "leave-artists-out")
 
 

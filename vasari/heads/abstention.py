@@ -53,6 +53,8 @@ def training_views(fit: Rows, config: Any) -> np.ndarray | None:
     return fit.views if getattr(config, "augment_views", 0) else None
 
 
+#: A label is "supported" by a training set with at least this many examples of it.
+SUPPORT = 30
 #: Open-set artists: at most this share of held-out artists' paintings may get an artist verdict.
 FALSE_ATTRIBUTION = 0.05
 #: Fewer labelled out-of-source predictions than this: the task never answers (module docstring).
@@ -61,12 +63,13 @@ MIN_OUT_OF_SOURCE = 30
 NEVER_ANSWER = 1.01
 
 
-def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per task, (top probability, correct) of every labelled row predicted by heads that
-    never saw its source (one refit per source; a label the fold does not know is wrong)."""
+def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per task, (top probability, correct, supported) of every labelled row predicted by
+    heads that never saw its source (one refit per source; a label the fold does not know is
+    wrong; ``supported``: the fold trained on at least ``SUPPORT`` rows of the row's label)."""
     from vasari.heads.train import train_heads
 
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for source in sorted(set(rows.sources.tolist())):
         fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
         val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
@@ -79,8 +82,10 @@ def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray
         for task, p in proba.items():
             y = tr.encode(held.labels[task], heads.classifiers[task].classes)
             m = y >= -1
-            parts.setdefault(task, []).append((p.max(axis=1)[m], (p.argmax(axis=1) == y)[m]))
-    return {t: (np.concatenate([c for c, _ in v]), np.concatenate([k for _, k in v])) for t, v in parts.items()}
+            counts = Counter(v for v in fit.labels[task] if v)
+            supported = np.array([counts[v] >= SUPPORT for v in held.labels[task]])
+            parts.setdefault(task, []).append((p.max(axis=1)[m], (p.argmax(axis=1) == y)[m], supported[m]))
+    return {t: tuple(np.concatenate([part[i] for part in v]) for i in range(3)) for t, v in parts.items()}
 
 
 def _open_set_threshold(rows: Rows, config: Any, seed: int = 0) -> float | None:
@@ -109,7 +114,8 @@ def out_of_source_abstention(heads: Any, rows: Rows, config: Any) -> dict[str, d
     """Training hook (``HeadConfig.abstention == "out-of-source"``): each head's threshold is
     re-chosen for ``config.target_precision`` on leave-source-out predictions of the train and
     val rows (so the promised precision holds on a collection the model never saw), the
-    artist's the stricter of that and 5% false attribution on held-out artists; a task with
+    artist's the stricter of that (on the artists the other sources know: an unknown artist is
+    what the open-set threshold is for) and 5% false attribution on held-out artists; a task with
     too few of those predictions never answers (``NEVER_ANSWER``). The val
     threshold stays in the head's info (``threshold_val``) beside it; heads changed in place."""
     from vasari.heads.calibration import choose_threshold
@@ -118,7 +124,9 @@ def out_of_source_abstention(heads: Any, rows: Rows, config: Any) -> dict[str, d
     open_set = _open_set_threshold(rows, config) if "artist" in heads.classifiers else None
     chosen = {}
     for task, head in heads.classifiers.items():
-        confidence, correct = pooled.get(task, (np.zeros(0), np.zeros(0, bool)))
+        confidence, correct, supported = pooled.get(task, (np.zeros(0), np.zeros(0, bool), np.zeros(0, bool)))
+        if task == "artist" and open_set is not None and supported.sum() >= MIN_OUT_OF_SOURCE:
+            confidence, correct = confidence[supported], correct[supported]  # unknown artists: the open-set threshold's job
         if len(confidence) < MIN_OUT_OF_SOURCE:
             info = {"threshold": NEVER_ANSWER, "n": len(confidence), "target_met": False,
                     "abstains": f"{len(confidence)} labelled out-of-source predictions (fewer than "
