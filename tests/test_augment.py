@@ -255,3 +255,15 @@ def test_out_of_source_refits_and_protocol_folds_train_on_the_views_too(tmp_path
     assert heads.classifiers["type"].info["train_rows"] == 24 and heads.classifiers["school"].info["train_rows"] == 12
     with pytest.raises(TrainError, match="augmented view"):
         evaluate_protocol("leave-source-out", bundle, [], [], np.zeros((0, bundle.spec.dim), np.float32), {})
+
+
+def test_views_need_a_backbone_embedder():
+    """Training and `vasari evaluate --protocol` both ask ``views_of_rows`` for the views; a
+    fine-tuned or precomputed extractor gets one clear error there, before any picture is read."""
+    from vasari.features.augment import views_of_rows
+
+    class Precomputed:
+        dim = 4
+
+    with pytest.raises(AugmentError, match="backbone Embedder, not Precomputed"):
+        views_of_rows(Precomputed(), ["a.jpg"], np.array([True]), 1)

@@ -95,8 +95,6 @@ def fit_dataset(
     Xv, lv, yv = part("val")
     views = None
     if config.augment_views:  # issue #14 hook: augmented views of the train pictures
-        if not isinstance(embedder, Embedder):
-            raise TrainError("augment_views needs a backbone Embedder (not a fine-tuned or precomputed one)")
         from vasari.features.augment import views_of_rows
 
         views = views_of_rows(embedder, [a.image or "" for a in artworks], split_arr == "train", config.augment_views,

@@ -224,7 +224,14 @@ def views_of_rows(embedder: "Embedder", paths: Sequence[str], chosen: np.ndarray
     """``(N, views, D)``: the geometric + JPEG views (``AugmentConfig.geometric``) of the
     pictures of the ``chosen`` rows (a boolean mask over ``paths``), NaN for the other rows.
     Aligned with the rows' own features, so every refit (the bundle's heads, the out-of-source
-    thresholds, the protocols' folds) takes the views of exactly its own train rows."""
+    thresholds, the protocols' folds) takes the views of exactly its own train rows. Only a
+    backbone ``Embedder`` makes them: a fine-tuned or precomputed extractor has no views that
+    match the bundle's."""
+    from vasari.features.embedder import Embedder
+
+    if not isinstance(embedder, Embedder):
+        raise AugmentError(f"augmented views need a backbone Embedder, not {type(embedder).__name__} "
+                           "(a fine-tuned or precomputed extractor)")
     rows = np.flatnonzero(chosen)
     got = embed_augmented(embedder, [paths[i] for i in rows], AugmentConfig.geometric(views), cache=cache,
                           progress=progress)
