@@ -93,6 +93,10 @@ def test_cards_of_one_upload_share_one_network_run_and_the_cache_is_bounded(monk
     rng = np.random.default_rng(12)
     red, green = (png_bytes(quadrant_picture(rng, label, "top-left")) for label in ("portrait", "landscape"))
     with TestClient(create_app(predictor, ServiceConfig(shed_wait_s=None, explain_cache_size=2, warmup=False))) as c:
+        batcher, costs = c.app.state.vasari.batcher, []
+        submit_call = batcher.submit_call
+        monkeypatch.setattr(batcher, "submit_call", lambda fn, cost: costs.append(cost) or submit_call(fn, cost))
+
         def explain(data: bytes, **form) -> dict:
             r = c.post("/api/v1/explain", files={"file": ("p.png", data, "image/png")}, data=form)
             assert r.status_code == 200, r.text
@@ -102,6 +106,7 @@ def test_cards_of_one_upload_share_one_network_run_and_the_cache_is_bounded(monk
         again = explain(blue_bottom_right, task="type")
         asked = explain(blue_bottom_right, task="type", label="portrait")
         assert runs == [65]  # one run: the picture and its 64 occluded copies
+        assert costs == [65, 1, 1]  # booked (and shed) at what each will cost: a cached one is one picture
         assert {k: v for k, v in again.items() if k != "seconds"} == {k: v for k, v in first.items() if k != "seconds"}
         assert asked["label"] == "portrait" and not asked["answered"] and asked["grid"] != first["grid"]
 

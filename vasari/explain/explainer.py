@@ -82,6 +82,14 @@ class Explainer:
         context = {"crop_box": box, "image_size": list(image.size), "seconds": round(seconds, 3)}
         return [self._one(task, scores.proba[task], columns.get(task), scores.prediction, context) for task in tasks]
 
+    def cost(self, key: str | None) -> int:
+        """Pictures' worth of network work ``explain(..., key=key)`` will take: 1 when the
+        cache holds this picture's scores, else the picture and its occluded copies (what a
+        server books for it, so a repeated "Why?" is not shed as if it ran the network)."""
+        cached = (self.cache is not None and key is not None
+                  and self.cache.get((key, self.config.grid, self.config.patch), self.predictor) is not None)
+        return 1 if cached else self.config.copies + 1
+
     def _cached_score(self, image: "Image.Image", key: str | None) -> Scores:
         """``_score``, or the scores the cache holds for ``key`` under this predictor and grid."""
         if self.cache is None or key is None:

@@ -85,13 +85,14 @@ async def explain_upload(request: Request, state: ServiceState, task: str, label
     if label is not None:
         explainer.check_label(task, label)
 
+    key = hashlib.sha256(data).hexdigest()  # the next card's "Why?" sends the same bytes
+
     def run() -> dict:
-        key = hashlib.sha256(data).hexdigest()  # the next card's "Why?" sends the same bytes
         result = explainer.explain(image, tasks, {task: label} if label else None, key=key)[0]
         png = base64.b64encode(overlay_png(image, result)).decode("ascii")
         return {"image": name, **result.model_dump(mode="json"), "overlay_png": png}
 
-    future = state.batcher.submit_call(run, cost=explainer.config.copies + 1)
+    future = state.batcher.submit_call(run, cost=explainer.cost(key))
     return await result_unless_gone(request, future)
 
 
