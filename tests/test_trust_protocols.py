@@ -160,6 +160,9 @@ def test_cli_train_out_of_source_then_evaluate_protocols(tmp_path):
     res = run.invoke(app, ["train", str(tmp_path / "ds"), "--out", str(tmp_path / "m"), "--cache", str(w.cache_dir),
                            "--abstention", "out-of-source", "--protocols", "leave-source-out"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
+    # the refits show progress off a terminal too (a 30-minute default build said nothing for 25)
+    assert "out-of-source refits (one per source): 2/2 (100%)" in res.output, res.output
+    assert "leave-source-out folds: 2/2 (100%)" in res.output
     bundle = load_bundle(tmp_path / "m")
     in_card = bundle.card["protocols"]["leave-source-out"]
     assert in_card["tasks"]["type"]["n"] == sum(a.type is not None for a in arts)  # every row, out of its source

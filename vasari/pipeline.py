@@ -108,7 +108,7 @@ def fit_dataset(
 
         out_of_source_abstention(heads, Rows(features, {t: [a.label(t) for a in artworks] for t in config.tasks},
                                              [a.year for a in artworks], np.array([a.source for a in artworks]), split_arr,
-                                             views), config)
+                                             views), config, progress)
     seconds["train"] = round(time.perf_counter() - t1, 2)
     t2 = time.perf_counter()
     evaluations = []
@@ -170,13 +170,13 @@ def compact_metrics(metrics: dict) -> dict:
     return out
 
 
-def protocol_figures(fit: DatasetFit, protocols: Sequence[str]) -> dict[str, dict[str, Any]]:
+def protocol_figures(fit: DatasetFit, protocols: Sequence[str], progress: bool = False) -> dict[str, dict[str, Any]]:
     """Each protocol's pooled figures on the fit's own features (no second embedding pass)."""
     from vasari.protocols import evaluate_protocol, protocol_summary
 
     spans = {a: tuple(s) for a, s in (fit.bundle.card.get("artist_spans") or {}).items()}
     return {name: protocol_summary(evaluate_protocol(name, fit.bundle, fit.artworks, fit.split_of, fit.features, spans,
-                                                     views=fit.views))
+                                                     views=fit.views, progress=progress))
             for name in protocols}
 
 
@@ -226,7 +226,7 @@ def train_bundle(
                       progress=progress)
     fit.bundle.metrics = compact_metrics(fit.bundle.metrics)
     if protocols:
-        fit.bundle.card["protocols"] = protocol_figures(fit, protocols)
+        fit.bundle.card["protocols"] = protocol_figures(fit, protocols, progress)
     path = save_bundle(fit.bundle, out, extra_files=extra_files)
     seen = [i for i, s in enumerate(fit.split_of) if s in ("train", "val")]
     # issue #16: the reference rows `vasari enrol` refits a new artist against

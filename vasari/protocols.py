@@ -96,11 +96,14 @@ def _flags(answers: list[dict], spans: Mapping[str, tuple[int, int]]) -> dict[st
     return {k: v & has for k, v in flags.items()}
 
 
-def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]]) -> dict[str, Any]:
+def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]],
+                     progress: bool = False) -> dict[str, Any]:
     """Heads refit without each source and scored on it (all of that source's rows)."""
+    from vasari.core.progress import tracked
+
     folds, supported = [], {}  # supported: per source, the labels its fold's training set supports
     never: dict[str, list[str]] = {}  # per source, the fold's tasks that never answer (single-source labels)
-    for source in sorted(set(rows.sources.tolist())):
+    for source in tracked(sorted(set(rows.sources.tolist())), "leave-source-out folds", progress):
         fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
         val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
         held = rows.take(np.flatnonzero(rows.sources == source))
@@ -129,7 +132,7 @@ def never_answering(heads: Any) -> list[str]:
     return sorted(t for t, h in heads.classifiers.items() if "abstains" in h.info.get("threshold_out_of_source", {}))
 
 
-def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any:
+def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any, progress: bool = False) -> Any:
     """Heads for one fold, trained the way the bundle was: with ``abstention="out-of-source"``
     the fold's thresholds are re-chosen out of source on the rows the fold may see (``seen``),
     so a protocol scores the shipped rule, never thresholds chosen on the held-out rows."""
@@ -141,7 +144,7 @@ def _train_like_the_bundle(fit: Rows, val: Rows, seen: Rows, config: Any) -> Any
     heads = train_heads(fit.X, labels, fit.years if config.year else None, val.X, val_labels,
                         val.years if config.year else None, config=config, views_train=training_views(fit, config))
     if config.abstention == "out-of-source":
-        out_of_source_abstention(heads, seen, config)
+        out_of_source_abstention(heads, seen, config, progress)
     return heads
 
 
@@ -154,7 +157,7 @@ def _concat_rows(parts: list[Rows]) -> Rows:
 
 
 def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int]], fraction: float = 0.2,
-                      min_works: int = 10, seed: int = 0) -> dict[str, Any]:
+                      min_works: int = 10, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     """Open-set artists: ``fraction`` of the artists with ``min_works`` works held out."""
     artists = rows.labels.get("artist") or [None] * len(rows.X)
     counts = Counter(a for a in artists if a)
@@ -165,7 +168,7 @@ def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, in
     fit = rows.take(np.flatnonzero(~unknown & (rows.splits == "train")))
     val = rows.take(np.flatnonzero(~unknown & (rows.splits == "val")))
     config = replace(config, tasks=("artist",), year=False)
-    heads = _train_like_the_bundle(fit, val, rows.take(np.flatnonzero(~unknown)), config)
+    heads = _train_like_the_bundle(fit, val, rows.take(np.flatnonzero(~unknown)), config, progress)
     test = np.flatnonzero(unknown | ((rows.splits == "test") & np.array([a is not None for a in artists])))
     answers = user_answers(heads, rows.X[test], spans)
     verdict = np.array([a["verdict"]["artist"] for a in answers])
@@ -180,11 +183,12 @@ def leave_artists_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, in
 
 def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
                       features: np.ndarray, spans: Mapping[str, tuple[int, int]], split: str = "test",
-                      views: np.ndarray | None = None) -> dict[str, Any]:
+                      views: np.ndarray | None = None, progress: bool = False) -> dict[str, Any]:
     """``vasari evaluate --protocol``: ``grouped`` scores the bundle's heads on ``split``;
     the other protocols refit heads with the bundle's head config on the dataset's splits
     (``views``: the train pictures' augmented views, needed when that config has
-    ``augment_views``, so the refits train the way the bundle did)."""
+    ``augment_views``, so the refits train the way the bundle did); ``progress``: a bar (or
+    plain lines) per refit loop."""
     from vasari.heads.train import HeadConfig, TrainError
 
     _check_protocol(protocol)
@@ -202,9 +206,9 @@ def evaluate_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split
         test = rows.take(np.flatnonzero(rows.splits == split)) if split != "all" else rows
         result = score(user_answers(bundle.heads, test.X, spans), test, spans)
     elif protocol == "leave-source-out":
-        result = leave_source_out(rows, config, spans)
+        result = leave_source_out(rows, config, spans, progress)
     else:
-        result = leave_artists_out(rows, config, spans)
+        result = leave_artists_out(rows, config, spans, progress=progress)
     return {"protocol": protocol, **result}
 
 
@@ -268,12 +272,13 @@ def run_protocol(protocol: str, bundle: Any, embedder: Any, dataset: Any, split:
         from vasari.features.augment import views_of_rows
 
         views = views_of_rows(embedder, [a.image for a in arts], np.asarray(split_of) == "train", k, cache, progress=True)
-    return write_protocol(protocol, bundle, arts, split_of, result.features, model_dir, split, out, views=views)
+    return write_protocol(protocol, bundle, arts, split_of, result.features, model_dir, split, out, views=views,
+                          progress=True)
 
 
 def write_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of: Sequence[str],
                    features: np.ndarray, model_dir: Any, split: str, out: Any, stem: str = "protocol",
-                   views: np.ndarray | None = None) -> str:
+                   views: np.ndarray | None = None, progress: bool = False) -> str:
     """Run ``protocol`` on embedded artworks and write ``<stem>.json`` and ``<stem>.md`` into
     ``out`` (plain ``vasari evaluate`` writes its per-source table as ``by_source``); returns
     the markdown."""
@@ -284,7 +289,7 @@ def write_protocol(protocol: str, bundle: Any, artworks: Sequence[Any], split_of
     from vasari.inference.consistency import load_artist_spans
 
     report = evaluate_protocol(protocol, bundle, artworks, split_of, features, load_artist_spans(model_dir), split,
-                               views=views)
+                               views=views, progress=progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     text = protocol_markdown(report)

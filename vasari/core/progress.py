@@ -10,12 +10,15 @@ bar with ``make_progress``; off a terminal the same calls print lines such as
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import Progress, TaskID
 from rich.text import Text
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,20 @@ class LineProgress(Progress):
         left = task.time_remaining
         eta = f", about {left:.0f} s left" if left is not None and not task.finished else ""
         self._lines.print(f"{name}: {task.completed:g}{total}, {task.elapsed or 0:.0f} s elapsed{eta}", markup=False)
+
+
+def tracked(items: Sequence[T], description: str, enabled: bool = True) -> Iterator[T]:
+    """``items`` one by one, with a bar advanced after each (plain lines off a terminal) when
+    ``enabled``: for loops of a few long steps, such as the refits of a protocol. Not nested:
+    one live bar at a time."""
+    if not enabled:
+        yield from items
+        return
+    with make_progress(transient=False) as bar:
+        task = bar.add_task(description, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)
 
 
 def make_progress(*columns: Any, disable: bool = False, **kwargs: Any) -> Progress:

@@ -66,14 +66,17 @@ MIN_OUT_OF_SOURCE = 30
 NEVER_ANSWER = 1.01
 
 
-def _pooled_out_of_source(rows: Rows, config: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _pooled_out_of_source(rows: Rows, config: Any,
+                          progress: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per task, (top probability, correct, supported) of every labelled row predicted by
     heads that never saw its source (one refit per source; a label the fold does not know is
     wrong; ``supported``: the fold trained on at least ``SUPPORT`` rows of the row's label)."""
     from vasari.heads.train import train_heads
 
+    from vasari.core.progress import tracked
+
     parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for source in sorted(set(rows.sources.tolist())):
+    for source in tracked(sorted(set(rows.sources.tolist())), "out-of-source refits (one per source)", progress):
         fit = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "train")))
         val = rows.take(np.flatnonzero((rows.sources != source) & (rows.splits == "val")))
         held = rows.take(np.flatnonzero((rows.sources == source) & np.isin(rows.splits, ("train", "val"))))
@@ -113,7 +116,7 @@ def _open_set_threshold(rows: Rows, config: Any, seed: int = 0) -> float | None:
     return tr.threshold_for_false_attribution(scores, FALSE_ATTRIBUTION)
 
 
-def out_of_source_abstention(heads: Any, rows: Rows, config: Any) -> dict[str, dict[str, Any]]:
+def out_of_source_abstention(heads: Any, rows: Rows, config: Any, progress: bool = False) -> dict[str, dict[str, Any]]:
     """Training hook (``HeadConfig.abstention == "out-of-source"``): each head's threshold is
     re-chosen for ``config.target_precision`` on leave-source-out predictions of the train and
     val rows (so the promised precision holds on a collection the model never saw), the
@@ -123,7 +126,7 @@ def out_of_source_abstention(heads: Any, rows: Rows, config: Any) -> dict[str, d
     threshold stays in the head's info (``threshold_val``) beside it; heads changed in place."""
     from vasari.heads.calibration import choose_threshold
 
-    pooled = _pooled_out_of_source(rows, config)
+    pooled = _pooled_out_of_source(rows, config, progress)
     open_set = _open_set_threshold(rows, config) if "artist" in heads.classifiers else None
     chosen = {}
     for task, head in heads.classifiers.items():
