@@ -69,6 +69,12 @@ def test_false_attribution_threshold_answers_the_allowed_share():
     t = tr.threshold_for_false_attribution(unknown, 0.05)
     assert int((unknown >= t).sum()) == 10
     assert tr.threshold_for_false_attribution(unknown, 0.0) > unknown.max()
+    # with 95% confidence: of 200, at most k answered with the exact upper bound of k/200 <= .05
+    # (k = 4: bound .0452; k = 5: bound .0518), so fewer than the point estimate's 10
+    assert tr.allowed_by_upper_bound(200, 0.05, 0.95) == 4
+    assert tr.allowed_by_upper_bound(20, 0.05, 0.95) == 0  # 0 of 20 bounds the share at .139 only: answer none
+    sure = tr.threshold_for_false_attribution(unknown, 0.05, confidence=0.95)
+    assert int((unknown >= sure).sum()) == 4 and sure > t
     known_scores = np.array([0.9, 0.85, 0.3, 0.2])
     score = np.r_[known_scores, unknown]
     known = np.r_[np.ones(4, bool), np.zeros(200, bool)]

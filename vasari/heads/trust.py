@@ -140,15 +140,31 @@ def false_attribution(score: np.ndarray, known: np.ndarray, correct: np.ndarray,
     }
 
 
-def threshold_for_false_attribution(unknown_scores: np.ndarray, limit: float = 0.05) -> float:
+def threshold_for_false_attribution(unknown_scores: np.ndarray, limit: float = 0.05,
+                                    confidence: float | None = None) -> float:
     """The lowest threshold that answers at most ``limit`` of the unknown-artist scores,
-    halfway between two observed scores (never on one)."""
+    halfway between two observed scores (never on one). With ``confidence`` (e.g. .95) the
+    promise holds with that confidence instead of on the sample: the one-sided
+    Clopper-Pearson upper bound of the answered share must be at most ``limit`` (a few hundred
+    paintings of a few artists estimate a 5% share loosely)."""
     s = np.sort(np.asarray(unknown_scores, dtype=np.float64))[::-1]
-    allowed = int(np.floor(limit * len(s)))
+    allowed = int(np.floor(limit * len(s))) if confidence is None else allowed_by_upper_bound(len(s), limit, confidence)
     if allowed >= len(s):
         return float(s[-1]) - 1e-6
     upper = s[allowed - 1] if allowed > 0 else s[0] + 1e-6
     return float((upper + s[allowed]) / 2.0)
+
+
+def allowed_by_upper_bound(n: int, limit: float, confidence: float) -> int:
+    """The most of ``n`` unknown-artist paintings that may be answered while the one-sided
+    Clopper-Pearson ``confidence`` upper bound of the answered share stays at most ``limit``
+    (0 when even none answered cannot show it: then the head answers none of them)."""
+    from scipy.stats import beta
+
+    k = np.arange(n)
+    upper = beta.ppf(confidence, k + 1, n - k)  # bound for k answered of n (k = n: bound 1)
+    ok = np.flatnonzero(upper <= limit)
+    return int(ok[-1]) if len(ok) else 0
 
 
 def period_window(period: str | None) -> tuple[int, int] | None:
