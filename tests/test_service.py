@@ -1074,3 +1074,39 @@ def test_decode_min_side_follows_the_bundle_views():
         sides[views] = decode_min_side({"backbone": spec.to_dict()}, ServiceConfig())
         assert sides[views] == spec.draft_min_side
     assert sides == {"center": 234, "flip": 234, "multicrop": 416}
+
+
+def test_uploads_decode_at_most_decode_threads_at_once(predictor, jpeg, monkeypatch):
+    """Eight requests at once with ``decode_threads=2``: every one is answered, and no more
+    than two decodes ever run together (more threads than cores only take turns with the
+    network's streams: the service's CPU per request rose)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fastapi.testclient import TestClient
+
+    from vasari.service import uploads
+
+    lock, running, most = threading.Lock(), [0], [0]
+    decode = uploads.load_image
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.2)  # long enough for the others to pile up behind the limiter
+            return decode(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(uploads, "load_image", counted)
+    for threads, bound in ((2, lambda m: m <= 2), (8, lambda m: m > 2)):  # 8: the requests do overlap here
+        most[0] = 0
+        app = create_app(predictor, ServiceConfig(decode_threads=threads, warmup=False, shed_wait_s=None))
+        with TestClient(app) as c, ThreadPoolExecutor(8) as pool:
+            post = lambda _: c.post("/api/v1/predict", files={"file": ("a.jpg", jpeg, "image/jpeg")}).status_code
+            assert list(pool.map(post, range(8))) == [200] * 8
+        assert bound(most[0]), (threads, most[0])

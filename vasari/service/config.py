@@ -48,6 +48,9 @@ class ServiceConfig:
     #: streams sat idle ~32% of the time (benchmarks/load.py --saturation on 2 cores, share of
     #: `vasari embed`, 8 / 32 clients: 1 worker 63% / 73%, 2 workers 73% / 78%, 3 workers 76% / 82%).
     inference_workers: int = 3
+    #: Uploads decoded at once (None: one per usable core, as ``vasari embed`` decodes). More
+    #: decode threads than cores only take turns with the network's streams for the same cores.
+    decode_threads: int | None = None
     #: Decode JPEGs at the smallest 1/2^k scale keeping this short side (None: derived from
     #: the backbone's input size and crop; 0: always decode at full resolution).
     decode_min_side: int | None = None

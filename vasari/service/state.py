@@ -130,6 +130,8 @@ class ServiceState:
     thumbnails: ThumbnailRegistry = field(init=False)
     #: explanation scores per upload (``vasari.explain.cache``), shared by the explain route
     explain_cache: ScoreCache = field(init=False)
+    #: bounds the decodes running at once (``decode_limiter``; made in the event loop)
+    _decode_limiter: Any = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         config = self.config
@@ -144,6 +146,17 @@ class ServiceState:
         self.image_limits = ImageLimits(max_pixels=config.max_pixels, max_bytes=max(config.max_upload_bytes, 1))
         self.thumbnails = ThumbnailRegistry(self.thumbnail_roots)
         self.explain_cache = ScoreCache(config.explain_cache_size)
+
+    def decode_limiter(self) -> Any:
+        """The thread limiter uploads are decoded under (``ServiceConfig.decode_threads``;
+        created on first use, inside the event loop, as anyio requires)."""
+        if self._decode_limiter is None:
+            import anyio
+
+            from vasari.features.engines import usable_cpus
+
+            self._decode_limiter = anyio.CapacityLimiter(self.config.decode_threads or usable_cpus())
+        return self._decode_limiter
 
     @property
     def lazy(self) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vasari.core.images import ImageError, load_image
@@ -100,7 +100,8 @@ async def decode_upload(state: "ServiceState", data: bytes, name: str, prepare: 
     if len(data) > config.max_upload_bytes:
         raise BodyTooLarge(config.max_upload_bytes, len(data))
     try:
-        image = await run_in_threadpool(decode_and_prepare if prepare else decode_only, state, data)
+        image = await anyio.to_thread.run_sync(decode_and_prepare if prepare else decode_only, state, data,
+                                               limiter=state.decode_limiter())
     except ImageError as exc:
         message = str(exc).replace("<bytes>", name)
         code = exc.code
