@@ -54,13 +54,13 @@ from vasari.dataset.clean import cross_artist_duplicates
 from vasari.features.augment import AugmentConfig
 from vasari.heads import HeadConfig, choose_threshold, train_heads
 from vasari.heads import trust as tr
+from vasari.heads.abstention import SUPPORT, supported_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "runs" / "trust"
 RESULTS = ROOT / "benchmarks" / "results" / "trust.json"
 SOURCES = ("louvre", "aic", "wga", "wga_thumbs", "artists7", "wikiart")
 TARGET = 0.9
-SUPPORT = 30
 
 
 @dataclass
@@ -490,8 +490,7 @@ def leave_source_out(data: Data, variant: Variant, placeholders: set[int]) -> tu
                     originals=variant.originals, augment_tasks=variant.augment_tasks)
         rows = np.flatnonzero(~others)
         pred = predict(heads, X[rows], X[train])
-        support = {t: {c for c, n in Counter(l for l in labels if l).items() if n >= SUPPORT}
-                   for t, labels in data.take_labels(train, pred["train_counts"], drop).items()}
+        support = {t: supported_labels(labels) for t, labels in data.take_labels(train, pred["train_counts"], drop).items()}
         base = decide(pred, pred["thresholds"], data.spans, False)
         val_pred = predict(heads, X[val], X[train])
         folds.append({"source": s, "rows": rows, "pred": pred, "support": support,

@@ -7,8 +7,8 @@ one-answer rule, the year shown), per source and task:
 
 * ``grouped``: the given heads on the given rows (e.g. the test split);
 * ``leave-source-out``: for each source, heads refit on the train/val rows of the *other*
-  sources and scored on it; per task also which of its labels the others support (at least
-  ``SUPPORT`` training examples) and how often unsupported labels are answered (the honest
+  sources and scored on it; per task also which of its labels the others support
+  (``vasari.heads.abstention.supported_labels``: at least 30 training examples) and how often unsupported labels are answered (the honest
   answer there is "unknown");
 * ``leave-artists-out``: about 20% of the artists with at least 10 works held out with all
   their works; false attribution (share of their paintings given an artist verdict) and the
@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from vasari.heads import trust as tr
-from vasari.heads.abstention import SUPPORT, Rows
+from vasari.heads.abstention import Rows, supported_labels
 PROTOCOLS = ("grouped", "leave-source-out", "leave-artists-out")
 
 
@@ -110,8 +110,7 @@ def leave_source_out(rows: Rows, config: Any, spans: Mapping[str, tuple[int, int
         if len(fit.X) == 0 or len(val.X) == 0:
             continue
         heads = _train_like_the_bundle(fit, val, rows.take(np.flatnonzero(rows.sources != source)), config)
-        counts = {t: Counter(v for v in fit.labels.get(t, []) if v) for t in heads.tasks}
-        support = {t: {c for c, n in counts[t].items() if n >= SUPPORT} for t in heads.tasks}
+        support = {t: supported_labels(fit.labels.get(t, [])) for t in heads.tasks}
         supported[source] = {t: sorted(v) for t, v in support.items()}
         never[source] = never_answering(heads)
         flags = {t: np.array([y in support.get(t, ()) for y in held.labels.get(t, [None] * len(held.X))]) for t in heads.tasks}

@@ -299,11 +299,10 @@ def _placeholder_line(artworks: list, cache_dir: Path | None) -> str:
     #14), or why they cannot be counted yet."""
     from vasari.features import EmbeddingCache, backbone_spec
     from vasari.features.cache import CacheError
-    from vasari.features.spec import default_cache_dir
     from vasari.pipeline import cached_placeholders
 
     spec = backbone_spec()
-    folder = cache_dir or default_cache_dir() / "embeddings" / spec.key()
+    folder = cache_dir or EmbeddingCache.default_dir(spec)
     if not folder.is_dir():
         return (f"placeholder cards: not counted (no embedding cache at {folder}; `vasari train` or "
                 "`vasari embed` fills it, then this counts them)")

@@ -86,15 +86,19 @@ class Explainer:
         """Pictures' worth of network work ``explain(..., key=key)`` will take: 1 when the
         cache holds this picture's scores, else the picture and its occluded copies (what a
         server books for it, so a repeated "Why?" is not shed as if it ran the network)."""
-        cached = (self.cache is not None and key is not None
-                  and self.cache.get((key, self.config.grid, self.config.patch), self.predictor) is not None)
-        return 1 if cached else self.config.copies + 1
+        if self.cache is None or key is None or self.cache.get(self._cache_key(key), self.predictor) is None:
+            return self.config.copies + 1
+        return 1
+
+    def _cache_key(self, key: str) -> tuple:
+        """The cache entry of picture ``key`` under this explainer's grid (scores differ per grid)."""
+        return key, self.config.grid, self.config.patch
 
     def _cached_score(self, image: "Image.Image", key: str | None) -> Scores:
         """``_score``, or the scores the cache holds for ``key`` under this predictor and grid."""
         if self.cache is None or key is None:
             return self._score(image)
-        cache_key = (key, self.config.grid, self.config.patch)
+        cache_key = self._cache_key(key)
         scores = self.cache.get(cache_key, self.predictor)
         if scores is None:
             scores = self._score(image)

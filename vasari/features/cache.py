@@ -99,8 +99,14 @@ class EmbeddingCache:
 
     @classmethod
     def default(cls, spec: BackboneSpec, **kwargs: Any) -> "EmbeddingCache":
-        """The per-spec cache under the user cache dir (``<cache>/embeddings/<spec key>``)."""
-        return cls(default_cache_dir() / "embeddings" / spec.key(), spec, **kwargs)
+        """The per-spec cache under the user cache dir (``default_dir``)."""
+        return cls(cls.default_dir(spec), spec, **kwargs)
+
+    @staticmethod
+    def default_dir(spec: BackboneSpec) -> Path:
+        """Where ``default`` keeps ``spec``'s vectors (``<cache>/embeddings/<spec key>``), for
+        readers that must not create it."""
+        return default_cache_dir() / "embeddings" / spec.key()
 
     # -- opening
     def _open(self) -> None:

@@ -7,8 +7,8 @@ leave-source-out predictions of the training rows, and the artist's also on an i
 leave-artists-out split (false attribution at most .05). The artist's out-of-source precision
 is chosen on the artists another source knows (``SUPPORT`` rows): most artists come from one
 source, so pooled over every row it mostly measured unknown artists, the open-set threshold's
-job, and left the bundle answering 6% of known artists' paintings at 0.9% false attribution. ``Rows`` is the labelled-rows
-container the evaluation protocols (``vasari.protocols``) share.
+job, and left the bundle answering 6% of known artists' paintings at 0.9% false attribution.
+``Rows`` is the labelled-rows container the evaluation protocols (``vasari.protocols``) share.
 
 **Single-source labels abstain.** A task with fewer than ``MIN_OUT_OF_SOURCE`` labelled
 out-of-source predictions (its labels come from one source, or nearly: style is WikiArt's)
@@ -58,6 +58,14 @@ def training_views(fit: Rows, config: Any) -> np.ndarray | None:
 
 #: A label is "supported" by a training set with at least this many examples of it.
 SUPPORT = 30
+
+
+def supported_labels(labels: Sequence[str | None]) -> set[str]:
+    """The labels a training set supports: at least ``SUPPORT`` rows of each (the rule the
+    protocols report by and the artist's out-of-source precision is chosen on)."""
+    return {label for label, n in Counter(v for v in labels if v).items() if n >= SUPPORT}
+
+
 #: Open-set artists: at most this share of held-out artists' paintings may get an artist verdict,
 FALSE_ATTRIBUTION = 0.05
 #: ... with this confidence (a one-sided upper bound on the inner held-out artists' share: the
@@ -74,9 +82,8 @@ def _pooled_out_of_source(rows: Rows, config: Any,
     """Per task, (top probability, correct, supported) of every labelled row predicted by
     heads that never saw its source (one refit per source; a label the fold does not know is
     wrong; ``supported``: the fold trained on at least ``SUPPORT`` rows of the row's label)."""
-    from vasari.heads.train import train_heads
-
     from vasari.core.progress import tracked
+    from vasari.heads.train import train_heads
 
     parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
     for source in tracked(sorted(set(rows.sources.tolist())), "out-of-source refits (one per source)", progress):
@@ -91,8 +98,8 @@ def _pooled_out_of_source(rows: Rows, config: Any,
         for task, p in proba.items():
             y = tr.encode(held.labels[task], heads.classifiers[task].classes)
             m = y >= -1
-            counts = Counter(v for v in fit.labels[task] if v)
-            supported = np.array([counts[v] >= SUPPORT for v in held.labels[task]])
+            support = supported_labels(fit.labels[task])
+            supported = np.array([v in support for v in held.labels[task]])
             parts.setdefault(task, []).append((p.max(axis=1)[m], (p.argmax(axis=1) == y)[m], supported[m]))
     return {t: tuple(np.concatenate([part[i] for part in v]) for i in range(3)) for t, v in parts.items()}
 

@@ -168,6 +168,19 @@ def with_augmented_views(
     return X, labels, years
 
 
+def _classifier_rows(
+    X_train: np.ndarray, labels_train: Mapping[str, Sequence[str | None]], views_train: np.ndarray | None,
+    tasks: Sequence[str],
+) -> tuple[np.ndarray, Mapping[str, Sequence[str | None]]]:
+    """The rows the classifiers learn from: the train rows, followed by their views (labelled
+    for ``tasks`` only) when there are views; rows that failed to embed dropped. The views are
+    aligned with the train rows before any row goes, so they are added first."""
+    if views_train is not None:
+        X_train, labels_train, _ = with_augmented_views(X_train, labels_train, None,
+                                                        np.asarray(views_train, dtype=np.float32), tasks)
+    return _drop_failed_rows(X_train, labels_train, None)[:2]
+
+
 def train_heads(
     X_train: np.ndarray,
     labels_train: Mapping[str, Sequence[str | None]],
@@ -226,12 +239,8 @@ def _train_heads(
             raise TrainError(f"labels for {task!r} have {len(labs)} rows, features have {n}")
     if years_train is not None and len(years_train) != n:
         raise TrainError(f"years_train has {len(years_train)} rows, features have {n}")
-    if views_train is not None:
-        X_fit, labels_fit, _ = _drop_failed_rows(*with_augmented_views(
-            X_train, labels_train, None, np.asarray(views_train, dtype=np.float32), config.augment_tasks))
+    X_fit, labels_fit = _classifier_rows(X_train, labels_train, views_train, config.augment_tasks)
     X_train, labels_train, years_train = _drop_failed_rows(X_train, labels_train, years_train)
-    if views_train is None:
-        X_fit, labels_fit = X_train, labels_train
     if X_val is not None:
         X_val = np.asarray(X_val, dtype=np.float32)
         if X_val.ndim != 2 or X_val.shape[1] != X_train.shape[1]:
@@ -248,7 +257,7 @@ def _train_heads(
     Z = transform(X_train)
     Zv = transform(X_val) if X_val is not None else None
     basis = PrincipalBasis(Z)
-    Zr = basis(Z if X_fit is X_train else transform(X_fit))
+    Zr = basis(Z if views_train is None else transform(X_fit))
     Zvr = basis(Zv) if Zv is not None else None
 
     classifiers: dict[str, LinearHead] = {}
